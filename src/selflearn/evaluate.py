@@ -1,0 +1,100 @@
+"""The eval harness behind ``selflearn eval SUITE --json``: one contract, a registry that suites add themselves to.
+
+Every headline number in the README comes from here. A suite is a function ``(EvalConfig) -> EvalResult`` living
+in ``selflearn.suites.<name>``, registered with ``@suite("name")``; suites measure against gold, learners never do.
+Progress goes to stderr so stdout carries exactly one JSON object.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from selflearn import suites as _suites_pkg
+
+Number = int | float
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    seed: int = 0
+    quick: bool = False
+    home: Path | None = None
+    work_dir: Path | None = None
+
+
+@dataclass
+class EvalResult:
+    n: int
+    metrics: dict[str, Number]
+    baseline: dict[str, Number] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    suite: str
+    seed: int
+    n: int
+    seconds: float
+    metrics: dict[str, Number]
+    baseline: dict[str, Number]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "suite": self.suite,
+                "seed": self.seed,
+                "n": self.n,
+                "seconds": round(self.seconds, 3),
+                "metrics": self.metrics,
+                "baseline": self.baseline,
+            },
+            sort_keys=False,
+        )
+
+
+SuiteFn = Callable[[EvalConfig], EvalResult]
+_REGISTRY: dict[str, SuiteFn] = {}
+
+
+def suite(name: str) -> Callable[[SuiteFn], SuiteFn]:
+    def register(fn: SuiteFn) -> SuiteFn:
+        if name in _REGISTRY and _REGISTRY[name] is not fn:
+            raise ValueError(f"eval suite {name!r} registered twice")
+        _REGISTRY[name] = fn
+        return fn
+
+    return register
+
+
+def available() -> list[str]:
+    for mod in pkgutil.iter_modules(_suites_pkg.__path__):
+        importlib.import_module(f"{_suites_pkg.__name__}.{mod.name}")
+    return sorted(_REGISTRY)
+
+
+def run(name: str, config: EvalConfig) -> Report:
+    names = available()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown eval suite {name!r}; available: {', '.join(names)}")
+    start = time.perf_counter()
+    result = _REGISTRY[name](config)
+    seconds = time.perf_counter() - start
+    return Report(name, config.seed, result.n, seconds, _clean(result.metrics), _clean(result.baseline))
+
+
+def _clean(values: dict[str, Number]) -> dict[str, Number]:
+    """Plain JSON numbers (no numpy scalars, no NaN: a missing value is a bug to surface, not to print)."""
+    out: dict[str, Number] = {}
+    for key, value in values.items():
+        number = int(value) if isinstance(value, bool) else value
+        as_float = float(number)
+        if as_float != as_float:
+            raise ValueError(f"metric {key!r} is NaN")
+        out[key] = int(number) if float(number).is_integer() and isinstance(number, int) else round(as_float, 6)
+    return out

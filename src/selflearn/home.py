@@ -1,0 +1,169 @@
+"""Home configuration: areas, devices, the assistant endpoints people talk to, and the people who live there.
+
+A home is plain YAML (see ``docs/homes.md``) so that a user can describe their own home and run any eval suite on it
+with ``--home PATH``. The runtime reads devices and areas for NLU slot lists and entity resolution; device ``state``
+is the live state the executor changes and the context re-ranker reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from selflearn.schema import DeviceType
+
+Domain = Literal[
+    "light",
+    "switch",
+    "fan",
+    "cover",
+    "climate",
+    "lock",
+    "media_player",
+    "vacuum",
+    "oven",
+    "coffee_maker",
+    "sensor",
+    "valve",
+    "scene",
+    "script",
+    "todo",
+]
+
+SHIPPED_HOMES_DIR = Path(__file__).parent / "data" / "homes"
+
+
+class HomeError(ValueError):
+    """A home file that cannot be used, with the reason in words a user can act on."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Area(_Config):
+    id: str
+    name: str
+    floor: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+
+
+class Device(_Config):
+    """Something the assistant can act on or ask about."""
+
+    id: str
+    name: str
+    domain: Domain
+    area: str
+    aliases: list[str] = Field(default_factory=list)
+    capabilities: list[str] = Field(default_factory=list)
+    state: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name, *self.aliases]
+
+
+class Endpoint(_Config):
+    """A microphone people talk to: a smart speaker, a screen, a TV."""
+
+    id: str
+    type: DeviceType
+    area: str
+    name: str = ""
+
+
+class Routine(_Config):
+    """A request a person habitually makes around a time of day (``HH:MM``), on some days of the week."""
+
+    at: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    say: str
+    days: list[int] = Field(default_factory=lambda: list(range(7)))
+    probability: float = Field(default=0.8, ge=0.0, le=1.0)
+
+
+class Person(_Config):
+    id: str
+    name: str
+    endpoints: list[str] = Field(default_factory=list, description="Endpoint ids this person usually talks to.")
+    habits: dict[str, str] = Field(
+        default_factory=dict, description="Stable tastes, e.g. music_genre: jazz, team: Warriors, cuisine: Italian."
+    )
+    routines: list[Routine] = Field(default_factory=list)
+    city: str | None = None
+
+
+class Home(_Config):
+    id: str
+    name: str = ""
+    city: str = ""
+    timezone: str = "UTC"
+    areas: list[Area]
+    devices: list[Device]
+    endpoints: list[Endpoint]
+    people: list[Person] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Home:
+        area_ids = {a.id for a in self.areas}
+        for kind, items in (("area", self.areas), ("device", self.devices), ("endpoint", self.endpoints)):
+            ids = [i.id for i in items]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} id(s): {', '.join(dupes)}")
+        placed: list[Device | Endpoint] = [*self.devices, *self.endpoints]
+        for item in placed:
+            if item.area not in area_ids:
+                raise ValueError(f"{item.id!r} is in unknown area {item.area!r} (known: {', '.join(sorted(area_ids))})")
+        endpoint_ids = {e.id for e in self.endpoints}
+        for person in self.people:
+            unknown = [e for e in person.endpoints if e not in endpoint_ids]
+            if unknown:
+                raise ValueError(f"person {person.id!r} uses unknown endpoint(s) {unknown}")
+        return self
+
+    def area(self, area_id: str) -> Area:
+        return next(a for a in self.areas if a.id == area_id)
+
+    def device(self, device_id: str) -> Device:
+        return next(d for d in self.devices if d.id == device_id)
+
+    def endpoint(self, endpoint_id: str) -> Endpoint:
+        for e in self.endpoints:
+            if e.id == endpoint_id:
+                return e
+        raise HomeError(f"home {self.id!r} has no endpoint {endpoint_id!r}")
+
+    def person(self, person_id: str) -> Person:
+        for p in self.people:
+            if p.id == person_id:
+                return p
+        raise HomeError(f"home {self.id!r} has no person {person_id!r}")
+
+    def devices_in(self, area_id: str) -> Iterator[Device]:
+        return (d for d in self.devices if d.area == area_id)
+
+
+def load_home(path: str | Path) -> Home:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise HomeError(f"cannot read home file {path}: {e}") from e
+    try:
+        return Home.model_validate(data)
+    except ValidationError as e:
+        raise HomeError(f"invalid home file {path}:\n{e}") from e
+
+
+def shipped_homes() -> list[Home]:
+    """The hand-written homes that ship with selflearn, in name order (stable for seeding)."""
+    return [load_home(p) for p in sorted(SHIPPED_HOMES_DIR.glob("*.yaml"))]
+
+
+def dump_home(home: Home, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(home.model_dump(exclude_defaults=True), sort_keys=False), encoding="utf-8")

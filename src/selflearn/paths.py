@@ -1,0 +1,23 @@
+"""Where selflearn keeps its data on this machine: one data dir, overridable per command or by environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+
+def data_dir() -> Path:
+    root = os.environ.get("SELFLEARN_HOME")
+    return Path(root) if root else Path(user_data_dir("selflearn", appauthor=False))
+
+
+def default_db() -> Path:
+    env = os.environ.get("SELFLEARN_DB")
+    return Path(env) if env else data_dir() / "logs.duckdb"
+
+
+def default_artifacts() -> Path:
+    env = os.environ.get("SELFLEARN_ARTIFACTS")
+    return Path(env) if env else data_dir() / "artifacts"

@@ -1,0 +1,278 @@
+"""The interaction-log records: Turn (what the assistant saw and did), Gold (simulator truth, eval only), Feedback.
+
+Turns are what learners read. Gold is written only by the simulator (or a human annotation effort) and read only by
+evaluation code; it shares ``turn_id`` with the turn it describes. Every record carries ``schema_version`` so that
+old logs stay readable when fields are added.
+
+JSON-valued fields (slots, entities, device state, traces) are dicts in Python and canonical JSON strings in Arrow
+and Parquet, so a JSONL -> Parquet -> JSONL round trip is exact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+MAX_TEXT_CHARS = 10_000
+MAX_LATENCY_MS = 600_000.0
+MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
+
+DeviceType = Literal["speaker", "screen", "display", "phone", "car", "watch", "tv"]
+RewriteSource = Literal["none", "global", "personal", "feedback", "teach"]
+ResultStatus = Literal[
+    "success",  # the request was understood and carried out
+    "no_match",  # NLU found no intent
+    "no_entity",  # entity resolution found no device/area/item
+    "failed",  # the action was attempted and failed on the device
+    "unsupported",  # understood, but the home cannot do it (impossible request)
+    "ignored",  # nothing addressed to the assistant (e.g. a false wake with no speech)
+    "feedback",  # the turn answered a feedback question
+    "teach",  # the turn taught a preference
+]
+ExplicitFeedback = Literal["yes", "no", "correction", "unsatisfied"]
+FailurePoint = Literal["false_wake", "asr", "nlu", "er", "result", "correct"]
+FeedbackKind = Literal["yes", "no", "correction", "teach"]
+
+JsonDict = dict[str, Any]
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value, so stored JSON compares and round-trips exactly."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_ts(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware (UTC)")
+    value = value.astimezone(UTC)
+    if not MIN_TS <= value < MAX_TS:
+        raise ValueError(f"timestamp {value.isoformat()} outside {MIN_TS.year}..{MAX_TS.year - 1}")
+    return value
+
+
+class LogRecord(BaseModel):
+    """Shared rules: no unknown fields, immutable, bounded text, JSON fields also accepted in their string form."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_TEXT_CHARS)
+    json_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decode_json_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(isinstance(data.get(k), str) for k in cls.json_fields):
+            data = dict(data)
+            for k in cls.json_fields:
+                if isinstance(data.get(k), str):
+                    data[k] = json.loads(data[k])
+        return data
+
+
+class Turn(LogRecord):
+    """One utterance and everything the runtime decided about it. The only record learners read."""
+
+    turn_id: str = Field(min_length=1, max_length=128)
+    dialogue_id: str = Field(min_length=1, max_length=128)
+    session_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128)
+    home_id: str = Field(min_length=1, max_length=128)
+    device_id: str = Field(min_length=1, max_length=128)
+    device_type: DeviceType
+    ts: datetime
+    area: str | None = None
+    asr_text: str
+    asr_confidence: float = Field(ge=0.0, le=1.0)
+    rewritten_text: str | None = None
+    rewrite_source: RewriteSource = "none"
+    nlu_intent: str | None = None
+    nlu_slots: JsonDict = Field(default_factory=dict)
+    nlu_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    resolved_entities: JsonDict = Field(default_factory=dict)
+    result_status: ResultStatus
+    response_text: str = ""
+    barge_in: bool = False
+    response_latency_ms: float = Field(ge=0.0, le=MAX_LATENCY_MS)
+    device_state_snapshot: JsonDict = Field(default_factory=dict)
+    explicit_feedback: ExplicitFeedback | None = None
+    trace: JsonDict = Field(
+        default_factory=dict,
+        description="Per-stage decisions (top-k NLU hypotheses, ER scores, context features) for failure analysis.",
+    )
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+
+    json_fields: ClassVar[tuple[str, ...]] = ("nlu_slots", "resolved_entities", "device_state_snapshot", "trace")
+
+    @field_validator("ts")
+    @classmethod
+    def _valid_ts(cls, value: datetime) -> datetime:
+        return _check_ts(value)
+
+    @field_serializer("ts")
+    def _ser_ts(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class Gold(LogRecord):
+    """The truth behind a turn, known to the simulator. Evaluation reads it; learners never do."""
+
+    turn_id: str = Field(min_length=1, max_length=128)
+    true_text: str
+    true_intent: str | None = None
+    true_slots: JsonDict = Field(default_factory=dict)
+    failure_point: FailurePoint
+    goal_id: str = Field(min_length=1, max_length=128)
+    goal_success: bool
+    is_rephrase_of: str | None = None
+    is_impossible: bool = False
+    annotator_labels: JsonDict = Field(
+        default_factory=dict,
+        description="Simulated human annotators' labels (e.g. single/majority goal success), for baselines.",
+    )
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+
+    json_fields: ClassVar[tuple[str, ...]] = ("true_slots", "annotator_labels")
+
+
+class Feedback(LogRecord):
+    """An explicit statement by the user about a turn: yes/no to "Did I answer?", a correction, or a teaching."""
+
+    feedback_id: str = Field(min_length=1, max_length=128)
+    turn_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128)
+    ts: datetime
+    kind: FeedbackKind
+    text: str = ""
+    correction_text: str | None = None
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+
+    @field_validator("ts")
+    @classmethod
+    def _valid_ts(cls, value: datetime) -> datetime:
+        return _check_ts(value)
+
+    @field_serializer("ts")
+    def _ser_ts(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+Record = Turn | Gold | Feedback
+R = TypeVar("R", Turn, Gold, Feedback)
+
+_TS = pa.timestamp("us", tz="UTC")
+ARROW_SCHEMAS: dict[type[LogRecord], pa.Schema] = {
+    Turn: pa.schema(
+        [
+            ("turn_id", pa.string(), False),
+            ("dialogue_id", pa.string(), False),
+            ("session_id", pa.string(), False),
+            ("user_id", pa.string(), False),
+            ("home_id", pa.string(), False),
+            ("device_id", pa.string(), False),
+            ("device_type", pa.string(), False),
+            ("ts", _TS, False),
+            ("area", pa.string()),
+            ("asr_text", pa.string(), False),
+            ("asr_confidence", pa.float64(), False),
+            ("rewritten_text", pa.string()),
+            ("rewrite_source", pa.string(), False),
+            ("nlu_intent", pa.string()),
+            ("nlu_slots", pa.string(), False),
+            ("nlu_confidence", pa.float64(), False),
+            ("resolved_entities", pa.string(), False),
+            ("result_status", pa.string(), False),
+            ("response_text", pa.string(), False),
+            ("barge_in", pa.bool_(), False),
+            ("response_latency_ms", pa.float64(), False),
+            ("device_state_snapshot", pa.string(), False),
+            ("explicit_feedback", pa.string()),
+            ("trace", pa.string(), False),
+            ("schema_version", pa.int32(), False),
+        ]
+    ),
+    Gold: pa.schema(
+        [
+            ("turn_id", pa.string(), False),
+            ("true_text", pa.string(), False),
+            ("true_intent", pa.string()),
+            ("true_slots", pa.string(), False),
+            ("failure_point", pa.string(), False),
+            ("goal_id", pa.string(), False),
+            ("goal_success", pa.bool_(), False),
+            ("is_rephrase_of", pa.string()),
+            ("is_impossible", pa.bool_(), False),
+            ("annotator_labels", pa.string(), False),
+            ("schema_version", pa.int32(), False),
+        ]
+    ),
+    Feedback: pa.schema(
+        [
+            ("feedback_id", pa.string(), False),
+            ("turn_id", pa.string(), False),
+            ("user_id", pa.string(), False),
+            ("ts", _TS, False),
+            ("kind", pa.string(), False),
+            ("text", pa.string(), False),
+            ("correction_text", pa.string()),
+            ("schema_version", pa.int32(), False),
+        ]
+    ),
+}
+RECORD_TYPES: dict[str, type[Turn] | type[Gold] | type[Feedback]] = {
+    "turns": Turn,
+    "gold": Gold,
+    "feedback": Feedback,
+}
+
+
+def to_row(record: LogRecord) -> dict[str, Any]:
+    """A record as an Arrow-ready row: JSON fields as canonical strings, timestamps as datetimes."""
+    row = dict(record.__dict__)
+    for name in record.json_fields:
+        row[name] = canonical_json(row[name])
+    return row
+
+
+def to_arrow(records: Iterable[LogRecord], kind: type[LogRecord]) -> pa.Table:
+    rows = [to_row(r) for r in records]
+    schema = ARROW_SCHEMAS[kind]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def from_arrow(table: pa.Table, kind: type[R]) -> list[R]:
+    return [kind.model_validate(row) for row in table.to_pylist()]
+
+
+def write_jsonl(records: Iterable[LogRecord], path: str | Path) -> int:
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(record.model_dump_json())
+            f.write("\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str | Path, kind: type[R]) -> Iterator[R]:
+    """Strict reader for trusted files (our own output). Untrusted logs go through ``store.ingest``."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield kind.model_validate_json(line)
+
+
+def write_parquet(records: Iterable[LogRecord], path: str | Path, kind: type[LogRecord]) -> int:
+    table = to_arrow(records, kind)
+    pq.write_table(table, path, compression="zstd")
+    return table.num_rows
+
+
+def read_parquet(path: str | Path, kind: type[R]) -> list[R]:
+    return from_arrow(pq.read_table(path), kind)
