@@ -14,11 +14,11 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 10_000
@@ -59,6 +59,9 @@ def _check_ts(value: datetime) -> datetime:
     return value
 
 
+Timestamp = Annotated[datetime, AfterValidator(_check_ts), PlainSerializer(datetime.isoformat, return_type=str)]
+
+
 class LogRecord(BaseModel):
     """Shared rules: no unknown fields, immutable, bounded text, JSON fields also accepted in their string form."""
 
@@ -86,7 +89,7 @@ class Turn(LogRecord):
     home_id: str = Field(min_length=1, max_length=128)
     device_id: str = Field(min_length=1, max_length=128)
     device_type: DeviceType
-    ts: datetime
+    ts: Timestamp
     area: str | None = None
     asr_text: str
     asr_confidence: float = Field(ge=0.0, le=1.0)
@@ -109,15 +112,6 @@ class Turn(LogRecord):
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
 
     json_fields: ClassVar[tuple[str, ...]] = ("nlu_slots", "resolved_entities", "device_state_snapshot", "trace")
-
-    @field_validator("ts")
-    @classmethod
-    def _valid_ts(cls, value: datetime) -> datetime:
-        return _check_ts(value)
-
-    @field_serializer("ts")
-    def _ser_ts(self, value: datetime) -> str:
-        return value.isoformat()
 
 
 class Gold(LogRecord):
@@ -147,24 +141,38 @@ class Feedback(LogRecord):
     feedback_id: str = Field(min_length=1, max_length=128)
     turn_id: str = Field(min_length=1, max_length=128)
     user_id: str = Field(min_length=1, max_length=128)
-    ts: datetime
+    ts: Timestamp
     kind: FeedbackKind
     text: str = ""
     correction_text: str | None = None
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
 
-    @field_validator("ts")
-    @classmethod
-    def _valid_ts(cls, value: datetime) -> datetime:
-        return _check_ts(value)
 
-    @field_serializer("ts")
-    def _ser_ts(self, value: datetime) -> str:
-        return value.isoformat()
+PreferenceKind = Literal[
+    "team",  # "I'm a Warriors fan" -> value "Golden State Warriors"
+    "cuisine",  # "I like Italian food" -> "Italian"
+    "music_genre",  # "my favourite music is jazz" -> "jazz"
+    "place",  # "Wilkerson is the one in California" -> key "wilkerson", value "Wilkerson, California"
+    "device_alias",  # "the big light is the living room ceiling light" -> key "big light", value a device id
+    "phrase",  # "when I say movie night I mean ..." -> key "movie night", value the utterance(s) it stands for
+]
+
+
+class Preference(LogRecord):
+    """What one user taught the assistant. Per user by construction: every lookup is keyed by ``user_id``."""
+
+    user_id: str = Field(min_length=1, max_length=128)
+    kind: PreferenceKind
+    key: str = Field(default="", max_length=200, description="The phrase the preference applies to, if any.")
+    value: str = Field(min_length=1, max_length=1000)
+    scope: str = Field(default="*", description="A home id, or * for every home of this user.")
+    ts: Timestamp
+    source: Literal["statement", "guided", "moment", "correction"] = "statement"
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
 
 
 Record = Turn | Gold | Feedback
-R = TypeVar("R", Turn, Gold, Feedback)
+R = TypeVar("R", Turn, Gold, Feedback, Preference)
 
 _TS = pa.timestamp("us", tz="UTC")
 ARROW_SCHEMAS: dict[type[LogRecord], pa.Schema] = {
@@ -224,11 +232,24 @@ ARROW_SCHEMAS: dict[type[LogRecord], pa.Schema] = {
             ("schema_version", pa.int32(), False),
         ]
     ),
+    Preference: pa.schema(
+        [
+            ("user_id", pa.string(), False),
+            ("kind", pa.string(), False),
+            ("key", pa.string(), False),
+            ("value", pa.string(), False),
+            ("scope", pa.string(), False),
+            ("ts", _TS, False),
+            ("source", pa.string(), False),
+            ("schema_version", pa.int32(), False),
+        ]
+    ),
 }
-RECORD_TYPES: dict[str, type[Turn] | type[Gold] | type[Feedback]] = {
+RECORD_TYPES: dict[str, type[Turn] | type[Gold] | type[Feedback] | type[Preference]] = {
     "turns": Turn,
     "gold": Gold,
     "feedback": Feedback,
+    "preferences": Preference,
 }
 
 
