@@ -1,0 +1,63 @@
+"""Rewriting utterances before NLU: the offline miner writes rewrite tables, the online rewriter reads them.
+
+The table format is the contract between the two (artifact files ``rewrites/global.parquet`` and
+``personal/<user_id>/rewrites.parquet``). Sources and targets are ``selflearn.text.normalize`` forms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+GLOBAL_TABLE = Path("rewrites") / "global.parquet"
+PERSONAL_DIR = Path("personal")
+PERSONAL_TABLE_NAME = "rewrites.parquet"
+
+REWRITE_SCHEMA = pl.Schema(
+    {
+        "source": pl.String(),  # normalised utterance form that tends to fail
+        "target": pl.String(),  # normalised form to send to NLU instead
+        "probability": pl.Float64(),  # P(absorbed in target | started in source), absorbing Markov chain
+        "support": pl.Int64(),  # rephrase chains from source that ended in target
+        "distinct_users": pl.Int64(),  # users behind those chains (k-anonymity for the global layer)
+        "source_intent": pl.String(),  # most frequent NLU intent of the source form (null: no match)
+        "target_intent": pl.String(),  # most frequent NLU intent of the target when it succeeded
+        "layer": pl.String(),  # "global" | "personal"
+        "user_id": pl.String(),  # null for the global layer
+    }
+)
+
+
+def empty_table() -> pl.DataFrame:
+    return pl.DataFrame(schema=REWRITE_SCHEMA)
+
+
+def personal_path(root: Path, user_id: str) -> Path:
+    """Per-user data lives under ``personal/<user_id>/`` so ``ArtifactStore.forget_user`` can delete it."""
+    return root / PERSONAL_DIR / user_id / PERSONAL_TABLE_NAME
+
+
+def write_tables(root: Path, global_table: pl.DataFrame, personal: pl.DataFrame) -> list[Path]:
+    """Write the global table and one file per user of the personal table (columns in ``REWRITE_SCHEMA`` order)."""
+    written = []
+    path = root / GLOBAL_TABLE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    global_table.select(list(REWRITE_SCHEMA)).cast(REWRITE_SCHEMA).write_parquet(path)
+    written.append(path)
+    for (user_id,), rows in personal.partition_by("user_id", as_dict=True).items():
+        path = personal_path(root, str(user_id))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows.select(list(REWRITE_SCHEMA)).cast(REWRITE_SCHEMA).write_parquet(path)
+        written.append(path)
+    return written
+
+
+def read_global(root: Path) -> pl.DataFrame:
+    path = root / GLOBAL_TABLE
+    return pl.read_parquet(path).cast(REWRITE_SCHEMA) if path.exists() else empty_table()
+
+
+def read_personal(root: Path, user_id: str) -> pl.DataFrame:
+    path = personal_path(root, user_id)
+    return pl.read_parquet(path).cast(REWRITE_SCHEMA) if path.exists() else empty_table()
