@@ -1,0 +1,350 @@
+"""Online rewriting: before NLU, replace an utterance that tends to fail with the form that worked instead.
+
+Two layers, checked in order: **personal** (this user's own rephrases: "weather in wilkerson" -> "weather in
+wilkerson california" for the person who lives there) and **global** (k-anonymous rules mined over all users).
+Per layer: an exact hit on a known failing form needs no encoding; otherwise the utterance is encoded (MiniLM,
+int8 ONNX, cached) and its nearest failing forms come from a faiss index (flat below ``flat_limit`` forms, IVF
+above). Each candidate's rule is *transferred* to the utterance (the source->target token edit is applied where
+the utterance contains the edited span: "turn off the kitten light" -> "turn off the kitchen light" from a rule
+learned on "turn on the kitten light"), then ranked by a documented weighted score (``Ranker``). Only a candidate
+above the threshold is applied; otherwise the utterance is left alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jellyfish
+import numpy as np
+import polars as pl
+from rapidfuzz import fuzz
+
+from selflearn.home import Endpoint, Home
+from selflearn.rewrite import empty_table, read_global, read_personal
+from selflearn.rewrite.encoder import Encoder, Vectors, shared_encoder
+from selflearn.text import normalize
+
+if TYPE_CHECKING:
+    import faiss
+
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.pipeline.runtime import Rewrite
+
+
+@dataclass(frozen=True)
+class RankWeights:
+    """The ranker as a documented weighted score (see docs/rewriting.md).
+
+    ``similarity`` = cosine·w_cosine + string·w_string + phonetic·w_phonetic (normalised; 1 for an exact form hit,
+    times ``untransferred`` when the rule's edit could not be located in the utterance and the whole target is used).
+    ``evidence`` = base + (1 - base)·probability·support/(support + support_half), plus bonuses for the personal layer
+    (the user's own history) and for a target that names an entity of *this* home/person the utterance lacked.
+    score = similarity^sharpness · min(1, evidence).
+    """
+
+    cosine: float = 0.5
+    string: float = 0.25
+    phonetic: float = 0.25
+    untransferred: float = 0.9
+    base: float = 0.5
+    support_half: float = 1.0
+    personal_bonus: float = 0.1
+    entity_bonus: float = 0.1
+    sharpness: float = 2.0
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    threshold: float = 0.55
+    k: int = 8
+    min_cosine: float = 0.8
+    flat_limit: int = 20_000
+    nprobe: int = 16
+    weights: RankWeights = field(default_factory=RankWeights)
+
+
+@dataclass(frozen=True)
+class Rule:
+    source: str
+    target: str
+    probability: float
+    support: int
+    layer: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One scored way to rewrite an utterance (kept whole for tracing and for the rewrite CLI)."""
+
+    text: str
+    rule: Rule
+    cosine: float
+    string: float
+    phonetic: float
+    transferred: bool
+    entity: bool
+    score: float
+
+
+@lru_cache(maxsize=200_000)
+def _metaphone(form: str) -> str:
+    return str(jellyfish.metaphone(form))
+
+
+def transfer(query: str, source: str, target: str) -> str | None:
+    """Apply the token edit source->target to ``query`` (all forms normalised); None if an edit has no place in it.
+
+    Replacements and deletions need the source span in the query; insertions need the neighbouring source token.
+    """
+    if query == source:
+        return target
+    q, s, t = query.split(), source.split(), target.split()
+    ops = [op for op in difflib.SequenceMatcher(a=s, b=t, autojunk=False).get_opcodes() if op[0] != "equal"]
+    for tag, i1, i2, j1, j2 in reversed(ops):
+        new = t[j1:j2]
+        if tag == "insert":
+            if i1 > 0 and (at := _find(q, s[i1 - 1 : i1])) is not None:
+                pos = at + 1
+            elif i1 < len(s) and (at := _find(q, s[i1 : i1 + 1])) is not None:
+                pos = at
+            else:
+                return None
+            if q[pos : pos + len(new)] != new:
+                q = q[:pos] + new + q[pos:]
+        else:
+            at = _find(q, s[i1:i2])
+            if at is None:
+                return None
+            q = q[:at] + new + q[at + i2 - i1 :]
+    return " ".join(q)
+
+
+def _find(tokens: list[str], span: list[str]) -> int | None:
+    n = len(span)
+    for i in range(len(tokens) - n + 1):
+        if tokens[i : i + n] == span:
+            return i
+    return None
+
+
+def home_entities(home: Home, user_id: str) -> list[str]:
+    """Names that mean something in this home for this user: devices, areas, cities (normalised)."""
+    names = [n for d in home.devices for n in d.names] + [n for a in home.areas for n in (a.name, *a.aliases)]
+    names += [home.city] + [p.city or "" for p in home.people if p.id == user_id]
+    return sorted({normalize(n) for n in names if n and normalize(n)}, key=len, reverse=True)
+
+
+def _mentions(form: str, name: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", form) is not None
+
+
+class Ranker:
+    """Scores a (query, rule, retrieval) triple; pure, so tests and the bench can call it directly."""
+
+    def __init__(self, weights: RankWeights) -> None:
+        self.w = weights
+
+    def score(self, query: str, rule: Rule, cosine: float, entities: Sequence[str]) -> Candidate | None:
+        w = self.w
+        exact = query == rule.source
+        text = transfer(query, rule.source, rule.target)
+        transferred = text is not None
+        if text is None:
+            # The edit has no place in the query: the whole target is used only if the query is closer to the
+            # failing form than to its fix (otherwise the query is most likely already a working variant).
+            if fuzz.ratio(query, rule.source) <= fuzz.ratio(query, rule.target):
+                return None
+            text = rule.target
+        if text == query:
+            return None
+        string = fuzz.ratio(query, rule.source) / 100.0
+        phonetic = fuzz.ratio(_metaphone(query), _metaphone(rule.source)) / 100.0
+        if exact:
+            similarity = 1.0
+        else:
+            similarity = (w.cosine * cosine + w.string * string + w.phonetic * phonetic) / (
+                w.cosine + w.string + w.phonetic
+            )
+            similarity *= 1.0 if transferred else w.untransferred
+        entity = any(_mentions(text, n) and not _mentions(query, n) for n in entities)
+        evidence = w.base + (1 - w.base) * rule.probability * rule.support / (rule.support + w.support_half)
+        evidence += w.personal_bonus * (rule.layer == "personal") + w.entity_bonus * entity
+        score = math.pow(max(similarity, 0.0), w.sharpness) * min(1.0, evidence)
+        return Candidate(text, rule, cosine, string, phonetic, transferred, entity, score)
+
+
+class FormIndex:
+    """The rules of one layer: exact lookup by source form, plus a dense index over the distinct source forms."""
+
+    def __init__(self, table: pl.DataFrame, encoder: Encoder, config: OnlineConfig) -> None:
+        self.rules: dict[str, list[Rule]] = {}
+        for row in table.iter_rows(named=True):
+            rule = Rule(
+                normalize(row["source"]),
+                normalize(row["target"]),
+                float(row["probability"] or 0.0),
+                int(row["support"] or 0),
+                str(row["layer"] or "global"),
+            )
+            if rule.source and rule.target and rule.source != rule.target:
+                self.rules.setdefault(rule.source, []).append(rule)
+        self.forms = list(self.rules)
+        self.good = {r.target for rules in self.rules.values() for r in rules} - set(self.rules)
+        self.config = config
+        self._index = build_index(encoder.encode(self.forms), config) if self.forms else None
+
+    def __len__(self) -> int:
+        return len(self.forms)
+
+    def neighbours(self, vector: Vectors, k: int) -> list[tuple[str, float]]:
+        if self._index is None:
+            return []
+        scores, ids = self._index.search(vector.reshape(1, -1), min(k, len(self.forms)))
+        return [(self.forms[i], float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+
+def build_index(vectors: Vectors, config: OnlineConfig) -> faiss.Index:
+    """Inner product on unit vectors = cosine. Exact (flat) for small tables; IVF (sqrt(n) lists) for large ones."""
+    import faiss
+
+    n, dim = vectors.shape
+    if n <= config.flat_limit:
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = int(math.sqrt(n))
+        index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        index.train(vectors[rng.choice(n, size=min(n, 40 * nlist), replace=False)])
+        faiss.extract_index_ivf(index).nprobe = config.nprobe
+    index.add(vectors)
+    return index
+
+
+class OnlineRewriter:
+    """The ``Rewriter`` the runtime calls before NLU; ``load(artifact_dir)`` reads one published artifact set."""
+
+    def __init__(
+        self,
+        global_table: pl.DataFrame,
+        *,
+        artifact_dir: Path | None = None,
+        config: OnlineConfig | None = None,
+        encoder: Encoder | None = None,
+        personal_tables: dict[str, pl.DataFrame] | None = None,
+    ) -> None:
+        self.config = config or OnlineConfig()
+        self.artifact_dir = artifact_dir
+        self.encoder = encoder or shared_encoder()
+        self.ranker = Ranker(self.config.weights)
+        self.global_index = FormIndex(global_table, self.encoder, self.config)
+        self._personal: dict[str, FormIndex] = {
+            user: FormIndex(table, self.encoder, self.config) for user, table in (personal_tables or {}).items()
+        }
+        self._entities: dict[tuple[str, str], list[str]] = {}
+
+    @classmethod
+    def load(
+        cls, artifact_dir: Path, *, config: OnlineConfig | None = None, encoder: Encoder | None = None
+    ) -> OnlineRewriter:
+        """Global table now; personal tables lazily on a user's first utterance (most users are never seen)."""
+        return cls(read_global(artifact_dir), artifact_dir=artifact_dir, config=config, encoder=encoder)
+
+    def personal(self, user_id: str) -> FormIndex:
+        index = self._personal.get(user_id)
+        if index is None:
+            table = read_personal(self.artifact_dir, user_id) if self.artifact_dir else empty_table()
+            index = self._personal[user_id] = FormIndex(table, self.encoder, self.config)
+        return index
+
+    def candidates(self, text: str, *, user_id: str, home: Home) -> list[Candidate]:
+        """Candidates above the threshold, best first: the personal layer first, the global one if it has none."""
+        query = normalize(text)
+        if not query:
+            return []
+        key = (home.id, user_id)
+        if key not in self._entities:
+            self._entities[key] = home_entities(home, user_id)
+        entities = self._entities[key]
+        for layer in (self.personal(user_id), self.global_index):
+            found = self._layer_candidates(query, layer, entities)
+            if found:
+                return found
+        return []
+
+    def _layer_candidates(self, query: str, layer: FormIndex, entities: Sequence[str]) -> list[Candidate]:
+        if not len(layer):
+            return []
+        if query in layer.rules:
+            hits = [(query, 1.0)]
+        elif query in layer.good:
+            return []
+        else:
+            vector = self.encoder.encode_one(query)
+            hits = [(f, c) for f, c in layer.neighbours(vector, self.config.k) if c >= self.config.min_cosine]
+        found = [
+            c
+            for form, cosine in hits
+            for rule in layer.rules[form]
+            if (c := self.ranker.score(query, rule, cosine, entities)) is not None
+        ]
+        found.sort(key=lambda c: -c.score)
+        return [c for c in found if c.score >= self.config.threshold]
+
+    def best(self, text: str, *, user_id: str, home: Home) -> Candidate | None:
+        found = self.candidates(text, user_id=user_id, home=home)
+        return found[0] if found else None
+
+    def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
+        from selflearn.pipeline.runtime import Rewrite
+
+        best = self.best(text, user_id=user_id, home=home)
+        return None if best is None else Rewrite(text=best.text, source=best.rule.layer, score=round(best.score, 4))
+
+
+class LiveRewriter:
+    """Follows an ``ArtifactStore``'s current pointer: a newly published set is swapped in whole (never half-read).
+
+    ``rewrite`` checks the pointer at most every ``check_seconds``; the loop calls ``reload_if_changed`` right after
+    publishing so the next day starts on the new set.
+    """
+
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        *,
+        config: OnlineConfig | None = None,
+        encoder: Encoder | None = None,
+        check_seconds: float = 1.0,
+    ) -> None:
+        self.artifacts = artifacts
+        self.config = config
+        self.encoder = encoder
+        self.check_seconds = check_seconds
+        self.current: OnlineRewriter | None = None
+        self._checked = -math.inf
+        self.reload_if_changed()
+
+    def reload_if_changed(self) -> bool:
+        self._checked = time.monotonic()
+        directory = self.artifacts.current_dir()
+        loaded = self.current.artifact_dir if self.current else None
+        if directory is None or directory == loaded:
+            return False
+        self.current = OnlineRewriter.load(directory, config=self.config, encoder=self.encoder)
+        return True
+
+    def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
+        if time.monotonic() - self._checked >= self.check_seconds:
+            self.reload_if_changed()
+        if self.current is None:
+            return None
+        return self.current.rewrite(text, user_id=user_id, home=home, endpoint=endpoint, now=now)

@@ -1,0 +1,145 @@
+"""Online rewriter on hand-made rewrite tables: exact hits, transfer to variants, layers, thresholds, reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from selflearn.home import Home, shipped_homes
+from selflearn.rewrite import REWRITE_SCHEMA, write_tables
+from selflearn.rewrite.encoder import Encoder
+from selflearn.rewrite.online import (
+    FormIndex,
+    OnlineConfig,
+    OnlineRewriter,
+    Ranker,
+    RankWeights,
+    Rule,
+    build_index,
+    home_entities,
+    transfer,
+)
+
+
+def table(rows: list[tuple[str, str, float, int]], layer: str = "global", user_id: str | None = None) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "source": s,
+                "target": t,
+                "probability": p,
+                "support": n,
+                "distinct_users": n,
+                "source_intent": None,
+                "target_intent": "HassTurnOn",
+                "layer": layer,
+                "user_id": user_id,
+            }
+            for s, t, p, n in rows
+        ],
+        schema=REWRITE_SCHEMA,
+    )
+
+
+GLOBAL = table(
+    [
+        ("turn on the kitten light", "turn on the kitchen light", 0.9, 6),
+        ("start brewing", "turn on the coffee maker", 0.8, 4),
+        ("play some jas", "play some jazz", 0.3, 1),
+    ]
+)
+PERSONAL = table([("weather in wilkerson", "weather in wilkerson california", 1.0, 2)], "personal", "maple.ana")
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder()
+
+
+@pytest.fixture(scope="module")
+def home() -> Home:
+    return next(h for h in shipped_homes() if h.id == "maple_house")
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("artifacts")
+    write_tables(root, GLOBAL, PERSONAL)
+    return root
+
+
+@pytest.fixture(scope="module")
+def rewriter(artifact_dir: Path, encoder: Encoder) -> OnlineRewriter:
+    return OnlineRewriter.load(artifact_dir, encoder=encoder)
+
+
+def test_transfer_applies_the_edit_where_the_span_is() -> None:
+    assert transfer("turn off the kitten light", "turn on the kitten light", "turn on the kitchen light") == (
+        "turn off the kitchen light"
+    )
+    assert transfer("what's the weather in wilkerson", "weather in wilkerson", "weather in wilkerson california") == (
+        "what's the weather in wilkerson california"
+    )
+    assert transfer("weather in wilkerson california", "weather in wilkerson", "weather in wilkerson california") == (
+        "weather in wilkerson california"
+    )
+    assert transfer("play rock", "play some jas", "play some jazz") is None
+
+
+def test_exact_hit_rewrites_without_encoding(rewriter: OnlineRewriter, home: Home) -> None:
+    before = len(rewriter.encoder._cache)
+    best = rewriter.best("Start brewing!", user_id="maple.ben", home=home)
+    assert best is not None and best.text == "turn on the coffee maker" and best.rule.layer == "global"
+    assert len(rewriter.encoder._cache) == before
+
+
+def test_near_variant_is_rewritten_by_transfer(rewriter: OnlineRewriter, home: Home) -> None:
+    best = rewriter.best("turn off the kitten light", user_id="maple.ben", home=home)
+    assert best is not None and best.text == "turn off the kitchen light" and best.transferred
+
+
+def test_working_and_unrelated_utterances_are_left_alone(rewriter: OnlineRewriter, home: Home) -> None:
+    for text in ("turn on the kitchen light", "what time is it", "lock the garage door", ""):
+        assert rewriter.best(text, user_id="maple.ben", home=home) is None, text
+
+
+def test_weak_rule_stays_below_threshold_on_a_variant(rewriter: OnlineRewriter, home: Home) -> None:
+    assert rewriter.best("play jas", user_id="maple.ben", home=home) is None
+
+
+def test_personal_layer_only_for_its_user(rewriter: OnlineRewriter, home: Home) -> None:
+    ana = rewriter.best("What's the weather in Wilkerson?", user_id="maple.ana", home=home)
+    assert ana is not None and ana.rule.layer == "personal" and ana.text.endswith("wilkerson california")
+    assert ana.entity
+    assert rewriter.best("what's the weather in wilkerson", user_id="maple.ben", home=home) is None
+
+
+def test_home_entities_include_devices_areas_and_city(home: Home) -> None:
+    names = home_entities(home, "maple.ana")
+    assert {"kitchen light", "living room", "wilkerson california"} <= set(names)
+
+
+def test_ranker_score_grows_with_evidence() -> None:
+    ranker = Ranker(RankWeights())
+    weak = ranker.score("a x c", Rule("a x", "a y", 0.2, 1, "global"), 0.9, [])
+    strong = ranker.score("a x c", Rule("a x", "a y", 0.9, 10, "global"), 0.9, [])
+    assert weak is not None and strong is not None and strong.score > weak.score
+
+
+def test_ivf_index_finds_the_nearest_form() -> None:
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(3000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = build_index(vectors, OnlineConfig(flat_limit=1000, nprobe=64))
+    _, ids = index.search(vectors[[7]], 1)
+    assert ids[0][0] == 7
+
+
+def test_empty_tables_never_rewrite(encoder: Encoder, home: Home) -> None:
+    rewriter = OnlineRewriter(table([]), encoder=encoder)
+    assert len(rewriter.global_index) == 0
+    assert rewriter.best("turn on the kitten light", user_id="u", home=home) is None
+    assert len(FormIndex(table([("a", "a", 1.0, 3)]), encoder, OnlineConfig())) == 0
