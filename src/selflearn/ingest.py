@@ -1,0 +1,330 @@
+"""Reading untrusted JSONL/Parquet logs into validated Arrow batches, with every bad row explained in quarantine.
+
+The store decides *where* rows go; this module decides *whether* a row is a valid record. Validation is pydantic's
+(the schema is the one source of truth), made fast: JSONL lines are validated straight from bytes by pydantic-core,
+and Parquet batches are first checked column-wise in DuckDB with a predicate derived from the same pydantic fields;
+only the rows that predicate rejects go through per-row pydantic (which also produces the human-readable reason,
+and accepts a row if the predicate was merely stricter). A row is never dropped: it is stored, counted as a
+duplicate, or quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import annotated_types
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from selflearn.schema import (
+    ARROW_SCHEMAS,
+    MAX_TEXT_CHARS,
+    MAX_TS,
+    MIN_TS,
+    RECORD_TYPES,
+    LogRecord,
+    to_arrow,
+)
+
+Kind = Literal["turns", "gold", "feedback", "preferences"]
+KINDS: tuple[Kind, ...] = ("turns", "gold", "feedback", "preferences")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+BATCH_ROWS = 50_000
+MAX_RAW_CHARS = 20_000
+
+# Fields only one record kind has: how a row from a file without a kind prefix says what it is.
+_MARKERS: tuple[tuple[str, Kind], ...] = (
+    ("true_text", "gold"),
+    ("feedback_id", "feedback"),
+    ("asr_text", "turns"),
+    ("value", "preferences"),
+)
+
+
+class IngestError(ValueError):
+    """A path that cannot be ingested at all (missing, or not a JSONL/Parquet file)."""
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """One rejected row: enough to find it (source, line) and to fix it (raw text, reason)."""
+
+    source: str
+    line: int
+    raw: str
+    reason: str
+    kind: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"source": self.source, "line": self.line, "kind": self.kind, "reason": self.reason, "raw": self.raw},
+            ensure_ascii=False,
+        )
+
+
+@dataclass
+class Batch:
+    """Valid rows of one kind (as an Arrow table in the schema's layout) plus the rows rejected alongside them."""
+
+    source: str
+    read: int
+    tables: dict[Kind, pa.Table] = field(default_factory=dict)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    size_bytes: int = 0
+
+
+def kind_of_name(path: Path) -> Kind | None:
+    """A file declares its kind by its name's prefix: turns*, gold*, feedback*, preferences*."""
+    name = path.name.lower()
+    for kind in KINDS:
+        if name.startswith(kind):
+            return kind
+    return None
+
+
+def kind_of_fields(names: Iterable[str]) -> Kind | None:
+    keys = set(names)
+    for marker, kind in _MARKERS:
+        if marker in keys:
+            return kind
+    return None
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders (recursively, sorted) into JSONL/Parquet files; an explicit path must be one of those."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            suffixes = JSONL_SUFFIXES + PARQUET_SUFFIXES
+            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in suffixes)
+        elif path.is_file():
+            if path.suffix.lower() not in JSONL_SUFFIXES + PARQUET_SUFFIXES:
+                raise IngestError(f"{path}: not a JSONL (.jsonl/.ndjson) or Parquet (.parquet) file")
+            found.append(path)
+        else:
+            raise IngestError(f"{path}: no such file or folder")
+    return found
+
+
+def describe(error: ValidationError) -> str:
+    """A pydantic error in one line a person can act on: ``field: message; field: message``."""
+    parts = []
+    for e in error.errors(include_url=False):
+        loc = ".".join(str(x) for x in e["loc"]) or "row"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + f"... [{len(text)} chars]"
+
+
+# ---------------------------------------------------------------- JSONL
+
+
+def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
+    """Validate a JSONL file line by line, yielding one Batch per ``batch_rows`` non-blank lines."""
+    declared = kind_of_name(path)
+    source = str(path)
+    with open(path, "rb") as f:
+        lineno = 0
+        while True:
+            batch = Batch(source=source, read=0)
+            records: dict[Kind, list[LogRecord]] = {}
+            for raw in f:
+                lineno += 1
+                batch.size_bytes += len(raw)
+                if not raw.strip():
+                    continue
+                batch.read += 1
+                kind, record, reason, text = _validate_line(raw, declared)
+                if record is not None and kind is not None:
+                    records.setdefault(kind, []).append(record)
+                else:
+                    batch.quarantined.append(Quarantined(source, lineno, _clip(text), reason, kind))
+                if batch.read >= batch_rows:
+                    break
+            if batch.size_bytes == 0:
+                return
+            for kind, recs in records.items():
+                batch.tables[kind] = to_arrow(recs, RECORD_TYPES[kind])
+            yield batch
+
+
+def _validate_line(raw: bytes, declared: Kind | None) -> tuple[Kind | None, LogRecord | None, str, str]:
+    try:
+        text = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        return declared, None, f"invalid UTF-8 at byte {e.start}", raw.decode("utf-8", "backslashreplace").rstrip()
+    kind = declared
+    try:
+        if kind is None:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                return None, None, f"not a JSON object (got {type(data).__name__})", text
+            kind = kind_of_fields(data)
+            if kind is None:
+                return None, None, "cannot tell the record kind (no turns/gold/feedback/preferences fields)", text
+            return kind, RECORD_TYPES[kind].model_validate(data), "", text
+        return kind, RECORD_TYPES[kind].model_validate_json(text), "", text
+    except json.JSONDecodeError as e:
+        return kind, None, f"bad JSON: {e.msg} at column {e.colno}", text
+    except ValidationError as e:
+        return kind, None, describe(e), text
+
+
+# ---------------------------------------------------------------- Parquet
+
+
+def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
+    """Validate a Parquet file batch by batch: a vectorised DuckDB check, per-row pydantic only for what it rejects."""
+    source = str(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise IngestError(f"{path}: unreadable Parquet file ({e})") from e
+    kind = kind_of_name(path) or kind_of_fields(pf.schema_arrow.names)
+    total_bytes = path.stat().st_size
+    n_rows = max(pf.metadata.num_rows, 1)
+    line = 0
+    for rb in pf.iter_batches(batch_size=batch_rows):
+        table = pa.Table.from_batches([rb])
+        batch = Batch(source=source, read=table.num_rows, size_bytes=total_bytes * table.num_rows // n_rows)
+        if kind is None:
+            batch.quarantined = [
+                Quarantined(source, line + i + 1, _clip(_row_json(r)), "cannot tell the record kind", None)
+                for i, r in enumerate(table.to_pylist())
+            ]
+        else:
+            valid, rejected = _check_table(table, kind)
+            if valid.num_rows:
+                batch.tables[kind] = valid
+            for index, row in rejected:
+                model = RECORD_TYPES[kind]
+                try:
+                    record = model.model_validate(row)
+                except ValidationError as e:
+                    raw = _clip(_row_json(row))
+                    batch.quarantined.append(Quarantined(source, line + index + 1, raw, describe(e), kind))
+                    continue
+                extra = to_arrow([record], model)
+                batch.tables[kind] = pa.concat_tables([batch.tables[kind], extra]) if kind in batch.tables else extra
+        line += table.num_rows
+        yield batch
+
+
+def _row_json(row: dict[str, Any]) -> str:
+    return json.dumps(row, default=str, ensure_ascii=False)
+
+
+def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int, dict[str, Any]]]]:
+    """Split a batch into rows that certainly validate (cast to the schema) and (index, row) pairs to check singly."""
+    model = RECORD_TYPES[kind]
+    schema = ARROW_SCHEMAS[model]
+    conformed = _conform(table, schema)
+    if conformed is None:
+        return schema.empty_table(), list(enumerate(table.to_pylist()))
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone='UTC'")
+        con.register("batch", conformed)
+        flags = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS ok FROM batch").to_arrow_table().column("ok")
+    finally:
+        con.close()
+    ok = flags.combine_chunks() if isinstance(flags, pa.ChunkedArray) else flags
+    valid = conformed.filter(ok).cast(schema)
+    bad_idx = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+    rejected = table.take(bad_idx).to_pylist() if bad_idx else []
+    return valid, list(zip(bad_idx, rejected, strict=True))
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
+    """The batch with exactly the schema's columns and types, or None if it needs row-by-row checking."""
+    if sorted(table.schema.names) != sorted(schema.names):
+        return None
+    columns = []
+    for fld in schema:
+        col = table.column(fld.name)
+        src = col.type
+        target = fld.type
+        if src == target:
+            columns.append(col)
+            continue
+        same_family = (
+            (pa.types.is_string(target) and (pa.types.is_large_string(src) or pa.types.is_string_view(src)))
+            or (pa.types.is_integer(target) and pa.types.is_integer(src))
+            or (pa.types.is_floating(target) and pa.types.is_floating(src))
+            or (pa.types.is_timestamp(target) and pa.types.is_timestamp(src) and src.tz is not None)
+        )
+        if not same_family:
+            return None
+        try:
+            columns.append(col.cast(target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    nullable = pa.schema([pa.field(f.name, f.type, True) for f in schema])
+    return pa.Table.from_arrays(columns, schema=nullable)
+
+
+def predicate(model: type[LogRecord]) -> str:
+    """A DuckDB boolean expression true only for rows that pydantic accepts, derived from the model's fields."""
+    checks = []
+    for name, info in model.model_fields.items():
+        col = f'"{name}"'
+        ann = info.annotation
+        optional = _is_optional(ann)
+        base = _strip_none(ann)
+        conds: list[str] = []
+        if name in model.json_fields:
+            conds.append(f"json_valid({col}) AND json_type({col}) = 'OBJECT'")
+        elif typing.get_origin(base) is Literal:
+            values = ", ".join("'" + str(v).replace("'", "''") + "'" for v in typing.get_args(base))
+            conds.append(f"{col} IN ({values})")
+        elif base is str:
+            conds.append(f"length({col}) <= {MAX_TEXT_CHARS}")
+        elif base is datetime:
+            conds.append(f"{col} >= TIMESTAMPTZ '{MIN_TS.isoformat()}' AND {col} < TIMESTAMPTZ '{MAX_TS.isoformat()}'")
+        elif base is float:
+            conds.append(f"isfinite({col})")
+        for meta in info.metadata:
+            if isinstance(meta, annotated_types.MinLen):
+                conds.append(f"length({col}) >= {meta.min_length}")
+            elif isinstance(meta, annotated_types.MaxLen):
+                conds.append(f"length({col}) <= {meta.max_length}")
+            elif isinstance(meta, annotated_types.Ge):
+                conds.append(f"{col} >= {meta.ge}")
+            elif isinstance(meta, annotated_types.Le):
+                conds.append(f"{col} <= {meta.le}")
+        body = " AND ".join(conds) if conds else "TRUE"
+        checks.append(f"({col} IS NULL OR ({body}))" if optional else f"({col} IS NOT NULL AND ({body}))")
+    return " AND ".join(checks)
+
+
+def _is_optional(ann: Any) -> bool:
+    return typing.get_origin(ann) in (typing.Union, types.UnionType) and type(None) in typing.get_args(ann)
+
+
+def _strip_none(ann: Any) -> Any:
+    if _is_optional(ann):
+        rest = [a for a in typing.get_args(ann) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else ann
+    return ann
+
+
+def read_file(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
+    reader: Callable[[Path, int], Iterator[Batch]] = (
+        read_parquet if path.suffix.lower() in PARQUET_SUFFIXES else read_jsonl
+    )
+    return reader(path, batch_rows)

@@ -1,0 +1,357 @@
+"""The log store: turns, feedback and preferences in one DuckDB file; gold in a sibling file learners never see.
+
+Learners get a ``LogView``: an in-memory DuckDB snapshot holding only ``turns`` and ``feedback``, with file access
+switched off and the configuration locked, so no query can attach the gold file or read anything else. Gold is in
+``<stem>.gold.duckdb``, opened only by ``Store.gold()`` (eval code) and by writes.
+
+Every write is one transaction per batch and idempotent by record id (INSERT OR IGNORE), so a crash mid-ingest
+leaves the database valid and a re-run completes it: rows already stored count as duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from selflearn import paths
+from selflearn.ingest import KINDS, Kind, discover, read_file
+from selflearn.schema import ARROW_SCHEMAS, RECORD_TYPES, Feedback, Gold, Preference, Turn, to_arrow
+
+_KEYS: dict[Kind, tuple[str, ...]] = {
+    "turns": ("turn_id",),
+    "gold": ("turn_id",),
+    "feedback": ("feedback_id",),
+    "preferences": ("user_id", "kind", "key", "scope"),
+}
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.int32(): "INTEGER",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+}
+
+
+def _ddl(kind: Kind) -> str:
+    schema = ARROW_SCHEMAS[RECORD_TYPES[kind]]
+    cols = [f'"{f.name}" {_SQL_TYPES[f.type]}{"" if f.nullable else " NOT NULL"}' for f in schema]
+    cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in _KEYS[kind]) + ")")
+    return f"CREATE TABLE IF NOT EXISTS {kind} (" + ", ".join(cols) + ")"
+
+
+def _connect(path: Path | str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+def _count(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[object] = ()) -> int:
+    """The single number a count/INSERT/DELETE statement returns (fetching it completes the statement)."""
+    rows = con.execute(query, list(params)).fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def gold_path(db: Path) -> Path:
+    return db.with_name(db.stem + ".gold.duckdb")
+
+
+def quarantine_path(db: Path) -> Path:
+    return db.with_name(db.stem + ".quarantine.jsonl")
+
+
+def _frame(table: pa.Table, kind: Kind) -> pl.DataFrame:
+    schema = ARROW_SCHEMAS[RECORD_TYPES[kind]]
+    frame = pl.from_arrow(table.select(schema.names))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. Always ``read == ingested + duplicates + quarantined``."""
+
+    files: int
+    read: int
+    ingested: int
+    duplicates: int
+    quarantined: int
+    quarantine_file: str
+    seconds: float
+    by_kind: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LogView:
+    """What learners read: the ``turns`` and ``feedback`` tables and nothing else (no gold, no files)."""
+
+    def __init__(self, turns: pa.Table, feedback: pa.Table):
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET TimeZone='UTC'")
+        tables: dict[Kind, pa.Table] = {"turns": turns, "feedback": feedback}
+        for kind, table in tables.items():
+            self._con.execute(_ddl(kind))
+            self._con.register("_incoming", table)
+            self._con.execute(f"INSERT INTO {kind} SELECT * FROM _incoming")
+            self._con.unregister("_incoming")
+        self._con.execute("SET enable_external_access = false")
+        self._con.execute("SET lock_configuration = true")
+
+    @classmethod
+    def from_records(cls, turns: Sequence[Turn], feedback: Sequence[Feedback] = ()) -> LogView:
+        """An in-memory view over records (tests, simulations), the same shape as ``Store.logs()``."""
+        return cls(to_arrow(turns, Turn), to_arrow(feedback, Feedback))
+
+    def turns(
+        self,
+        *,
+        user_id: str | None = None,
+        home_id: str | None = None,
+        session_id: str | None = None,
+        dialogue_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pl.DataFrame:
+        """Turns ordered by time; ``since`` inclusive, ``until`` exclusive."""
+        where: list[str] = []
+        params: list[object] = []
+        for col, value in (
+            ("user_id", user_id),
+            ("home_id", home_id),
+            ("session_id", session_id),
+            ("dialogue_id", dialogue_id),
+        ):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("ts < ?")
+            params.append(until)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        table = self._con.sql(f"SELECT * FROM turns{clause} ORDER BY ts, turn_id", params=params).to_arrow_table()
+        return _frame(table, "turns")
+
+    def feedback(self, *, user_id: str | None = None) -> pl.DataFrame:
+        clause, params = ("WHERE user_id = ?", [user_id]) if user_id is not None else ("", [])
+        query = f"SELECT * FROM feedback {clause} ORDER BY ts, feedback_id"
+        table = self._con.sql(query, params=params).to_arrow_table()
+        return _frame(table, "feedback")
+
+    def sql(self, query: str) -> pl.DataFrame:
+        """Any read query over ``turns`` and ``feedback`` (there is nothing else to read)."""
+        frame = pl.from_arrow(self._con.sql(query).to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def __len__(self) -> int:
+        return _count(self._con, "SELECT count(*) FROM turns")
+
+
+class Store:
+    """An embedded log store (DuckDB file; default under the user data dir, or $SELFLEARN_DB, or ``path``)."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else paths.default_db()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = _connect(self.path)
+        self._gold: duckdb.DuckDBPyConnection | None = None
+        main: tuple[Kind, ...] = ("turns", "feedback", "preferences")
+        for kind in main:
+            self._con.execute(_ddl(kind))
+
+    # ------------------------------------------------------------------ connections
+
+    def _gold_con(self) -> duckdb.DuckDBPyConnection:
+        if self._gold is None:
+            self._gold = _connect(gold_path(self.path))
+            self._gold.execute(_ddl("gold"))
+        return self._gold
+
+    def _con_for(self, kind: Kind) -> duckdb.DuckDBPyConnection:
+        return self._gold_con() if kind == "gold" else self._con
+
+    def close(self) -> None:
+        self._con.close()
+        if self._gold is not None:
+            self._gold.close()
+            self._gold = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def _insert(self, kind: Kind, table: pa.Table) -> int:
+        """Insert rows not already stored (by key); return how many were new. Caller owns the transaction."""
+        con = self._con_for(kind)
+        con.register("_incoming", table)
+        try:
+            return _count(con, f"INSERT OR IGNORE INTO {kind} SELECT * FROM _incoming")
+        finally:
+            con.unregister("_incoming")
+
+    def _write(self, tables: dict[Kind, pa.Table]) -> int:
+        """Write one batch atomically per database file (main, gold); returns rows newly stored."""
+        stored = 0
+        for cons_kinds in (("turns", "feedback", "preferences"), ("gold",)):
+            todo = [(k, t) for k, t in tables.items() if k in cons_kinds and t.num_rows]
+            if not todo:
+                continue
+            con = self._con_for(todo[0][0])
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for kind, table in todo:
+                    stored += self._insert(kind, table)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return stored
+
+    def add(self, *, turns: Iterable[Turn] = (), gold: Iterable[Gold] = (), feedback: Iterable[Feedback] = ()) -> None:
+        """Store trusted in-process records (simulator, runtime); a record whose id is stored already is skipped."""
+        tables: dict[Kind, pa.Table] = {}
+        for kind, records, model in (("turns", turns, Turn), ("gold", gold, Gold), ("feedback", feedback, Feedback)):
+            recs = list(records)
+            if recs:
+                tables[kind] = to_arrow(recs, model)  # type: ignore[index]
+        self._write(tables)
+
+    def ingest(
+        self,
+        sources: Iterable[str | Path],
+        *,
+        quarantine: Path | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        """Validate and store JSONL/Parquet files or folders; bad rows go to the quarantine JSONL with a reason.
+
+        Quarantine lines are flushed to disk before the batch's rows commit, so a crash never loses a rejected row
+        (a re-run may write it again). ``on_progress`` gets the bytes of input processed per batch.
+        """
+        import time
+
+        start = time.perf_counter()
+        files = discover(sources)
+        qpath = quarantine if quarantine is not None else quarantine_path(self.path)
+        qpath.parent.mkdir(parents=True, exist_ok=True)
+        read = ingested = quarantined = 0
+        by_kind: dict[str, int] = dict.fromkeys(KINDS, 0)
+        with open(qpath, "a", encoding="utf-8") as qfile:
+            for path in files:
+                for batch in read_file(path):
+                    if batch.quarantined:
+                        qfile.write("".join(q.to_json() + "\n" for q in batch.quarantined))
+                        qfile.flush()
+                        os.fsync(qfile.fileno())
+                    for kind, table in batch.tables.items():
+                        by_kind[kind] += table.num_rows
+                    ingested += self._write(batch.tables)
+                    read += batch.read
+                    quarantined += len(batch.quarantined)
+                    if on_progress is not None:
+                        on_progress(batch.size_bytes)
+        valid = sum(by_kind.values())
+        return IngestReport(
+            files=len(files),
+            read=read,
+            ingested=ingested,
+            duplicates=valid - ingested,
+            quarantined=quarantined,
+            quarantine_file=str(qpath),
+            seconds=round(time.perf_counter() - start, 3),
+            by_kind=by_kind,
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    def logs(self) -> LogView:
+        """A snapshot of turns and feedback for learners; gold is not in it and cannot be reached from it."""
+        turns = self._con.sql("SELECT * FROM turns").to_arrow_table()
+        feedback = self._con.sql("SELECT * FROM feedback").to_arrow_table()
+        return LogView(turns, feedback)
+
+    def gold(self) -> pl.DataFrame:
+        """Gold records (evaluation code only; learners must never call this)."""
+        return _frame(self._gold_con().sql("SELECT * FROM gold ORDER BY turn_id").to_arrow_table(), "gold")
+
+    def counts(self) -> dict[str, int]:
+        """Rows stored per table (the ingest suite checks its report against these)."""
+        out: dict[str, int] = {}
+        for kind in KINDS:
+            out[kind] = _count(self._con_for(kind), f"SELECT count(*) FROM {kind}")
+        return out
+
+    # ------------------------------------------------------------------ preferences
+
+    def preferences(self, user_id: str) -> list[Preference]:
+        rows = self._con.sql(
+            "SELECT * FROM preferences WHERE user_id = ? ORDER BY ts, kind, key", params=[user_id]
+        ).to_arrow_table()
+        return [Preference.model_validate(r) for r in rows.to_pylist()]
+
+    def put_preference(self, pref: Preference) -> None:
+        """Insert or replace the user's preference with the same (kind, key, scope)."""
+        self._con.register("_incoming", to_arrow([pref], Preference))
+        try:
+            self._con.execute("INSERT OR REPLACE INTO preferences SELECT * FROM _incoming")
+        finally:
+            self._con.unregister("_incoming")
+
+    def delete_preferences(self, user_id: str, *, kind: str | None = None, key: str | None = None) -> int:
+        where, params = ["user_id = ?"], [user_id]
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if key is not None:
+            where.append("key = ?")
+            params.append(key)
+        return _count(self._con, "DELETE FROM preferences WHERE " + " AND ".join(where), params)
+
+    # ------------------------------------------------------------------ privacy
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Delete everything stored about a user: turns, their gold, feedback (theirs or on their turns), preferences.
+
+        Gold goes first, so an interrupted forget leaves the turns that let a re-run find the rest. A checkpoint
+        afterwards rewrites the files so deleted rows do not linger in the write-ahead log.
+        """
+        ids = self._con.sql("SELECT turn_id FROM turns WHERE user_id = ?", params=[user_id]).to_arrow_table()
+        gold = self._gold_con()
+        gold.register("_ids", ids)
+        try:
+            counts = {"gold": _count(gold, "DELETE FROM gold WHERE turn_id IN (SELECT turn_id FROM _ids)")}
+        finally:
+            gold.unregister("_ids")
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            counts["feedback"] = _count(
+                con,
+                "DELETE FROM feedback WHERE user_id = ? OR turn_id IN (SELECT turn_id FROM turns WHERE user_id = ?)",
+                [user_id, user_id],
+            )
+            counts["turns"] = _count(con, "DELETE FROM turns WHERE user_id = ?", [user_id])
+            counts["preferences"] = _count(con, "DELETE FROM preferences WHERE user_id = ?", [user_id])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("CHECKPOINT")
+        gold.execute("CHECKPOINT")
+        return counts
