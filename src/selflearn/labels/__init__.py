@@ -1,0 +1,1 @@
+"""Automated ground truth: a dialogue model that labels turns (goal segmentation, goal success, intent, slots)."""

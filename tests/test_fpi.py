@@ -1,0 +1,80 @@
+"""Failure-point isolation: rule baseline and learned model on synthetic dialogues with known truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selflearn.fpi import FPI_CLASSES, FpiConfig, FpiLearner, FpiModel, RuleFpi, diff_stage, failure_summary
+from selflearn.labels.dialogue import dialogue_frame
+from selflearn.labels.trace import flatten_trace
+from synth_dialogues import SynthLogs, make_dialogues
+
+CONFIG = FpiConfig(max_iter=40)
+
+
+@pytest.fixture(scope="module")
+def train() -> tuple[SynthLogs, FpiModel]:
+    data = make_dialogues(800, seed=1)
+    logs = SynthLogs(data.turns)
+    return logs, FpiLearner(CONFIG).fit(logs)
+
+
+def _gold(data: object, df: object) -> np.ndarray:
+    return np.array([data.gold[t]["failure_point"] for t in df["turn_id"]])  # type: ignore[attr-defined,index]
+
+
+def test_flatten_trace_reads_topk_by_shape() -> None:
+    flat = flatten_trace('{"nlu": {"hypotheses": [{"score": 0.9}, {"score": 0.5}], "ok": true}, "ms": 12}')
+    assert flat["nlu.hypotheses.top"] == pytest.approx(0.9)
+    assert flat["nlu.hypotheses.margin"] == pytest.approx(0.4)
+    assert flat["nlu.hypotheses.n"] == 2.0
+    assert flat["nlu.ok"] == 1.0 and flat["ms"] == 12.0
+    assert flatten_trace(None) == {}
+
+
+def test_recovered_error_is_not_a_failure() -> None:
+    data = make_dialogues(300, seed=3)
+    df = dialogue_frame(SynthLogs(data.turns).turns())
+    labels, conf = RuleFpi().predict(df)
+    recovered = df["recovered"].to_numpy()
+    assert recovered.any()
+    assert set(labels[recovered]) == {"correct"}
+    assert ((conf > 0) & (conf <= 1)).all()
+
+
+def test_diff_labels_name_the_broken_stage() -> None:
+    data = make_dialogues(400, seed=4)
+    df = dialogue_frame(SynthLogs(data.turns).turns())
+    stages = diff_stage(df, CONFIG)
+    labelled = stages != ""
+    assert labelled.sum() > 20
+    truth = np.array([data.gold[t]["failure_point"] for t in df["turn_id"]])
+    assert set(truth[labelled]) == {"correct"}  # only recovered turns get a diff label ...
+    assert set(stages[labelled]) <= set(FPI_CLASSES) - {"correct", "false_wake"}  # ... and it names a stage
+
+
+def test_model_learns_from_weak_labels_and_beats_chance(train: tuple[SynthLogs, FpiModel]) -> None:
+    _, model = train
+    test = make_dialogues(300, seed=2)
+    df = dialogue_frame(SynthLogs(test.turns).turns())
+    pred, _ = model.predict(df)
+    truth = _gold(test, df)
+    rule, _ = RuleFpi().predict(df)
+    assert (pred == truth).mean() >= 0.9
+    assert (pred == truth).mean() >= (rule == truth).mean() - 0.02
+    assert set(model.weak_label_counts) >= {"correct", "er", "result"}
+
+
+def test_save_load_roundtrip_and_summary(train: tuple[SynthLogs, FpiModel], tmp_path: Path) -> None:
+    logs, model = train
+    model.save(tmp_path)
+    again = FpiModel.load(tmp_path)
+    a, b = model.apply(logs), again.apply(logs)
+    assert a["failure_point"].to_list() == b["failure_point"].to_list()
+    summary = failure_summary(a, top=3)
+    assert set(summary) == set(FPI_CLASSES)
+    assert sum(int(s["count"]) for s in summary.values()) == a.height  # type: ignore[call-overload]
+    assert len(summary["er"]["top_forms"]) <= 3  # type: ignore[arg-type]
