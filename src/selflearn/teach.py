@@ -1,0 +1,616 @@
+"""Teachable AI: users tell the assistant what they mean, and it is used on the very next request.
+
+Three ways in, one per-user dialogue state kept by the :class:`Teacher`:
+
+* **statements** at any time: "I'm a Warriors fan", "my favourite music is jazz", "when I say movie night I mean
+  turn on the TV", "Wilkerson is the one in California", "the big light is the living room light";
+* **guided Q&A** when the user asks for it ("learn my preferences"): a few questions about team, food, music and
+  home names;
+* **teachable moments** started by the system: the same request failed twice in a row, or the user said the answer
+  was wrong -> "Would you like to teach me what you meant?".
+
+Values are canonicalised against a small shipped vocabulary (``data/teach/vocabulary.yaml``) with rapidfuzz, so
+"warriers" and "the Dubs" both become "Golden State Warriors". Anything the teacher cannot place gets a clarifying
+question, never a silent accept. Results are :class:`~selflearn.schema.Preference` records, one set per user, kept
+in a :class:`PreferenceStore` (the log store in production, :class:`MemoryPreferences` in the simulator). Answers to
+"Did I answer your question?" are handled here too (parsing in :mod:`selflearn.feedback`), because they arrive as
+the user's next utterance exactly like a teaching answer does.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Literal, Protocol, get_args
+
+import yaml
+from rapidfuzz import fuzz, process
+
+from selflearn.feedback import FEEDBACK_QUESTION, FeedbackAnswer, FeedbackPolicy, PendingRewrites, parse_answer
+from selflearn.home import Home
+from selflearn.schema import ExplicitFeedback, Feedback, Preference, PreferenceKind, Turn
+from selflearn.text import normalize
+
+VOCABULARY_FILE = Path(__file__).parent / "data" / "teach" / "vocabulary.yaml"
+TASTE_KINDS: tuple[PreferenceKind, ...] = ("team", "cuisine", "music_genre")
+KIND_WORDS: dict[PreferenceKind, str] = {
+    "team": "team",
+    "cuisine": "kind of food",
+    "music_genre": "kind of music",
+    "place": "place",
+    "device_alias": "device name",
+    "phrase": "phrase",
+}
+FAILED_STATUSES = frozenset({"no_match", "no_entity", "failed"})
+FUZZY_CUTOFF = 85.0
+DEVICE_CUTOFF = 70.0
+TEACH_OFFER = "Would you like to teach me what you meant?"
+
+Source = Literal["statement", "guided", "moment", "correction"]
+
+
+# ---------------------------------------------------------------- vocabulary
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Alias form -> the (kind, canonical value) pairs it may mean. More than one pair means: ask which."""
+
+    index: dict[str, frozenset[tuple[PreferenceKind, str]]]
+
+    @classmethod
+    def from_file(cls, path: Path = VOCABULARY_FILE) -> Vocabulary:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        index: dict[str, set[tuple[PreferenceKind, str]]] = {}
+
+        def add(alias: str, kind: PreferenceKind, canonical: str) -> None:
+            form = normalize(alias)
+            if form:
+                index.setdefault(form, set()).add((kind, canonical))
+
+        for section, entries in raw.items():
+            kind: PreferenceKind = "team" if section.startswith("team") else section
+            for canonical, aliases in entries.items():
+                add(canonical, kind, canonical)
+                for alias in aliases:
+                    add(alias, kind, canonical)
+                words = canonical.split()
+                if section == "team" and len(words) >= 2:
+                    add(words[-1], kind, canonical)  # nickname: "Warriors"
+                    add(" ".join(words[:-1]), kind, canonical)  # city: "Golden State" (may be ambiguous)
+        return cls({form: frozenset(pairs) for form, pairs in index.items()})
+
+    def lookup(self, phrase: str, kinds: Sequence[PreferenceKind] = TASTE_KINDS) -> list[tuple[PreferenceKind, str]]:
+        """Exact alias first, then the closest aliases by edit ratio (typos, ASR slips); [] when nothing is close."""
+        form = _strip_filler(normalize(phrase))
+        if not form:
+            return []
+        exact = [pair for pair in self.index.get(form, ()) if pair[0] in kinds]
+        if exact:
+            return sorted(exact)
+        choices = [alias for alias, pairs in self.index.items() if any(k in kinds for k, _ in pairs)]
+        hits = process.extract(form, choices, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=5)
+        if not hits:
+            return []
+        best = hits[0][1]
+        found = {pair for alias, score, _ in hits if score == best for pair in self.index[alias] if pair[0] in kinds}
+        return sorted(found)
+
+
+@cache
+def vocabulary() -> Vocabulary:
+    return Vocabulary.from_file()
+
+
+_FILLER = re.compile(r"^(?:the|a|an|some|really|good|great)\s+|\s+(?:food|music|cuisine|restaurants?|team|fan)$")
+
+
+def _strip_filler(form: str) -> str:
+    previous = None
+    while previous != form:
+        previous, form = form, _FILLER.sub("", form).strip()
+    return form
+
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True)
+class Taught:
+    """A statement understood completely."""
+
+    kind: PreferenceKind
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Unclear:
+    """A teaching statement whose value could not be placed: ask, offering these choices (may be empty)."""
+
+    phrase: str
+    options: tuple[Taught, ...]
+    kinds: tuple[PreferenceKind, ...]
+
+    def question(self) -> str:
+        if self.options:
+            names = [_describe(o) for o in self.options]
+            return f"Did you mean {' or '.join(names)}?"
+        words = " or ".join(f"a {KIND_WORDS[k]}" for k in self.kinds)
+        return f"I don't know {self.phrase!r}. Is it {words}? Or say cancel."
+
+
+Parse = Taught | Unclear
+
+_RE = re.compile
+_FAN = _RE(r"^(?:i'm|i am|im) (?:a |an )?(?:big |huge |massive |die ?hard |lifelong )?(?P<v>.+?) fan$")
+_TEAM = [
+    _FAN,
+    _RE(r"^(?:i )?(?:support|root for|cheer for|follow) (?P<v>.+)$"),
+    _RE(r"^my (?:favou?rite )?(?:\w+ )?team is (?P<v>.+)$"),
+]
+_CUISINE = [
+    _RE(r"^(?:i )?(?:really )?(?:like|love|prefer|enjoy) (?P<v>.+?) (?:food|restaurants?|cuisine|places)$"),
+    _RE(r"^my (?:favou?rite )?(?:food|cuisine|kind of food|type of food|restaurants?) (?:is|are) (?P<v>.+)$"),
+]
+_MUSIC = [
+    _RE(r"^my (?:favou?rite )?(?:music|genre|kind of music|type of music|music genre) is (?P<v>.+)$"),
+    _RE(r"^(?:i )?(?:really )?(?:like|love|prefer|enjoy) (?:listening to )?(?P<v>.+?) music$"),
+    _RE(r"^(?:i )?(?:really )?(?:like|love|enjoy) listening to (?P<v>.+)$"),
+]
+_GENERIC = _RE(r"^(?:i )?(?:really )?(?:like|love|prefer|enjoy|am into|i'm into) (?P<v>.+)$")
+_PHRASE = [
+    _RE(r"^when i say (?P<k>.+?) i mean (?P<v>.+)$"),
+    _RE(r"^by (?P<k>.+?) i mean (?P<v>.+)$"),
+    _RE(r"^(?P<k>.+?) means (?P<v>.+)$"),
+]
+_PLACE = _RE(r"^(?P<k>.+?) is the one in (?P<v>.+)$")
+_ONE_IN = _RE(r"^the one in (?P<v>.+)$")
+_ALIAS = _RE(r"^(?:the |my )?(?P<k>.+?) (?:is|are) (?:the |my )?(?P<v>.+)$")
+_PREFIX = _RE(r"^(?:please )?(?:remember(?: that)?|note that|just so you know|fyi|actually) ")
+
+
+def parse_statement(text: str, home: Home | None = None) -> Parse | None:
+    """What a teaching statement teaches; ``None`` when the text is not a teaching statement at all (a command)."""
+    form = _PREFIX.sub("", normalize(text))
+    for pattern in _PHRASE:
+        m = pattern.match(form)
+        if m:
+            return _meaning(m["k"], m["v"], home)
+    m = _PLACE.match(form)
+    if m:
+        return Taught("place", _strip_filler(m["k"]), _place_value(m["k"], m["v"]))
+    groups: list[tuple[tuple[PreferenceKind, ...], list[re.Pattern[str]]]] = [
+        (("team", "music_genre"), [_FAN]),
+        (("team",), _TEAM),
+        (("cuisine",), _CUISINE),
+    ]
+    for kinds, patterns in groups:
+        for pattern in patterns:
+            m = pattern.match(form)
+            if m:
+                return _taste(m["v"], kinds)
+    for pattern in _MUSIC:
+        m = pattern.match(form)
+        if m:
+            return _taste(m["v"], ("music_genre",))
+    m = _GENERIC.match(form)
+    if m:
+        return _taste(m["v"], TASTE_KINDS)
+    m = _ALIAS.match(form)
+    if m and home is not None:
+        devices = resolve_devices(m["v"], home)
+        if len(devices) == 1:
+            return Taught("device_alias", _strip_filler(m["k"]), devices[0])
+    return None
+
+
+def _taste(phrase: str, kinds: Sequence[PreferenceKind]) -> Parse:
+    found = vocabulary().lookup(phrase, kinds)
+    if len(found) == 1:
+        return Taught(found[0][0], "", found[0][1])
+    return Unclear(_strip_filler(phrase), tuple(Taught(k, "", v) for k, v in found), tuple(kinds))
+
+
+def _meaning(key: str, meaning: str, home: Home | None) -> Parse:
+    key = _strip_filler(key)
+    m = _ONE_IN.match(meaning)
+    if m:
+        return Taught("place", key, _place_value(key, m["v"]))
+    if home is not None:
+        devices = resolve_devices(meaning, home)
+        if len(devices) == 1 and len(meaning.split()) <= 5 and not meaning.startswith(("turn", "switch", "set")):
+            return Taught("device_alias", key, devices[0])
+    return Taught("phrase", key, meaning)
+
+
+def _place_value(key: str, where: str) -> str:
+    return f"{_strip_filler(key).title()}, {_strip_filler(where).title()}"
+
+
+def resolve_devices(phrase: str, home: Home) -> list[str]:
+    """Device ids whose name (optionally with its area) best matches the phrase; several on a tie."""
+    form = _strip_filler(normalize(phrase))
+    scored: dict[str, float] = {}
+    for device in home.devices:
+        area = home.area(device.area)
+        names = [normalize(n) for n in device.names]
+        forms = names + [f"{normalize(a)} {n}" for a in [area.name, *area.aliases] for n in names]
+        scored[device.id] = max(fuzz.token_sort_ratio(form, f) for f in forms)
+    best = max(scored.values(), default=0.0)
+    if best < DEVICE_CUTOFF:
+        return []
+    return sorted(d for d, s in scored.items() if s == best)
+
+
+def _describe(t: Taught) -> str:
+    if t.kind == "team":
+        return f"the {t.value}"
+    if t.kind == "music_genre":
+        return f"{t.value} music"
+    if t.kind == "cuisine":
+        return f"{t.value} food"
+    if t.kind == "device_alias":
+        return t.value
+    return f"{t.key!r} means {t.value!r}" if t.key else t.value
+
+
+# ---------------------------------------------------------------- preference storage
+
+
+class PreferenceStore(Protocol):
+    """Where taught preferences live; ``selflearn.store.Store`` implements it on the log store."""
+
+    def preferences(self, user_id: str) -> list[Preference]: ...
+
+    def put_preference(self, p: Preference) -> None: ...
+
+    def delete_preferences(self, user_id: str, *, kind: str | None = None, key: str | None = None) -> int: ...
+
+
+class MemoryPreferences:
+    """In-memory :class:`PreferenceStore` for the simulator and tests: one record per (user, kind, key, scope)."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, dict[tuple[str, str, str], Preference]] = {}
+
+    def preferences(self, user_id: str) -> list[Preference]:
+        return sorted(self._by_user.get(user_id, {}).values(), key=lambda p: (p.kind, p.key, p.scope))
+
+    def put_preference(self, p: Preference) -> None:
+        self._by_user.setdefault(p.user_id, {})[(p.kind, p.key, p.scope)] = p
+
+    def delete_preferences(self, user_id: str, *, kind: str | None = None, key: str | None = None) -> int:
+        mine = self._by_user.get(user_id, {})
+        doomed = [k for k in mine if (kind is None or k[0] == kind) and (key is None or k[1] == key)]
+        for k in doomed:
+            del mine[k]
+        return len(doomed)
+
+
+def applicable(prefs: Sequence[Preference], home_id: str) -> list[Preference]:
+    """The preferences that apply in this home (scope ``*`` or the home's id), newest last."""
+    return sorted((p for p in prefs if p.scope in ("*", home_id)), key=lambda p: p.ts)
+
+
+# ---------------------------------------------------------------- the teacher
+
+
+@dataclass(frozen=True)
+class TeachReply:
+    """What the teacher says instead of running the pipeline; the runtime logs it as a turn with ``status``.
+
+    ``rerun`` is an utterance the runtime should now carry out for the user (the corrected request after
+    "no, I meant X", or the newly taught meaning after a teachable moment).
+    """
+
+    response: str
+    status: Literal["teach", "feedback"]
+    explicit_feedback: ExplicitFeedback | None = None
+    feedback: Feedback | None = None
+    preferences: tuple[Preference, ...] = ()
+    rerun: str | None = None
+
+
+@dataclass
+class _Guided:
+    step: int = 0
+    tries: int = 0
+    taught: list[Preference] = field(default_factory=list)
+
+
+@dataclass
+class _Clarify:
+    unclear: Unclear
+    source: Source
+    guided: _Guided | None = None
+
+
+@dataclass
+class _Offer:
+    failed_text: str
+    turn_id: str
+
+
+@dataclass
+class _AwaitMeaning:
+    failed_text: str
+    turn_id: str
+
+
+_State = _Guided | _Clarify | _Offer | _AwaitMeaning
+
+GUIDED_QUESTIONS: tuple[tuple[PreferenceKind | None, str], ...] = (
+    ("team", "Which sports team do you support?"),
+    ("cuisine", "What kind of food do you like best?"),
+    ("music_genre", "What kind of music do you like?"),
+    (None, "Is there something at home you call by your own name? For example 'the big light is the floor lamp'."),
+)
+_GUIDED_START = _RE(
+    r"^(?:please )?(?:learn|teach you|i want to teach you|let me teach you|can i teach you|ask me about)"
+    r"(?: about)?(?: my)?(?: preferences| tastes| what i like| something| things)?$"
+)
+_SKIP = _RE(r"^(?:skip|no|nope|none|nothing|pass|next|no thanks|i don't know|not really|no one|nobody)$")
+_STOP = _RE(r"^(?:stop|cancel|quit|never mind|nevermind|that's all|that's it|done|enough|exit)$")
+_YES = _RE(r"^(?:yes|yeah|yep|sure|ok|okay|yes please|please|go ahead|alright|of course)$")
+_UNSATISFIED = _RE(
+    r"^(?:no )?(?:that's|that is|that was|this is) (?:wrong|not right|not what i (?:meant|wanted|asked for)|incorrect)$"
+    r"|^(?:wrong|wrong answer|not what i meant|you got it wrong|that's not it)$"
+)
+_LIST = _RE(r"^what (?:do you know about me|are my preferences|have i taught you)$")
+_FORGET = _RE(r"^forget (?:my preferences|everything i taught you|what i taught you)$")
+_KIND_ANSWER: dict[str, PreferenceKind] = {
+    "team": "team",
+    "a team": "team",
+    "sports team": "team",
+    "a sports team": "team",
+    "food": "cuisine",
+    "a kind of food": "cuisine",
+    "kind of food": "cuisine",
+    "cuisine": "cuisine",
+    "music": "music_genre",
+    "a kind of music": "music_genre",
+    "kind of music": "music_genre",
+    "genre": "music_genre",
+}
+
+
+class Teacher:
+    """Gets the first look at every utterance (see ``Runtime``): teaching, feedback answers, or ``None`` to pass.
+
+    All dialogue state is per user, in memory; one user's answers can never land in another user's preferences
+    because every record is built from the ``user_id`` of the utterance being handled.
+    """
+
+    def __init__(
+        self,
+        store: PreferenceStore,
+        *,
+        policy: FeedbackPolicy | None = None,
+        pending: PendingRewrites | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.pending = pending
+        self._state: dict[str, _State] = {}
+
+    def preferences(self, user_id: str) -> list[Preference]:
+        """The ``preferences`` callable the runtime's context re-ranker and entity resolution read."""
+        return self.store.preferences(user_id)
+
+    def in_dialogue(self, user_id: str) -> bool:
+        return user_id in self._state
+
+    def handle(
+        self, text: str, *, user_id: str, home: Home, now: datetime, last_turn: Turn | None
+    ) -> TeachReply | None:
+        form = normalize(text)
+        if not form:
+            return None
+        if last_turn is not None and last_turn.user_id != user_id:
+            last_turn = None
+        state = self._state.pop(user_id, None)
+        asked = self.policy.take_pending(user_id) if self.policy is not None else False
+        asked = asked or (last_turn is not None and last_turn.response_text.endswith(FEEDBACK_QUESTION))
+        if state is not None:
+            reply = self._continue(state, form, text, user_id=user_id, home=home, now=now)
+            if reply is not None:
+                return reply
+        if _LIST.match(form):
+            return self._list(user_id, home)
+        if _FORGET.match(form):
+            n = self.store.delete_preferences(user_id)
+            return TeachReply(f"Done, I forgot {n} thing{'s' if n != 1 else ''} you taught me.", "teach")
+        if last_turn is not None:
+            reply = self._about_last_turn(form, text, user_id=user_id, now=now, last_turn=last_turn, asked=asked)
+            if reply is not None:
+                return reply
+        if _GUIDED_START.match(form):
+            guided = _Guided()
+            self._state[user_id] = guided
+            return TeachReply(f"Happy to learn. {GUIDED_QUESTIONS[0][1]} You can say skip or stop.", "teach")
+        parsed = parse_statement(text, home)
+        if parsed is None:
+            return None
+        return self._apply(parsed, user_id=user_id, home=home, now=now, source="statement")
+
+    # ---- the turn before: feedback answers, corrections, teachable moments
+
+    def _about_last_turn(
+        self, form: str, text: str, *, user_id: str, now: datetime, last_turn: Turn, asked: bool
+    ) -> TeachReply | None:
+        answer = parse_answer(text, asked=asked)
+        if answer is not None:
+            return self._feedback(answer, text, user_id=user_id, now=now, last_turn=last_turn)
+        if _UNSATISFIED.match(form):
+            fb = _feedback_record(user_id, last_turn, now, "no", text)
+            self._state[user_id] = _Offer(last_turn.asr_text, last_turn.turn_id)
+            return TeachReply(f"Sorry about that. {TEACH_OFFER}", "feedback", "unsatisfied", fb)
+        if last_turn.result_status in FAILED_STATUSES and normalize(last_turn.asr_text) == form:
+            self._state[user_id] = _Offer(last_turn.asr_text, last_turn.turn_id)
+            return TeachReply(f"I still don't understand {last_turn.asr_text!r}. {TEACH_OFFER}", "teach")
+        return None
+
+    def _feedback(
+        self, answer: FeedbackAnswer, text: str, *, user_id: str, now: datetime, last_turn: Turn
+    ) -> TeachReply:
+        fb = _feedback_record(user_id, last_turn, now, answer.kind, text, answer.correction)
+        if answer.kind == "yes":
+            return TeachReply("Great, thanks for telling me.", "feedback", "yes", fb)
+        if answer.kind == "no":
+            self._state[user_id] = _Offer(last_turn.asr_text, last_turn.turn_id)
+            return TeachReply(f"Sorry. {TEACH_OFFER}", "feedback", "no", fb)
+        assert answer.correction is not None
+        source = last_turn.asr_text
+        if self.pending is not None:
+            self.pending.add(user_id, source, answer.correction, now)
+        return TeachReply(
+            f"Got it, next time {source!r} means {answer.correction!r}.",
+            "feedback",
+            "correction",
+            fb,
+            rerun=answer.correction,
+        )
+
+    # ---- multi-turn states
+
+    def _continue(
+        self, state: _State, form: str, text: str, *, user_id: str, home: Home, now: datetime
+    ) -> TeachReply | None:
+        if _STOP.match(form):
+            return TeachReply("OK, stopped.", "teach")
+        if isinstance(state, _Guided):
+            return self._guided(state, form, text, user_id=user_id, home=home, now=now)
+        if isinstance(state, _Clarify):
+            return self._clarified(state, form, user_id=user_id, home=home, now=now)
+        if isinstance(state, _Offer):
+            if _YES.match(form):
+                self._state[user_id] = _AwaitMeaning(state.failed_text, state.turn_id)
+                return TeachReply(
+                    f"OK. When you say {state.failed_text!r}, what should I do? Say it the way I understand it.",
+                    "teach",
+                )
+            if _SKIP.match(form):
+                return TeachReply("OK, no problem.", "teach")
+            return None
+        key = normalize(state.failed_text)
+        taught = Taught("phrase", key, text.strip())
+        reply = self._apply(taught, user_id=user_id, home=home, now=now, source="moment")
+        return TeachReply(reply.response, "teach", preferences=reply.preferences, rerun=text.strip())
+
+    def _guided(
+        self, state: _Guided, form: str, text: str, *, user_id: str, home: Home, now: datetime
+    ) -> TeachReply | None:
+        kind, _ = GUIDED_QUESTIONS[state.step]
+        prefix = ""
+        if _SKIP.match(form):
+            return self._next_question(state, user_id, "OK.")
+        parsed = parse_statement(text, home)
+        if parsed is None and kind is not None:
+            parsed = _taste(form, (kind,))
+        if isinstance(parsed, Taught):
+            pref = self._put(parsed, user_id=user_id, home=home, now=now, source="guided")
+            state.taught.append(pref)
+            return self._next_question(state, user_id, f"Got it: {_describe(parsed)}.", (pref,))
+        if isinstance(parsed, Unclear) and state.tries == 0:
+            state.tries += 1
+            self._state[user_id] = _Clarify(parsed, "guided", state)
+            return TeachReply(parsed.question(), "teach")
+        prefix = "Sorry, I didn't get that; let's skip it."
+        return self._next_question(state, user_id, prefix)
+
+    def _next_question(
+        self, state: _Guided, user_id: str, prefix: str, prefs: tuple[Preference, ...] = ()
+    ) -> TeachReply:
+        state.step += 1
+        state.tries = 0
+        if state.step < len(GUIDED_QUESTIONS):
+            self._state[user_id] = state
+            return TeachReply(f"{prefix} {GUIDED_QUESTIONS[state.step][1]}", "teach", preferences=prefs)
+        n = len(state.taught)
+        return TeachReply(
+            f"{prefix} Thanks, I learned {n} thing{'s' if n != 1 else ''} about you.", "teach", preferences=prefs
+        )
+
+    def _clarified(self, state: _Clarify, form: str, *, user_id: str, home: Home, now: datetime) -> TeachReply | None:
+        unclear = state.unclear
+        choice: Taught | None = None
+        if unclear.options:
+            if _YES.match(form) and len(unclear.options) == 1:
+                choice = unclear.options[0]
+            else:
+                best = process.extractOne(
+                    form, [normalize(_describe(o)) for o in unclear.options], scorer=fuzz.WRatio, score_cutoff=60
+                )
+                if best is not None:
+                    choice = unclear.options[best[2]]
+        kind = _KIND_ANSWER.get(_strip_filler(form)) or _KIND_ANSWER.get(form)
+        if choice is None and kind is not None and kind in unclear.kinds:
+            retry = vocabulary().lookup(unclear.phrase, (kind,))
+            choice = Taught(kind, "", retry[0][1] if len(retry) == 1 else _tidy(kind, unclear.phrase))
+        if choice is None:
+            if state.guided is not None:
+                return self._next_question(state.guided, user_id, "Sorry, I didn't get that; let's skip it.")
+            if _SKIP.match(form):
+                return TeachReply("OK, I won't remember it.", "teach")
+            return None
+        pref = self._put(choice, user_id=user_id, home=home, now=now, source=state.source)
+        if state.guided is not None:
+            state.guided.taught.append(pref)
+            return self._next_question(state.guided, user_id, f"Got it: {_describe(choice)}.", (pref,))
+        return TeachReply(f"Got it: {_describe(choice)}. I'll remember that.", "teach", preferences=(pref,))
+
+    # ---- storing
+
+    def _apply(self, parsed: Parse, *, user_id: str, home: Home, now: datetime, source: Source) -> TeachReply:
+        if isinstance(parsed, Unclear):
+            self._state[user_id] = _Clarify(parsed, source)
+            return TeachReply(parsed.question(), "teach")
+        pref = self._put(parsed, user_id=user_id, home=home, now=now, source=source)
+        if parsed.kind == "phrase":
+            msg = f"Got it: when you say {parsed.key!r} I'll do {parsed.value!r}."
+        elif parsed.kind == "place":
+            msg = f"Got it: {parsed.key.title()} is {parsed.value}."
+        elif parsed.kind == "device_alias":
+            msg = f"Got it: {parsed.key!r} is the {home.device(parsed.value).name}."
+        else:
+            msg = f"Got it: you like {_describe(parsed)}. I'll remember that."
+        return TeachReply(msg, "teach", preferences=(pref,))
+
+    def _put(self, t: Taught, *, user_id: str, home: Home, now: datetime, source: Source) -> Preference:
+        scope = home.id if t.kind == "device_alias" else "*"
+        pref = Preference(user_id=user_id, kind=t.kind, key=t.key, value=t.value, scope=scope, ts=now, source=source)
+        self.store.put_preference(pref)
+        return pref
+
+    def _list(self, user_id: str, home: Home) -> TeachReply:
+        prefs = applicable(self.store.preferences(user_id), home.id)
+        if not prefs:
+            return TeachReply("You haven't taught me anything yet. Say 'learn my preferences' to start.", "teach")
+        said = "; ".join(_describe(Taught(p.kind, p.key, p.value)) for p in prefs)
+        return TeachReply(f"You taught me: {said}.", "teach")
+
+
+def _tidy(kind: PreferenceKind, phrase: str) -> str:
+    return phrase if kind == "music_genre" else phrase.title()
+
+
+def _feedback_record(
+    user_id: str, turn: Turn, now: datetime, kind: str, text: str, correction: str | None = None
+) -> Feedback:
+    fid = uuid.uuid5(uuid.NAMESPACE_URL, f"selflearn:feedback:{user_id}:{turn.turn_id}:{now.isoformat()}:{text}")
+    fkind = kind if kind in get_args(Feedback.model_fields["kind"].annotation) else "no"
+    return Feedback(
+        feedback_id=f"fb-{fid}",
+        turn_id=turn.turn_id,
+        user_id=user_id,
+        ts=now,
+        kind=fkind,
+        text=text,
+        correction_text=correction,
+    )

@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from selflearn.feedback import FEEDBACK_QUESTION, FeedbackPolicy, PendingRewrites
+from selflearn.home import Home, shipped_homes
+from selflearn.schema import Turn
+from selflearn.teach import (
+    TEACH_OFFER,
+    MemoryPreferences,
+    Taught,
+    Teacher,
+    Unclear,
+    parse_statement,
+    resolve_devices,
+    vocabulary,
+)
+
+NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def home() -> Home:
+    return next(h for h in shipped_homes() if h.id == "maple_house")
+
+
+def turn(text: str, *, user: str = "maple.ana", status: str = "success", response: str = "Done.") -> Turn:
+    return Turn(
+        turn_id=f"t-{abs(hash((text, user, status))) % 10**8}",
+        dialogue_id="d1",
+        session_id="s1",
+        user_id=user,
+        home_id="maple_house",
+        device_id="ep.kitchen_speaker",
+        device_type="speaker",
+        ts=NOW,
+        asr_text=text,
+        asr_confidence=0.9,
+        result_status=status,  # type: ignore[arg-type]
+        response_text=response,
+        response_latency_ms=10.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "key", "value"),
+    [
+        ("I'm a Warriors fan", "team", "", "Golden State Warriors"),
+        ("I am a huge dubs fan!", "team", "", "Golden State Warriors"),
+        ("I support the warriers", "team", "", "Golden State Warriors"),
+        ("My favourite team is the Niners", "team", "", "San Francisco 49ers"),
+        ("I like Italian restaurants", "cuisine", "", "Italian"),
+        ("I love sushi", "cuisine", "", "Japanese"),
+        ("my favorite food is thai", "cuisine", "", "Thai"),
+        ("My favourite music is jazz", "music_genre", "", "jazz"),
+        ("I love listening to hip-hop", "music_genre", "", "hip hop"),
+        ("Remember that I like classical music", "music_genre", "", "classical"),
+        ("Wilkerson is the one in California", "place", "wilkerson", "Wilkerson, California"),
+        ("When I say Springfield I mean the one in Oregon", "place", "springfield", "Springfield, Oregon"),
+        (
+            "When I say movie night I mean dim the living room lights and turn on the TV",
+            "phrase",
+            "movie night",
+            "dim the living room lights and turn on the tv",
+        ),
+        ("the big light is the living room light", "device_alias", "big light", "light.living_ceiling"),
+        ("when I say the big light I mean the floor lamp", "device_alias", "big light", "light.living_floor_lamp"),
+    ],
+)
+def test_statements_parse_to_canonical_preferences(home: Home, text: str, kind: str, key: str, value: str) -> None:
+    assert parse_statement(text, home) == Taught(kind, key, value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["turn on the kitchen light", "what is the weather", "play some jazz", "stop", ""])
+def test_commands_are_not_statements(home: Home, text: str) -> None:
+    assert parse_statement(text, home) is None
+
+
+def test_ambiguous_and_unknown_values_are_unclear(home: Home) -> None:
+    jazz = parse_statement("I'm a jazz fan", home)
+    assert isinstance(jazz, Unclear)
+    assert {o.value for o in jazz.options} == {"jazz", "Utah Jazz"}
+    la = parse_statement("I like Los Angeles", home)
+    assert isinstance(la, Unclear) and "Los Angeles Lakers" in la.question()
+    unknown = parse_statement("I like zorblax", home)
+    assert isinstance(unknown, Unclear) and unknown.options == () and "zorblax" in unknown.question()
+
+
+def test_vocabulary_nicknames_and_fuzzy() -> None:
+    vocab = vocabulary()
+    assert vocab.lookup("Warriors") == [("team", "Golden State Warriors")]
+    assert vocab.lookup("lakers") == [("team", "Los Angeles Lakers")]
+    assert vocab.lookup("itallian", ("cuisine",)) == [("cuisine", "Italian")]
+    assert vocab.lookup("qwertyuiop") == []
+
+
+def test_resolve_devices_by_name_and_area(home: Home) -> None:
+    assert resolve_devices("the living room ceiling light", home) == ["light.living_ceiling"]
+    assert resolve_devices("television", home) == ["media_player.living_tv"]
+    assert resolve_devices("submarine", home) == []
+
+
+def test_statement_is_stored_and_listed_per_user(home: Home) -> None:
+    store = MemoryPreferences()
+    teacher = Teacher(store)
+    reply = teacher.handle("I'm a Warriors fan", user_id="maple.ana", home=home, now=NOW, last_turn=None)
+    assert reply is not None and reply.status == "teach" and "Golden State Warriors" in reply.response
+    assert [(p.kind, p.value, p.source) for p in store.preferences("maple.ana")] == [
+        ("team", "Golden State Warriors", "statement")
+    ]
+    assert store.preferences("maple.ben") == []
+    listed = teacher.handle("what do you know about me", user_id="maple.ana", home=home, now=NOW, last_turn=None)
+    assert listed is not None and "Golden State Warriors" in listed.response
+    assert teacher.handle("turn on the tv", user_id="maple.ana", home=home, now=NOW, last_turn=None) is None
+
+
+def test_clarifying_question_then_choice(home: Home) -> None:
+    store = MemoryPreferences()
+    teacher = Teacher(store)
+    ask = teacher.handle("I'm a jazz fan", user_id="maple.ben", home=home, now=NOW, last_turn=None)
+    assert ask is not None and ask.response.endswith("?") and store.preferences("maple.ben") == []
+    done = teacher.handle("jazz music", user_id="maple.ben", home=home, now=NOW, last_turn=None)
+    assert done is not None and [(p.kind, p.value) for p in store.preferences("maple.ben")] == [("music_genre", "jazz")]
+
+
+def test_unknown_value_is_asked_about_not_silently_accepted(home: Home) -> None:
+    store = MemoryPreferences()
+    teacher = Teacher(store)
+    ask = teacher.handle("I like zorblax", user_id="u1", home=home, now=NOW, last_turn=None)
+    assert ask is not None and "zorblax" in ask.response and store.preferences("u1") == []
+    teacher.handle("a kind of food", user_id="u1", home=home, now=NOW, last_turn=None)
+    assert [(p.kind, p.value) for p in store.preferences("u1")] == [("cuisine", "Zorblax")]
+    teacher.handle("I like qqqq", user_id="u1", home=home, now=NOW, last_turn=None)
+    cancel = teacher.handle("cancel", user_id="u1", home=home, now=NOW, last_turn=None)
+    assert cancel is not None and len(store.preferences("u1")) == 1
+
+
+def test_guided_dialogue(home: Home) -> None:
+    store = MemoryPreferences()
+    teacher = Teacher(store)
+    say = [
+        ("learn my preferences", "sports team"),
+        ("the warriors", "food"),
+        ("skip", "music"),
+        ("I love listening to jazz", "own name"),
+        ("the big light is the floor lamp", "learned 3 things"),
+    ]
+    for text, expect in say:
+        reply = teacher.handle(text, user_id="maple.ana", home=home, now=NOW, last_turn=None)
+        assert reply is not None and expect in reply.response, (text, reply)
+    assert not teacher.in_dialogue("maple.ana")
+    got = {(p.kind, p.value, p.source, p.scope) for p in store.preferences("maple.ana")}
+    assert got == {
+        ("team", "Golden State Warriors", "guided", "*"),
+        ("music_genre", "jazz", "guided", "*"),
+        ("device_alias", "light.living_floor_lamp", "guided", "maple_house"),
+    }
+
+
+def test_guided_dialogue_can_stop_and_is_per_user(home: Home) -> None:
+    store = MemoryPreferences()
+    teacher = Teacher(store)
+    teacher.handle("learn my preferences", user_id="maple.ana", home=home, now=NOW, last_turn=None)
+    assert teacher.handle("lakers", user_id="maple.ben", home=home, now=NOW, last_turn=None) is None
+    assert store.preferences("maple.ben") == []
+    assert teacher.handle("stop", user_id="maple.ana", home=home, now=NOW, last_turn=None) is not None
+    assert not teacher.in_dialogue("maple.ana") and store.preferences("maple.ana") == []
+
+
+def test_teachable_moment_after_repeated_failure(home: Home) -> None:
+    store = MemoryPreferences()
+    teacher = Teacher(store)
+    failed = turn("make it cozy", status="no_match", response="Sorry, I didn't understand.")
+    offer = teacher.handle("make it cozy", user_id="maple.ana", home=home, now=NOW, last_turn=failed)
+    assert offer is not None and offer.response.endswith(TEACH_OFFER)
+    ask = teacher.handle("yes", user_id="maple.ana", home=home, now=NOW, last_turn=None)
+    assert ask is not None and "make it cozy" in ask.response
+    taught = teacher.handle("turn on the floor lamp", user_id="maple.ana", home=home, now=NOW, last_turn=None)
+    assert taught is not None and taught.rerun == "turn on the floor lamp"
+    assert [(p.kind, p.key, p.value, p.source) for p in store.preferences("maple.ana")] == [
+        ("phrase", "make it cozy", "turn on the floor lamp", "moment")
+    ]
+
+
+def test_no_moment_for_a_different_request_or_other_user(home: Home) -> None:
+    teacher = Teacher(MemoryPreferences())
+    failed = turn("make it cozy", status="no_match")
+    assert teacher.handle("turn on the tv", user_id="maple.ana", home=home, now=NOW, last_turn=failed) is None
+    assert teacher.handle("make it cozy", user_id="maple.ben", home=home, now=NOW, last_turn=failed) is None
+
+
+def test_unsatisfied_offers_teaching_and_logs_feedback(home: Home) -> None:
+    teacher = Teacher(MemoryPreferences())
+    reply = teacher.handle("that's wrong", user_id="maple.ana", home=home, now=NOW, last_turn=turn("play my music"))
+    assert reply is not None and reply.explicit_feedback == "unsatisfied" and reply.feedback is not None
+    assert reply.feedback.kind == "no" and reply.response.endswith(TEACH_OFFER)
+    assert teacher.handle("no thanks", user_id="maple.ana", home=home, now=NOW, last_turn=None) is not None
+    assert not teacher.in_dialogue("maple.ana")
+
+
+def test_feedback_answers_after_the_question(home: Home) -> None:
+    policy = FeedbackPolicy(every_turns=0, min_interval=timedelta(0))
+    pending = PendingRewrites()
+    teacher = Teacher(MemoryPreferences(), policy=policy, pending=pending)
+    last = turn("play the game", response=f"Playing. {FEEDBACK_QUESTION}")
+    assert policy.should_ask(user_id="maple.ana", now=NOW, confidence=0.3, rewritten=False)
+    yes = teacher.handle("yes", user_id="maple.ana", home=home, now=NOW, last_turn=last)
+    assert yes is not None and yes.explicit_feedback == "yes" and yes.feedback is not None
+    assert yes.feedback.kind == "yes" and yes.feedback.turn_id == last.turn_id
+    no = teacher.handle("no", user_id="maple.ana", home=home, now=NOW, last_turn=last)
+    assert no is not None and no.feedback is not None and no.feedback.kind == "no"
+    assert teacher.handle("nope", user_id="maple.ana", home=home, now=NOW, last_turn=None) is not None
+    fix = teacher.handle("No, I meant play the warriors game", user_id="maple.ana", home=home, now=NOW, last_turn=last)
+    assert fix is not None and fix.feedback is not None and fix.feedback.kind == "correction"
+    assert fix.feedback.correction_text == "play the warriors game" and fix.rerun == "play the warriors game"
+    got = pending.get("maple.ana", "Play the game!")
+    assert got is not None and got.target == "play the warriors game"
+    assert pending.get("maple.ben", "play the game") is None
+
+
+def test_bare_no_without_question_passes_through(home: Home) -> None:
+    teacher = Teacher(MemoryPreferences(), policy=FeedbackPolicy())
+    assert teacher.handle("no", user_id="maple.ana", home=home, now=NOW, last_turn=turn("play the game")) is None
