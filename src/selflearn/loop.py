@@ -1,0 +1,131 @@
+"""The daily cycle: simulate a day through the runtime, learn from all logs so far overnight, swap in the new
+artifact set, continue. Defect rates per day come from gold (evaluation only; the learners see logs only)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from selflearn.artifacts import ArtifactStore
+from selflearn.home import Home
+from selflearn.rewrite.online import LiveRewriter, OnlineConfig
+from selflearn.schema import Feedback, Gold, Turn
+
+FAILURE_POINTS = ("false_wake", "asr", "nlu", "er", "result")
+
+
+@dataclass(frozen=True)
+class DayStats:
+    day: int
+    turns: int
+    defect_rate: float  # share of turns whose gold failure point is not "correct"
+    by_failure_point: dict[str, float]  # share of turns per failure point (defects only)
+    goal_success: float  # share of the day's goals that ended in success
+    rewrite_rate: float  # share of turns the online rewriter changed
+    rules_global: int  # rewrite rules in force during the day
+    rules_personal: int
+    artifact_version: str | None  # the artifact set the day ran on (None: nothing learned yet)
+    seconds: float
+
+
+def day_stats(
+    day: int,
+    turns: Sequence[Turn],
+    gold: Sequence[Gold],
+    *,
+    rules: tuple[int, int] = (0, 0),
+    version: str | None = None,
+    seconds: float = 0.0,
+) -> DayStats:
+    """One day's numbers, joined to gold by ``turn_id`` (turns without gold count as correct)."""
+    point = {g.turn_id: g.failure_point for g in gold}
+    counts: Counter[str] = Counter(point.get(t.turn_id, "correct") for t in turns)
+    n = max(len(turns), 1)
+    goals: dict[str, bool] = {}
+    for g in gold:
+        goals[g.goal_id] = goals.get(g.goal_id, False) or g.goal_success
+    return DayStats(
+        day=day,
+        turns=len(turns),
+        defect_rate=sum(counts[p] for p in FAILURE_POINTS) / n,
+        by_failure_point={p: counts[p] / n for p in FAILURE_POINTS},
+        goal_success=sum(goals.values()) / max(len(goals), 1),
+        rewrite_rate=sum(t.rewrite_source != "none" for t in turns) / n,
+        rules_global=rules[0],
+        rules_personal=rules[1],
+        artifact_version=version,
+        seconds=seconds,
+    )
+
+
+@dataclass
+class LoopResult:
+    days: list[DayStats] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    gold: list[Gold] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        first, last = self.days[0].defect_rate, self.days[-1].defect_rate
+        out = {
+            "defect_rate_day1": first,
+            "defect_rate_last": last,
+            "relative_drop": (first - last) / first if first else 0.0,
+        }
+        out |= {f"defect_rate_day{d.day}": d.defect_rate for d in self.days}
+        return out
+
+
+def rule_counts(rewriter: LiveRewriter) -> tuple[int, int]:
+    """Global forms in force, and users with a personal table in the current artifact set."""
+    current = rewriter.current
+    if current is None or current.artifact_dir is None:
+        return (0, 0)
+    personal = current.artifact_dir / "personal"
+    users = sum(1 for p in personal.glob("*/rewrites.parquet")) if personal.exists() else 0
+    return (len(current.global_index), users)
+
+
+def run_loop(
+    homes: Sequence[Home],
+    *,
+    days: int,
+    seed: int,
+    artifacts: ArtifactStore,
+    learn_config: Any = None,
+    sim_config: Any = None,
+    online: OnlineConfig | None = None,
+    on_day: Callable[[DayStats], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> LoopResult:
+    """Simulate ``days`` days; after each but the last, ``learn`` on every log so far and swap in the result."""
+    from selflearn.learn import learn
+    from selflearn.sim import SimConfig, Simulation
+    from selflearn.store import LogView
+
+    sim = Simulation(homes, seed=seed, config=sim_config or SimConfig())
+    rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"))
+    result = LoopResult()
+    for day in range(1, days + 1):
+        start = time.perf_counter()
+        stage = on_stage or (lambda _msg: None)
+        stage(f"day {day}: simulating")
+        log = sim.run_day(day, rewriter=rewriter)
+        result.turns += log.turns
+        result.gold += log.gold
+        result.feedback += log.feedback
+        version = rewriter.current.artifact_dir.name if rewriter.current and rewriter.current.artifact_dir else None
+        stats = day_stats(
+            day, log.turns, log.gold, rules=rule_counts(rewriter), version=version, seconds=time.perf_counter() - start
+        )
+        result.days.append(stats)
+        if on_day:
+            on_day(stats)
+        if day < days:
+            stage(f"night {day}: learning from {len(result.turns)} turns")
+            learn(LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config)
+            rewriter.reload_if_changed()
+    return result
