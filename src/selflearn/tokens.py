@@ -1,0 +1,88 @@
+"""Bearer tokens for the service: one per home (it reaches only that home's users) plus admin tokens for ``learn``.
+
+Only a SHA-256 hash of each token is stored (``<data dir>/tokens.json``, mode 0600, rewritten atomically), so the
+file leaks nothing usable; the token itself is printed once by ``selflearn tokens create``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from selflearn import paths
+
+PREFIX = "slt_"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str  # public handle for list/revoke: the first 12 hex digits of the hash
+    home: str | None  # None for an admin token
+    admin: bool
+    name: str
+    created: str
+    sha256: str
+
+
+def tokens_file() -> Path:
+    return paths.data_dir() / "tokens.json"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Tokens:
+    """The tokens file. Reads it afresh on every check, so a revoke takes effect in a running service at once."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or tokens_file()
+
+    def _load(self) -> list[TokenInfo]:
+        if not self.path.exists():
+            return []
+        return [TokenInfo(**row) for row in json.loads(self.path.read_text(encoding="utf-8"))]
+
+    def _save(self, infos: list[TokenInfo]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump([asdict(i) for i in infos], f, indent=1)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+
+    def create(self, *, home: str | None, admin: bool = False, name: str = "") -> tuple[str, TokenInfo]:
+        """A new token (returned once, in clear) for ``home``; admin tokens have no home."""
+        if (home is None) != admin:
+            raise ValueError("a token is either for one home or an admin token")
+        token = PREFIX + secrets.token_urlsafe(32)
+        digest = _hash(token)
+        info = TokenInfo(digest[:12], home, admin, name, datetime.now(UTC).isoformat(timespec="seconds"), digest)
+        self._save([*self._load(), info])
+        return token, info
+
+    def list(self) -> list[TokenInfo]:
+        return self._load()
+
+    def revoke(self, token_id: str) -> bool:
+        infos = self._load()
+        keep = [i for i in infos if i.id != token_id]
+        if len(keep) == len(infos):
+            return False
+        self._save(keep)
+        return True
+
+    def check(self, token: str) -> TokenInfo | None:
+        """The token's record, or None. Compares hashes in constant time."""
+        digest = _hash(token)
+        found = None
+        for info in self._load():
+            if secrets.compare_digest(info.sha256, digest):
+                found = info
+        return found
