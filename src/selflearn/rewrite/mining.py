@@ -1,0 +1,280 @@
+"""Offline rewrite mining: from users' rephrase chains to a guarded table of "say this instead" rewrites.
+
+A user whose request fails and who rephrases until it works has shown, without a label, what the failing form
+should have been. Over all users, utterance forms are the states of an absorbing Markov chain: a failing turn's
+form is transient, a turn that succeeded is absorbed in its form, a failure nobody repaired is absorbed in "gave
+up". The most probable success state reachable from a failing form is its rewrite candidate (fundamental matrix
+N = (I - Q)^-1 applied to R, sparse LU). Guardrails keep the global table safe: minimum support, k distinct users
+(k-anonymity), a mostly-failing source form, and no change of domain without strong evidence. A per-user layer
+keeps each user's own repeated repairs. Aggregation is Polars (no Python loops over rows); the solve is scipy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+from scipy.sparse.linalg import splu
+
+from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, write_tables
+from selflearn.signals import DefectSignals, LogSource, SignalConfig
+from selflearn.text import normalize_expr
+
+SOLVE_BATCH = 256  # absorbing states solved per LU back-substitution (bounds memory to T x 256 floats)
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    pair_window_s: float = 30.0  # candidate rephrase pair: the same user's next turn within this many seconds
+    similarity_min: float = 0.5  # baseline rephrase detector: rapidfuzz token_set_ratio / 100
+    min_support: int = 5  # global layer: chains from source that ended in target
+    min_users: int = 5  # global layer: k-anonymity, distinct users behind those chains
+    min_probability: float = 0.3  # absorption probability of the target from the source
+    min_source_defect_rate: float = 0.5  # only rewrite forms that usually fail (across all users)
+    personal_min_support: int = 2  # personal layer: the user's own repairs source -> target
+    domain_change_users: int = 15  # strong evidence needed to cross domains (global) ...
+    domain_change_probability: float = 0.8
+    personal_domain_change_support: int = 4  # ... and in the personal layer
+    signals: SignalConfig = field(default_factory=SignalConfig)
+
+
+@dataclass
+class RewriteTables:
+    """The miner's artifact: the global and the personal rewrite tables (``REWRITE_SCHEMA`` columns)."""
+
+    global_table: pl.DataFrame = field(default_factory=empty_table)
+    personal_table: pl.DataFrame = field(default_factory=empty_table)
+
+    def save(self, root: Path) -> list[Path]:
+        return write_tables(root, self.global_table, self.personal_table)
+
+    @classmethod
+    def load(cls, root: Path) -> RewriteTables:
+        personal_files = sorted((root / "personal").glob("*/rewrites.parquet"))
+        personal = pl.concat([pl.read_parquet(p) for p in personal_files]) if personal_files else empty_table()
+        return cls(read_global(root), personal.cast(REWRITE_SCHEMA))
+
+
+def intent_domain(intent: pl.Expr) -> pl.Expr:
+    """Coarse domain of an NLU intent name (HassTurnOn -> device, HassMediaPause -> media); rewrites that cross
+    domains change what the assistant does, not just how it understood, so they need stronger evidence."""
+    families = [
+        ("device", "Turn|Light|Fan|Cover|Valve|Lock|Vacuum|Mower|Toggle"),
+        ("climate", "Climate|Temperature|Thermostat|Heat"),
+        ("media", "Media|Volume|Music|Play|Radio|Podcast"),
+        ("timer", "Timer|Alarm"),
+        ("list", "List"),
+        ("weather", "Weather"),
+        ("clock", "Time|Date"),
+    ]
+    expr: pl.Expr = intent.str.to_lowercase()
+    for name, pattern in reversed(families):
+        expr = pl.when(intent.str.contains(pattern)).then(pl.lit(name)).otherwise(expr)
+    return expr
+
+
+def baseline_rephrase(scored: pl.DataFrame, config: MiningConfig) -> pl.Series:
+    """Rule baseline, per turn: its next turn (same user) is a rephrase of it (timing + rapidfuzz similarity)."""
+    return scored.select(
+        is_rephrase=(
+            (pl.col("gap_s") <= config.pair_window_s)
+            & (pl.col("similarity") >= config.similarity_min)
+            & ~pl.col("next_status").is_in(("feedback", "teach"))
+        ).fill_null(False)
+    )["is_rephrase"]
+
+
+def chains(scored: pl.DataFrame, is_rephrase: pl.Series) -> pl.DataFrame:
+    """Per defective turn: its transition (next failing form, success form, or gave up) and its chain's outcome.
+
+    ``scored`` comes from ``DefectSignals.score_frame`` (sorted by user and time); a defective turn links to the
+    user's next turn when that is a rephrase. Links split the turns into chains; a chain ending in a success turn
+    gives every failing form in it that success form as an eventual target.
+    """
+    df = scored.with_columns(
+        is_rephrase=is_rephrase,
+        ok=(pl.col("result_status") == "success") & ~pl.col("defect"),
+        effective_form=normalize_expr(pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))),
+    ).with_columns(link=pl.col("defect") & pl.col("is_rephrase") & pl.col("next_turn_id").is_not_null())
+    linked_in = (pl.col("link").shift(1) & (pl.col("user_id").shift(1) == pl.col("user_id"))).fill_null(False)
+    df = df.with_columns(chain=(~linked_in).cum_sum())
+    df = df.with_columns(
+        next_ok=pl.col("ok").shift(-1),
+        next_effective=pl.col("effective_form").shift(-1),
+        end_ok=pl.col("ok").last().over("chain"),
+        end_form=pl.col("effective_form").last().over("chain"),
+    )
+    return df.filter(pl.col("defect")).select(
+        "turn_id",
+        "user_id",
+        "ts",
+        "form",
+        "nlu_intent",
+        "chain",
+        "link",
+        to_kind=pl.when(~pl.col("link"))
+        .then(pl.lit("gave_up"))
+        .when(pl.col("next_ok"))
+        .then(pl.lit("ok"))
+        .otherwise(pl.lit("fail")),
+        to_form=pl.when(~pl.col("link"))
+        .then(pl.lit(None, dtype=pl.String))
+        .when(pl.col("next_ok"))
+        .then(pl.col("next_effective"))
+        .otherwise(pl.col("next_form")),
+        target=pl.when(pl.col("end_ok")).then(pl.col("end_form")),
+    )
+
+
+def absorb(transitions: pl.DataFrame) -> pl.DataFrame:
+    """Absorbing-chain solve: per failing form, the most probable success form and its absorption probability.
+
+    ``transitions`` has one row per defective turn (``form``, ``to_kind``, ``to_form``). Q (failing -> failing)
+    and R (failing -> success) are row-normalised counts; B = (I - Q)^-1 R via one sparse LU, solved in column
+    batches so memory stays bounded; "gave up" is the implicit remainder of each row.
+    """
+    counts = transitions.group_by("form", "to_kind", "to_form").len()
+    states = transitions.select(pl.col("form").unique().sort()).with_row_index("i")
+    totals = transitions.group_by("form").len("total").join(states, on="form")
+    n_t = states.height
+    if n_t == 0:
+        return pl.DataFrame(schema={"form": pl.String, "target": pl.String, "probability": pl.Float64})
+    rows = counts.join(totals, on="form").with_columns(p=pl.col("len") / pl.col("total"))
+    q = rows.filter(pl.col("to_kind") == "fail").join(states.rename({"form": "to_form", "i": "j"}), on="to_form")
+    r = rows.filter(pl.col("to_kind") == "ok")
+    targets = r.select(pl.col("to_form").unique().sort()).with_row_index("j")
+    r = r.join(targets, on="to_form")
+    n_a = targets.height
+    if n_a == 0:
+        return pl.DataFrame(schema={"form": pl.String, "target": pl.String, "probability": pl.Float64})
+    q_m = sparse.csr_matrix((q["p"].to_numpy(), (q["i"].to_numpy(), q["j"].to_numpy())), shape=(n_t, n_t))
+    r_m = sparse.csc_matrix((r["p"].to_numpy(), (r["i"].to_numpy(), r["j"].to_numpy())), shape=(n_t, n_a))
+    lu = splu(sparse.csc_matrix(sparse.identity(n_t) - q_m))
+    best_p = np.zeros(n_t)
+    best_j = np.zeros(n_t, dtype=np.int64)
+    for lo in range(0, n_a, SOLVE_BATCH):
+        block = lu.solve(r_m[:, lo : lo + SOLVE_BATCH].toarray())
+        j = block.argmax(axis=1)
+        p = block[np.arange(n_t), j]
+        better = p > best_p
+        best_p[better] = p[better]
+        best_j[better] = j[better] + lo
+    return pl.DataFrame(
+        {
+            "form": states["form"],
+            "target": targets["to_form"].gather(best_j),
+            "probability": np.clip(best_p, 0.0, 1.0),
+        }
+    ).filter(pl.col("probability") > 0)
+
+
+def _mode(column: str) -> pl.Expr:
+    return pl.col(column).fill_null("").mode().sort().first().replace("", None)
+
+
+class RewriteMiner:
+    """``RewriteMiner(config).fit(logs) -> RewriteTables``; ``fit_frame`` for already-scored turns."""
+
+    def __init__(self, config: MiningConfig | None = None):
+        self.config = config or MiningConfig()
+
+    def fit(self, logs: LogSource, is_rephrase: pl.Series | None = None) -> RewriteTables:
+        return self.fit_frame(DefectSignals(self.config.signals).score(logs), is_rephrase)
+
+    def fit_frame(self, scored: pl.DataFrame, is_rephrase: pl.Series | None = None) -> RewriteTables:
+        c = self.config
+        links = baseline_rephrase(scored, c) if is_rephrase is None else is_rephrase
+        ch = chains(scored, links)
+        solved = absorb(ch)
+        if solved.height == 0:
+            return RewriteTables()
+        form_stats = scored.group_by("form").agg(defect_rate=pl.col("defect").mean())
+        source_intents = ch.group_by("form").agg(source_intent=_mode("nlu_intent"))
+        ok_turns = scored.filter((pl.col("result_status") == "success") & ~pl.col("defect"))
+        target_intents = (
+            ok_turns.with_columns(target=normalize_expr(pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))))
+            .group_by("target")
+            .agg(target_intent=_mode("nlu_intent"))
+        )
+        evidence = ch.filter(pl.col("target").is_not_null() & (pl.col("form") != pl.col("target")))
+        pairs = evidence.group_by("form", "target").agg(
+            support=pl.len().cast(pl.Int64), distinct_users=pl.col("user_id").n_unique().cast(pl.Int64)
+        )
+        described = (
+            solved.join(pairs, on=["form", "target"], how="inner")
+            .join(form_stats, on="form", how="left")
+            .join(source_intents, on="form", how="left")
+            .join(target_intents, on="target", how="left")
+            .with_columns(
+                domain_change=(
+                    intent_domain(pl.col("source_intent")) != intent_domain(pl.col("target_intent"))
+                ).fill_null(False)
+            )
+        )
+        strong = (pl.col("distinct_users") >= c.domain_change_users) & (
+            pl.col("probability") >= c.domain_change_probability
+        )
+        global_table = described.filter(
+            (pl.col("support") >= c.min_support)
+            & (pl.col("distinct_users") >= c.min_users)
+            & (pl.col("probability") >= c.min_probability)
+            & (pl.col("defect_rate") >= c.min_source_defect_rate)
+            & (~pl.col("domain_change") | strong)
+        ).select(
+            pl.col("form").alias("source"),
+            "target",
+            "probability",
+            "support",
+            "distinct_users",
+            "source_intent",
+            "target_intent",
+            layer=pl.lit("global"),
+            user_id=pl.lit(None, dtype=pl.String),
+        )
+        return RewriteTables(
+            global_table.sort("source").cast(REWRITE_SCHEMA),
+            self._personal(ch, source_intents, target_intents).cast(REWRITE_SCHEMA),
+        )
+
+    def _personal(self, ch: pl.DataFrame, source_intents: pl.DataFrame, target_intents: pl.DataFrame) -> pl.DataFrame:
+        """Each user's own repairs: source -> target seen at least ``personal_min_support`` times for that user."""
+        c = self.config
+        tries = ch.group_by("user_id", "form").len("tries")
+        own = (
+            ch.filter(pl.col("target").is_not_null() & (pl.col("form") != pl.col("target")))
+            .group_by("user_id", "form", "target")
+            .agg(support=pl.len().cast(pl.Int64))
+            .join(tries, on=["user_id", "form"])
+            .join(source_intents, on="form", how="left")
+            .join(target_intents, on="target", how="left")
+            .with_columns(
+                probability=pl.col("support") / pl.col("tries"),
+                domain_change=(
+                    intent_domain(pl.col("source_intent")) != intent_domain(pl.col("target_intent"))
+                ).fill_null(False),
+            )
+        )
+        best = own.sort(["support", "target"], descending=[True, False]).unique(
+            ["user_id", "form"], keep="first", maintain_order=True
+        )
+        return (
+            best.filter(
+                (pl.col("support") >= c.personal_min_support)
+                & (~pl.col("domain_change") | (pl.col("support") >= c.personal_domain_change_support))
+            )
+            .select(
+                pl.col("form").alias("source"),
+                "target",
+                "probability",
+                "support",
+                distinct_users=pl.lit(1, dtype=pl.Int64),
+                source_intent="source_intent",
+                target_intent="target_intent",
+                layer=pl.lit("personal"),
+                user_id="user_id",
+            )
+            .sort("user_id", "source")
+        )

@@ -1,0 +1,155 @@
+"""Implicit and explicit defect signals per turn, from logs alone (no gold, no labels).
+
+A user who interrupts, rephrases, repeats, gives up right after a failure or says "no" is telling the assistant the
+previous turn went wrong. Each signal is a column; ``defect_score`` combines them as a noisy-OR, and a per-form
+component lets many users' weak evidence add up: a form that many users rephrase is a defect even when one user's
+own signal is weak. Everything is vectorised in Polars (one sort, window shifts, group-bys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import polars as pl
+from rapidfuzz import fuzz, process
+
+from selflearn.text import normalize_expr
+
+NO_RESULT_STATUSES = ("no_match", "no_entity", "failed", "ignored")
+NEGATIVE_FEEDBACK = ("no", "correction", "unsatisfied")
+META_STATUSES = ("feedback", "teach")  # turns that talk about the assistant, not to it
+NEGATION_PREFIX = r"^(no|nope|not that|wrong|that's wrong|that is wrong|stop|cancel)\b"
+SIGNAL_COLUMNS = ("barge_in", "rephrased", "repeated", "abandoned", "explicit_negative", "no_result")
+
+
+class LogSource(Protocol):
+    """What ``Store.logs()`` / ``LogView`` offers; the signals need only these two tables."""
+
+    def turns(self) -> pl.DataFrame: ...
+
+    def feedback(self) -> pl.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class SignalWeights:
+    """How much each signal alone says "this turn was a defect" (noisy-OR terms in [0, 1])."""
+
+    barge_in: float = 0.6
+    rephrased: float = 0.6
+    repeated: float = 0.5
+    abandoned: float = 0.5
+    explicit_negative: float = 0.9
+    no_result: float = 0.8
+    unsupported: float = 0.2
+    form: float = 0.6
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    rephrase_window_s: float = 30.0  # a follow-up later than this is a new request, not a repair
+    abandon_window_s: float = 120.0  # no follow-up within this after a failure: the user gave up
+    similarity_min: float = 0.5  # rapidfuzz token_set_ratio / 100 for a follow-up to count as a rephrase
+    barge_in_flag: Literal["interrupted", "interrupting"] = "interrupted"  # which turn carries Turn.barge_in
+    threshold: float = 0.5  # defect = defect_score >= threshold
+    form_prior: float = 3.0  # pseudo-count shrinking a rare form's defect rate towards the global rate
+    weights: SignalWeights = field(default_factory=SignalWeights)
+
+
+class DefectSignals:
+    def __init__(self, config: SignalConfig | None = None):
+        self.config = config or SignalConfig()
+
+    def score(self, logs: LogSource) -> pl.DataFrame:
+        return self.score_frame(logs.turns(), logs.feedback())
+
+    def score_frame(self, turns: pl.DataFrame, feedback: pl.DataFrame | None = None) -> pl.DataFrame:
+        """The turns (every input column kept), sorted by user and time, with the signal columns added."""
+        c = self.config
+        w = c.weights
+        df = with_next_turn(turns, c)
+        negative_ids = _negative_feedback_ids(feedback)
+        failed = pl.col("result_status").is_in(NO_RESULT_STATUSES)
+        if c.barge_in_flag == "interrupted":
+            barge = pl.col("barge_in")
+        else:
+            barge = pl.col("next_barge_in").fill_null(False) & pl.col("quick_next")
+        df = df.with_columns(
+            barge_in_signal=barge,
+            no_result=failed,
+            explicit_negative=pl.col("explicit_feedback").is_in(NEGATIVE_FEEDBACK).fill_null(False)
+            | pl.col("turn_id").is_in(negative_ids)
+            | (pl.col("quick_next") & pl.col("next_form").str.contains(NEGATION_PREFIX).fill_null(False)),
+            repeated=pl.col("quick_next") & (pl.col("form") == pl.col("next_form")),
+            rephrased=pl.col("quick_next")
+            & (pl.col("form") != pl.col("next_form"))
+            & ((pl.col("similarity") >= c.similarity_min) | failed),
+        )
+        troubled = failed | pl.col("barge_in_signal") | pl.col("explicit_negative")
+        ends = pl.col("gap_s").is_null() | (pl.col("gap_s") > c.abandon_window_s)
+        df = df.with_columns(abandoned=troubled & ends)
+        turn_score = _noisy_or(
+            [
+                (pl.col("barge_in_signal"), w.barge_in),
+                (pl.col("rephrased"), w.rephrased),
+                (pl.col("repeated"), w.repeated),
+                (pl.col("abandoned"), w.abandoned),
+                (pl.col("explicit_negative"), w.explicit_negative),
+                (pl.col("no_result"), w.no_result),
+                (pl.col("result_status") == "unsupported", w.unsupported),
+            ]
+        )
+        df = df.with_columns(
+            turn_score=pl.when(pl.col("result_status").is_in(META_STATUSES)).then(0.0).otherwise(turn_score)
+        )
+        mean_score = df["turn_score"].mean() if df.height else 0.0
+        prior_mean = float(mean_score) if isinstance(mean_score, int | float) else 0.0
+        df = df.with_columns(
+            form_rate=(pl.col("turn_score").sum().over("form") + c.form_prior * prior_mean)
+            / (pl.len().over("form") + c.form_prior),
+            form_users=pl.col("user_id").filter(pl.col("turn_score") >= c.threshold).n_unique().over("form"),
+        )
+        score = 1.0 - (1.0 - pl.col("turn_score")) * (1.0 - w.form * pl.col("form_rate"))
+        score = pl.when(pl.col("result_status").is_in(META_STATUSES)).then(0.0).otherwise(score)
+        return df.with_columns(defect_score=score, defect=score >= c.threshold).rename(
+            {"barge_in": "barge_in_flag", "barge_in_signal": "barge_in"}
+        )
+
+
+def with_next_turn(turns: pl.DataFrame, config: SignalConfig) -> pl.DataFrame:
+    """Sort by user and time; add the form, the user's next turn (id, form, gap) and the pair's text similarity."""
+    df = turns.sort(["user_id", "ts", "turn_id"]).with_columns(form=normalize_expr(pl.col("asr_text")))
+    nxt = pl.col("user_id").shift(-1) == pl.col("user_id")
+    df = df.with_columns(
+        next_turn_id=pl.when(nxt).then(pl.col("turn_id").shift(-1)),
+        next_form=pl.when(nxt).then(pl.col("form").shift(-1)),
+        next_status=pl.when(nxt).then(pl.col("result_status").shift(-1)),
+        next_barge_in=pl.when(nxt).then(pl.col("barge_in").shift(-1)),
+        gap_s=pl.when(nxt).then((pl.col("ts").shift(-1) - pl.col("ts")).dt.total_microseconds() / 1e6),
+    )
+    similarity = process.cpdist(
+        df["form"].to_list(),
+        df["next_form"].fill_null("").to_list(),
+        scorer=fuzz.token_set_ratio,
+        workers=-1,
+        dtype=np.float32,
+    )
+    return df.with_columns(
+        similarity=pl.Series(similarity / 100.0, dtype=pl.Float64),
+        quick_next=(pl.col("gap_s") <= config.rephrase_window_s).fill_null(False)
+        & ~pl.col("next_status").is_in(META_STATUSES).fill_null(False),
+    )
+
+
+def _negative_feedback_ids(feedback: pl.DataFrame | None) -> pl.Series:
+    if feedback is None or feedback.height == 0:
+        return pl.Series("turn_id", [], dtype=pl.String)
+    return feedback.filter(pl.col("kind").is_in(("no", "correction")))["turn_id"]
+
+
+def _noisy_or(terms: list[tuple[pl.Expr, float]]) -> pl.Expr:
+    keep = pl.lit(1.0)
+    for flag, weight in terms:
+        keep = keep * (1.0 - weight * flag.fill_null(False).cast(pl.Float64))
+    return 1.0 - keep
