@@ -122,7 +122,10 @@ def describe(error: ValidationError) -> str:
     """A pydantic error in one line a person can act on: ``field: message; field: message``."""
     parts = []
     for e in error.errors(include_url=False):
-        loc = ".".join(str(x) for x in e["loc"]) or "row"
+        if e["type"] == "json_invalid":
+            parts.append(f"bad JSON: {e['ctx'].get('error', e['msg']) if 'ctx' in e else e['msg']}")
+            continue
+        loc = ".".join(str(x) for x in e["loc"]) or "record"
         parts.append(f"{loc}: {e['msg']}")
     return "; ".join(parts)
 
@@ -288,7 +291,7 @@ def predicate(model: type[LogRecord]) -> str:
         base = _strip_none(ann)
         conds: list[str] = []
         if name in model.json_fields:
-            conds.append(f"json_valid({col}) AND json_type({col}) = 'OBJECT'")
+            conds.append(f"json_valid({col}) AND regexp_matches({col}, '^\\s*\\{{')")
         elif typing.get_origin(base) is Literal:
             values = ", ".join("'" + str(v).replace("'", "''") + "'" for v in typing.get_args(base))
             conds.append(f"{col} IN ({values})")
