@@ -1,0 +1,343 @@
+"""The runtime: the one pipeline the simulator, the CLI and the service all drive.
+
+Per utterance: teacher first look -> rewrite -> taught-preference expansion -> NLU -> context -> entity resolution
+-> execute -> feedback ask. Each stage's decision (top-k with scores) and timing goes into the turn's ``trace`` so
+that failure-point analysis can tell which stage went wrong. Compiled templates, slot lists and name indexes are
+built once per home and shared by every ``Runtime`` of that home.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from selflearn.home import Endpoint, Home
+from selflearn.pipeline import context as ctx
+from selflearn.pipeline.context import Candidate, Situation
+from selflearn.pipeline.execute import Outcome, World, execute
+from selflearn.pipeline.nlu import NLU, clean, parse_loose
+from selflearn.pipeline.resolve import Resolution, Resolver
+from selflearn.schema import ExplicitFeedback, Preference, Turn
+
+DIALOGUE_GAP_S = 45.0
+SESSION_GAP_S = 30 * 60.0
+TOP_K = 5
+ROUTINE_KEYS = ("name", "program", "media_type", "genre", "team", "cuisine", "area", "domain")
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    text: str
+    source: str  # "global" | "personal" | "feedback" | "teach"
+    score: float
+
+
+class Rewriter(Protocol):
+    def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
+
+
+class FeedbackPolicy(Protocol):
+    def should_ask(self, *, user_id: str, now: datetime, confidence: float, rewritten: bool) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TeachReply:
+    """The teacher's answer to an utterance that taught a preference or gave feedback on the last turn."""
+
+    response: str
+    status: Literal["teach", "feedback"]
+    feedback_kind: str | None = None  # "yes" | "no" | "correction" | "unsatisfied" | "teach"
+    correction_text: str | None = None
+
+
+class Teacher(Protocol):
+    def handle(
+        self, text: str, *, user_id: str, home: Home, now: datetime, last_turn: Turn | None
+    ) -> TeachReply | None: ...
+
+
+@dataclass
+class Interpretation:
+    turn: Turn
+    stages: dict[str, dict[str, Any]]
+    response: str
+    hypotheses: list[Candidate] = field(default_factory=list)
+    asks_feedback: bool = False
+
+    @property
+    def status(self) -> str:
+        return self.turn.result_status
+
+
+@dataclass
+class _Parts:
+    """Shared, immutable per-home machinery (cached by home content)."""
+
+    nlu: NLU
+    resolver: Resolver
+    routines: dict[str, list[tuple[int, str, dict[str, Any]]]]
+
+
+@lru_cache(maxsize=64)
+def _parts_for(home_json: str) -> _Parts:
+    home = Home.model_validate_json(home_json)
+    nlu = NLU.for_home(home)
+    routines: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+    for person in home.people:
+        for routine in person.routines:
+            cands = ctx.expand(nlu.parse(routine.say), home)
+            if cands:
+                hh, mm = routine.at.split(":")
+                key = {k: v for k, v in cands[0].slots.items() if k in ROUTINE_KEYS}
+                routines.setdefault(person.id, []).append((int(hh) * 60 + int(mm), cands[0].intent, key))
+    return _Parts(nlu, Resolver(home), routines)
+
+
+class Runtime:
+    """One home's assistant. ``state`` holds the live device states that execution changes."""
+
+    def __init__(
+        self,
+        home: Home,
+        *,
+        context: bool = True,
+        rewriter: Rewriter | None = None,
+        preferences: Callable[[str], Sequence[Preference]] | None = None,
+        sink: Callable[[Turn], None] | None = None,
+        feedback_policy: FeedbackPolicy | None = None,
+        teacher: Teacher | None = None,
+    ) -> None:
+        self.home = home
+        self.context = context
+        self.rewriter = rewriter
+        self.preferences = preferences
+        self.sink = sink
+        self.feedback_policy = feedback_policy
+        self.teacher = teacher
+        self.parts = _parts_for(home.model_dump_json())
+        self.state: dict[str, dict[str, Any]] = {d.id: dict(d.state) for d in home.devices}
+        self.world = World(home, self.state)
+        self.tz = ZoneInfo(home.timezone)
+        self._last: dict[str, Turn] = {}
+        self._dialogue: dict[str, tuple[datetime, str]] = {}
+        self._session: dict[str, tuple[datetime, str]] = {}
+        self._count = 0
+
+    @property
+    def nlu(self) -> NLU:
+        return self.parts.nlu
+
+    def interpret(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        endpoint_id: str,
+        now: datetime,
+        asr_confidence: float = 1.0,
+        session_id: str | None = None,
+        dialogue_id: str | None = None,
+        turn_id: str | None = None,
+        barge_in: bool = False,
+    ) -> Interpretation:
+        started = time.perf_counter()
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        endpoint = self.home.endpoint(endpoint_id)
+        stages: dict[str, dict[str, Any]] = {}
+        ids = self._ids(user_id, now, session_id, dialogue_id, turn_id)
+
+        if self.teacher is not None:
+            t = time.perf_counter()
+            reply = self.teacher.handle(
+                text, user_id=user_id, home=self.home, now=now, last_turn=self._last.get(user_id)
+            )
+            stages["teach"] = {"ms": _ms(t), "handled": reply is not None}
+            if reply is not None:
+                stages["teach"].update(status=reply.status, kind=reply.feedback_kind)
+                turn = self._turn(
+                    ids, user_id, endpoint, now, text, asr_confidence, barge_in, started, stages,
+                    result_status=reply.status, response_text=reply.response,
+                    explicit_feedback=_explicit(reply.feedback_kind),
+                )  # fmt: skip
+                return self._emit(Interpretation(turn, stages, reply.response))
+
+        nlu_text, rewrite_source = text, "none"
+        if self.rewriter is not None:
+            t = time.perf_counter()
+            rw = self.rewriter.rewrite(text, user_id=user_id, home=self.home, endpoint=endpoint, now=now)
+            applied = rw is not None and clean(rw.text) != clean(text)
+            stages["rewrite"] = {"ms": _ms(t), "applied": applied}
+            if rw is not None and applied:
+                nlu_text, rewrite_source = rw.text, rw.source
+                stages["rewrite"].update(text=rw.text, source=rw.source, score=round(rw.score, 4))
+
+        prefs: Sequence[Preference] = ()
+        if self.context and self.preferences is not None:
+            t = time.perf_counter()
+            prefs = self.preferences(user_id)
+            expanded, used = _expand_preferences(nlu_text, prefs, self.home)
+            stages["preferences"] = {"ms": _ms(t), "n": len(prefs), "applied": used}
+            if used:
+                nlu_text = expanded
+                rewrite_source = rewrite_source if rewrite_source != "none" else "teach"
+
+        t = time.perf_counter()
+        area = endpoint.area if self.context else None
+        hyps = self.nlu.parse(nlu_text, area=area)
+        loose = not hyps
+        if loose:
+            hyps = parse_loose(self.nlu, nlu_text, area=area)
+        stages["nlu"] = {"ms": _ms(t), "loose": loose, "top": [h.to_json() for h in hyps[:TOP_K]]}
+
+        t = time.perf_counter()
+        cands = ctx.expand(hyps, self.home)
+        if self.context and cands:
+            situation = Situation(
+                home=self.home,
+                endpoint=endpoint,
+                now=now.astimezone(self.tz),
+                state=self.state,
+                person=next((p for p in self.home.people if p.id == user_id), None),
+                preferences=prefs,
+                routines=self.parts.routines.get(user_id, ()),
+            )
+            cands = ctx.score(cands, situation)
+        stages["context"] = {"ms": _ms(t), "enabled": self.context, "top": [c.to_json() for c in cands[:TOP_K]]}
+
+        top = cands[0] if cands else None
+        t = time.perf_counter()
+        res = self.parts.resolver.resolve(top, endpoint=endpoint, use_area=self.context) if top else None
+        stages["er"] = {"ms": _ms(t), **(res.to_json() if res else {"status": "skipped"})}
+
+        t = time.perf_counter()
+        snapshot = self._snapshot(endpoint, res)
+        outcome = (
+            execute(top, res, self.world, endpoint=endpoint, now=now)
+            if top is not None and res is not None
+            else Outcome("no_match", "Sorry, I didn't understand that.")
+        )
+        stages["execute"] = {"ms": _ms(t), "status": outcome.status, "changed": outcome.changed}
+
+        confidence = _confidence(top, res)
+        asks = False
+        if self.feedback_policy is not None and outcome.status != "no_match":
+            asks = self.feedback_policy.should_ask(
+                user_id=user_id, now=now, confidence=confidence, rewritten=rewrite_source != "none"
+            )
+        response = outcome.response + (" Did I get that right?" if asks else "")
+        turn = self._turn(
+            ids, user_id, endpoint, now, text, asr_confidence, barge_in, started, stages,
+            rewritten_text=nlu_text if nlu_text != text else None, rewrite_source=rewrite_source,
+            nlu_intent=top.intent if top else None, nlu_slots=dict(top.slots) if top else {},
+            nlu_confidence=confidence, resolved_entities=_entities(res), result_status=outcome.status,
+            response_text=response, device_state_snapshot=snapshot,
+        )  # fmt: skip
+        return self._emit(Interpretation(turn, stages, response, cands, asks))
+
+    def _emit(self, interpretation: Interpretation) -> Interpretation:
+        turn = interpretation.turn
+        self._last[turn.user_id] = turn
+        if self.sink is not None:
+            self.sink(turn)
+        return interpretation
+
+    def _ids(
+        self, user_id: str, now: datetime, session_id: str | None, dialogue_id: str | None, turn_id: str | None
+    ) -> tuple[str, str, str]:
+        """Sessions and dialogues split on silence gaps when the caller does not supply ids."""
+        self._count += 1
+        seed = f"{self.home.id}|{user_id}|{now.isoformat()}|{self._count}"
+        if session_id is None:
+            prev = self._session.get(user_id)
+            fresh = prev is None or (now - prev[0]).total_seconds() > SESSION_GAP_S
+            session_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "s" + seed)) if fresh or prev is None else prev[1]
+        self._session[user_id] = (now, session_id)
+        if dialogue_id is None:
+            prevd = self._dialogue.get(user_id)
+            fresh = prevd is None or (now - prevd[0]).total_seconds() > DIALOGUE_GAP_S
+            dialogue_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "d" + seed)) if fresh or prevd is None else prevd[1]
+        self._dialogue[user_id] = (now, dialogue_id)
+        return session_id, dialogue_id, turn_id or str(uuid.uuid5(uuid.NAMESPACE_URL, "t" + seed))
+
+    def _snapshot(self, endpoint: Endpoint, res: Resolution | None) -> dict[str, Any]:
+        """State before execution of the devices the turn is about, and of the speaker's room."""
+        ids = set(res.devices if res else ()) | {d.id for d in self.home.devices_in(endpoint.area)}
+        return {i: dict(self.state[i]) for i in sorted(ids) if i in self.state}
+
+    def _turn(
+        self,
+        ids: tuple[str, str, str],
+        user_id: str,
+        endpoint: Endpoint,
+        now: datetime,
+        text: str,
+        asr_confidence: float,
+        barge_in: bool,
+        started: float,
+        stages: dict[str, dict[str, Any]],
+        **fields: Any,
+    ) -> Turn:
+        latency = _ms(started)
+        stages["total"] = {"ms": latency}
+        return Turn(
+            turn_id=ids[2],
+            dialogue_id=ids[1],
+            session_id=ids[0],
+            user_id=user_id,
+            home_id=self.home.id,
+            device_id=endpoint.id,
+            device_type=endpoint.type,
+            ts=now.astimezone(UTC),
+            area=endpoint.area,
+            asr_text=text,
+            asr_confidence=max(0.0, min(1.0, asr_confidence)),
+            barge_in=barge_in,
+            response_latency_ms=latency,
+            trace=stages,
+            **fields,
+        )
+
+
+def _expand_preferences(text: str, prefs: Sequence[Preference], home: Home) -> tuple[str, list[str]]:
+    """Taught phrases stand for whole utterances; taught device aliases become the device's real name."""
+    said = clean(text)
+    for p in prefs:
+        if p.kind == "phrase" and clean(p.key) == said:
+            return p.value.split("|")[0].strip(), [f"phrase:{p.key}"]
+    used: list[str] = []
+    devices = {d.id: d for d in home.devices}
+    for p in sorted((p for p in prefs if p.kind == "device_alias" and p.key), key=lambda p: -len(p.key)):
+        key = clean(p.key)
+        if f" {key} " in f" {said} " and p.value in devices:
+            said = f" {said} ".replace(f" {key} ", f" {clean(devices[p.value].name)} ").strip()
+            used.append(f"device_alias:{p.key}")
+    return (said if used else text), used
+
+
+def _confidence(top: Candidate | None, res: Resolution | None) -> float:
+    if top is None:
+        return 0.0
+    return round(top.score * (res.confidence if res is not None and res.status == "ok" else 0.5), 4)
+
+
+def _entities(res: Resolution | None) -> dict[str, Any]:
+    if res is None:
+        return {}
+    return {"status": res.status, "devices": res.devices, "area": res.area, "confidence": round(res.confidence, 4)}
+
+
+def _explicit(kind: str | None) -> ExplicitFeedback | None:
+    if kind in ("yes", "no", "correction", "unsatisfied"):
+        return kind  # type: ignore[return-value]
+    return None
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000.0, 3)
