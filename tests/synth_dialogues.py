@@ -11,9 +11,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import polars as pl
-
-from selflearn.schema import Turn, to_arrow
+from selflearn.schema import Turn
 
 DEVICES = ["kitchen light", "bedroom fan", "hall lamp", "garage door", "living room tv"]
 VERBS = [
@@ -22,16 +20,6 @@ VERBS = [
     ("HassTurnOn", "please start the {d}"),
 ]
 STAGES = ["correct"] * 5 + ["asr", "nlu", "er", "result", "false_wake"]
-
-
-@dataclass
-class SynthLogs:
-    """In-memory stand-in for the learner log view: only turns, never gold."""
-
-    records: list[Turn]
-
-    def turns(self) -> pl.DataFrame:
-        return pl.from_arrow(to_arrow(self.records, Turn))  # type: ignore[return-value]
 
 
 @dataclass

@@ -10,15 +10,16 @@ import pytest
 from selflearn.fpi import FPI_CLASSES, FpiConfig, FpiLearner, FpiModel, RuleFpi, diff_stage, failure_summary
 from selflearn.labels.dialogue import dialogue_frame
 from selflearn.labels.trace import flatten_trace
-from synth_dialogues import SynthLogs, make_dialogues
+from selflearn.store import LogView
+from synth_dialogues import make_dialogues
 
 CONFIG = FpiConfig(max_iter=40)
 
 
 @pytest.fixture(scope="module")
-def train() -> tuple[SynthLogs, FpiModel]:
+def train() -> tuple[LogView, FpiModel]:
     data = make_dialogues(800, seed=1)
-    logs = SynthLogs(data.turns)
+    logs = LogView.from_records(data.turns)
     return logs, FpiLearner(CONFIG).fit(logs)
 
 
@@ -37,7 +38,7 @@ def test_flatten_trace_reads_topk_by_shape() -> None:
 
 def test_recovered_error_is_not_a_failure() -> None:
     data = make_dialogues(300, seed=3)
-    df = dialogue_frame(SynthLogs(data.turns).turns())
+    df = dialogue_frame(LogView.from_records(data.turns).turns())
     labels, conf = RuleFpi().predict(df)
     recovered = df["recovered"].to_numpy()
     assert recovered.any()
@@ -47,7 +48,7 @@ def test_recovered_error_is_not_a_failure() -> None:
 
 def test_diff_labels_name_the_broken_stage() -> None:
     data = make_dialogues(400, seed=4)
-    df = dialogue_frame(SynthLogs(data.turns).turns())
+    df = dialogue_frame(LogView.from_records(data.turns).turns())
     stages = diff_stage(df, CONFIG)
     labelled = stages != ""
     assert labelled.sum() > 20
@@ -56,10 +57,10 @@ def test_diff_labels_name_the_broken_stage() -> None:
     assert set(stages[labelled]) <= set(FPI_CLASSES) - {"correct", "false_wake"}  # ... and it names a stage
 
 
-def test_model_learns_from_weak_labels_and_beats_chance(train: tuple[SynthLogs, FpiModel]) -> None:
+def test_model_learns_from_weak_labels_and_beats_chance(train: tuple[LogView, FpiModel]) -> None:
     _, model = train
     test = make_dialogues(300, seed=2)
-    df = dialogue_frame(SynthLogs(test.turns).turns())
+    df = dialogue_frame(LogView.from_records(test.turns).turns())
     pred, _ = model.predict(df)
     truth = _gold(test, df)
     rule, _ = RuleFpi().predict(df)
@@ -68,7 +69,7 @@ def test_model_learns_from_weak_labels_and_beats_chance(train: tuple[SynthLogs, 
     assert set(model.weak_label_counts) >= {"correct", "er", "result"}
 
 
-def test_save_load_roundtrip_and_summary(train: tuple[SynthLogs, FpiModel], tmp_path: Path) -> None:
+def test_save_load_roundtrip_and_summary(train: tuple[LogView, FpiModel], tmp_path: Path) -> None:
     logs, model = train
     model.save(tmp_path)
     again = FpiModel.load(tmp_path)

@@ -1,0 +1,351 @@
+"""Train and apply the label model: contrastive pretraining, then multi-task fine-tuning on weak labels.
+
+Pretraining needs no labels at all: half of the turns get a response swapped in from another dialogue and the model
+learns to tell real (utterance, response) pairs from swapped ones — a synthetic defect — which teaches it what a
+fitting answer looks like. Fine-tuning then fits four heads to the weak labels of ``features.turn_table``. The
+artifact labels every turn with a goal segmentation, goal success (with a confidence), intent and slots; turns whose
+confidence is under the operating threshold are left unlabelled (precision vs throughput, see ``docs/labels.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import polars as pl
+import torch
+from rapidfuzz import fuzz
+from torch.nn import functional as F
+
+from selflearn.labels.encoder import TextEncoder, default_encoder
+from selflearn.labels.features import (
+    NO_INTENT,
+    NUMERIC,
+    STATUSES,
+    UNKNOWN,
+    Batchable,
+    Vocab,
+    build_vocab,
+    pad_dialogues,
+    turn_table,
+)
+from selflearn.labels.model import DialogueLabeler, ModelShape
+
+WEIGHTS_FILE = "labels.pt"
+META_FILE = "labels.json"
+SPAN_MIN_SCORE = 80.0
+
+
+class TurnLogs(Protocol):
+    def turns(self) -> pl.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    d_model: int = 64
+    layers: int = 2
+    heads: int = 4
+    max_turns: int = 16
+    pretrain_epochs: int = 2
+    finetune_epochs: int = 4
+    batch_size: int = 128
+    lr: float = 2e-3
+    swap_rate: float = 0.5
+    pretrain: bool = True
+    threshold: float = 0.8  # default operating point: label a turn when goal-success confidence >= this
+    threads: int = 2
+    seed: int = 0
+
+
+def _texts(table: pl.DataFrame) -> list[str]:
+    return sorted(set(table["text"].to_list()) | set(table["response_text"].fill_null("").to_list()))
+
+
+def _embed(table: pl.DataFrame, encoder: TextEncoder) -> tuple[torch.Tensor, dict[str, int]]:
+    texts = _texts(table)
+    return torch.from_numpy(encoder.encode(texts)), {t: i for i, t in enumerate(texts)}
+
+
+def _tensors(b: Batchable, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    out = {
+        "utter": torch.from_numpy(b.utter[rows]),
+        "resp": torch.from_numpy(b.resp[rows]),
+        "cat": torch.from_numpy(b.cat[rows]),
+        "num": torch.from_numpy(b.num[rows]),
+        "mask": torch.from_numpy(b.mask[rows]),
+    }
+    out.update({k: torch.from_numpy(v[rows]) for k, v in b.targets.items()})
+    return out
+
+
+def _forward(model: DialogueLabeler, emb: torch.Tensor, t: dict[str, torch.Tensor], resp: torch.Tensor | None = None):  # type: ignore[no-untyped-def]
+    r = t["resp"] if resp is None else resp
+    return model(emb[t["utter"]], emb[r], t["cat"], t["num"], t["mask"])
+
+
+def _multitask_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
+    mask = t["mask"]
+    loss = F.binary_cross_entropy_with_logits(out["boundary"][mask], t["boundary"][mask])
+    loss = loss + F.binary_cross_entropy_with_logits(out["success"][mask], t["success"][mask])
+    intent_y = t["intent"].masked_fill(~mask, -100)
+    if (intent_y >= 0).any():
+        loss = loss + F.cross_entropy(out["intent"].flatten(0, 1), intent_y.flatten(), ignore_index=-100)
+    known = t["slots_known"] & mask
+    if known.any() and t["slots"].shape[-1]:
+        loss = loss + F.binary_cross_entropy_with_logits(out["slots"][known], t["slots"][known])
+    return loss
+
+
+@dataclass
+class History:
+    pretrain_loss: list[float] = field(default_factory=list)
+    pretrain_swap_accuracy: list[float] = field(default_factory=list)
+    finetune_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    dialogues: int = 0
+    turns: int = 0
+    texts: int = 0
+
+
+class LabelLearner:
+    """``LabelLearner(config).fit(logs) -> LabelModel``; reads turns (and optional defect signals), never gold."""
+
+    def __init__(self, config: LabelConfig | None = None, encoder: TextEncoder | None = None):
+        self.config = config or LabelConfig()
+        self.encoder = encoder
+
+    def fit(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> LabelModel:
+        start = time.perf_counter()
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(cfg.threads)
+        rng = np.random.default_rng(cfg.seed)
+        encoder = self.encoder or default_encoder()
+        table = turn_table(logs.turns(), signals)
+        vocab = build_vocab(table)
+        emb, text_index = _embed(table, encoder)
+        data = pad_dialogues(table, vocab, text_index, max_turns=cfg.max_turns)
+        shape = ModelShape(
+            text_dim=encoder.dim,
+            n_domains=len(vocab.domains),
+            n_intents=len(vocab.intents),
+            n_statuses=len(STATUSES),
+            n_numeric=len(NUMERIC),
+            n_slots=len(vocab.slots),
+            d_model=cfg.d_model,
+            layers=cfg.layers,
+            heads=cfg.heads,
+            max_turns=cfg.max_turns,
+        )
+        model = DialogueLabeler(shape)
+        history = History(dialogues=len(data.dialogue_ids), turns=int(data.mask.sum()), texts=len(text_index))
+        if cfg.pretrain:
+            self._pretrain(model, emb, data, rng, history)
+        self._finetune(model, emb, data, rng, history)
+        history.seconds = time.perf_counter() - start
+        model.eval()
+        return LabelModel(model, vocab, cfg, history, encoder)
+
+    def _batches(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+        order = rng.permutation(n)
+        return [order[i : i + self.config.batch_size] for i in range(0, n, self.config.batch_size)]
+
+    def _pretrain(
+        self, model: DialogueLabeler, emb: torch.Tensor, data: Batchable, rng: np.random.Generator, h: History
+    ) -> None:
+        pool = torch.from_numpy(data.resp[data.mask])
+        opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr)
+        model.train()
+        for _ in range(self.config.pretrain_epochs):
+            losses, correct, total = [], 0, 0
+            for rows in self._batches(len(data.dialogue_ids), rng):
+                t = _tensors(data, rows)
+                mask = t["mask"]
+                swap = (torch.rand(mask.shape) < self.config.swap_rate) & mask
+                other = pool[torch.randint(len(pool), mask.shape)]
+                resp = torch.where(swap, other, t["resp"])
+                target = (resp != t["resp"]).float()
+                out = _forward(model, emb, t, resp)
+                loss = F.binary_cross_entropy_with_logits(out["swap"][mask], target[mask])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+                correct += int(((out["swap"][mask] > 0).float() == target[mask]).sum())
+                total += int(mask.sum())
+            h.pretrain_loss.append(float(np.mean(losses)))
+            h.pretrain_swap_accuracy.append(correct / max(1, total))
+
+    def _finetune(
+        self, model: DialogueLabeler, emb: torch.Tensor, data: Batchable, rng: np.random.Generator, h: History
+    ) -> None:
+        opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr)
+        model.train()
+        for _ in range(self.config.finetune_epochs):
+            losses = []
+            for rows in self._batches(len(data.dialogue_ids), rng):
+                t = _tensors(data, rows)
+                loss = _multitask_loss(_forward(model, emb, t), t)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            h.finetune_loss.append(float(np.mean(losses)))
+
+
+def _span(text: str, value: str) -> list[int] | None:
+    """Character span of a slot value in the utterance (fuzzy: ASR may have garbled it), or None."""
+    if not value or not text:
+        return None
+    found = fuzz.partial_ratio_alignment(value.lower(), text)
+    if found is None or found.score < SPAN_MIN_SCORE:
+        return None
+    return [found.dest_start, found.dest_end]
+
+
+class LabelModel:
+    """The trained labeler. ``apply(logs)`` -> one row of labels per turn."""
+
+    def __init__(
+        self,
+        model: DialogueLabeler,
+        vocab: Vocab,
+        config: LabelConfig,
+        history: History | None = None,
+        encoder: TextEncoder | None = None,
+    ):
+        self.model = model
+        self.vocab = vocab
+        self.config = config
+        self.history = history or History()
+        self.encoder = encoder
+
+    def predict_table(self, table: pl.DataFrame, *, batch_size: int = 512) -> pl.DataFrame:
+        """Raw head outputs per turn: boundary and success probabilities, intent, slot-name probabilities."""
+        encoder = self.encoder or default_encoder()
+        self.encoder = encoder
+        emb, text_index = _embed(table, encoder)
+        data = pad_dialogues(table, self.vocab, text_index, max_turns=self.config.max_turns)
+        rows: dict[str, list[np.ndarray]] = {"turn_id": [], "boundary": [], "success": [], "intent": [], "slots": []}
+        self.model.eval()
+        with torch.inference_mode():
+            for i in range(0, len(data.dialogue_ids), batch_size):
+                idx = np.arange(i, min(i + batch_size, len(data.dialogue_ids)))
+                t = _tensors(data, idx)
+                out = _forward(self.model, emb, t)
+                mask = t["mask"]
+                intent_logits = out["intent"][mask]
+                intent_logits[:, 0] = -torch.inf  # never predict <unk>
+                rows["turn_id"].append(data.turn_ids[idx][mask.numpy()])
+                rows["boundary"].append(torch.sigmoid(out["boundary"][mask]).numpy())
+                rows["success"].append(torch.sigmoid(out["success"][mask]).numpy())
+                rows["intent"].append(intent_logits.argmax(-1).numpy())
+                rows["slots"].append(torch.sigmoid(out["slots"][mask]).numpy())
+        cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in rows.items()}
+        intents = np.array(self.vocab.intents, dtype=object)[cat["intent"].astype(int)] if len(cat["intent"]) else []
+        slot_probs = cat["slots"] if len(cat["turn_id"]) else np.zeros((0, max(1, len(self.vocab.slots))))
+        return pl.DataFrame(
+            {
+                "turn_id": cat["turn_id"].astype(str),
+                "p_boundary": cat["boundary"].astype(np.float32),
+                "p_success": cat["success"].astype(np.float32),
+                "intent": [None if i in (NO_INTENT, UNKNOWN) else i for i in intents],
+                "slot_probs": slot_probs.astype(np.float32).tolist(),
+            },
+            schema={
+                "turn_id": pl.String,
+                "p_boundary": pl.Float32,
+                "p_success": pl.Float32,
+                "intent": pl.String,
+                "slot_probs": pl.List(pl.Float32),
+            },
+        )
+
+    def label_table(self, table: pl.DataFrame, *, threshold: float | None = None) -> pl.DataFrame:
+        """Final labels: goal segments (``goal_start``, ``goal``), goal success averaged over each predicted goal,
+        its confidence, ``labelled`` (confidence >= threshold), intent, slots and their character spans."""
+        threshold = self.config.threshold if threshold is None else threshold
+        heads = self.predict_table(table)
+        df = table.select("turn_id", "dialogue_id", "pos", "text", "nlu_slots", "result_status").join(
+            heads, on="turn_id", how="inner"
+        )
+        df = df.sort(["dialogue_id", "pos"]).with_columns(
+            goal_start=(pl.col("pos") == 0) | (pl.col("p_boundary") >= 0.5)
+        )
+        df = df.with_columns(goal=pl.col("goal_start").cast(pl.Int32).cum_sum().over("dialogue_id") - 1)
+        df = df.with_columns(p_goal_success=pl.col("p_success").mean().over(["dialogue_id", "goal"]))
+        df = df.with_columns(
+            goal_success=pl.col("p_goal_success") >= 0.5,
+            confidence=pl.max_horizontal(pl.col("p_goal_success"), 1.0 - pl.col("p_goal_success")),
+        ).with_columns(labelled=pl.col("confidence") >= threshold)
+        slots, spans = self._slots(df)
+        return df.select(
+            "turn_id",
+            "dialogue_id",
+            "goal_start",
+            "goal",
+            "goal_success",
+            "p_goal_success",
+            "confidence",
+            "labelled",
+            "intent",
+            slots=pl.Series(slots, dtype=pl.String),
+            slot_spans=pl.Series(spans, dtype=pl.String),
+        )
+
+    def _slots(self, df: pl.DataFrame) -> tuple[list[str], list[str]]:
+        """Slot names from the slot head; values from the NLU on the goal's latest turn that has them."""
+        names = self.vocab.slots
+        keys = df["dialogue_id"].to_list()
+        goals = df["goal"].to_list()
+        nlu = [json.loads(s or "{}") for s in df["nlu_slots"].to_list()]
+        ok = [s == "success" for s in df["result_status"].to_list()]
+        source: dict[tuple[str, int, str], str] = {}
+        for i, (d, g) in enumerate(zip(keys, goals, strict=True)):
+            for name, value in nlu[i].items():
+                if ok[i] or (d, g, name) not in source:
+                    source[(d, g, name)] = str(value)
+        slots_out, spans_out = [], []
+        for i, (probs, text) in enumerate(zip(df["slot_probs"].to_list(), df["text"].to_list(), strict=True)):
+            chosen = {}
+            spans = {}
+            for j, name in enumerate(names):
+                if probs[j] >= 0.5:
+                    value = source.get((keys[i], goals[i], name))
+                    if value is not None:
+                        chosen[name] = value
+                        span = _span(text, value)
+                        if span is not None:
+                            spans[name] = span
+            slots_out.append(json.dumps(chosen, sort_keys=True))
+            spans_out.append(json.dumps(spans, sort_keys=True))
+        return slots_out, spans_out
+
+    def apply(
+        self, logs: TurnLogs, signals: pl.DataFrame | None = None, *, threshold: float | None = None
+    ) -> pl.DataFrame:
+        return self.label_table(turn_table(logs.turns(), signals), threshold=threshold)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.model.state_dict(), directory / WEIGHTS_FILE)
+        meta = {
+            "shape": asdict(self.model.shape),
+            "vocab": asdict(self.vocab),
+            "config": asdict(self.config),
+            "history": asdict(self.history),
+            "encoder": self.encoder.name if self.encoder else None,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def load(cls, directory: Path, encoder: TextEncoder | None = None) -> LabelModel:
+        meta = json.loads((directory / META_FILE).read_text())
+        model = DialogueLabeler(ModelShape(**meta["shape"]))
+        model.load_state_dict(torch.load(directory / WEIGHTS_FILE, weights_only=True))
+        model.eval()
+        return cls(model, Vocab(**meta["vocab"]), LabelConfig(**meta["config"]), History(**meta["history"]), encoder)

@@ -1,0 +1,117 @@
+"""Label model: weak labels from logs, shapes, pretraining, fine-tuning, save/load, operating point, cache."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from selflearn.labels.encoder import CachedEncoder
+from selflearn.labels.features import NUMERIC, build_vocab, pad_dialogues, turn_table
+from selflearn.labels.learner import LabelConfig, LabelLearner, LabelModel
+from selflearn.labels.model import DialogueLabeler, ModelShape
+from selflearn.store import LogView
+from synth_dialogues import make_dialogues
+
+
+class BagOfWordsEncoder:
+    """A fast deterministic stand-in for MiniLM: hashed bag of words, L2-normalised."""
+
+    name = "bow-test"
+    dim = 48
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+TINY = LabelConfig(d_model=32, layers=1, heads=2, pretrain_epochs=3, finetune_epochs=4, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[LogView, LabelModel]:
+    data = make_dialogues(600, seed=1)
+    logs = LogView.from_records(data.turns)
+    return logs, LabelLearner(TINY, encoder=BagOfWordsEncoder()).fit(logs)
+
+
+def test_weak_labels_follow_rephrases_and_recovery() -> None:
+    data = make_dialogues(300, seed=5)
+    table = turn_table(LogView.from_records(data.turns).turns())
+    gold_success = np.array([data.gold[t]["goal_success"] for t in table["turn_id"]])
+    assert (table["w_success"].to_numpy() == gold_success).mean() > 0.9
+    starts = table["w_boundary"].to_numpy()
+    gold_starts = np.array([data.gold[t]["is_rephrase_of"] is None for t in table["turn_id"]])
+    assert (starts == gold_starts).mean() > 0.9
+
+
+def test_padded_shapes_and_forward() -> None:
+    data = make_dialogues(50, seed=2)
+    table = turn_table(LogView.from_records(data.turns).turns())
+    vocab = build_vocab(table, min_count=1)
+    texts = sorted(set(table["text"].to_list()) | set(table["response_text"].to_list()))
+    batch = pad_dialogues(table, vocab, {t: i for i, t in enumerate(texts)}, max_turns=4)
+    d, t = batch.mask.shape
+    assert d == 50 and t <= 4 and batch.mask.sum() == table.filter(table["pos"] < 4).height
+    assert batch.num.shape == (d, t, len(NUMERIC)) and batch.cat.shape == (d, t, 3)
+    shape = ModelShape(48, len(vocab.domains), len(vocab.intents), 8, len(NUMERIC), len(vocab.slots), d_model=16)
+    model = DialogueLabeler(shape)
+    out = model(
+        torch.randn(d, t, 48),
+        torch.randn(d, t, 48),
+        torch.from_numpy(batch.cat),
+        torch.from_numpy(batch.num),
+        torch.from_numpy(batch.mask),
+    )
+    assert out["success"].shape == (d, t) and out["intent"].shape == (d, t, len(vocab.intents))
+    assert out["slots"].shape == (d, t, max(1, len(vocab.slots)))
+
+
+def test_pretraining_loss_decreases_and_finetuning_fits(trained: tuple[LogView, LabelModel]) -> None:
+    _, model = trained
+    h = model.history
+    assert h.pretrain_loss[-1] < h.pretrain_loss[0]
+    assert h.finetune_loss[-1] < h.finetune_loss[0]
+
+
+def test_labels_match_truth_on_unseen_dialogues(trained: tuple[LogView, LabelModel]) -> None:
+    _, model = trained
+    test = make_dialogues(200, seed=9)
+    labels = model.apply(LogView.from_records(test.turns))
+    assert labels.height == len(test.turns)
+    truth = np.array([test.gold[t]["goal_success"] for t in labels["turn_id"]])
+    assert (labels["goal_success"].to_numpy() == truth).mean() > 0.85
+    intents = [str(test.gold[t]["true_intent"]) for t in labels["turn_id"]]
+    assert np.mean([str(p) == g for p, g in zip(labels["intent"].to_list(), intents, strict=True)]) > 0.7
+    strict = model.apply(LogView.from_records(test.turns), threshold=0.99)["labelled"].mean()
+    loose = model.apply(LogView.from_records(test.turns), threshold=0.5)["labelled"].mean()
+    assert strict <= loose == 1.0  # type: ignore[operator]
+
+
+def test_save_load_gives_same_labels(trained: tuple[LogView, LabelModel], tmp_path: Path) -> None:
+    logs, model = trained
+    model.save(tmp_path)
+    again = LabelModel.load(tmp_path, encoder=BagOfWordsEncoder())
+    a, b = model.apply(logs), again.apply(logs)
+    assert a["p_goal_success"].to_list() == pytest.approx(b["p_goal_success"].to_list(), abs=1e-5)
+
+
+def test_embedding_cache_encodes_each_text_once(tmp_path: Path) -> None:
+    base = BagOfWordsEncoder()
+    cache = CachedEncoder(base, tmp_path)
+    first = cache.encode(["turn on the light", "hello", "turn on the light"])
+    assert base.calls == 2
+    again = CachedEncoder(base, tmp_path).encode(["hello", "turn on the light"])
+    assert base.calls == 2
+    np.testing.assert_allclose(again, first[[1, 0]])
