@@ -63,7 +63,7 @@ def turn(text: str, *, user: str = "maple.ana", status: str = "success", respons
             "When I say movie night I mean dim the living room lights and turn on the TV",
             "phrase",
             "movie night",
-            "dim the living room lights and turn on the tv",
+            "dim the living room lights|turn on the tv",
         ),
         ("the big light is the living room light", "device_alias", "big light", "light.living_ceiling"),
         ("when I say the big light I mean the floor lamp", "device_alias", "big light", "light.living_floor_lamp"),
@@ -178,7 +178,7 @@ def test_teachable_moment_after_repeated_failure(home: Home) -> None:
     ask = teacher.handle("yes", user_id="maple.ana", home=home, now=NOW, last_turn=None)
     assert ask is not None and "make it cozy" in ask.response
     taught = teacher.handle("turn on the floor lamp", user_id="maple.ana", home=home, now=NOW, last_turn=None)
-    assert taught is not None and taught.rerun == "turn on the floor lamp"
+    assert taught is not None and taught.feedback is not None and taught.feedback.kind == "teach"
     assert [(p.kind, p.key, p.value, p.source) for p in store.preferences("maple.ana")] == [
         ("phrase", "make it cozy", "turn on the floor lamp", "moment")
     ]
@@ -194,7 +194,7 @@ def test_no_moment_for_a_different_request_or_other_user(home: Home) -> None:
 def test_unsatisfied_offers_teaching_and_logs_feedback(home: Home) -> None:
     teacher = Teacher(MemoryPreferences())
     reply = teacher.handle("that's wrong", user_id="maple.ana", home=home, now=NOW, last_turn=turn("play my music"))
-    assert reply is not None and reply.explicit_feedback == "unsatisfied" and reply.feedback is not None
+    assert reply is not None and reply.feedback_kind == "unsatisfied" and reply.feedback is not None
     assert reply.feedback.kind == "no" and reply.response.endswith(TEACH_OFFER)
     assert teacher.handle("no thanks", user_id="maple.ana", home=home, now=NOW, last_turn=None) is not None
     assert not teacher.in_dialogue("maple.ana")
@@ -207,14 +207,14 @@ def test_feedback_answers_after_the_question(home: Home) -> None:
     last = turn("play the game", response=f"Playing. {FEEDBACK_QUESTION}")
     assert policy.should_ask(user_id="maple.ana", now=NOW, confidence=0.3, rewritten=False)
     yes = teacher.handle("yes", user_id="maple.ana", home=home, now=NOW, last_turn=last)
-    assert yes is not None and yes.explicit_feedback == "yes" and yes.feedback is not None
+    assert yes is not None and yes.feedback_kind == "yes" and yes.feedback is not None
     assert yes.feedback.kind == "yes" and yes.feedback.turn_id == last.turn_id
     no = teacher.handle("no", user_id="maple.ana", home=home, now=NOW, last_turn=last)
     assert no is not None and no.feedback is not None and no.feedback.kind == "no"
     assert teacher.handle("nope", user_id="maple.ana", home=home, now=NOW, last_turn=None) is not None
     fix = teacher.handle("No, I meant play the warriors game", user_id="maple.ana", home=home, now=NOW, last_turn=last)
     assert fix is not None and fix.feedback is not None and fix.feedback.kind == "correction"
-    assert fix.feedback.correction_text == "play the warriors game" and fix.rerun == "play the warriors game"
+    assert fix.feedback.correction_text == "play the warriors game" == fix.correction_text
     got = pending.get("maple.ana", "Play the game!")
     assert got is not None and got.target == "play the warriors game"
     assert pending.get("maple.ben", "play the game") is None

@@ -1,4 +1,4 @@
-"""Explicit feedback: when to ask "Did I answer your question?", how to read the answer, and corrections.
+"""Explicit feedback: when to ask "Did I get that right?", how to read the answer, and corrections.
 
 Policy (documented in ``docs/teaching.md``): the assistant asks only after an answer it was unsure of (NLU
 confidence below ``max_confidence``) or one it produced from a rewritten utterance, and at most once per
@@ -15,11 +15,15 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from selflearn.home import Endpoint, Home
 from selflearn.text import normalize
 
-FEEDBACK_QUESTION = "Did I answer your question?"
+if TYPE_CHECKING:
+    from selflearn.pipeline.runtime import Rewrite, Rewriter
+
+FEEDBACK_QUESTION = "Did I get that right?"  # the runtime appends it to the response
 _SAFE_ID = re.compile(r"[\w.@-]{1,128}")
 
 _CORRECTION = re.compile(
@@ -146,3 +150,22 @@ class PendingRewrites:
         if not _SAFE_ID.fullmatch(user_id) or set(user_id) == {"."}:
             raise ValueError(f"user id {user_id!r} cannot name a directory")
         return self.root / "personal" / user_id / "feedback_rewrites.jsonl"
+
+
+class FeedbackRewriter:
+    """A user's own corrections first (source ``feedback``), then the learned rewriter: "no, I meant X" changes
+    the very next identical request, long before the nightly learner has seen it."""
+
+    def __init__(self, pending: PendingRewrites, inner: Rewriter | None = None) -> None:
+        self.pending = pending
+        self.inner = inner
+
+    def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
+        from selflearn.pipeline.runtime import Rewrite
+
+        fix = self.pending.get(user_id, text)
+        if fix is not None:
+            return Rewrite(text=fix.target, source="feedback", score=1.0)
+        if self.inner is None:
+            return None
+        return self.inner.rewrite(text, user_id=user_id, home=home, endpoint=endpoint, now=now)

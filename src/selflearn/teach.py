@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -33,7 +33,8 @@ from rapidfuzz import fuzz, process
 
 from selflearn.feedback import FEEDBACK_QUESTION, FeedbackAnswer, FeedbackPolicy, PendingRewrites, parse_answer
 from selflearn.home import Home
-from selflearn.schema import ExplicitFeedback, Feedback, Preference, PreferenceKind, Turn
+from selflearn.pipeline import runtime
+from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
 from selflearn.text import normalize
 
 VOCABULARY_FILE = Path(__file__).parent / "data" / "teach" / "vocabulary.yaml"
@@ -226,7 +227,15 @@ def _meaning(key: str, meaning: str, home: Home | None) -> Parse:
         devices = resolve_devices(meaning, home)
         if len(devices) == 1 and len(meaning.split()) <= 5 and not meaning.startswith(("turn", "switch", "set")):
             return Taught("device_alias", key, devices[0])
-    return Taught("phrase", key, meaning)
+    return Taught("phrase", key, _actions(meaning))
+
+
+_AND_THEN = _RE(r"\s+(?:and|and then|then)\s+(?=(?:turn|switch|set|dim|play|start|open|close|lock|unlock|put|make)\b)")
+
+
+def _actions(meaning: str) -> str:
+    """A phrase's meaning as the runtime stores it: one request, or several joined by ``|`` ("X and turn on Y")."""
+    return "|".join(part.strip() for part in _AND_THEN.split(meaning) if part.strip())
 
 
 def _place_value(key: str, where: str) -> str:
@@ -302,19 +311,11 @@ def applicable(prefs: Sequence[Preference], home_id: str) -> list[Preference]:
 
 
 @dataclass(frozen=True)
-class TeachReply:
-    """What the teacher says instead of running the pipeline; the runtime logs it as a turn with ``status``.
+class TeachReply(runtime.TeachReply):
+    """The runtime's teach reply plus the records it produced (the runtime logs the turn; callers may keep these)."""
 
-    ``rerun`` is an utterance the runtime should now carry out for the user (the corrected request after
-    "no, I meant X", or the newly taught meaning after a teachable moment).
-    """
-
-    response: str
-    status: Literal["teach", "feedback"]
-    explicit_feedback: ExplicitFeedback | None = None
     feedback: Feedback | None = None
     preferences: tuple[Preference, ...] = ()
-    rerun: str | None = None
 
 
 @dataclass
@@ -393,10 +394,12 @@ class Teacher:
         *,
         policy: FeedbackPolicy | None = None,
         pending: PendingRewrites | None = None,
+        on_feedback: Callable[[Feedback], None] | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.pending = pending
+        self.on_feedback = on_feedback
         self._state: dict[str, _State] = {}
 
     def preferences(self, user_id: str) -> list[Preference]:
@@ -406,7 +409,19 @@ class Teacher:
     def in_dialogue(self, user_id: str) -> bool:
         return user_id in self._state
 
+    def forget(self, user_id: str) -> None:
+        """Drop the user's dialogue state (part of forgetting a user)."""
+        self._state.pop(user_id, None)
+
     def handle(
+        self, text: str, *, user_id: str, home: Home, now: datetime, last_turn: Turn | None
+    ) -> TeachReply | None:
+        reply = self._handle(text, user_id=user_id, home=home, now=now, last_turn=last_turn)
+        if reply is not None and reply.feedback is not None and self.on_feedback is not None:
+            self.on_feedback(reply.feedback)
+        return reply
+
+    def _handle(
         self, text: str, *, user_id: str, home: Home, now: datetime, last_turn: Turn | None
     ) -> TeachReply | None:
         form = normalize(text)
@@ -448,9 +463,9 @@ class Teacher:
         if answer is not None:
             return self._feedback(answer, text, user_id=user_id, now=now, last_turn=last_turn)
         if _UNSATISFIED.match(form):
-            fb = _feedback_record(user_id, last_turn, now, "no", text)
+            fb = _feedback_record(user_id, last_turn.turn_id, now, "no", text)
             self._state[user_id] = _Offer(last_turn.asr_text, last_turn.turn_id)
-            return TeachReply(f"Sorry about that. {TEACH_OFFER}", "feedback", "unsatisfied", fb)
+            return TeachReply(f"Sorry about that. {TEACH_OFFER}", "feedback", "unsatisfied", feedback=fb)
         if last_turn.result_status in FAILED_STATUSES and normalize(last_turn.asr_text) == form:
             self._state[user_id] = _Offer(last_turn.asr_text, last_turn.turn_id)
             return TeachReply(f"I still don't understand {last_turn.asr_text!r}. {TEACH_OFFER}", "teach")
@@ -459,12 +474,12 @@ class Teacher:
     def _feedback(
         self, answer: FeedbackAnswer, text: str, *, user_id: str, now: datetime, last_turn: Turn
     ) -> TeachReply:
-        fb = _feedback_record(user_id, last_turn, now, answer.kind, text, answer.correction)
+        fb = _feedback_record(user_id, last_turn.turn_id, now, answer.kind, text, answer.correction)
         if answer.kind == "yes":
-            return TeachReply("Great, thanks for telling me.", "feedback", "yes", fb)
+            return TeachReply("Great, thanks for telling me.", "feedback", "yes", feedback=fb)
         if answer.kind == "no":
             self._state[user_id] = _Offer(last_turn.asr_text, last_turn.turn_id)
-            return TeachReply(f"Sorry. {TEACH_OFFER}", "feedback", "no", fb)
+            return TeachReply(f"Sorry. {TEACH_OFFER}", "feedback", "no", feedback=fb)
         assert answer.correction is not None
         source = last_turn.asr_text
         if self.pending is not None:
@@ -473,8 +488,8 @@ class Teacher:
             f"Got it, next time {source!r} means {answer.correction!r}.",
             "feedback",
             "correction",
-            fb,
-            rerun=answer.correction,
+            answer.correction,
+            feedback=fb,
         )
 
     # ---- multi-turn states
@@ -498,10 +513,10 @@ class Teacher:
             if _SKIP.match(form):
                 return TeachReply("OK, no problem.", "teach")
             return None
-        key = normalize(state.failed_text)
-        taught = Taught("phrase", key, text.strip())
+        taught = Taught("phrase", normalize(state.failed_text), _actions(form))
         reply = self._apply(taught, user_id=user_id, home=home, now=now, source="moment")
-        return TeachReply(reply.response, "teach", preferences=reply.preferences, rerun=text.strip())
+        fb = _feedback_record(user_id, state.turn_id, now, "teach", text, taught.value)
+        return TeachReply(reply.response, "teach", "teach", feedback=fb, preferences=reply.preferences)
 
     def _guided(
         self, state: _Guided, form: str, text: str, *, user_id: str, home: Home, now: datetime
@@ -601,13 +616,13 @@ def _tidy(kind: PreferenceKind, phrase: str) -> str:
 
 
 def _feedback_record(
-    user_id: str, turn: Turn, now: datetime, kind: str, text: str, correction: str | None = None
+    user_id: str, turn_id: str, now: datetime, kind: str, text: str, correction: str | None = None
 ) -> Feedback:
-    fid = uuid.uuid5(uuid.NAMESPACE_URL, f"selflearn:feedback:{user_id}:{turn.turn_id}:{now.isoformat()}:{text}")
+    fid = uuid.uuid5(uuid.NAMESPACE_URL, f"selflearn:feedback:{user_id}:{turn_id}:{now.isoformat()}:{text}")
     fkind = kind if kind in get_args(Feedback.model_fields["kind"].annotation) else "no"
     return Feedback(
         feedback_id=f"fb-{fid}",
-        turn_id=turn.turn_id,
+        turn_id=turn_id,
         user_id=user_id,
         ts=now,
         kind=fkind,
