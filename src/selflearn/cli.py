@@ -78,6 +78,240 @@ def eval_(
     out.print(table)
 
 
+ArtifactsOption = Annotated[
+    Path | None,
+    typer.Option("--artifacts", help="Artifact folder. Default: $SELFLEARN_ARTIFACTS or the user data dir."),
+]
+artifacts_app = typer.Typer(help="Versioned artifact sets: list them, roll back to an earlier one.")
+app.add_typer(artifacts_app, name="artifacts")
+
+
+def _print_json(value: object) -> None:
+    import json
+
+    print(json.dumps(value, default=str))
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[Path], typer.Argument(help="JSONL/Parquet files or folders (searched recursively).")],
+    db: DbOption = None,
+    quarantine: Annotated[
+        Path | None, typer.Option("--quarantine", help="Where rejected rows go. Default: <db>.quarantine.jsonl.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate and store logs; bad rows go to the quarantine file with the reason (never dropped)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from selflearn.ingest import IngestError, discover
+    from selflearn.store import Store
+
+    try:
+        total = sum(p.stat().st_size for p in discover(sources))
+    except IngestError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    with (
+        Store(db) as store,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress,
+    ):
+        task = progress.add_task("ingest", total=total)
+        report = store.ingest(sources, quarantine=quarantine, on_progress=lambda n: progress.advance(task, n))
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    err.print(
+        f"read {report.read:,}  ingested {report.ingested:,}  duplicates {report.duplicates:,}  "
+        f"quarantined {report.quarantined:,}  ({report.seconds:.2f}s; quarantine: {report.quarantine_file})"
+    )
+
+
+@app.command()
+def forget(
+    user: Annotated[str, typer.Argument(help="The user id whose data is deleted.")],
+    db: DbOption = None,
+    artifacts: ArtifactsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete everything about a user: turns, gold, feedback, preferences and personal artifacts."""
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.store import Store
+
+    with Store(db) as store:
+        counts = store.forget(user)
+    counts["artifact_files"] = ArtifactStore(artifacts).forget_user(user)
+    if as_json:
+        _print_json({"user_id": user, "deleted": counts})
+        return
+    err.print(f"forgot {user}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@artifacts_app.command("list")
+def artifacts_list(artifacts: ArtifactsOption = None, as_json: JsonOption = False) -> None:
+    """Every published artifact set, oldest first; the one in service is marked."""
+    from dataclasses import asdict
+
+    from selflearn.artifacts import ArtifactStore
+
+    versions = ArtifactStore(artifacts).versions()
+    if as_json:
+        _print_json({"versions": [asdict(v) for v in versions]})
+        return
+    from rich.table import Table
+
+    table = Table(title="artifact sets")
+    for col in ("version", "created", "current", "meta"):
+        table.add_column(col)
+    for v in versions:
+        table.add_row(v.version, v.created, "*" if v.current else "", ", ".join(f"{k}={x}" for k, x in v.meta.items()))
+    out.print(table)
+
+
+@artifacts_app.command("rollback")
+def artifacts_rollback(
+    version: Annotated[str | None, typer.Argument(help="Version to serve. Default: the one before current.")] = None,
+    artifacts: ArtifactsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put an earlier artifact set back in service (an atomic pointer switch)."""
+    from selflearn.artifacts import ArtifactError, ArtifactStore
+
+    try:
+        current = ArtifactStore(artifacts).rollback(version)
+    except ArtifactError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    if as_json:
+        _print_json({"current": current})
+        return
+    err.print(f"now serving {current}")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    rows: Annotated[int, typer.Option("--rows", help="Turns per file format.")] = 200_000,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest rows/s for Parquet and JSONL (with validation) vs raw DuckDB inserts without validation."""
+    from selflearn.ingest_bench import ingest_bench
+
+    result = ingest_bench(rows, seed=seed, log=err.print)
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"bench ingest ({rows:,} turns)")
+    for col in ("format", "rows/s", "rows/min", "baseline rows/s", "ratio"):
+        table.add_column(col, justify="right")
+    for fmt in ("parquet", "jsonl"):
+        r = result[fmt]
+        table.add_row(
+            fmt,
+            f"{r['rows_per_s']:,.0f}",
+            f"{r['rows_per_min']:,.0f}",
+            f"{r['baseline_rows_per_s']:,.0f}",
+            f"{r['ratio_vs_baseline']:.2f}",
+        )
+    out.print(table)
+
+
+@bench_app.command("rewrite")
+def bench_rewrite(
+    sizes: Annotated[str, typer.Option("--sizes", help="Index sizes (forms), comma-separated.")] = "10000,100000",
+    million: Annotated[bool, typer.Option("--million", help="Also 1M forms (~2 GB RAM, ~1 min to build).")] = False,
+    queries: Annotated[int, typer.Option("--queries", help="Timed lookups per kind and size.")] = 300,
+    utterances: Annotated[int, typer.Option("--utterances", help="Utterances for the runtime ratio.")] = 300,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Online rewrite lookup p50/p99 vs index size, and a runtime turn with rewriting vs without (same run)."""
+    from selflearn.rewrite.bench import run_bench
+
+    result = run_bench(
+        [int(s) for s in sizes.split(",") if s] + ([1_000_000] if million else []),
+        queries=queries,
+        utterances=utterances,
+        seed=seed,
+        progress=err.print,
+    )
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title="bench rewrite: online lookup (ms)")
+    for col in ("forms", "build s", "exact p50", "exact p99", "unseen p50", "unseen p99"):
+        table.add_column(col, justify="right")
+    for row in result["lookup"]:
+        table.add_row(
+            f"{row['forms']:,}",
+            f"{row['build_seconds']:.1f}",
+            *(f"{row[k]:.3f}" for k in ("exact_p50_ms", "exact_p99_ms", "miss_p50_ms", "miss_p99_ms")),
+        )
+    out.print(table)
+    out.print({k: v for k, v in result.items() if k != "lookup"})
+
+
+@app.command()
+def demo(
+    seed: SeedOption = 0,
+    turns: Annotated[int, typer.Option("--turns", help="Turns in the sample log.")] = 5_000,
+) -> None:
+    """Generate a seeded sample log with corruptions, ingest it, show what was stored and the ingest metrics."""
+    import tempfile
+
+    from rich.table import Table
+
+    from selflearn import logsample
+    from selflearn.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        err.print(f"generating {turns:,} turns (seed {seed}) with 2% corrupted rows ...")
+        log = logsample.generate(turns, seed=seed)
+        paths, jsonl_bad, parquet_bad = logsample.write_corrupted(log, root / "logs", rate=0.02, seed=seed)
+        with Store(root / "demo.duckdb") as store:
+            report = store.ingest(list(paths.values()))
+            statuses = store.logs().sql(
+                "SELECT result_status, count(*) AS turns, round(avg(barge_in::INT), 3) AS barge_in_rate "
+                "FROM turns GROUP BY 1 ORDER BY 2 DESC"
+            )
+        counts = Table(title="ingest report")
+        counts.add_column("rows")
+        counts.add_column("count", justify="right")
+        for name in ("read", "ingested", "duplicates", "quarantined"):
+            counts.add_row(name, f"{getattr(report, name):,}")
+        out.print(counts)
+        injected = Table(title="injected corruptions")
+        for col in ("kind", "jsonl", "parquet"):
+            injected.add_column(col)
+        for kind in sorted(set(jsonl_bad) | set(parquet_bad)):
+            injected.add_row(kind, str(jsonl_bad.get(kind, 0)), str(parquet_bad.get(kind, 0)))
+        out.print(injected)
+        table = Table(title="stored turns by result status")
+        for col in statuses.columns:
+            table.add_column(col)
+        for row in statuses.iter_rows():
+            table.add_row(*(str(x) for x in row))
+        out.print(table)
+    result = evaluate.run("ingest", evaluate.EvalConfig(seed=seed, quick=True))
+    metrics = Table(title=f"eval ingest --quick (seed {seed})")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    for name, value in result.metrics.items():
+        metrics.add_row(name, f"{value:g}")
+    out.print(metrics)
+
+
 tokens_app = typer.Typer(help="Bearer tokens for `selflearn serve`: one per home, admin tokens for learn.")
 app.add_typer(tokens_app, name="tokens")
 prefs_app = typer.Typer(help="What users taught the assistant (teams, food, music, names): list, set, delete.")

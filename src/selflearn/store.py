@@ -40,7 +40,7 @@ _SQL_TYPES = {
 }
 
 
-def _ddl(kind: Kind) -> str:
+def table_ddl(kind: Kind) -> str:
     schema = ARROW_SCHEMAS[RECORD_TYPES[kind]]
     cols = [f'"{f.name}" {_SQL_TYPES[f.type]}{"" if f.nullable else " NOT NULL"}' for f in schema]
     cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in _KEYS[kind]) + ")")
@@ -99,7 +99,7 @@ class LogView:
         self._con.execute("SET TimeZone='UTC'")
         tables: dict[Kind, pa.Table] = {"turns": turns, "feedback": feedback}
         for kind, table in tables.items():
-            self._con.execute(_ddl(kind))
+            self._con.execute(table_ddl(kind))
             self._con.register("_incoming", table)
             self._con.execute(f"INSERT INTO {kind} SELECT * FROM _incoming")
             self._con.unregister("_incoming")
@@ -169,14 +169,14 @@ class Store:
         self._gold: duckdb.DuckDBPyConnection | None = None
         main: tuple[Kind, ...] = ("turns", "feedback", "preferences")
         for kind in main:
-            self._con.execute(_ddl(kind))
+            self._con.execute(table_ddl(kind))
 
     # ------------------------------------------------------------------ connections
 
     def _gold_con(self) -> duckdb.DuckDBPyConnection:
         if self._gold is None:
             self._gold = _connect(gold_path(self.path))
-            self._gold.execute(_ddl("gold"))
+            self._gold.execute(table_ddl("gold"))
         return self._gold
 
     def _con_for(self, kind: Kind) -> duckdb.DuckDBPyConnection:
