@@ -106,6 +106,15 @@ def test_working_and_unrelated_utterances_are_left_alone(rewriter: OnlineRewrite
         assert rewriter.best(text, user_id="maple.ben", home=home) is None, text
 
 
+def test_utterance_without_an_edit_anchor_is_not_encoded(rewriter: OnlineRewriter, home: Home) -> None:
+    assert "kitten" in rewriter.global_index.anchors and "the" not in rewriter.global_index.anchors
+    before = len(rewriter.encoder._cache)
+    assert rewriter.best("what time is it now", user_id="maple.ben", home=home) is None
+    assert len(rewriter.encoder._cache) == before
+    rewriter.best("turn on a kitten lamp", user_id="maple.ben", home=home)
+    assert len(rewriter.encoder._cache) == before + 1
+
+
 def test_weak_rule_stays_below_threshold_on_a_variant(rewriter: OnlineRewriter, home: Home) -> None:
     assert rewriter.best("play jas", user_id="maple.ben", home=home) is None
 
@@ -142,4 +151,4 @@ def test_empty_tables_never_rewrite(encoder: Encoder, home: Home) -> None:
     rewriter = OnlineRewriter(table([]), encoder=encoder)
     assert len(rewriter.global_index) == 0
     assert rewriter.best("turn on the kitten light", user_id="u", home=home) is None
-    assert len(FormIndex(table([("a", "a", 1.0, 3)]), encoder, OnlineConfig())) == 0
+    assert len(FormIndex.from_table(table([("a", "a", 1.0, 3)]), encoder, OnlineConfig())) == 0

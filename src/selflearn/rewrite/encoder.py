@@ -69,6 +69,9 @@ class Encoder:
         self._remember(text, vector)
         return vector
 
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
     def _remember(self, text: str, vector: Vectors) -> None:
         self._cache[text] = vector
         if len(self._cache) > self._cache_size:

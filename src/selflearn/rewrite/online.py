@@ -69,6 +69,7 @@ class OnlineConfig:
     min_cosine: float = 0.8
     flat_limit: int = 20_000
     nprobe: int = 16
+    layers: tuple[str, ...] = ("personal", "global")  # checked in this order; the eval drops "personal" for an arm
     weights: RankWeights = field(default_factory=RankWeights)
 
 
@@ -128,6 +129,19 @@ def transfer(query: str, source: str, target: str) -> str | None:
     return " ".join(q)
 
 
+def edit_anchors(source: str, target: str) -> set[str]:
+    """Source tokens a query must contain for the rule's edit to have a place in it (see ``transfer``): the replaced
+    or deleted tokens, or an inserted span's neighbours. A query with none of a layer's anchors skips encoding."""
+    s, t = source.split(), target.split()
+    anchors: set[str] = set()
+    for tag, i1, i2, _, _ in difflib.SequenceMatcher(a=s, b=t, autojunk=False).get_opcodes():
+        if tag in ("replace", "delete"):
+            anchors.update(s[i1:i2])
+        elif tag == "insert":
+            anchors.update(s[max(i1 - 1, 0) : i1 + 1])
+    return anchors
+
+
 def _find(tokens: list[str], span: list[str]) -> int | None:
     n = len(span)
     for i in range(len(tokens) - n + 1):
@@ -185,22 +199,34 @@ class Ranker:
 class FormIndex:
     """The rules of one layer: exact lookup by source form, plus a dense index over the distinct source forms."""
 
-    def __init__(self, table: pl.DataFrame, encoder: Encoder, config: OnlineConfig) -> None:
+    def __init__(self, rules: Sequence[Rule], vectors: Vectors | None, config: OnlineConfig) -> None:
+        """``vectors[i]`` encodes the i-th distinct source form in order of first appearance in ``rules``."""
         self.rules: dict[str, list[Rule]] = {}
-        for row in table.iter_rows(named=True):
-            rule = Rule(
-                normalize(row["source"]),
-                normalize(row["target"]),
-                float(row["probability"] or 0.0),
-                int(row["support"] or 0),
-                str(row["layer"] or "global"),
-            )
-            if rule.source and rule.target and rule.source != rule.target:
-                self.rules.setdefault(rule.source, []).append(rule)
+        for rule in rules:
+            self.rules.setdefault(rule.source, []).append(rule)
         self.forms = list(self.rules)
         self.good = {r.target for rules in self.rules.values() for r in rules} - set(self.rules)
+        self.anchors = {a for rules in self.rules.values() for r in rules for a in edit_anchors(r.source, r.target)}
         self.config = config
-        self._index = build_index(encoder.encode(self.forms), config) if self.forms else None
+        self._index = build_index(vectors, config) if self.forms and vectors is not None else None
+
+    @classmethod
+    def from_table(cls, table: pl.DataFrame, encoder: Encoder, config: OnlineConfig) -> FormIndex:
+        rules = []
+        for row in table.iter_rows(named=True):
+            source, target = normalize(row["source"] or ""), normalize(row["target"] or "")
+            if source and target and source != target:
+                rules.append(
+                    Rule(
+                        source,
+                        target,
+                        float(row["probability"] or 0.0),
+                        int(row["support"] or 0),
+                        str(row["layer"] or "global"),
+                    )
+                )
+        forms = list(dict.fromkeys(r.source for r in rules))
+        return cls(rules, encoder.encode(forms) if forms else None, config)
 
     def __len__(self) -> int:
         return len(self.forms)
@@ -245,9 +271,10 @@ class OnlineRewriter:
         self.artifact_dir = artifact_dir
         self.encoder = encoder or shared_encoder()
         self.ranker = Ranker(self.config.weights)
-        self.global_index = FormIndex(global_table, self.encoder, self.config)
+        self.global_index = FormIndex.from_table(global_table, self.encoder, self.config)
         self._personal: dict[str, FormIndex] = {
-            user: FormIndex(table, self.encoder, self.config) for user, table in (personal_tables or {}).items()
+            user: FormIndex.from_table(table, self.encoder, self.config)
+            for user, table in (personal_tables or {}).items()
         }
         self._entities: dict[tuple[str, str], list[str]] = {}
 
@@ -258,11 +285,20 @@ class OnlineRewriter:
         """Global table now; personal tables lazily on a user's first utterance (most users are never seen)."""
         return cls(read_global(artifact_dir), artifact_dir=artifact_dir, config=config, encoder=encoder)
 
+    @classmethod
+    def from_index(
+        cls, global_index: FormIndex, *, config: OnlineConfig | None = None, encoder: Encoder | None = None
+    ) -> OnlineRewriter:
+        """A rewriter over a prebuilt global index (benchmarks build one from generated vectors)."""
+        rewriter = cls(empty_table(), config=config, encoder=encoder)
+        rewriter.global_index = global_index
+        return rewriter
+
     def personal(self, user_id: str) -> FormIndex:
         index = self._personal.get(user_id)
         if index is None:
             table = read_personal(self.artifact_dir, user_id) if self.artifact_dir else empty_table()
-            index = self._personal[user_id] = FormIndex(table, self.encoder, self.config)
+            index = self._personal[user_id] = FormIndex.from_table(table, self.encoder, self.config)
         return index
 
     def candidates(self, text: str, *, user_id: str, home: Home) -> list[Candidate]:
@@ -274,7 +310,9 @@ class OnlineRewriter:
         if key not in self._entities:
             self._entities[key] = home_entities(home, user_id)
         entities = self._entities[key]
-        for layer in (self.personal(user_id), self.global_index):
+        layers = [self.personal(user_id)] if "personal" in self.config.layers else []
+        layers += [self.global_index] if "global" in self.config.layers else []
+        for layer in layers:
             found = self._layer_candidates(query, layer, entities)
             if found:
                 return found
@@ -285,7 +323,7 @@ class OnlineRewriter:
             return []
         if query in layer.rules:
             hits = [(query, 1.0)]
-        elif query in layer.good:
+        elif query in layer.good or layer.anchors.isdisjoint(query.split()):
             return []
         else:
             vector = self.encoder.encode_one(query)
