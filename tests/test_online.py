@@ -152,3 +152,23 @@ def test_empty_tables_never_rewrite(encoder: Encoder, home: Home) -> None:
     assert len(rewriter.global_index) == 0
     assert rewriter.best("turn on the kitten light", user_id="u", home=home) is None
     assert len(FormIndex.from_table(table([("a", "a", 1.0, 3)]), encoder, OnlineConfig())) == 0
+
+
+def test_rewrite_cli_uses_the_artifact_set_in_service(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.cli import app
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    version = store.publish(lambda root: write_tables(root, GLOBAL, PERSONAL), meta={})
+    args = ["rewrite", "what's the weather in wilkerson", "--user", "maple.ana", "--artifacts", str(store.root)]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["rewrite"] == "what's the weather in wilkerson california" and answer["source"] == "personal"
+    assert answer["artifacts"] == version and answer["candidates"][0]["transferred"]
+    missing = CliRunner().invoke(app, ["rewrite", "x", "--user", "u", "--artifacts", str(tmp_path / "none")])
+    assert missing.exit_code == 2

@@ -224,6 +224,73 @@ def bench_ingest(
     out.print(table)
 
 
+@app.command()
+def rewrite(
+    text: Annotated[str, typer.Argument(help="An utterance, as the ASR heard it.")],
+    user: Annotated[str, typer.Option("--user", help="Who said it (their personal layer is checked first).")],
+    home: Annotated[str, typer.Option("--home", help="A home YAML path or a shipped home id.")] = "maple_house",
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Try the online rewriter on one utterance with the artifact set in service: the rewrite and its candidates."""
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.home import load_home, shipped_homes
+    from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
+
+    the_home = (
+        load_home(home)
+        if home.endswith((".yaml", ".yml"))
+        else next((h for h in shipped_homes() if h.id == home), None)
+    )
+    if the_home is None:
+        err.print(f"[red]error:[/red] unknown home {home!r}")
+        raise typer.Exit(2)
+    current = ArtifactStore(artifacts).current_dir()
+    if current is None:
+        err.print("[red]error:[/red] no artifact set yet: run `selflearn demo` or `selflearn learn` first")
+        raise typer.Exit(2)
+    rewriter = OnlineRewriter.load(current)
+    chosen = rewriter.best(text, user_id=user, home=the_home)
+    everything = OnlineRewriter.load(current, config=OnlineConfig(threshold=0.0))
+    rows = [
+        {
+            "text": c.text,
+            "layer": c.rule.layer,
+            "score": round(c.score, 4),
+            "rule": f"{c.rule.source} -> {c.rule.target}",
+            "cosine": round(c.cosine, 4),
+            "string": round(c.string, 4),
+            "phonetic": round(c.phonetic, 4),
+            "transferred": c.transferred,
+            "entity": c.entity,
+        }
+        for c in everything.candidates(text, user_id=user, home=the_home)[:5]
+    ]
+    result = {
+        "input": text,
+        "rewrite": chosen.text if chosen else None,
+        "source": chosen.rule.layer if chosen else "none",
+        "score": round(chosen.score, 4) if chosen else None,
+        "threshold": rewriter.config.threshold,
+        "artifacts": current.name,
+        "candidates": rows,
+    }
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    out.print(f"{text!r} -> {result['rewrite']!r} ({result['source']}, artifacts {current.name})")
+    table = Table(title=f"candidates (applied only at score >= {rewriter.config.threshold})")
+    for col in ("text", "layer", "score", "rule", "cosine", "string", "phonetic", "transferred", "entity"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
 @bench_app.command("rewrite")
 def bench_rewrite(
     sizes: Annotated[str, typer.Option("--sizes", help="Index sizes (forms), comma-separated.")] = "10000,100000",
