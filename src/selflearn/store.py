@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from selflearn import paths
-from selflearn.ingest import KINDS, Kind, discover, read_file
+from selflearn.ingest import BATCH_ROWS, KINDS, Kind, discover, read_file
 from selflearn.schema import ARROW_SCHEMAS, RECORD_TYPES, Feedback, Gold, Preference, Turn, to_arrow
 
 _KEYS: dict[Kind, tuple[str, ...]] = {
@@ -238,6 +238,7 @@ class Store:
         *,
         quarantine: Path | None = None,
         on_progress: Callable[[int], None] | None = None,
+        batch_rows: int = BATCH_ROWS,
     ) -> IngestReport:
         """Validate and store JSONL/Parquet files or folders; bad rows go to the quarantine JSONL with a reason.
 
@@ -247,14 +248,14 @@ class Store:
         import time
 
         start = time.perf_counter()
-        files = discover(sources)
         qpath = quarantine if quarantine is not None else quarantine_path(self.path)
+        files = [f for f in discover(sources) if f.resolve() != qpath.resolve()]  # never re-read our own output
         qpath.parent.mkdir(parents=True, exist_ok=True)
         read = ingested = quarantined = 0
         by_kind: dict[str, int] = dict.fromkeys(KINDS, 0)
         with open(qpath, "a", encoding="utf-8") as qfile:
             for path in files:
-                for batch in read_file(path):
+                for batch in read_file(path, batch_rows):
                     if batch.quarantined:
                         qfile.write("".join(q.to_json() + "\n" for q in batch.quarantined))
                         qfile.flush()

@@ -1,0 +1,356 @@
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from selflearn import logsample
+from selflearn.ingest import IngestError, predicate
+from selflearn.schema import ARROW_SCHEMAS, Feedback, Gold, Preference, Turn, to_arrow
+from selflearn.store import LogView, Store, gold_path
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def turn(i: int, user: str = "u1", **kw: object) -> Turn:
+    fields: dict[str, object] = dict(
+        turn_id=f"t{i}",
+        dialogue_id=f"d{i // 2}",
+        session_id=f"s{i // 4}",
+        user_id=user,
+        home_id="h1" if user != "u3" else "h2",
+        device_id="ep.kitchen",
+        device_type="speaker",
+        ts=T0 + timedelta(minutes=i),
+        asr_text=f"turn on light {i}",
+        asr_confidence=0.9,
+        result_status="success",
+        response_latency_ms=150.0,
+        nlu_slots={"name": "kitchen light"},
+        trace={"nlu": {"top": [["HassTurnOn", 0.9]]}},
+    )
+    fields.update(kw)
+    return Turn.model_validate(fields)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "logs.duckdb")
+    yield s
+    s.close()
+
+
+def _line(t: Turn, *, drop: str | None = None, **changes: object) -> bytes:
+    row = json.loads(t.model_dump_json())
+    row.update(changes)
+    if drop:
+        del row[drop]
+    return json.dumps(row).encode()
+
+
+def _quarantine(path: Path) -> list[dict[str, object]]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_default_location_follows_data_dir(_isolated_data_dir: Path) -> None:
+    with Store() as s:
+        assert s.path == _isolated_data_dir / "logs.duckdb"
+    assert (_isolated_data_dir / "logs.duckdb").exists()
+
+
+def test_db_env_overrides_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELFLEARN_DB", str(tmp_path / "elsewhere.duckdb"))
+    with Store() as s:
+        assert s.path == tmp_path / "elsewhere.duckdb"
+
+
+BAD_LINES: dict[str, tuple[bytes, str]] = {
+    "bad_json": (b'{"turn_id": "x", ', "bad JSON"),
+    "not_object": (b"[1, 2, 3]", "object"),
+    "wrong_type": (_line(turn(100), asr_confidence="very sure"), "asr_confidence"),
+    "missing_field": (_line(turn(101), drop="user_id"), "user_id"),
+    "negative_latency": (_line(turn(102), response_latency_ms=-3.0), "response_latency_ms"),
+    "future_ts": (_line(turn(103), ts="3000-01-01T00:00:00Z"), "ts"),
+    "naive_ts": (_line(turn(104), ts="2026-01-01T00:00:00"), "ts"),
+    "oversize_text": (_line(turn(105), asr_text="x" * 10_001), "asr_text"),
+    "invalid_utf8": (_line(turn(106)).replace(b"turn on", b"turn \xff\xfe on"), "UTF-8"),
+    "unknown_enum": (_line(turn(107), result_status="exploded"), "result_status"),
+    "extra_field": (_line(turn(108), mood="grumpy"), "mood"),
+    "bad_json_field": (_line(turn(109), nlu_slots='{"name": '), "record"),
+    "confidence_range": (_line(turn(110), asr_confidence=1.5), "asr_confidence"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_LINES))
+def test_every_corruption_kind_is_quarantined_with_reason(store: Store, tmp_path: Path, kind: str) -> None:
+    bad, reason_part = BAD_LINES[kind]
+    good = [turn(i).model_dump_json().encode() for i in range(3)]
+    src = tmp_path / "turns_x.jsonl"
+    src.write_bytes(b"\n".join([good[0], bad, good[1], good[2]]) + b"\n")
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([src], quarantine=q)
+    assert (report.read, report.ingested, report.duplicates, report.quarantined) == (4, 3, 0, 1)
+    [entry] = _quarantine(q)
+    assert entry["source"] == str(src)
+    assert entry["line"] == 2
+    assert reason_part in entry["reason"]
+    assert entry["raw"]
+    assert store.counts()["turns"] == 3
+
+
+def test_jsonl_corruption_injector_nothing_lost(store: Store, tmp_path: Path) -> None:
+    log = logsample.generate(600, seed=3)
+    lines = [t.model_dump_json().encode() for t in log.turns]
+    bad, counts = logsample.corrupt_jsonl(lines, rate=0.05, seed=3)
+    assert set(counts) == set(logsample.JSONL_CORRUPTIONS)
+    src = tmp_path / "turns.jsonl"
+    src.write_bytes(b"\n".join(bad) + b"\n")
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([src], quarantine=q)
+    injected = sum(v for k, v in counts.items() if k != "duplicate")
+    assert report.read == len(bad)
+    assert report.quarantined == injected == len(_quarantine(q))
+    assert report.duplicates == counts["duplicate"]
+    assert report.read == report.ingested + report.duplicates + report.quarantined
+    assert store.counts()["turns"] == report.ingested == 600 - injected
+
+
+def test_parquet_corruptions_vectorised_and_nothing_lost(store: Store, tmp_path: Path) -> None:
+    log = logsample.generate(800, seed=4)
+    table, counts = logsample.corrupt_turn_table(to_arrow(log.turns, Turn), rate=0.05, seed=4)
+    src = tmp_path / "turns.parquet"
+    pq.write_table(table, src)
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([src], quarantine=q, batch_rows=300)
+    injected = sum(v for k, v in counts.items() if k != "duplicate")
+    entries = _quarantine(q)
+    assert report.quarantined == injected == len(entries)
+    assert report.duplicates == counts["duplicate"]
+    assert report.read == table.num_rows == report.ingested + report.duplicates + report.quarantined
+    assert all(e["reason"] and e["line"] >= 1 for e in entries)
+    # line numbers are 1-based row positions in the file, across batches
+    rows = table.to_pylist()
+    for e in entries:
+        assert json.loads(e["raw"])["turn_id"] == rows[e["line"] - 1]["turn_id"]
+
+
+def test_parquet_with_wrong_column_type_is_checked_row_by_row(store: Store, tmp_path: Path) -> None:
+    turns = [turn(i) for i in range(4)]
+    rows = [json.loads(t.model_dump_json()) for t in turns]
+    for r in rows:
+        for k in Turn.json_fields:
+            r[k] = json.dumps(r[k])
+        r["ts"] = T0
+    rows[1]["asr_confidence"] = "high"
+    for r in rows:
+        r["asr_confidence"] = str(r["asr_confidence"])
+    src = tmp_path / "turns.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), src)
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([src], quarantine=q)
+    assert (report.read, report.quarantined) == (4, 1)
+    assert _quarantine(q)[0]["line"] == 2
+    assert "asr_confidence" in _quarantine(q)[0]["reason"]
+
+
+# Rows that the vectorised predicate accepts must be rows pydantic accepts: otherwise validation would not be real.
+_turn_rows = st.fixed_dictionaries(
+    {
+        "asr_confidence": st.floats(min_value=-2, max_value=2) | st.sampled_from([math.nan, math.inf]) | st.none(),
+        "response_latency_ms": st.floats(min_value=-10, max_value=700_000) | st.just(float("nan")),
+        "result_status": st.sampled_from(["success", "failed", "exploded", ""]) | st.none(),
+        "asr_text": st.text(max_size=30) | st.just("x" * 10_001) | st.none(),
+        "turn_id": st.text(max_size=130) | st.none(),
+        "nlu_slots": st.sampled_from(['{"a": 1}', "[]", "null", '{"a": ', " {}", '"x"', "{}", "NaN"]) | st.none(),
+        "ts": st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(3000, 1, 1), timezones=st.just(UTC)),
+        "schema_version": st.integers(min_value=-1, max_value=3),
+        "explicit_feedback": st.sampled_from([None, "yes", "maybe"]),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_turn_rows, min_size=1, max_size=8))
+def test_vectorised_predicate_never_accepts_what_pydantic_rejects(changes: list[dict[str, object]]) -> None:
+    base = to_arrow([turn(0)], Turn).to_pylist()[0]
+    rows = [{**base, **c} for c in changes]
+    schema = pa.schema([pa.field(f.name, f.type, True) for f in ARROW_SCHEMAS[Turn]])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone='UTC'")
+    con.register("batch", table)
+    flags = [r[0] for r in con.execute(f"SELECT ({predicate(Turn)}) IS TRUE FROM batch").fetchall()]
+    for ok, row in zip(flags, table.to_pylist(), strict=True):
+        if ok:
+            Turn.model_validate(row)
+
+
+def test_ingest_is_idempotent_and_dedups_within_a_file(store: Store, tmp_path: Path) -> None:
+    turns = [turn(i) for i in range(10)]
+    src = tmp_path / "turns.jsonl"
+    src.write_bytes(b"".join(t.model_dump_json().encode() + b"\n" for t in turns + turns[:2]))
+    first = store.ingest([src], quarantine=tmp_path / "q.jsonl")
+    assert (first.read, first.ingested, first.duplicates) == (12, 10, 2)
+    pq.write_table(to_arrow(turns, Turn), tmp_path / "turns.parquet")
+    second = store.ingest([tmp_path], quarantine=tmp_path / "q.jsonl")
+    assert (second.files, second.read, second.ingested, second.duplicates) == (2, 22, 0, 22)
+    assert store.counts()["turns"] == 10
+    store.add(turns=turns)
+    assert store.counts()["turns"] == 10
+
+
+def test_kind_from_file_name_or_row_fields(store: Store, tmp_path: Path) -> None:
+    t = turn(1)
+    g = Gold(turn_id="t1", true_text="turn on light 1", failure_point="correct", goal_id="g1", goal_success=True)
+    f = Feedback(feedback_id="f1", turn_id="t1", user_id="u1", ts=T0, kind="yes")
+    p = Preference(user_id="u1", kind="team", value="Warriors", ts=T0)
+    mixed = tmp_path / "export.jsonl"
+    mixed.write_text("\n".join(r.model_dump_json() for r in (t, g, f, p)) + "\n" + '{"hello": 1}\n')
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([mixed], quarantine=q)
+    assert report.by_kind == {"turns": 1, "gold": 1, "feedback": 1, "preferences": 1}
+    assert report.quarantined == 1 and "kind" in _quarantine(q)[0]["reason"]
+    named = tmp_path / "gold_2026.jsonl"
+    named.write_text(t.model_dump_json() + "\n")  # a turn in a gold file is not valid gold
+    assert store.ingest([named], quarantine=q).quarantined == 1
+
+
+def test_unknown_paths_raise(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(IngestError):
+        store.ingest([tmp_path / "missing.jsonl"])
+    with pytest.raises(IngestError):
+        store.ingest([tmp_path / "notes.txt"])
+
+
+def test_gold_is_unreachable_from_logview(store: Store) -> None:
+    store.add(
+        turns=[turn(1)],
+        gold=[Gold(turn_id="t1", true_text="x", failure_point="asr", goal_id="g", goal_success=False)],
+    )
+    assert gold_path(store.path).exists()
+    assert store.gold().height == 1
+    logs = store.logs()
+    assert not hasattr(logs, "gold")
+    with pytest.raises(duckdb.CatalogException):
+        logs.sql("select * from gold")
+    with pytest.raises(duckdb.Error):
+        logs.sql(f"attach '{gold_path(store.path)}' as g")
+    with pytest.raises(duckdb.Error):
+        logs.sql(f"select * from read_parquet('{store.path}')")
+    with pytest.raises(duckdb.Error):
+        logs.sql("set enable_external_access = true")
+    names = set(logs.sql("select table_name from information_schema.tables")["table_name"])
+    assert names == {"turns", "feedback"}
+
+
+def test_logview_queries(store: Store) -> None:
+    store.add(turns=[turn(i) for i in range(8)] + [turn(i, user="u3") for i in range(8, 12)])
+    store.add(feedback=[Feedback(feedback_id="f1", turn_id="t1", user_id="u1", ts=T0, kind="no")])
+    logs = store.logs()
+    all_turns = logs.turns()
+    assert all_turns.columns == ARROW_SCHEMAS[Turn].names
+    assert all_turns.height == 12 and all_turns["ts"].is_sorted()
+    assert logs.turns(user_id="u3").height == 4
+    assert logs.turns(home_id="h2").height == 4
+    assert logs.turns(session_id="s0").height == 4
+    assert set(logs.turns(dialogue_id="d1")["turn_id"]) == {"t2", "t3"}
+    window = logs.turns(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=5))
+    assert list(window["turn_id"]) == ["t2", "t3", "t4"]
+    assert logs.feedback(user_id="u1").height == 1 and logs.feedback(user_id="u3").height == 0
+    assert json.loads(all_turns["nlu_slots"][0]) == {"name": "kitchen light"}
+
+
+def test_logview_from_records_matches_store(store: Store) -> None:
+    turns = [turn(i) for i in range(5)]
+    store.add(turns=turns)
+    assert LogView.from_records(turns).turns().equals(store.logs().turns())
+    assert len(LogView.from_records(turns)) == 5
+    with pytest.raises(duckdb.CatalogException):
+        LogView.from_records(turns).sql("select * from gold")
+
+
+def test_preferences_crud(store: Store) -> None:
+    p = Preference(user_id="u1", kind="team", value="Golden State Warriors", ts=T0)
+    store.put_preference(p)
+    store.put_preference(p.model_copy(update={"value": "Los Angeles Lakers"}))
+    store.put_preference(Preference(user_id="u1", kind="place", key="wilkerson", value="Wilkerson, CA", ts=T0))
+    store.put_preference(Preference(user_id="u2", kind="team", value="Celtics", ts=T0))
+    prefs = store.preferences("u1")
+    assert {(x.kind, x.value) for x in prefs} == {("team", "Los Angeles Lakers"), ("place", "Wilkerson, CA")}
+    assert store.delete_preferences("u1", kind="place", key="nope") == 0
+    assert store.delete_preferences("u1", kind="place") == 1
+    assert store.delete_preferences("u1") == 1
+    assert store.preferences("u1") == [] and len(store.preferences("u2")) == 1
+
+
+def test_forget_deletes_turns_gold_feedback_preferences(store: Store) -> None:
+    store.add(
+        turns=[turn(1), turn(2, user="u2")],
+        gold=[
+            Gold(turn_id=t, true_text="x", failure_point="correct", goal_id="g", goal_success=True)
+            for t in ("t1", "t2")
+        ],
+        feedback=[
+            Feedback(feedback_id="f1", turn_id="t1", user_id="u1", ts=T0, kind="yes"),
+            Feedback(feedback_id="f2", turn_id="t2", user_id="u2", ts=T0, kind="no"),
+        ],
+    )
+    store.put_preference(Preference(user_id="u1", kind="cuisine", value="Thai", ts=T0))
+    assert store.forget("u1") == {"gold": 1, "feedback": 1, "turns": 1, "preferences": 1}
+    assert store.counts() == {"turns": 1, "gold": 1, "feedback": 1, "preferences": 0}
+    assert store.logs().turns(user_id="u1").height == 0
+    assert list(store.gold()["turn_id"]) == ["t2"]
+    assert store.forget("u1") == {"gold": 0, "feedback": 0, "turns": 0, "preferences": 0}
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from selflearn.store import Store
+    store = Store(Path(sys.argv[1]))
+    def tick(_: int) -> None:
+        print("batch", flush=True)
+    store.ingest([Path(sys.argv[2])], quarantine=Path(sys.argv[3]), on_progress=tick, batch_rows=100)
+    print("done", flush=True)
+    """
+)
+
+
+def test_killed_ingest_leaves_valid_db_and_rerun_completes(tmp_path: Path) -> None:
+    log = logsample.generate(3_000, seed=5)
+    lines, counts = logsample.corrupt_jsonl([t.model_dump_json().encode() for t in log.turns], rate=0.02, seed=5)
+    src = tmp_path / "turns.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    db, q = tmp_path / "logs.duckdb", tmp_path / "q.jsonl"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(db), str(src), str(q)], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "batch"  # at least one batch committed, more under way
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    injected = sum(v for k, v in counts.items() if k != "duplicate")
+    with Store(db) as store:
+        partial = store.counts()["turns"]
+        assert 0 < partial < 3_000 - injected
+        report = store.ingest([src], quarantine=q)
+        assert report.read == report.ingested + report.duplicates + report.quarantined
+        assert store.counts()["turns"] == 3_000 - injected
+        assert report.ingested == 3_000 - injected - partial
+        ids = store.logs().sql("select count(distinct turn_id) n, count(*) m from turns")
+        assert ids["n"][0] == ids["m"][0] == 3_000 - injected
