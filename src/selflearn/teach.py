@@ -466,7 +466,8 @@ class Teacher:
             fb = _feedback_record(user_id, last_turn.turn_id, now, "no", text)
             self._state[user_id] = _Offer(last_turn.asr_text, last_turn.turn_id)
             return TeachReply(f"Sorry about that. {TEACH_OFFER}", "feedback", "unsatisfied", feedback=fb)
-        if last_turn.result_status in FAILED_STATUSES and normalize(last_turn.asr_text) == form:
+        fixed = self.pending is not None and self.pending.get(user_id, text) is not None
+        if last_turn.result_status in FAILED_STATUSES and normalize(last_turn.asr_text) == form and not fixed:
             self._state[user_id] = _Offer(last_turn.asr_text, last_turn.turn_id)
             return TeachReply(f"I still don't understand {last_turn.asr_text!r}. {TEACH_OFFER}", "teach")
         return None

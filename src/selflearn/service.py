@@ -1,0 +1,571 @@
+"""The HTTP service (``selflearn serve``): the same runtime, store and artifacts as the CLI, behind bearer tokens.
+
+Every request carries a home token (``selflearn tokens create --home H``) and reaches only that home's people; an
+admin token may only trigger ``learn``. A user id that is not a person of the token's home is answered exactly like
+an unknown one (404), so a token cannot probe other homes. Client mistakes (oversize or non-UTF-8 bodies, wrong
+types, unknown users or devices) get a 4xx JSON error ``{"error": {"code", "message"}}``; the service never answers
+a client's input with a 500. Turns are buffered and written to the store in batches by a background thread, so
+``interpret`` never waits on a disk write. A newly published artifact set is picked up without restart (the
+rewriter follows the ArtifactStore's ``current`` pointer).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from selflearn import __version__
+from selflearn.artifacts import ArtifactStore
+from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
+from selflearn.home import Home
+from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
+from selflearn.store import Store
+from selflearn.teach import TASTE_KINDS, Teacher, vocabulary
+from selflearn.tokens import TokenInfo, Tokens
+
+MAX_BODY_BYTES = 64 * 1024
+ID_PATTERN = r"^[A-Za-z0-9_.@:-]{1,128}$"
+FLUSH_SECONDS = 0.5
+FLUSH_ROWS = 512
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 1000)
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+# ISO 8601 with a zone, years 2000-2099, only real calendar days (Feb 29 is left out for a simple exact pattern),
+# so that every string the OpenAPI schema allows is accepted: the fuzz test holds the service to its schema.
+TIME_PATTERN = (
+    r"^20[0-9]{2}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.][0-9]{1,6})?)?(?:Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9])$"
+)
+Time = Annotated[
+    str, Field(pattern=TIME_PATTERN, description="When it was said: ISO 8601 with a zone, e.g. 2026-11-25T18:00:00Z.")
+]
+
+
+def _when(value: str | None) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC) if value else datetime.now(UTC)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=1000)
+
+
+class InterpretRequest(_Body):
+    text: str = Field(min_length=1, max_length=1000, description="What the user said (ASR text).")
+    user_id: Id
+    device_id: Id = Field(description="The endpoint (speaker/screen) the user talked to.")
+    time: Time | None = None
+    asr_confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    session_id: Id | None = None
+
+
+class InterpretResponse(BaseModel):
+    response: str
+    asks_feedback: bool
+    turn: dict[str, Any] = Field(description="The logged Turn, trace included (every stage's decision).")
+
+
+class FeedbackRequest(_Body):
+    user_id: Id
+    turn_id: Id
+    answer: Literal["yes", "no", "correction"]
+    correction_text: str | None = Field(default=None, min_length=1, max_length=1000)
+    time: Time | None = None
+
+
+class TeachRequest(_Body):
+    user_id: Id
+    text: str = Field(min_length=1, max_length=1000)
+    time: Time | None = None
+
+
+class TeachResponse(BaseModel):
+    understood: bool
+    response: str
+    preferences: list[Preference]
+    in_dialogue: bool = Field(description="True while a guided Q&A or clarifying question awaits the next answer.")
+
+
+class PreferenceBody(_Body):
+    kind: PreferenceKind
+    value: str = Field(min_length=1, max_length=1000)
+    key: str = Field(default="", max_length=200)
+    scope: Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9_.@:-]{1,128})$")] = "*"
+
+
+class Deleted(BaseModel):
+    deleted: int
+
+
+class Forgotten(BaseModel):
+    user_id: str
+    deleted: dict[str, int]
+    verified: bool = Field(description="A re-read after the delete found nothing left of this user.")
+
+
+class ErrorDetail(BaseModel):
+    code: int
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422, 503)}
+
+
+@dataclass
+class Metrics:
+    """Counters and latency histograms, printed in the Prometheus text format by ``GET /metrics``."""
+
+    requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    latency: dict[str, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    )
+    latency_sum: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    events: Counter[str] = field(default_factory=Counter)
+
+    def observe(self, method: str, route: str, status: int, ms: float) -> None:
+        self.requests[(method, route, status)] += 1
+        buckets = self.latency[route]
+        i = next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if ms <= b), len(LATENCY_BUCKETS_MS))
+        buckets[i] += 1
+        self.latency_sum[route] += ms
+
+    def render(self, artifact_version: str | None) -> str:
+        lines = [
+            "# HELP selflearn_requests_total HTTP requests by method, route and status.",
+            "# TYPE selflearn_requests_total counter",
+        ]
+        for (method, route, status), n in sorted(self.requests.items()):
+            lines.append(f'selflearn_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}')
+        lines += [
+            "# HELP selflearn_request_duration_ms Request latency in milliseconds.",
+            "# TYPE selflearn_request_duration_ms histogram",
+        ]
+        for route, buckets in sorted(self.latency.items()):
+            total = 0
+            for bound, n in zip([*LATENCY_BUCKETS_MS, "+Inf"], buckets, strict=True):
+                total += n
+                lines.append(f'selflearn_request_duration_ms_bucket{{route="{route}",le="{bound}"}} {total}')
+            lines.append(f'selflearn_request_duration_ms_sum{{route="{route}"}} {self.latency_sum[route]:.3f}')
+            lines.append(f'selflearn_request_duration_ms_count{{route="{route}"}} {total}')
+        lines += [
+            "# HELP selflearn_events_total Turns, teachings and feedback.",
+            "# TYPE selflearn_events_total counter",
+        ]
+        for name, n in sorted(self.events.items()):
+            lines.append(f'selflearn_events_total{{event="{name}"}} {n}')
+        lines += ["# HELP selflearn_artifact_info The artifact set in service.", "# TYPE selflearn_artifact_info gauge"]
+        lines.append(f'selflearn_artifact_info{{version="{artifact_version or "none"}"}} 1')
+        return "\n".join(lines) + "\n"
+
+
+class Service:
+    """Everything a request needs: homes, one runtime per home, the store, the teacher, tokens, artifacts."""
+
+    def __init__(
+        self,
+        homes: Sequence[Home],
+        *,
+        db: Path | None = None,
+        artifacts: Path | None = None,
+        tokens: Tokens | None = None,
+        pending_root: Path | None = None,
+        rewriter: Any = None,
+    ) -> None:
+        from selflearn import paths
+        from selflearn.pipeline.runtime import Runtime
+
+        self.homes = {h.id: h for h in homes}
+        self.store = Store(db)
+        self.store_lock = threading.Lock()
+        self.artifacts = ArtifactStore(artifacts)
+        self.tokens = tokens or Tokens()
+        self.pending = PendingRewrites(pending_root or paths.data_dir() / "feedback")
+        self.policy = FeedbackPolicy()
+        self.prefs = _LockedPreferences(self.store, self.store_lock)
+        self.teacher = Teacher(
+            self.prefs,
+            policy=self.policy,
+            pending=self.pending,
+            on_feedback=self.add_feedback,
+        )
+        self.rewriter = rewriter if rewriter is not None else _live_rewriter(self.artifacts)
+        self.metrics = Metrics()
+        self._buffer: list[Turn] = []
+        self._feedback: list[Feedback] = []
+        self._buffer_lock = threading.Lock()
+        self._turn_owner: dict[str, str] = {}
+        self.runtimes = {
+            h.id: Runtime(
+                h,
+                rewriter=FeedbackRewriter(self.pending, self.rewriter),
+                preferences=self.teacher.preferences,
+                sink=self._sink,
+                feedback_policy=self.policy,
+                teacher=self.teacher,
+            )
+            for h in homes
+        }
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="selflearn-flush", daemon=True)
+        self._flusher.start()
+
+    # ---- logging
+
+    def _sink(self, turn: Turn) -> None:
+        with self._buffer_lock:
+            self._buffer.append(turn)
+            self._turn_owner[turn.turn_id] = turn.user_id
+            full = len(self._buffer) >= FLUSH_ROWS
+        if full:
+            self.flush()
+
+    def add_feedback(self, fb: Feedback) -> None:
+        with self._buffer_lock:
+            self._feedback.append(fb)
+
+    def flush(self) -> None:
+        with self._buffer_lock:
+            turns, self._buffer = self._buffer, []
+            feedback, self._feedback = self._feedback, []
+        if turns or feedback:
+            with self.store_lock:
+                self.store.add(turns=turns, feedback=feedback)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(FLUSH_SECONDS):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._flusher.join(timeout=5)
+        self.flush()
+        self.store.close()
+
+    # ---- lookups
+
+    def person_home(self, token: TokenInfo, user_id: str) -> Home:
+        home = self.homes.get(token.home or "")
+        if home is None or all(p.id != user_id for p in home.people):
+            raise HTTPException(404, f"no user {user_id!r} in this home")
+        return home
+
+    def owns_turn(self, user_id: str, turn_id: str) -> bool:
+        with self._buffer_lock:
+            owner = self._turn_owner.get(turn_id)
+        if owner is not None:
+            return owner == user_id
+        with self.store_lock:
+            found = self.store.logs().sql(f"SELECT user_id FROM turns WHERE turn_id = '{turn_id}'")
+        return found.height == 1 and found["user_id"][0] == user_id
+
+    def forget(self, user_id: str) -> Forgotten:
+        self.flush()
+        with self._buffer_lock:
+            self._turn_owner = {t: u for t, u in self._turn_owner.items() if u != user_id}
+        with self.store_lock:
+            counts = dict(self.store.forget(user_id))
+        counts["personal_artifacts"] = self.artifacts.forget_user(user_id)
+        counts["pending_rewrites"] = self.pending.forget(user_id)
+        self.teacher.forget(user_id)
+        self.prefs.invalidate(user_id)
+        with self.store_lock:
+            left = self.store.logs().turns(user_id=user_id).height + self.store.logs().feedback(user_id=user_id).height
+            left += len(self.store.preferences(user_id))
+        current = self.artifacts.current_dir()
+        left += len(list(current.glob(f"personal/{user_id}*"))) if current else 0
+        left += len(self.pending.all(user_id))
+        return Forgotten(user_id=user_id, deleted=counts, verified=left == 0)
+
+
+class _LockedPreferences:
+    """The store's preferences behind the store lock (the flusher thread shares the connection), cached per user:
+    every utterance reads them, and only this service's teacher and endpoints change them while it runs."""
+
+    def __init__(self, store: Store, lock: threading.Lock) -> None:
+        self.store = store
+        self.lock = lock
+        self._cache: dict[str, list[Preference]] = {}
+
+    def preferences(self, user_id: str) -> list[Preference]:
+        cached = self._cache.get(user_id)
+        if cached is None:
+            with self.lock:
+                cached = self._cache[user_id] = self.store.preferences(user_id)
+        return list(cached)
+
+    def put_preference(self, p: Preference) -> None:
+        with self.lock:
+            self.store.put_preference(p)
+            self._cache.pop(p.user_id, None)
+
+    def delete_preferences(self, user_id: str, *, kind: str | None = None, key: str | None = None) -> int:
+        with self.lock:
+            self._cache.pop(user_id, None)
+            return self.store.delete_preferences(user_id, kind=kind, key=key)
+
+    def invalidate(self, user_id: str) -> None:
+        self._cache.pop(user_id, None)
+
+
+def _live_rewriter(artifacts: ArtifactStore) -> Any:
+    from selflearn.rewrite.online import LiveRewriter
+
+    return LiveRewriter(artifacts)
+
+
+# ---------------------------------------------------------------- the app
+
+
+class _BodyLimit:
+    """Refuse bodies over ``MAX_BODY_BYTES`` (declared or streamed) with 413 before anything parses them; a body
+    within the limit is read whole here and handed on unchanged."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _error(413, f"request body over {self.limit} bytes")(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)  # client went away: let the app see the disconnect
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await _error(413, f"request body over {self.limit} bytes")(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _token(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> TokenInfo:
+    service: Service = request.app.state.service
+    info = service.tokens.check(creds.credentials) if creds is not None else None
+    if info is None:
+        raise HTTPException(401, "missing or unknown bearer token")
+    return info
+
+
+def _home_token(info: Annotated[TokenInfo, Depends(_token)]) -> TokenInfo:
+    if info.home is None:
+        raise HTTPException(403, "an admin token cannot act for a user; use the home's token")
+    return info
+
+
+AnyToken = Annotated[TokenInfo, Depends(_token)]
+HomeToken = Annotated[TokenInfo, Depends(_home_token)]
+UserId = Annotated[str, PathParam(pattern=ID_PATTERN)]
+
+
+def _error(code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=code, headers=headers)
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(
+        title="selflearn",
+        version=__version__,
+        description="A smart-home voice assistant that learns from its own interactions.",
+        responses=ERRORS,
+    )
+    app.state.service = service
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # one path may be served by several routes: allow the methods of all of them
+            methods = {
+                m for r in app.routes if r.matches(request.scope)[0] != Match.NONE for m in getattr(r, "methods", ())
+            }
+            headers["Allow"] = ", ".join(sorted(methods))
+        return _error(exc.status_code, str(exc.detail), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return _error(422, "; ".join(parts) or "invalid request")
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        service.metrics.observe(request.method, path, response.status_code, (time.perf_counter() - start) * 1000)
+        return response
+
+    @app.post("/v1/interpret", response_model=InterpretResponse)
+    def interpret(body: InterpretRequest, tok: HomeToken) -> InterpretResponse:
+        """Run one utterance through the runtime (teacher, rewrite, NLU, context, ER, execute) and log the turn."""
+        home = service.person_home(tok, body.user_id)
+        if all(e.id != body.device_id for e in home.endpoints):
+            raise HTTPException(404, f"no device {body.device_id!r} in this home")
+        result = service.runtimes[home.id].interpret(
+            body.text,
+            user_id=body.user_id,
+            endpoint_id=body.device_id,
+            now=_when(body.time),
+            asr_confidence=body.asr_confidence,
+            session_id=body.session_id,
+        )
+        service.metrics.events[f"turn_{result.turn.result_status}"] += 1
+        return InterpretResponse(
+            response=result.response, asks_feedback=result.asks_feedback, turn=result.turn.model_dump(mode="json")
+        )
+
+    @app.post("/v1/feedback", response_model=Feedback)
+    def feedback(body: FeedbackRequest, tok: HomeToken) -> Feedback:
+        """Yes / no / a correction about one of the user's own turns; a correction is a personal rewrite at once."""
+        service.person_home(tok, body.user_id)
+        if body.answer == "correction" and not body.correction_text:
+            raise HTTPException(422, "a correction needs correction_text")
+        if not service.owns_turn(body.user_id, body.turn_id):
+            raise HTTPException(404, f"no turn {body.turn_id!r} of this user")
+        now = _when(body.time)
+        fb = Feedback(
+            feedback_id=f"fb-{body.turn_id}-{now.timestamp():.6f}",
+            turn_id=body.turn_id,
+            user_id=body.user_id,
+            ts=now,
+            kind=body.answer,
+            correction_text=body.correction_text if body.answer == "correction" else None,
+        )
+        if fb.correction_text:
+            service.flush()
+            with service.store_lock:
+                said = service.store.logs().sql(f"SELECT asr_text FROM turns WHERE turn_id = '{body.turn_id}'")
+            service.pending.add(body.user_id, said["asr_text"][0], fb.correction_text, now)
+        service.add_feedback(fb)
+        service.metrics.events[f"feedback_{body.answer}"] += 1
+        return fb
+
+    @app.post("/v1/teach", response_model=TeachResponse)
+    def teach(body: TeachRequest, tok: HomeToken) -> TeachResponse:
+        """Teach by statement ("I'm a Warriors fan") or answer the teacher's current question."""
+        home = service.person_home(tok, body.user_id)
+        reply = service.teacher.handle(body.text, user_id=body.user_id, home=home, now=_when(body.time), last_turn=None)
+        if reply is None:
+            return TeachResponse(
+                understood=False,
+                response="That doesn't sound like something to learn. Try 'I'm a Warriors fan' or "
+                "'learn my preferences'.",
+                preferences=[],
+                in_dialogue=False,
+            )
+        service.metrics.events["teach"] += 1
+        return TeachResponse(
+            understood=True,
+            response=reply.response,
+            preferences=list(reply.preferences),
+            in_dialogue=service.teacher.in_dialogue(body.user_id),
+        )
+
+    @app.get("/v1/users/{user_id}/preferences", response_model=list[Preference])
+    def get_preferences(user_id: UserId, tok: HomeToken) -> list[Preference]:
+        service.person_home(tok, user_id)
+        return service.teacher.store.preferences(user_id)
+
+    @app.put("/v1/users/{user_id}/preferences", response_model=Preference)
+    def put_preference(user_id: UserId, body: PreferenceBody, tok: HomeToken) -> Preference:
+        service.person_home(tok, user_id)
+        value = body.value
+        if body.kind in TASTE_KINDS:
+            found = vocabulary().lookup(value, (body.kind,))
+            value = found[0][1] if len(found) == 1 else value
+        pref = Preference(
+            user_id=user_id, kind=body.kind, key=body.key, value=value, scope=body.scope, ts=datetime.now(UTC)
+        )
+        service.teacher.store.put_preference(pref)
+        return pref
+
+    @app.delete("/v1/users/{user_id}/preferences", response_model=Deleted)
+    def delete_preferences(
+        user_id: UserId, tok: HomeToken, kind: PreferenceKind | None = None, key: str | None = None
+    ) -> Deleted:
+        service.person_home(tok, user_id)
+        return Deleted(deleted=service.teacher.store.delete_preferences(user_id, kind=kind, key=key))
+
+    @app.delete("/v1/users/{user_id}", response_model=Forgotten)
+    def forget(user_id: UserId, tok: HomeToken) -> Forgotten:
+        """Forget a user: turns, gold, feedback, preferences, personal rewrites; verified by a re-read."""
+        service.person_home(tok, user_id)
+        return service.forget(user_id)
+
+    @app.post("/v1/learn")
+    def learn(info: AnyToken) -> dict[str, Any]:
+        """Admin: learn from the logs and publish a new artifact set (picked up without restart)."""
+        if not info.admin:
+            raise HTTPException(403, "learn needs an admin token")
+        from selflearn.learn import learn as run_learn
+
+        service.flush()
+        with service.store_lock:
+            logs = service.store.logs()
+        report = run_learn(logs, service.artifacts)
+        return {"version": service.artifacts.current(), "report": _jsonable(report)}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "artifacts": service.artifacts.current()}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            service.metrics.render(service.artifacts.current()), media_type="text/plain; version=0.0.4"
+        )
+
+    app.add_middleware(_BodyLimit)
+    return app
+
+
+def _jsonable(report: Any) -> Any:
+    if hasattr(report, "to_dict"):
+        return report.to_dict()
+    if hasattr(report, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(report)
+    return str(report)

@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+
+from selflearn.home import Home, Person, shipped_homes
+from selflearn.service import MAX_BODY_BYTES, Service, create_app
+from selflearn.tokens import Tokens
+
+T0 = "2026-11-25T18:00:00Z"
+
+
+def _homes() -> list[Home]:
+    maple = next(h for h in shipped_homes() if h.id == "maple_house")
+    oak = maple.model_copy(
+        update={
+            "id": "oak_house",
+            "people": [Person(id="oak.zoe", name="Zoe", endpoints=["ep.kitchen_speaker"])],
+        }
+    )
+    return [maple, oak]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    tokens = Tokens(tmp_path / "tokens.json")
+    maple, _ = tokens.create(home="maple_house")
+    oak, _ = tokens.create(home="oak_house")
+    admin, _ = tokens.create(home=None, admin=True)
+    service = Service(_homes(), db=tmp_path / "logs.duckdb", artifacts=tmp_path / "artifacts", tokens=tokens)
+    client = TestClient(create_app(service), raise_server_exceptions=False)
+    yield {
+        "client": client,
+        "service": service,
+        "tokens": tokens,
+        "maple": {"Authorization": f"Bearer {maple}"},
+        "oak": {"Authorization": f"Bearer {oak}"},
+        "admin": {"Authorization": f"Bearer {admin}"},
+    }
+    service.close()
+
+
+def say(env: dict[str, Any], text: str, user: str = "maple.ana", who: str = "maple", **extra: Any) -> Any:
+    body = {"text": text, "user_id": user, "device_id": "ep.kitchen_speaker", "time": T0, **extra}
+    return env["client"].post("/v1/interpret", json=body, headers=env[who])
+
+
+def test_healthz_and_metrics(env: dict[str, Any]) -> None:
+    c = env["client"]
+    assert c.get("/healthz").json()["status"] == "ok"
+    say(env, "turn on the kitchen light")
+    text = c.get("/metrics").text
+    assert 'selflearn_requests_total{method="POST",route="/v1/interpret",status="200"} 1' in text
+    assert "selflearn_request_duration_ms_bucket" in text and 'event="turn_success"' in text
+
+
+def test_interpret_returns_response_and_trace(env: dict[str, Any]) -> None:
+    r = say(env, "turn on the kitchen light")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["turn"]["result_status"] == "success" and body["turn"]["user_id"] == "maple.ana"
+    assert "nlu" in body["turn"]["trace"] and body["response"]
+    env["service"].flush()
+    assert env["service"].store.logs().turns(user_id="maple.ana").height == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 401), ({"Authorization": "Bearer nope"}, 401), ({"Authorization": "Basic abc"}, 401)],
+)
+def test_auth_required(env: dict[str, Any], headers: dict[str, str], status: int) -> None:
+    body = {"text": "hi", "user_id": "maple.ana", "device_id": "ep.kitchen_speaker"}
+    r = env["client"].post("/v1/interpret", json=body, headers=headers)
+    assert r.status_code == status and r.json()["error"]["code"] == status
+
+
+def test_admin_token_cannot_act_for_users_and_home_token_cannot_learn(env: dict[str, Any]) -> None:
+    assert say(env, "hello", who="admin").status_code == 403
+    assert env["client"].post("/v1/learn", headers=env["maple"]).status_code == 403
+
+
+def test_revoked_token_is_refused_at_once(env: dict[str, Any]) -> None:
+    info = next(i for i in env["tokens"].list() if i.home == "maple_house")
+    assert say(env, "turn on the tv").status_code == 200
+    env["tokens"].revoke(info.id)
+    assert say(env, "turn on the tv").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"text": "hi", "user_id": "nobody", "device_id": "ep.kitchen_speaker"}, 404),
+        ({"text": "hi", "user_id": "maple.ana", "device_id": "ep.garage"}, 404),
+        ({"text": 5, "user_id": "maple.ana", "device_id": "ep.kitchen_speaker"}, 422),
+        ({"text": "", "user_id": "maple.ana", "device_id": "ep.kitchen_speaker"}, 422),
+        ({"text": "hi", "user_id": "maple.ana", "device_id": "ep.kitchen_speaker", "time": "2026-11-25T18:00"}, 422),
+        ({"text": "hi", "user_id": "maple.ana", "device_id": "ep.kitchen_speaker", "time": "1970-01-01T00:00Z"}, 422),
+        ({"text": "hi", "user_id": "../etc", "device_id": "ep.kitchen_speaker"}, 422),
+        ({"text": "hi", "user_id": "maple.ana", "device_id": "ep.kitchen_speaker", "admin": True}, 422),
+        ({"user_id": "maple.ana"}, 422),
+        ([1, 2], 422),
+    ],
+)
+def test_bad_input_is_a_clear_4xx(env: dict[str, Any], body: Any, status: int) -> None:
+    r = env["client"].post("/v1/interpret", json=body, headers=env["maple"])
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["message"]
+
+
+def test_oversize_and_non_utf8_bodies(env: dict[str, Any]) -> None:
+    c = env["client"]
+    headers = {**env["maple"], "Content-Type": "application/json"}
+    big = b'{"text": "' + b"a" * MAX_BODY_BYTES + b'"}'
+    assert c.post("/v1/interpret", content=big, headers=headers).status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(MAX_BODY_BYTES // 1000 + 2):
+            yield b"a" * 1000
+        yield b'"}'
+
+    assert c.post("/v1/interpret", content=chunks(), headers=headers).status_code == 413
+    bad = b'{"text": "\xff\xfe", "user_id": "maple.ana", "device_id": "ep.kitchen_speaker"}'
+    r = c.post("/v1/interpret", content=bad, headers=headers)
+    assert 400 <= r.status_code < 500 and r.json()["error"]["message"]
+    assert c.post("/v1/interpret", content=b"{not json", headers=headers).status_code in (400, 422)
+
+
+def test_teach_then_the_next_request_uses_it(env: dict[str, Any]) -> None:
+    c = env["client"]
+    r = c.post("/v1/teach", json={"user_id": "maple.ben", "text": "I'm a Warriors fan"}, headers=env["maple"])
+    assert r.status_code == 200 and r.json()["understood"]
+    assert r.json()["preferences"][0]["value"] == "Golden State Warriors"
+    game = say(env, "turn on the game", user="maple.ben").json()["turn"]
+    assert game["nlu_slots"]["team"] == "Golden State Warriors"
+    not_teach = c.post("/v1/teach", json={"user_id": "maple.ben", "text": "turn on the tv"}, headers=env["maple"])
+    assert not_teach.status_code == 200 and not not_teach.json()["understood"]
+
+
+def test_teaching_by_voice_through_interpret(env: dict[str, Any]) -> None:
+    assert say(env, "I like Mexican food", user="maple.ben").json()["turn"]["result_status"] == "teach"
+    assert say(env, "find a restaurant", user="maple.ben").json()["turn"]["nlu_slots"]["cuisine"] == "Mexican"
+
+
+def test_preferences_crud(env: dict[str, Any]) -> None:
+    c, h = env["client"], env["maple"]
+    put = c.put("/v1/users/maple.ana/preferences", json={"kind": "cuisine", "value": "sushi"}, headers=h)
+    assert put.status_code == 200 and put.json()["value"] == "Japanese"
+    assert [p["value"] for p in c.get("/v1/users/maple.ana/preferences", headers=h).json()] == ["Japanese"]
+    assert c.put("/v1/users/maple.ana/preferences", json={"kind": "colour", "value": "x"}, headers=h).status_code == 422
+    assert c.delete("/v1/users/maple.ana/preferences?kind=team", headers=h).json() == {"deleted": 0}
+    assert c.delete("/v1/users/maple.ana/preferences", headers=h).json() == {"deleted": 1}
+    assert c.get("/v1/users/maple.ana/preferences", headers=h).json() == []
+
+
+def test_no_endpoint_reaches_another_homes_user(env: dict[str, Any]) -> None:
+    c, maple, oak = env["client"], env["maple"], env["oak"]
+    c.put("/v1/users/maple.ana/preferences", json={"kind": "team", "value": "Warriors"}, headers=maple)
+    turn_id = say(env, "turn on the kitchen light").json()["turn"]["turn_id"]
+    attempts = [
+        c.get("/v1/users/maple.ana/preferences", headers=oak),
+        c.put("/v1/users/maple.ana/preferences", json={"kind": "team", "value": "Lakers"}, headers=oak),
+        c.delete("/v1/users/maple.ana/preferences", headers=oak),
+        c.delete("/v1/users/maple.ana", headers=oak),
+        c.post("/v1/teach", json={"user_id": "maple.ana", "text": "I like Thai food"}, headers=oak),
+        c.post("/v1/feedback", json={"user_id": "maple.ana", "turn_id": turn_id, "answer": "no"}, headers=oak),
+        c.post("/v1/feedback", json={"user_id": "oak.zoe", "turn_id": turn_id, "answer": "no"}, headers=oak),
+        say(env, "turn on the kitchen light", user="maple.ana", who="oak"),
+        say(env, "turn on the kitchen light", user="oak.zoe", who="maple"),
+    ]
+    assert [r.status_code for r in attempts] == [404] * len(attempts)
+    prefs = c.get("/v1/users/maple.ana/preferences", headers=maple).json()
+    assert [(p["kind"], p["value"]) for p in prefs] == [("team", "Golden State Warriors")]
+
+
+def test_feedback_on_own_turn_and_correction_rewrites_next_request(env: dict[str, Any]) -> None:
+    c, h = env["client"], env["maple"]
+    turn = say(env, "switch on the cooking light").json()["turn"]
+    other = {"user_id": "maple.ben", "turn_id": turn["turn_id"], "answer": "yes"}
+    assert c.post("/v1/feedback", json=other, headers=h).status_code == 404
+    assert (
+        c.post("/v1/feedback", json={**other, "user_id": "maple.ana", "answer": "correction"}, headers=h).status_code
+        == 422
+    )
+    fix = {**other, "user_id": "maple.ana", "answer": "correction", "correction_text": "turn on the kitchen light"}
+    r = c.post("/v1/feedback", json=fix, headers=h)
+    assert r.status_code == 200 and r.json()["kind"] == "correction"
+    again = say(env, "switch on the cooking light").json()["turn"]
+    assert again["rewrite_source"] == "feedback" and again["rewritten_text"] == "turn on the kitchen light"
+    assert say(env, "switch on the cooking light", user="maple.ben").json()["turn"]["rewrite_source"] != "feedback"
+    env["service"].flush()
+    assert env["service"].store.logs().feedback(user_id="maple.ana").height == 1
+
+
+def test_forget_user_is_verified_and_leaves_others(env: dict[str, Any]) -> None:
+    c, h, service = env["client"], env["maple"], env["service"]
+    for user in ("maple.ana", "maple.ben"):
+        turn = say(env, "switch on the cooking light", user=user).json()["turn"]
+        fix = {"user_id": user, "turn_id": turn["turn_id"], "answer": "correction", "correction_text": "turn on the tv"}
+        assert c.post("/v1/feedback", json=fix, headers=h).status_code == 200
+        c.post("/v1/teach", json={"user_id": user, "text": "I like jazz music"}, headers=h)
+    r = c.delete("/v1/users/maple.ana", headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["verified"] and body["deleted"]["turns"] == 1 and body["deleted"]["pending_rewrites"] == 1
+    assert body["deleted"]["preferences"] == 1
+    assert c.get("/v1/users/maple.ana/preferences", headers=h).json() == []
+    assert service.store.logs().turns(user_id="maple.ana").height == 0
+    assert not (service.pending.root / "personal" / "maple.ana").exists()  # type: ignore[operator]
+    assert service.store.logs().turns(user_id="maple.ben").height == 1
+    assert len(c.get("/v1/users/maple.ben/preferences", headers=h).json()) == 1
+    assert service.pending.get("maple.ben", "switch on the cooking light") is not None
+
+
+def test_openapi_documents_the_endpoints(env: dict[str, Any]) -> None:
+    spec = env["client"].get("/openapi.json").json()
+    for path in (
+        "/v1/interpret",
+        "/v1/feedback",
+        "/v1/teach",
+        "/v1/users/{user_id}/preferences",
+        "/v1/users/{user_id}",
+    ):
+        assert path in spec["paths"]
+
+
+@pytest.fixture
+def fuzz_target(env: dict[str, Any]) -> Any:
+    return schemathesis.openapi.from_asgi("/openapi.json", env["client"].app)
+
+
+fuzz_schema = schemathesis.pytest.from_fixture("fuzz_target")
+QUIET = list(HealthCheck)
+
+
+@fuzz_schema.parametrize()
+@settings(max_examples=8, deadline=None, suppress_health_check=QUIET)
+def test_fuzz_openapi_never_500(case: Any, env: dict[str, Any]) -> None:
+    """Every response conforms to the schema, no 5xx, schema-valid input accepted, invalid input rejected."""
+    case.call_and_validate(headers=env["maple"])
+
+
+@pytest.mark.slow
+@fuzz_schema.parametrize()
+@settings(max_examples=300, deadline=None, suppress_health_check=QUIET)
+def test_fuzz_openapi_long(case: Any, env: dict[str, Any]) -> None:
+    case.call_and_validate(headers=env["maple"])
