@@ -49,8 +49,13 @@ class Candidate:
     features: dict[str, float] = field(default_factory=dict)
 
     @property
+    def raw(self) -> float:
+        """Unbounded sum, for ranking (clamping would tie two strongly supported readings)."""
+        return self.nlu_score + self.prior + sum(self.features.values())
+
+    @property
     def score(self) -> float:
-        return max(0.0, min(1.0, self.nlu_score + self.prior + sum(self.features.values())))
+        return max(0.0, min(1.0, self.raw))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,7 +153,7 @@ def score(candidates: list[Candidate], situation: Situation) -> list[Candidate]:
     for cand in candidates:
         _fill_from_tastes(cand, situation)
         _features(cand, situation)
-    return sorted(candidates, key=lambda c: -c.score)
+    return sorted(candidates, key=lambda c: -c.raw)
 
 
 def _fill_from_tastes(cand: Candidate, sit: Situation) -> None:

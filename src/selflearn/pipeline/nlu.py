@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -109,14 +109,22 @@ def home_slot_lists(home: Home) -> dict[str, SlotList]:
 class NLU:
     """Ranked intent hypotheses for one home's vocabulary."""
 
-    def __init__(self, slot_lists: Mapping[str, SlotList], *, max_hypotheses: int = 8) -> None:
+    def __init__(
+        self,
+        slot_lists: Mapping[str, SlotList],
+        *,
+        device_names: Sequence[tuple[str, str, str]] = (),
+        max_hypotheses: int = 8,
+    ) -> None:
         self.intents = compiled()
         self.slot_lists: dict[str, SlotList] = dict(slot_lists)
+        self.device_names = list(device_names)
         self.max_hypotheses = max_hypotheses
 
     @classmethod
     def for_home(cls, home: Home, **kwargs: Any) -> NLU:
-        return cls(home_slot_lists(home), **kwargs)
+        names = [(f" {clean(n)} ", d.id, d.area) for d in home.devices for n in d.names]
+        return cls(home_slot_lists(home), device_names=names, **kwargs)
 
     def first(self, text: str, *, area: str | None = None) -> RecognizeResult | None:
         """Plain hassil ``recognize`` with the same templates and lists: the baseline the runtime is compared to."""
@@ -139,7 +147,23 @@ class NLU:
                     text, compiled_group(group), slot_lists=self.slot_lists, intent_context=context, language="en"
                 )
             ) or [top]
-        return rank(results, text)[: self.max_hypotheses]
+        ranked = rank(results, text)
+        return (self._name_readings(ranked, text) + ranked)[: self.max_hypotheses]
+
+    def _name_readings(self, ranked: list[Hypothesis], text: str) -> list[Hypothesis]:
+        """hassil often reads "the kitchen light" as area + domain even when a device is called "Kitchen Light";
+        like HA's ``recognize_best(best_slot_name="name")``, prefer the named device when its name was said."""
+        top = ranked[0]
+        if "name" in top.slots or "domain" not in top.slots:
+            return []
+        area = top.slots.get("area") if "area" in top.slot_text else None
+        padded = f" {text} "
+        out = []
+        for name, device_id, device_area in self.device_names:
+            if name in padded and (area is None or device_area == area):
+                slots = {k: v for k, v in top.slots.items() if k not in ("area", "domain")}
+                out.append(Hypothesis(top.intent, {**slots, "name": device_id}, min(1.0, top.score + 0.02)))
+        return out
 
 
 def _context(area: str | None) -> dict[str, Any] | None:

@@ -124,7 +124,8 @@ class Resolver:
         domain = slots.get("domain") if isinstance(slots.get("domain"), str) else None
         if isinstance(name, str) and name:
             if name in self.devices:
-                device = self._disambiguate(self.devices[name], endpoint if use_area else None)
+                pinned = "device_alias" in cand.features
+                device = self._disambiguate(self.devices[name], endpoint if use_area and not pinned else None)
                 return Resolution("ok", [device.id], area or device.area, [(device.id, 1.0)])
             ranked = self.match(name, domain=domain)
             if not ranked or ranked[0][1] < MIN_MATCH:

@@ -179,10 +179,11 @@ class Runtime:
                 stages["rewrite"].update(text=rw.text, source=rw.source, score=round(rw.score, 4))
 
         prefs: Sequence[Preference] = ()
+        pinned: list[str] = []
         if self.context and self.preferences is not None:
             t = time.perf_counter()
             prefs = self.preferences(user_id)
-            expanded, used = _expand_preferences(nlu_text, prefs, self.home)
+            expanded, used, pinned = _expand_preferences(nlu_text, prefs, self.home)
             stages["preferences"] = {"ms": _ms(t), "n": len(prefs), "applied": used}
             if used:
                 nlu_text = expanded
@@ -208,6 +209,7 @@ class Runtime:
                 preferences=prefs,
                 routines=self.parts.routines.get(user_id, ()),
             )
+            _pin(cands, pinned, self.home)
             cands = ctx.score(cands, situation)
         stages["context"] = {"ms": _ms(t), "enabled": self.context, "top": [c.to_json() for c in cands[:TOP_K]]}
 
@@ -305,20 +307,35 @@ class Runtime:
         )
 
 
-def _expand_preferences(text: str, prefs: Sequence[Preference], home: Home) -> tuple[str, list[str]]:
-    """Taught phrases stand for whole utterances; taught device aliases become the device's real name."""
+def _expand_preferences(text: str, prefs: Sequence[Preference], home: Home) -> tuple[str, list[str], list[str]]:
+    """Taught phrases stand for whole utterances; taught device aliases become the device's real name (and the
+    device is pinned, since that name may be shared by devices in other rooms)."""
     said = clean(text)
     for p in prefs:
         if p.kind == "phrase" and clean(p.key) == said:
-            return p.value.split("|")[0].strip(), [f"phrase:{p.key}"]
+            return p.value.split("|")[0].strip(), [f"phrase:{p.key}"], []
     used: list[str] = []
+    pinned: list[str] = []
     devices = {d.id: d for d in home.devices}
     for p in sorted((p for p in prefs if p.kind == "device_alias" and p.key), key=lambda p: -len(p.key)):
         key = clean(p.key)
         if f" {key} " in f" {said} " and p.value in devices:
             said = f" {said} ".replace(f" {key} ", f" {clean(devices[p.value].name)} ").strip()
             used.append(f"device_alias:{p.key}")
-    return (said if used else text), used
+            pinned.append(p.value)
+    return (said if used else text), used, pinned
+
+
+def _pin(cands: list[Candidate], pinned: list[str], home: Home) -> None:
+    """A candidate naming a pinned device's name means that device, not its namesake in the speaker's room."""
+    names = {clean(home.device(d).name): d for d in pinned}
+    for cand in cands:
+        name = cand.slots.get("name")
+        if isinstance(name, str) and name in {d.id for d in home.devices}:
+            match = names.get(clean(home.device(name).name))
+            if match:
+                cand.slots["name"] = match
+                cand.features["device_alias"] = ctx.W_PREFERENCE
 
 
 def _confidence(top: Candidate | None, res: Resolution | None) -> float:

@@ -1,0 +1,59 @@
+"""Suite ``context``: does context pick the right reading where the words alone are ambiguous?
+
+Cases come from the scenario library (``pipeline.scenarios``) instantiated on the shipped homes, or on ``--home``.
+Each case runs through the full runtime twice: with context (``accuracy``) and with the same NLU and context
+switched off (``baseline.accuracy``). A case is right when the top reading has the expected intent and slots and
+acts on exactly the expected devices.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections import defaultdict
+
+from selflearn import evaluate
+from selflearn.home import load_home, shipped_homes
+from selflearn.pipeline.scenarios import Case, cases
+
+MIN_CASES = 500
+MIN_CASES_QUICK = 120
+MAX_ROUNDS = 100
+
+
+def generate(homes: list, seed: int, minimum: int) -> list[Case]:
+    """Rounds of every scenario on every home until there are at least ``minimum`` cases."""
+    rng = random.Random(seed)
+    out: list[Case] = []
+    for _ in range(MAX_ROUNDS):
+        for home in homes:
+            out.extend(cases(home, rng, per_scenario=1))
+        if len(out) >= minimum:
+            break
+    return out
+
+
+@evaluate.suite("context")
+def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
+    homes = [load_home(config.home)] if config.home else shipped_homes()
+    todo = generate(homes, config.seed, MIN_CASES_QUICK if config.quick else MIN_CASES)
+    if not todo:
+        raise ValueError("no context scenario fits this home (it needs endpoints and some devices)")
+    right: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for i, case in enumerate(todo):
+        tally = right[case.scenario]
+        tally[0] += case.correct(case.run(context=True))
+        tally[1] += case.correct(case.run(context=False))
+        tally[2] += 1
+        if i % 100 == 0:
+            print(f"context: {i}/{len(todo)} cases", file=sys.stderr)
+    n = len(todo)
+    metrics: dict[str, float | int] = {"accuracy": sum(t[0] for t in right.values()) / n}
+    baseline: dict[str, float | int] = {"accuracy": sum(t[1] for t in right.values()) / n}
+    for name, (ok, base, count) in sorted(right.items()):
+        metrics[f"accuracy.{name}"] = ok / count
+        baseline[f"accuracy.{name}"] = base / count
+        metrics[f"n.{name}"] = count
+    metrics["gain_points"] = 100 * (metrics["accuracy"] - baseline["accuracy"])
+    metrics["homes"] = len(homes)
+    return evaluate.EvalResult(n=n, metrics=metrics, baseline=baseline)
