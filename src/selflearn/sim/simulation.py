@@ -1,0 +1,435 @@
+"""The ambient home simulator: people with routines, tastes and habits talk to the real runtime for days.
+
+Every utterance goes through the ASR noise model and then the one runtime (``pipeline.runtime.Runtime``); the turn
+it logs is what learners see. Beside it the simulator writes the truth (``Gold``): what was really said and meant,
+whether the goal was met, the earliest stage that failed, which turn a rephrase rephrases, and what three
+simulated annotators would have said. After a bad result people barge in, say "no", rephrase into a wording that
+works, repeat themselves more clearly, or give up, with the probabilities in :class:`SimConfig`.
+
+Deterministic: ``run_day(d)`` gives the same records for the same seed, homes and day (each day starts from the
+homes' configured device states; response latency is simulated, not measured).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from rapidfuzz import fuzz
+
+from selflearn.home import Home, Person
+from selflearn.pipeline.asr import FUNCTION_WORDS, AsrConfig, AsrModel
+from selflearn.pipeline.runtime import FeedbackPolicy, Interpretation, Rewriter, Runtime, Teacher
+from selflearn.schema import FailurePoint, Feedback, Gold, Preference, Turn
+from selflearn.sim.annotators import AnnotatorNoise, annotate
+from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory
+from selflearn.sim.judge import judge, judge_unaddressed
+from selflearn.sim.names import CITIES, FIRST_NAMES, GENRES, SURNAMES
+from selflearn.sim.phrasing import CANONICAL, NEGATIVES, first_wordings, fits, random_draw, render, rephrase
+from selflearn.sim.users import SimUser, make_user
+
+Preferences = Callable[[str], Sequence[Preference]]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """World size and behaviour probabilities. Defaults give an untrained defect rate of roughly a quarter."""
+
+    asr_rate: float = 0.35  # scale of the SLURP-calibrated ASR error rates (1.0 = SLURP's far-field ~19 % WER)
+    requests_per_day: float = 7.0  # per person, on top of routines (Poisson)
+    false_wakes_per_day: float = 0.5  # per home: TV/room chatter that wakes the assistant
+    scene_probability: float = 0.08  # share of requests that are a multi-step scene
+    idiosyncratic: float = 0.35  # share of (person, goal kind) whose habitual wording is from the shared odd pool
+    habitual: float = 0.85  # P(a person uses their habitual wording)
+    private_alias: float = 0.15  # P(a person has a private name for a device)
+    barge_in: float = 0.4  # P(interrupting a wrong or unhelpful response)
+    negative: float = 0.15  # P(saying "no, that's wrong" after a bad result)
+    answer_feedback: float = 0.8  # P(answering "Did I get that right?")
+    abandon: float = 0.2  # P(giving up after a failure, before patience runs out)
+    clarity_on_retry: float = 0.5  # ASR error scale when repeating/rephrasing (people speak slower and clearer)
+    teach_probability: float = 0.0  # P(teaching after a failure, when a teacher and a teaching behaviour are given)
+    annotators: AnnotatorNoise = field(default_factory=AnnotatorNoise)
+    start: date = date(2026, 1, 5)
+
+
+@dataclass
+class DayLog:
+    turns: list[Turn] = field(default_factory=list)
+    gold: list[Gold] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)
+
+    def extend(self, other: DayLog) -> None:
+        self.turns.extend(other.turns)
+        self.gold.extend(other.gold)
+        self.feedback.extend(other.feedback)
+
+
+class TeachingBehaviour(Protocol):
+    """What a person says to teach the assistant after ``turn`` failed ``goal`` (None: not this time)."""
+
+    def utterance(self, goal: Goal, user: SimUser, turn: Turn, rng: random.Random) -> str | None: ...
+
+
+@dataclass
+class _Pending:
+    """A turn and its gold fields, finished when its goal's outcome is known."""
+
+    turn: Turn
+    true_text: str
+    goal: Goal
+    failure_point: FailurePoint
+    rephrase_of: str | None
+    barge_in: bool = False
+    control: bool = False  # a "no" or an answer to a question, not a request
+
+
+@dataclass
+class _Day:
+    home: Home
+    day: int
+    rng: random.Random
+    runtime: Runtime
+    shadow: Runtime
+    factory: GoalFactory
+    teacher: Teacher | None
+    log: DayLog
+    counter: int = 0
+
+    def next_id(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}-{self.home.id}-d{self.day}-{self.counter}"
+
+
+class Simulation:
+    def __init__(
+        self,
+        homes: Sequence[Home],
+        *,
+        seed: int,
+        config: SimConfig = SimConfig(),
+        teaching: TeachingBehaviour | None = None,
+    ) -> None:
+        if not homes:
+            raise ValueError("a simulation needs at least one home")
+        self.homes = list(homes)
+        self.seed = seed
+        self.config = config
+        self.teaching = teaching
+        self.users: dict[str, list[SimUser]] = {}
+        vocabulary: set[str] = set(FIRST_NAMES) | set(SURNAMES) | {c for c, _ in CITIES} | set(GENRES)
+        for home in self.homes:
+            people = home.people or [Person(id=f"{home.id}.guest", name="Guest")]
+            self.users[home.id] = [
+                make_user(home, p, seed, idiosyncratic=config.idiosyncratic, private_alias=config.private_alias)
+                for p in people
+            ]
+            vocabulary |= {w for a in home.areas for w in (a.name, *a.aliases)}
+        self.asr = AsrModel(AsrConfig(rate=config.asr_rate), vocabulary=vocabulary)
+        self.intents = list(INTENTS)
+        self.factories = {h.id: GoalFactory(h) for h in self.homes}
+        self._routine_goals: dict[tuple[str, str, str, str], Goal] = {}
+
+    def run_day(
+        self,
+        day: int,
+        *,
+        rewriter: Rewriter | None = None,
+        preferences: Preferences | None = None,
+        feedback_policy: FeedbackPolicy | None = None,
+        teacher: Teacher | None = None,
+    ) -> DayLog:
+        """One day in every home: routines, requests, scenes, false wakes, with the given learned components."""
+        log = DayLog()
+        for home in self.homes:
+            rng = random.Random(f"day:{self.seed}:{day}:{home.id}")
+            runtime = Runtime(
+                home, rewriter=rewriter, preferences=preferences, feedback_policy=feedback_policy, teacher=teacher
+            )
+            shadow = Runtime(home, rewriter=rewriter, preferences=preferences)
+            ctx = _Day(home, day, rng, runtime, shadow, self.factories[home.id], teacher, log)
+            for when, user, kinds, text in self._agenda(ctx):
+                self._episode(ctx, when, user, kinds, text)
+        return log
+
+    # ---- the day's agenda
+    def _agenda(self, ctx: _Day) -> list[tuple[datetime, SimUser | None, tuple[str, ...], str | None]]:
+        rng, cfg = ctx.rng, self.config
+        tz = ZoneInfo(ctx.home.timezone)
+        midnight = datetime.combine(cfg.start + timedelta(days=ctx.day), datetime.min.time(), tzinfo=tz)
+        weekday = (cfg.start + timedelta(days=ctx.day)).weekday()
+        events: list[tuple[datetime, SimUser | None, tuple[str, ...], str | None]] = []
+        for user in self.users[ctx.home.id]:
+            for routine in user.person.routines:
+                if weekday in routine.days and rng.random() < routine.probability:
+                    hh, mm = (int(x) for x in routine.at.split(":"))
+                    at = midnight + timedelta(hours=hh, minutes=mm, seconds=rng.uniform(-600, 600))
+                    events.append((at, user, ("routine",), routine.say))
+            for _ in range(_poisson(rng, cfg.requests_per_day)):
+                at = midnight + timedelta(seconds=rng.uniform(6.5 * 3600, 23.5 * 3600))
+                if ctx.factory.scenes and rng.random() < cfg.scene_probability:
+                    kinds = SCENES[rng.choice(ctx.factory.scenes)]
+                else:
+                    kinds = (ctx.factory.draw_kind(rng),)
+                events.append((at, user, kinds, None))
+        for _ in range(_poisson(rng, cfg.false_wakes_per_day)):
+            events.append(
+                (midnight + timedelta(seconds=rng.uniform(7 * 3600, 24 * 3600 - 60)), None, ("chatter",), None)
+            )
+        events.sort(key=lambda e: (e[0], e[1].id if e[1] else ""))
+        return [(at.astimezone(UTC), u, k, t) for at, u, k, t in events]
+
+    # ---- one episode (a goal, possibly several steps) and one step's dialogue
+    def _episode(
+        self, ctx: _Day, when: datetime, user: SimUser | None, kinds: tuple[str, ...], text: str | None
+    ) -> None:
+        episode = ctx.next_id("g")
+        pending: list[_Pending] = []
+        if user is None:
+            endpoint = ctx.rng.choice(ctx.home.endpoints).id
+            goal = ctx.factory.chatter()
+            self._unaddressed(ctx, when, None, endpoint, goal, random_draw("chatter", goal, ctx.rng), episode, pending)
+            self._finish(ctx, episode, pending, success=not any(p.failure_point != "correct" for p in pending))
+            return
+        endpoint = ctx.rng.choice(user.endpoints)
+        area = ctx.home.endpoint(endpoint).area
+        success = True
+        for step, kind in enumerate(kinds):
+            goal = self._goal(ctx, user, kind, area, text)
+            dialogue = f"{episode}.{step}"
+            if goal.intent is None:
+                said = text or random_draw(goal.kind, goal, ctx.rng)
+                self._unaddressed(ctx, when, user, endpoint, goal, said, episode, pending, dialogue)
+                success = False
+            else:
+                ok, when = self._dialogue(ctx, when, user, endpoint, goal, episode, dialogue, pending)
+                success = success and ok
+            when += timedelta(seconds=ctx.rng.uniform(4, 15))
+        self._finish(ctx, episode, pending, success=success)
+
+    def _goal(self, ctx: _Day, user: SimUser, kind: str, area: str, text: str | None) -> Goal:
+        if kind == "routine" and text is not None:
+            key = (ctx.home.id, user.id, area, text)
+            if key not in self._routine_goals:
+                self._routine_goals[key] = _routine_goal(ctx.factory, user, area, text)
+            return self._routine_goals[key]
+        goal = ctx.factory.make(kind, user.person, user.tastes, area, ctx.rng)
+        for _ in range(3):  # nobody asks to turn on a light that is already on
+            if not goal.effects or not all(ctx.runtime.state.get(d, {}).get(k) == v for d, k, v in goal.effects):
+                break
+            goal = ctx.factory.make(_opposite(kind), user.person, user.tastes, area, ctx.rng)
+        return goal
+
+    def _dialogue(
+        self,
+        ctx: _Day,
+        when: datetime,
+        user: SimUser,
+        endpoint: str,
+        goal: Goal,
+        episode: str,
+        dialogue: str,
+        pending: list[_Pending],
+    ) -> tuple[bool, datetime]:
+        cfg, rng = self.config, ctx.rng
+        text, naming = user.wording(goal, rng, habitual=cfg.habitual)
+        names = _name_words(goal, naming)
+        clarity, previous, attempt = 1.0, None, 0
+        while True:
+            interp, fp = self._say(ctx, when, user.id, endpoint, text, goal, names, clarity, episode, dialogue)
+            item = _Pending(interp.turn, text, goal, fp, previous)
+            pending.append(item)
+            when += timedelta(milliseconds=interp.turn.response_latency_ms)
+            if fp == "correct":
+                if interp.asks_feedback:
+                    when = self._answer(ctx, when, user, endpoint, interp.turn, "yes", episode, dialogue, pending)
+                return True, when
+            wrong_action = interp.turn.result_status == "success"
+            if rng.random() < cfg.barge_in * (1.5 if wrong_action else 1.0):
+                item.barge_in = True
+                when += timedelta(seconds=rng.uniform(0.8, 2.0))
+            else:
+                when += timedelta(seconds=rng.uniform(2.0, 5.0))
+            if interp.asks_feedback:
+                when = self._answer(ctx, when, user, endpoint, interp.turn, "no", episode, dialogue, pending)
+            elif rng.random() < cfg.negative:
+                neg = rng.choice(NEGATIVES)
+                nint, _ = self._say(ctx, when, user.id, endpoint, neg, None, frozenset(), 1.0, episode, dialogue)
+                pending.append(_Pending(nint.turn, neg, goal, "correct", None, control=True))
+                when += timedelta(seconds=rng.uniform(1.5, 4.0))
+            attempt += 1
+            if attempt >= user.patience or rng.random() < cfg.abandon:
+                return False, when
+            if ctx.teacher is not None and self.teaching is not None and rng.random() < cfg.teach_probability:
+                lesson = self.teaching.utterance(goal, user, interp.turn, rng)
+                if lesson is not None:
+                    tint, _ = self._say(ctx, when, user.id, endpoint, lesson, None, frozenset(), 1.0, episode, dialogue)
+                    pending.append(_Pending(tint.turn, lesson, goal, "correct", None, control=True))
+                    when += timedelta(seconds=rng.uniform(3.0, 8.0))
+            previous = interp.turn.turn_id
+            if rng.random() < user.rephrase_bias:
+                text = rephrase(goal, text, rng, official=bool(naming) or fp in ("er", "asr"))
+                names = _name_words(goal, goal.official)
+            clarity = cfg.clarity_on_retry
+
+    def _say(
+        self,
+        ctx: _Day,
+        when: datetime,
+        user_id: str,
+        endpoint: str,
+        text: str,
+        goal: Goal | None,
+        names: frozenset[str],
+        clarity: float,
+        episode: str,
+        dialogue: str,
+    ) -> tuple[Interpretation, FailurePoint]:
+        """Recognize, interpret, judge. A failed turn whose recognition differed from what was said is replayed
+        with the true text on a shadow runtime in the same state: if that works, the ASR is to blame."""
+        heard = self.asr.transcribe(text, ctx.rng, names=names, clarity=clarity)
+        before = {k: dict(v) for k, v in ctx.runtime.state.items()} if heard.text != text and goal else None
+        interp = ctx.runtime.interpret(
+            heard.text, user_id=user_id, endpoint_id=endpoint, now=when, asr_confidence=heard.confidence,
+            session_id=episode, dialogue_id=dialogue, turn_id=ctx.next_id("t"),
+        )  # fmt: skip
+        latency = round(ctx.rng.uniform(380.0, 900.0) + 25.0 * len(interp.response.split()), 1)
+        interp.turn = interp.turn.model_copy(update={"response_latency_ms": latency})
+        if goal is None:
+            return interp, "correct"
+        ok, fp = judge(goal, interp.turn, ctx.runtime.state)
+        if not ok and before is not None:
+            ctx.shadow.state.clear()
+            ctx.shadow.state.update(before)
+            replay = ctx.shadow.interpret(
+                text, user_id=user_id, endpoint_id=endpoint, now=when, session_id=episode, dialogue_id=dialogue,
+                turn_id="replay",
+            )  # fmt: skip
+            ok_true, fp_true = judge(goal, replay.turn, ctx.shadow.state)
+            fp = "asr" if ok_true else fp_true
+        return interp, fp
+
+    def _unaddressed(
+        self,
+        ctx: _Day,
+        when: datetime,
+        user: SimUser | None,
+        endpoint: str,
+        goal: Goal,
+        text: str,
+        episode: str,
+        pending: list[_Pending],
+        dialogue: str | None = None,
+    ) -> None:
+        speaker = user.id if user else f"{ctx.home.id}.tv"
+        heard = self.asr.transcribe(text, ctx.rng)
+        interp = ctx.runtime.interpret(
+            heard.text, user_id=speaker, endpoint_id=endpoint, now=when, asr_confidence=heard.confidence,
+            session_id=episode, dialogue_id=dialogue or f"{episode}.0", turn_id=ctx.next_id("t"),
+        )  # fmt: skip
+        latency = round(ctx.rng.uniform(380.0, 900.0) + 25.0 * len(interp.response.split()), 1)
+        turn = interp.turn.model_copy(update={"response_latency_ms": latency})
+        _, fp = judge_unaddressed(goal, turn)
+        pending.append(_Pending(turn, text, goal, fp, None, barge_in=fp != "correct" and ctx.rng.random() < 0.3))
+
+    def _answer(
+        self,
+        ctx: _Day,
+        when: datetime,
+        user: SimUser,
+        endpoint: str,
+        asked: Turn,
+        kind: str,
+        episode: str,
+        dialogue: str,
+        pending: list[_Pending],
+    ) -> datetime:
+        """Answer "Did I get that right?": through the runtime when a teacher listens, and as a Feedback record."""
+        if ctx.rng.random() >= self.config.answer_feedback:
+            return when
+        when += timedelta(seconds=ctx.rng.uniform(1.0, 3.0))
+        said = "yes" if kind == "yes" else ctx.rng.choice(("no", "no it didn't", "not really"))
+        ctx.log.feedback.append(
+            Feedback(
+                feedback_id=ctx.next_id("f"), turn_id=asked.turn_id, user_id=user.id, ts=when, kind=kind, text=said
+            )
+        )
+        if ctx.teacher is not None:
+            interp, _ = self._say(ctx, when, user.id, endpoint, said, None, frozenset(), 1.0, episode, dialogue)
+            pending.append(_Pending(interp.turn, said, pending[-1].goal, "correct", None, control=True))
+        return when + timedelta(seconds=1.0)
+
+    def _finish(self, ctx: _Day, episode: str, pending: list[_Pending], *, success: bool) -> None:
+        for item in pending:
+            turn = item.turn.model_copy(update={"barge_in": True}) if item.barge_in else item.turn
+            truth = {
+                "goal_success": success,
+                "failure_point": item.failure_point,
+                "intent": None if item.control else item.goal.intent,
+            }
+            ctx.log.turns.append(turn)
+            ctx.log.gold.append(
+                Gold(
+                    turn_id=turn.turn_id,
+                    true_text=item.true_text,
+                    true_intent=truth["intent"],
+                    true_slots={} if item.control else item.goal.slots,
+                    failure_point=item.failure_point,
+                    goal_id=episode,
+                    goal_success=success,
+                    is_rephrase_of=item.rephrase_of,
+                    is_impossible=item.goal.impossible and not item.control,
+                    annotator_labels=annotate(truth, self.intents, ctx.rng, self.config.annotators),
+                )
+            )
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    """Knuth's method; small means only."""
+    limit, k, p = pow(2.718281828459045, -lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def _opposite(kind: str) -> str:
+    swap = {
+        "device_on": "device_off",
+        "lights_on": "lights_off",
+        "cover_open": "cover_close",
+        "lights_dim": "lights_up",
+    }
+    back = {v: k for k, v in swap.items()}
+    return swap.get(kind) or back.get(kind, kind)
+
+
+def _name_words(goal: Goal, naming: dict[str, str]) -> frozenset[str]:
+    """Words of the goal's names (devices, areas, towns, tastes): the ASR treats them as entity names."""
+    values = [*goal.words.values(), *naming.values()]
+    return frozenset(w for v in values for w in v.split() if w not in FUNCTION_WORDS and not w.isdigit())
+
+
+def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> Goal:
+    """The goal behind a routine's fixed wording: of many candidate goals, the one whose usual wordings match it
+    best (ties go to the speaker's room). Drawn from a text-seeded generator, so the same routine means the same
+    goal every day."""
+    rng = random.Random(f"routine:{factory.home.id}:{user.id}:{text}")
+    said = text.lower()
+    best: tuple[float, Goal] | None = None
+    for kind in factory.kinds:
+        if kind == "impossible":
+            continue
+        for _ in range(40):
+            goal = factory.make(kind, user.person, user.tastes, area, rng)
+            templates = (*first_wordings(kind), *CANONICAL.get(kind, ()))
+            score = max((fuzz.ratio(said, render(t, goal)) for t in templates if fits(t, goal)), default=0.0)
+            score += 2.0 * (goal.slots.get("area") == area)
+            if best is None or score > best[0]:
+                best = (score, goal)
+    assert best is not None
+    return replace(best[1], text=text)

@@ -1,0 +1,116 @@
+import random
+from collections import Counter
+
+import pytest
+
+from selflearn.home import Home
+from selflearn.pipeline.nlu import NLU
+from selflearn.sim import DayLog, SimConfig, Simulation, generate_homes
+from selflearn.sim.goals import GoalFactory
+from selflearn.sim.phrasing import CANONICAL, fits, render
+from selflearn.sim.users import make_user
+
+
+@pytest.fixture(scope="module")
+def homes() -> list[Home]:
+    return generate_homes(3, seed=11)
+
+
+@pytest.fixture(scope="module")
+def day(homes: list[Home]) -> DayLog:
+    return Simulation(homes, seed=5).run_day(0)
+
+
+def _stable(log: DayLog) -> list[tuple[object, ...]]:
+    return [(t.turn_id, t.asr_text, t.ts, t.nlu_intent, t.result_status, t.barge_in, t.response_latency_ms)
+            for t in log.turns]  # fmt: skip
+
+
+def test_generated_homes_are_valid_diverse_and_seeded() -> None:
+    a, b = generate_homes(6, seed=3), generate_homes(6, seed=3)
+    assert [h.model_dump() for h in a] == [h.model_dump() for h in b]
+    assert generate_homes(2, seed=3)[1].model_dump() == a[1].model_dump()
+    assert len({h.id for h in a}) == 6
+    assert len({frozenset(d.name for d in h.devices) for h in a}) == 6
+    assert all(h.people and h.endpoints for h in a)
+
+
+def test_run_day_is_deterministic_per_seed_and_day(homes: list[Home], day: DayLog) -> None:
+    again = Simulation(homes, seed=5).run_day(0)
+    assert _stable(again) == _stable(day)
+    assert [g.model_dump() for g in again.gold] == [g.model_dump() for g in day.gold]
+    assert _stable(Simulation(homes, seed=6).run_day(0)) != _stable(day)
+    assert _stable(Simulation(homes, seed=5).run_day(1)) != _stable(day)
+
+
+def test_gold_is_consistent_with_turns(day: DayLog) -> None:
+    assert [g.turn_id for g in day.gold] == [t.turn_id for t in day.turns]
+    assert len({t.turn_id for t in day.turns}) == len(day.turns)
+    ids = {t.turn_id for t in day.turns}
+    by_id = {t.turn_id: t for t in day.turns}
+    for g in day.gold:
+        if g.is_rephrase_of is not None:
+            assert g.is_rephrase_of in ids
+            assert by_id[g.is_rephrase_of].ts < by_id[g.turn_id].ts
+            assert by_id[g.is_rephrase_of].dialogue_id == by_id[g.turn_id].dialogue_id
+        if g.failure_point == "false_wake":
+            assert g.true_intent is None and not g.goal_success
+        if g.is_impossible:
+            assert g.true_intent is None
+        labels = g.annotator_labels
+        assert set(labels) == {"single", "majority"}
+        assert set(labels["majority"]) == {"goal_success", "failure_point", "intent"}
+    # a goal whose every turn failed cannot have succeeded
+    by_goal: dict[str, list[str]] = {}
+    success = {}
+    for g in day.gold:
+        by_goal.setdefault(g.goal_id, []).append(g.failure_point)
+        success[g.goal_id] = g.goal_success
+    for goal, fps in by_goal.items():
+        if success[goal]:
+            assert "correct" in fps
+
+
+def test_defect_mix_is_realistic(homes: list[Home]) -> None:
+    log = Simulation(homes, seed=1).run_day(2)
+    fps = Counter(g.failure_point for g in log.gold)
+    n = sum(fps.values())
+    defect = 1 - fps["correct"] / n
+    assert 0.12 < defect < 0.45
+    early = fps["asr"] + fps["nlu"] + fps["er"]
+    assert early > fps["result"] + fps["false_wake"]
+
+
+def test_failed_wordings_recur_and_rephrases_work(homes: list[Home]) -> None:
+    sim = Simulation(homes, seed=2, config=SimConfig(requests_per_day=10))
+    logs = [sim.run_day(d) for d in range(3)]
+    failed: Counter[str] = Counter()
+    rephrase_ok = 0
+    for log in logs:
+        for g in log.gold:
+            if g.failure_point == "nlu" and g.true_intent:
+                failed[g.true_text] += 1
+            if g.is_rephrase_of and g.failure_point == "correct":
+                rephrase_ok += 1
+    assert failed.most_common(1)[0][1] >= 3
+    assert rephrase_ok > 5
+
+
+def test_canonical_wordings_parse(homes: list[Home]) -> None:
+    home = homes[0]
+    nlu = NLU.for_home(home)
+    factory = GoalFactory(home)
+    user = make_user(home, home.people[0], 0, idiosyncratic=0.0, private_alias=0.0)
+    rng = random.Random(0)
+    bad = []
+    for kind in factory.kinds:
+        if kind == "impossible":
+            continue
+        goal = factory.make(kind, user.person, user.tastes, home.endpoints[0].area, rng)
+        for template in CANONICAL[kind]:
+            if fits(template, goal):
+                text = render(template, goal, goal.official)
+                hyps = nlu.parse(text, area=home.endpoints[0].area)
+                if not hyps or hyps[0].intent not in goal.intents:
+                    bad.append(text)
+    assert len(bad) <= 2, bad
