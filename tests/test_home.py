@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from selflearn.home import HomeError, dump_home, load_home, shipped_homes
+
+SHIPPED = sorted((Path(__file__).parents[1] / "src" / "selflearn" / "data" / "homes").glob("*.yaml"))
+
+
+def test_shipped_homes_load() -> None:
+    homes = shipped_homes()
+    assert len(homes) == len(SHIPPED) >= 1
+    for home in homes:
+        assert home.devices and home.endpoints and home.areas
+        for person in home.people:
+            for endpoint in person.endpoints:
+                assert home.endpoint(endpoint).id == endpoint
+
+
+def test_dump_and_load_round_trip(tmp_path: Path) -> None:
+    home = shipped_homes()[0]
+    dump_home(home, tmp_path / "h.yaml")
+    assert load_home(tmp_path / "h.yaml") == home
+
+
+def _broken(tmp_path: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    data = yaml.safe_load(SHIPPED[0].read_text(encoding="utf-8"))
+    edit(data)
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["devices"][0].update(area="attic"), "unknown area"),
+        (lambda d: d["endpoints"][0].update(area="nowhere"), "unknown area"),
+        (lambda d: d["people"][0]["endpoints"].append("ep.missing"), "unknown endpoint"),
+        (lambda d: d["devices"].append(dict(d["devices"][0])), "duplicate device"),
+        (lambda d: d["devices"][0].update(domain="teleporter"), "domain"),
+        (lambda d: d.update(surprise=True), "surprise"),
+    ],
+)
+def test_bad_homes_give_home_error(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(HomeError, match=message):
+        load_home(_broken(tmp_path, edit))
+
+
+def test_unreadable_home_gives_home_error(tmp_path: Path) -> None:
+    with pytest.raises(HomeError):
+        load_home(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("areas: [unclosed", encoding="utf-8")
+    with pytest.raises(HomeError):
+        load_home(tmp_path / "bad.yaml")
+    home = shipped_homes()[0]
+    with pytest.raises(HomeError):
+        home.endpoint("ep.nope")
+    with pytest.raises(HomeError):
+        home.person("nobody")
