@@ -330,53 +330,79 @@ def bench_rewrite(
 
 @app.command()
 def demo(
+    homes: Annotated[int, typer.Option("--homes", help="Simulated homes (generated, seeded).")] = 8,
+    days: Annotated[int, typer.Option("--days", help="Simulated days; learning runs each night in between.")] = 7,
     seed: SeedOption = 0,
-    turns: Annotated[int, typer.Option("--turns", help="Turns in the sample log.")] = 5_000,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="HTML report path. Default: <data dir>/demo-report.html")
+    ] = None,
+    db: DbOption = None,
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+    ] = None,
 ) -> None:
-    """Generate a seeded sample log with corruptions, ingest it, show what was stored and the ingest metrics."""
-    import tempfile
-
+    """Simulate homes for some days; each night learn from the logs so far and swap in the new artifacts. Prints
+    the daily defect rates (by failure point, from gold) and writes an HTML report with the curve."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from selflearn import logsample
+    from selflearn import paths
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.loop import FAILURE_POINTS, DayStats, run_loop
+    from selflearn.report import write_report
+    from selflearn.sim import generate_homes
     from selflearn.store import Store
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        err.print(f"generating {turns:,} turns (seed {seed}) with 2% corrupted rows ...")
-        log = logsample.generate(turns, seed=seed)
-        paths, jsonl_bad, parquet_bad = logsample.write_corrupted(log, root / "logs", rate=0.02, seed=seed)
-        with Store(root / "demo.duckdb") as store:
-            report = store.ingest(list(paths.values()))
-            statuses = store.logs().sql(
-                "SELECT result_status, count(*) AS turns, round(avg(barge_in::INT), 3) AS barge_in_rate "
-                "FROM turns GROUP BY 1 ORDER BY 2 DESC"
+    world = generate_homes(homes, seed)
+    report_path = out_path or paths.data_dir() / "demo-report.html"
+    with (
+        Store(db) as store,
+        Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar,
+    ):
+        task = bar.add_task("starting", total=days)
+
+        def day_done(stats: DayStats) -> None:
+            bar.advance(task)
+            err.print(
+                f"day {stats.day}: {stats.turns:,} turns, defect rate {stats.defect_rate:.1%}, "
+                f"rewritten {stats.rewrite_rate:.1%}, rules {stats.rules_global} global / "
+                f"{stats.rules_personal} users personal"
             )
-        counts = Table(title="ingest report")
-        counts.add_column("rows")
-        counts.add_column("count", justify="right")
-        for name in ("read", "ingested", "duplicates", "quarantined"):
-            counts.add_row(name, f"{getattr(report, name):,}")
-        out.print(counts)
-        injected = Table(title="injected corruptions")
-        for col in ("kind", "jsonl", "parquet"):
-            injected.add_column(col)
-        for kind in sorted(set(jsonl_bad) | set(parquet_bad)):
-            injected.add_row(kind, str(jsonl_bad.get(kind, 0)), str(parquet_bad.get(kind, 0)))
-        out.print(injected)
-        table = Table(title="stored turns by result status")
-        for col in statuses.columns:
-            table.add_column(col)
-        for row in statuses.iter_rows():
-            table.add_row(*(str(x) for x in row))
-        out.print(table)
-    result = evaluate.run("ingest", evaluate.EvalConfig(seed=seed, quick=True))
-    metrics = Table(title=f"eval ingest --quick (seed {seed})")
-    metrics.add_column("metric")
-    metrics.add_column("value", justify="right")
-    for name, value in result.metrics.items():
-        metrics.add_row(name, f"{value:g}")
-    out.print(metrics)
+
+        result = run_loop(
+            world,
+            days=days,
+            seed=seed,
+            artifacts=ArtifactStore(artifacts),
+            on_day=day_done,
+            on_stage=lambda msg: bar.update(task, description=msg),
+            on_log=lambda log: store.add(turns=log.turns, gold=log.gold, feedback=log.feedback),
+        )
+    table = Table(title=f"defect rate per day ({homes} homes, seed {seed}; failure points from gold)")
+    for col in ("day", "turns", "defect rate", *FAILURE_POINTS, "goal success", "rewritten"):
+        table.add_column(col, justify="right")
+    for d in result.days:
+        table.add_row(
+            str(d.day),
+            f"{d.turns:,}",
+            f"{d.defect_rate:.1%}",
+            *(f"{d.by_failure_point[p]:.1%}" for p in FAILURE_POINTS),
+            f"{d.goal_success:.1%}",
+            f"{d.rewrite_rate:.1%}",
+        )
+    out.print(table)
+    metrics = result.metrics()
+    out.print(
+        f"defect rate day 1 {metrics['defect_rate_day1']:.1%} -> day {days} {metrics['defect_rate_last']:.1%} "
+        f"(relative drop {metrics['relative_drop']:.1%})"
+    )
+    notes = [
+        f"{homes} generated homes, {days} days, seed {seed}. Day 1 runs with nothing learned; each night "
+        "selflearn learns from the logs so far (no gold) and swaps in the new artifact set.",
+        "Defects and failure points come from the simulator's gold and are used for this report only.",
+    ]
+    write_report(result.days, report_path, title="selflearn demo: the assistant learns from its own logs", notes=notes)
+    out.print(f"report: {report_path}")
 
 
 tokens_app = typer.Typer(help="Bearer tokens for `selflearn serve`: one per home, admin tokens for learn.")
@@ -494,3 +520,51 @@ def prefs_delete(
     with Store(db) as store:
         n = store.delete_preferences(user, kind=kind, key=key)
     err.print(f"deleted {n} preference(s) of {user}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    home: Annotated[
+        list[Path] | None, typer.Option("--home", help="Home YAML to serve (repeatable). Default: the shipped homes.")
+    ] = None,
+    db: DbOption = None,
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Artifact folder. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+    ] = None,
+) -> None:
+    """Run the HTTP service (OpenAPI at /docs); tokens come from `selflearn tokens create --home H`."""
+    import uvicorn
+
+    from selflearn.home import HomeError, load_home, shipped_homes
+    from selflearn.service import Service, create_app
+
+    try:
+        homes = [load_home(p) for p in home] if home else shipped_homes()
+    except HomeError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    service = Service(homes, db=db, artifacts=artifacts)
+    err.print(f"serving {len(homes)} home(s) on http://{host}:{port} (OpenAPI: /docs)")
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        service.close()
+
+
+@bench_app.command("serve")
+def bench_serve(
+    requests: Annotated[int, typer.Option("--requests", help="Timed interpret requests.")] = 3000,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.")] = 16,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Load the service on 127.0.0.1: interpret req/s, p50/p99, errors; GET /healthz as the same-run baseline."""
+    from selflearn.servebench import run_bench
+
+    result = run_bench(requests=requests, concurrency=concurrency, seed=seed, progress=err.print)
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(result)

@@ -7,14 +7,35 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from selflearn.artifacts import ArtifactStore
-from selflearn.home import Home
+from selflearn.home import Home, load_home
 from selflearn.rewrite.online import LiveRewriter, OnlineConfig
 from selflearn.schema import Feedback, Gold, Turn
 
 FAILURE_POINTS = ("false_wake", "asr", "nlu", "er", "result")
+_err = Console(stderr=True)
+
+
+def progress(message: str) -> None:
+    """Progress for people, on stderr (stdout stays one JSON object for ``--json``)."""
+    _err.print(f"[dim]{message}[/dim]")
+
+
+def eval_world(n_homes: int, seed: int, extra: Path | None) -> tuple[list[Home], str | None]:
+    """The seeded generated homes, plus ``extra`` (an unseen home YAML) if given; returns the home to evaluate on
+    (None: all of them)."""
+    from selflearn.sim import generate_homes
+
+    homes = generate_homes(n_homes, seed)
+    if extra is None:
+        return homes, None
+    home = load_home(extra)
+    return [*homes, home], home.id
 
 
 @dataclass(frozen=True)
@@ -79,13 +100,13 @@ class LoopResult:
         return out
 
 
-def rule_counts(rewriter: LiveRewriter) -> tuple[int, int]:
+def rule_counts(rewriter: LiveRewriter | None) -> tuple[int, int]:
     """Global forms in force, and users with a personal table in the current artifact set."""
-    current = rewriter.current
+    current = rewriter.current if rewriter else None
     if current is None or current.artifact_dir is None:
         return (0, 0)
     personal = current.artifact_dir / "personal"
-    users = sum(1 for p in personal.glob("*/rewrites.parquet")) if personal.exists() else 0
+    users = sum(1 for _ in personal.glob("*/rewrites.parquet")) if personal.exists() else 0
     return (len(current.global_index), users)
 
 
@@ -100,32 +121,50 @@ def run_loop(
     online: OnlineConfig | None = None,
     on_day: Callable[[DayStats], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_log: Callable[[Any], None] | None = None,
+    focus: str | None = None,
 ) -> LoopResult:
-    """Simulate ``days`` days; after each but the last, ``learn`` on every log so far and swap in the result."""
+    """Simulate ``days`` days; after each but the last, ``learn`` on every log so far and swap in the result.
+
+    Day 1 runs without rewriting whatever ``artifacts`` already holds: the rewriter follows only sets this run
+    publishes. Daily stats cover every home, or only the home ``focus`` (an unseen home added to the world).
+    ``on_log`` receives each day's ``DayLog`` (e.g. to keep it in a ``Store``)."""
     from selflearn.learn import learn
     from selflearn.sim import SimConfig, Simulation
     from selflearn.store import LogView
 
+    stage = on_stage or (lambda _msg: None)
     sim = Simulation(homes, seed=seed, config=sim_config or SimConfig())
-    rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"))
+    rewriter: LiveRewriter | None = None
     result = LoopResult()
     for day in range(1, days + 1):
         start = time.perf_counter()
-        stage = on_stage or (lambda _msg: None)
-        stage(f"day {day}: simulating")
+        stage(f"day {day}/{days}: simulating {len(homes)} homes")
         log = sim.run_day(day, rewriter=rewriter)
+        if on_log:
+            on_log(log)
         result.turns += log.turns
         result.gold += log.gold
         result.feedback += log.feedback
-        version = rewriter.current.artifact_dir.name if rewriter.current and rewriter.current.artifact_dir else None
+        current = rewriter.current if rewriter else None
+        shown = [t for t in log.turns if focus is None or t.home_id == focus]
         stats = day_stats(
-            day, log.turns, log.gold, rules=rule_counts(rewriter), version=version, seconds=time.perf_counter() - start
+            day,
+            shown,
+            log.gold,
+            rules=rule_counts(rewriter),
+            version=current.artifact_dir.name if current and current.artifact_dir else None,
+            seconds=time.perf_counter() - start,
         )
         result.days.append(stats)
         if on_day:
             on_day(stats)
         if day < days:
-            stage(f"night {day}: learning from {len(result.turns)} turns")
-            learn(LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config)
-            rewriter.reload_if_changed()
+            stage(f"night {day}: learning from {len(result.turns):,} turns")
+            report = learn(LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config)
+            if report.published:
+                if rewriter is None:
+                    rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"))
+                else:
+                    rewriter.reload_if_changed()
     return result

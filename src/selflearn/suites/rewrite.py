@@ -1,0 +1,128 @@
+"""Eval suite ``rewrite``: learn on days 1..k of a seeded world, then replay held-out days three ways — no rewriting,
+global rules only, global + personal — and compare defect rates by gold.
+
+Arms diverge after the first rewrite (people react to different answers), so wins and losses are counted per
+rewritten turn against its counterfactual: the same heard text through a runtime without rewriting (``win_loss``).
+With ``--home PATH`` the world is the generated homes plus that home, and only that home's turns are evaluated.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from selflearn import evaluate
+from selflearn.artifacts import ArtifactStore
+from selflearn.home import Home
+from selflearn.loop import FAILURE_POINTS, eval_world, progress
+from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
+from selflearn.schema import Gold, Turn
+
+
+@dataclass(frozen=True)
+class Plan:
+    homes: int
+    train_days: int
+    eval_days: int
+
+
+QUICK = Plan(homes=4, train_days=3, eval_days=1)
+FULL = Plan(homes=8, train_days=6, eval_days=2)
+
+
+def defect_rate(turns: Sequence[Turn], gold: dict[str, Gold]) -> float:
+    return sum(gold[t.turn_id].failure_point in FAILURE_POINTS for t in turns) / max(len(turns), 1)
+
+
+def understood(turn: Turn, gold: Gold) -> bool:
+    """Did this interpretation get the true intent and every true slot (the simulator judge's NLU/ER checks)?"""
+    from selflearn.sim.judge import slot_matches
+
+    return (
+        turn.result_status == "success"
+        and turn.nlu_intent == gold.true_intent
+        and all(slot_matches(turn.nlu_slots.get(k), str(v)) for k, v in gold.true_slots.items())
+    )
+
+
+def win_loss(turns: Sequence[Turn], gold: dict[str, Gold], homes: Sequence[Home]) -> tuple[int, int, float]:
+    """Per rewritten turn, the counterfactual: the same heard text through a runtime without rewriting. A win is a
+    turn gold calls correct whose original text would not have been understood; a loss is a defective turn whose
+    original text would have been. Also returns how often ``understood`` agrees with gold on unrewritten turns
+    (the counterfactual judge's own accuracy)."""
+    from selflearn.pipeline.runtime import Runtime
+
+    plain = {h.id: Runtime(h) for h in homes}
+    wins = losses = 0
+    for t in turns:
+        if t.rewrite_source == "none" or gold[t.turn_id].true_intent is None:
+            continue
+        cf = plain[t.home_id].interpret(t.asr_text, user_id=t.user_id, endpoint_id=t.device_id, now=t.ts).turn
+        ok_now = gold[t.turn_id].failure_point == "correct"
+        ok_before = understood(cf, gold[t.turn_id])
+        wins += ok_now and not ok_before
+        losses += ok_before and not ok_now
+    checked = [t for t in turns if t.rewrite_source == "none" and gold[t.turn_id].true_intent is not None]
+    agree = sum(understood(t, gold[t.turn_id]) == (gold[t.turn_id].failure_point == "correct") for t in checked)
+    return wins, losses, agree / max(len(checked), 1)
+
+
+@evaluate.suite("rewrite")
+def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
+    from selflearn.learn import learn
+    from selflearn.sim import Simulation
+    from selflearn.store import LogView
+
+    plan = QUICK if config.quick else FULL
+    homes, focus = eval_world(plan.homes, config.seed, config.home)
+    days = range(1, plan.train_days + 1)
+    held_out = range(plan.train_days + 1, plan.train_days + plan.eval_days + 1)
+    with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
+        artifacts = ArtifactStore(Path(tmp) / "artifacts")
+        sim = Simulation(homes, seed=config.seed)
+        turns, feedback = [], []
+        for day in days:
+            progress(f"rewrite: training day {day}/{plan.train_days}")
+            log = sim.run_day(day)
+            turns += log.turns
+            feedback += log.feedback
+        progress(f"rewrite: learning from {len(turns)} turns")
+        report = learn(LogView.from_records(turns, feedback), artifacts, config=None)
+        current = artifacts.current_dir()
+        arms: dict[str, tuple[list[Turn], dict[str, Gold]]] = {}
+        for arm, layers in (("none", ()), ("global", ("global",)), ("personal", ("personal", "global"))):
+            rewriter = None
+            if layers and current is not None:
+                rewriter = OnlineRewriter.load(current, config=replace(OnlineConfig(), layers=layers))
+            arm_sim = Simulation(homes, seed=config.seed)
+            arm_turns: list[Turn] = []
+            arm_gold: dict[str, Gold] = {}
+            for day in held_out:
+                progress(f"rewrite: arm {arm}, held-out day {day}")
+                log = arm_sim.run_day(day, rewriter=rewriter)
+                arm_turns += [t for t in log.turns if focus is None or t.home_id == focus]
+                arm_gold |= {g.turn_id: g for g in log.gold}
+            arms[arm] = (arm_turns, arm_gold)
+    rates = {arm: defect_rate(t, g) for arm, (t, g) in arms.items()}
+    p_turns, p_gold = arms["personal"]
+    progress("rewrite: counterfactual replay of rewritten turns")
+    wins, losses, agreement = win_loss(p_turns, p_gold, homes)
+    metrics = {
+        "defect_rate_none": rates["none"],
+        "defect_rate_global": rates["global"],
+        "defect_rate_personal": rates["personal"],
+        "reduction_global": (rates["none"] - rates["global"]) / rates["none"] if rates["none"] else 0.0,
+        "reduction_personal_extra": (
+            (rates["global"] - rates["personal"]) / rates["global"] if rates["global"] else 0.0
+        ),
+        "wins": wins,
+        "losses": losses,
+        "win_loss": wins / max(losses, 1),
+        "counterfactual_judge_agreement": agreement,
+        "rewrite_rate": sum(t.rewrite_source != "none" for t in p_turns) / max(len(p_turns), 1),
+        "global_rules": report.global_rewrites,
+        "personal_rules": report.personal_rewrites,
+    }
+    return evaluate.EvalResult(n=len(p_turns), metrics=metrics, baseline={"defect_rate_none": rates["none"]})
