@@ -336,18 +336,36 @@ def _live_rewriter(artifacts: ArtifactStore) -> Any:
 # ---------------------------------------------------------------- the app
 
 
-class _BodyLimit:
-    """Refuse bodies over ``MAX_BODY_BYTES`` (declared or streamed) with 413 before anything parses them; a body
+class _Guard:
+    """Plain ASGI (cheaper than a Starlette ``BaseHTTPMiddleware``): counts and times every request for ``/metrics``,
+    and refuses bodies over ``MAX_BODY_BYTES`` (declared or streamed) with 413 before anything parses them; a body
     within the limit is read whole here and handed on unchanged."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], metrics: Metrics, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.metrics = metrics
         self.limit = limit
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._limited(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], route, status, (time.perf_counter() - start) * 1000.0)
+
+    async def _limited(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _error(413, f"request body over {self.limit} bytes")(scope, receive, send)
@@ -378,7 +396,9 @@ class _BodyLimit:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _token(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> TokenInfo:
+async def _token(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> TokenInfo:
     service: Service = request.app.state.service
     info = service.tokens.check(creds.credentials) if creds is not None else None
     if info is None:
@@ -386,7 +406,7 @@ def _token(request: Request, creds: Annotated[HTTPAuthorizationCredentials | Non
     return info
 
 
-def _home_token(info: Annotated[TokenInfo, Depends(_token)]) -> TokenInfo:
+async def _home_token(info: Annotated[TokenInfo, Depends(_token)]) -> TokenInfo:
     if info.home is None:
         raise HTTPException(403, "an admin token cannot act for a user; use the home's token")
     return info
@@ -428,17 +448,8 @@ def create_app(service: Service) -> FastAPI:
             parts.append(f"{where}: {e.get('msg', 'invalid')}")
         return _error(422, "; ".join(parts) or "invalid request")
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        service.metrics.observe(request.method, path, response.status_code, (time.perf_counter() - start) * 1000)
-        return response
-
     @app.post("/v1/interpret", response_model=InterpretResponse)
-    def interpret(body: InterpretRequest, tok: HomeToken) -> InterpretResponse:
+    async def interpret(body: InterpretRequest, tok: HomeToken) -> InterpretResponse:
         """Run one utterance through the runtime (teacher, rewrite, NLU, context, ER, execute) and log the turn."""
         home = service.person_home(tok, body.user_id)
         if all(e.id != body.device_id for e in home.endpoints):
@@ -457,7 +468,7 @@ def create_app(service: Service) -> FastAPI:
         )
 
     @app.post("/v1/feedback", response_model=Feedback)
-    def feedback(body: FeedbackRequest, tok: HomeToken) -> Feedback:
+    async def feedback(body: FeedbackRequest, tok: HomeToken) -> Feedback:
         """Yes / no / a correction about one of the user's own turns; a correction is a personal rewrite at once."""
         service.person_home(tok, body.user_id)
         if body.answer == "correction" and not body.correction_text:
@@ -483,7 +494,7 @@ def create_app(service: Service) -> FastAPI:
         return fb
 
     @app.post("/v1/teach", response_model=TeachResponse)
-    def teach(body: TeachRequest, tok: HomeToken) -> TeachResponse:
+    async def teach(body: TeachRequest, tok: HomeToken) -> TeachResponse:
         """Teach by statement ("I'm a Warriors fan") or answer the teacher's current question."""
         home = service.person_home(tok, body.user_id)
         reply = service.teacher.handle(body.text, user_id=body.user_id, home=home, now=_when(body.time), last_turn=None)
@@ -504,12 +515,12 @@ def create_app(service: Service) -> FastAPI:
         )
 
     @app.get("/v1/users/{user_id}/preferences", response_model=list[Preference])
-    def get_preferences(user_id: UserId, tok: HomeToken) -> list[Preference]:
+    async def get_preferences(user_id: UserId, tok: HomeToken) -> list[Preference]:
         service.person_home(tok, user_id)
         return service.teacher.store.preferences(user_id)
 
     @app.put("/v1/users/{user_id}/preferences", response_model=Preference)
-    def put_preference(user_id: UserId, body: PreferenceBody, tok: HomeToken) -> Preference:
+    async def put_preference(user_id: UserId, body: PreferenceBody, tok: HomeToken) -> Preference:
         service.person_home(tok, user_id)
         value = body.value
         if body.kind in TASTE_KINDS:
@@ -522,14 +533,14 @@ def create_app(service: Service) -> FastAPI:
         return pref
 
     @app.delete("/v1/users/{user_id}/preferences", response_model=Deleted)
-    def delete_preferences(
+    async def delete_preferences(
         user_id: UserId, tok: HomeToken, kind: PreferenceKind | None = None, key: str | None = None
     ) -> Deleted:
         service.person_home(tok, user_id)
         return Deleted(deleted=service.teacher.store.delete_preferences(user_id, kind=kind, key=key))
 
     @app.delete("/v1/users/{user_id}", response_model=Forgotten)
-    def forget(user_id: UserId, tok: HomeToken) -> Forgotten:
+    async def forget(user_id: UserId, tok: HomeToken) -> Forgotten:
         """Forget a user: turns, gold, feedback, preferences, personal rewrites; verified by a re-read."""
         service.person_home(tok, user_id)
         return service.forget(user_id)
@@ -548,16 +559,16 @@ def create_app(service: Service) -> FastAPI:
         return {"version": service.artifacts.current(), "report": _jsonable(report)}
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "artifacts": service.artifacts.current()}
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics() -> PlainTextResponse:
+    async def metrics() -> PlainTextResponse:
         return PlainTextResponse(
             service.metrics.render(service.artifacts.current()), media_type="text/plain; version=0.0.4"
         )
 
-    app.add_middleware(_BodyLimit)
+    app.add_middleware(_Guard, metrics=service.metrics)
     return app
 
 

@@ -39,15 +39,23 @@ def _hash(token: str) -> str:
 
 
 class Tokens:
-    """The tokens file. Reads it afresh on every check, so a revoke takes effect in a running service at once."""
+    """The tokens file, checked for changes on every request, so a revoke takes effect in a running service at once."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or tokens_file()
+        self._cache: tuple[tuple[int, int, int], list[TokenInfo]] | None = None
 
     def _load(self) -> list[TokenInfo]:
-        if not self.path.exists():
+        """The file's records, re-read whenever it changed (it is only ever replaced whole, so a new inode)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
             return []
-        return [TokenInfo(**row) for row in json.loads(self.path.read_text(encoding="utf-8"))]
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._cache is None or self._cache[0] != stamp:
+            infos = [TokenInfo(**row) for row in json.loads(self.path.read_text(encoding="utf-8"))]
+            self._cache = (stamp, infos)
+        return list(self._cache[1])
 
     def _save(self, infos: list[TokenInfo]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
