@@ -130,12 +130,15 @@ class NLU:
         """Plain hassil ``recognize`` with the same templates and lists: the baseline the runtime is compared to."""
         return recognize(text, self.intents, slot_lists=self.slot_lists, intent_context=_context(area), language="en")
 
-    def parse(self, text: str, *, area: str | None = None) -> list[Hypothesis]:
-        """All hypotheses, best first. ``area`` is the speaker's area (hassil's intent context), if known."""
-        text = clean(text)
+    def parse(
+        self, text: str, *, area: str | None = None, context: Mapping[str, Any] | None = None
+    ) -> list[Hypothesis]:
+        """All hypotheses, best first. ``area`` is the speaker's area (hassil's intent context), if known; other
+        intent context (e.g. HA's test fixtures' ``domain``) can be given as ``context``."""
+        text = _SPACES.sub(" ", text).strip()
         if not text:
             return []
-        context = _context(area)
+        context = {**(context or {}), **(_context(area) or {})} or None
         top = recognize(text, self.intents, slot_lists=self.slot_lists, intent_context=context, language="en")
         if top is None:
             return []
@@ -157,7 +160,7 @@ class NLU:
         if "name" in top.slots or "domain" not in top.slots:
             return []
         area = top.slots.get("area") if "area" in top.slot_text else None
-        padded = f" {text} "
+        padded = f" {clean(text)} "
         out = []
         for name, device_id, device_area in self.device_names:
             if name in padded and (area is None or device_area == area):
@@ -167,6 +170,7 @@ class NLU:
 
 
 def _context(area: str | None) -> dict[str, Any] | None:
+    """hassil's intent context for the speaker's area (None, not {}, when unknown: hassil treats them alike)."""
     return {"area": area} if area else None
 
 
@@ -191,7 +195,7 @@ def _hypothesis(result: RecognizeResult, text: str, order: int) -> Hypothesis:
     named = any(e.name == "name" for e in said)
     score = 0.55 + 0.4 * coverage + 0.01 * min(len(said), 3) + 0.02 * named + 0.01 * len(fixed)
     score -= 0.03 * len(from_context)
-    score -= 0.001 * order
+    score -= 0.001 * order + (0.05 if result.intent.name in OWN_INTENTS else 0.0)
     return Hypothesis(
         intent=result.intent.name,
         slots={e.name: _value(e) for e in result.entities_list},

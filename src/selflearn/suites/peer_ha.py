@@ -1,0 +1,138 @@
+"""Suite ``peer-ha``: Home Assistant's own English test sentences through selflearn's NLU, context off.
+
+The sentences and their fixture home (areas, floors, entities) are HA's (CC BY 4.0, vendored unchanged in
+``data/ha_tests``). A sentence passes when the top hypothesis has the expected intent and exactly the expected
+slots (a list in the test means "any of"), and the expected intent context if the test gives one: the same rule as
+HA's own test-suite. ``baseline.pass_rate`` is plain hassil ``recognize`` over HA's templates alone with the same
+slot lists, so the number shows whether selflearn's extra templates and ranking cost HA anything.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hassil import Intents, SlotList, TextSlotList, is_template, parse_sentence, recognize, sample_expression
+from home_assistant_intents import get_intents
+
+from selflearn import evaluate
+from selflearn.pipeline.nlu import NLU
+
+TESTS_DIR = Path(__file__).resolve().parent.parent / "data" / "ha_tests"
+QUICK_EVERY = 5
+
+
+@dataclass(frozen=True)
+class Sentence:
+    file: str
+    text: str
+    intent: str
+    slots: dict[str, Any]
+    context: dict[str, Any]
+    own_fixtures: bool = False  # folder-style files bring their own areas/entities on top of _fixtures.yaml
+
+
+def _names(template: str) -> list[str]:
+    if is_template(template):
+        return [n.strip() for n in sample_expression(parse_sentence(template).expression)]
+    return [template.strip()]
+
+
+def fixture_slot_lists(fixtures: Mapping[str, Any]) -> dict[str, SlotList]:
+    """HA's test home as hassil slot lists: areas and floors by name, entities by name with domain + attributes."""
+    areas = [n for a in fixtures.get("areas", []) for n in _names(a["name"])]
+    floors = [n for f in fixtures.get("floors", []) for n in _names(f["name"])]
+    entities = [
+        (n, n, {"domain": e.get("domain") or e["id"].split(".", 1)[0], **e.get("attributes", {})})
+        for e in fixtures.get("entities", [])
+        for n in _names(e["name"])
+    ]
+    return {
+        "area": TextSlotList.from_strings(areas),
+        "floor": TextSlotList.from_strings(floors),
+        "name": TextSlotList.from_tuples(entities),
+    }
+
+
+def sentences(root: Path = TESTS_DIR) -> Iterator[Sentence]:
+    """Both of HA's layouts: ``<domain>_<Intent>.yaml`` (intent per block) and ``<Intent>/<case>.yaml``."""
+    for path in sorted(root.rglob("*.yaml")):
+        if path.name == "_fixtures.yaml":
+            continue
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        folder_intent = path.parent.name if path.parent != root else None
+        for test in data.get("tests", []):
+            intent = test.get("intent", {})
+            name = intent.get("name", folder_intent)
+            slots = intent.get("slots", test.get("slots", {})) or {}
+            context = intent.get("context", test.get("context", {})) or {}
+            own = any(k in data for k in ("areas", "entities", "floors"))
+            for text in test.get("sentences") or []:
+                yield Sentence(str(path.relative_to(root)), text, name, slots, context, own)
+
+
+def passes(intent: str | None, slots: Mapping[str, Any], context: Mapping[str, Any] | None, case: Sentence) -> bool:
+    if intent != case.intent or set(slots) != set(case.slots):
+        return False
+    for name, got in slots.items():
+        want = case.slots[name]
+        if isinstance(want, list):
+            ok = set(want) <= set(got) if isinstance(got, list) else got in want
+        else:
+            ok = want in got if isinstance(got, list) else _same(got, want)
+        if not ok:
+            return False
+    return not case.context or context is None or dict(context) == case.context
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(got, (int, float)) and isinstance(want, (int, float)):
+        return float(got) == float(want)
+    return bool(got == want)
+
+
+@evaluate.suite("peer-ha")
+def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
+    fixtures = yaml.safe_load((TESTS_DIR / "_fixtures.yaml").read_text(encoding="utf-8"))
+    ha_only = Intents.from_dict(get_intents("en") or {})
+    cases = list(sentences())
+    if config.quick:
+        cases = cases[::QUICK_EVERY]
+    ok = base = 0
+    failed_files: dict[str, int] = {}
+    homes: dict[str, tuple[dict[str, SlotList], NLU]] = {}
+    for i, case in enumerate(cases):
+        key = case.file if case.own_fixtures else "_fixtures.yaml"
+        if key not in homes:
+            lists = fixture_slot_lists(_merged(fixtures, TESTS_DIR / key))
+            homes[key] = (lists, NLU(lists))
+        lists, ours = homes[key]
+        hyps = ours.parse(case.text, context=case.context)
+        top = hyps[0] if hyps else None
+        mine = top is not None and passes(top.intent, top.slots, None, case)
+        plain = recognize(case.text, ha_only, slot_lists=lists, intent_context=case.context or None, language="en")
+        theirs = plain is not None and passes(
+            plain.intent.name, {e.name: e.value for e in plain.entities.values()}, plain.context, case
+        )
+        ok += mine
+        base += theirs
+        if not mine:
+            failed_files[case.file] = failed_files.get(case.file, 0) + 1
+        if i % 500 == 0:
+            print(f"peer-ha: {i}/{len(cases)} sentences", file=sys.stderr)
+    worst = sorted(failed_files.items(), key=lambda kv: -kv[1])[:5]
+    print(f"peer-ha: most failures in {worst}", file=sys.stderr)
+    n = len(cases)
+    return evaluate.EvalResult(
+        n=n, metrics={"pass_rate": ok / n, "passed": ok}, baseline={"pass_rate": base / n, "passed": base}
+    )
+
+
+def _merged(fixtures: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """A test file's own areas/floors/entities added to the shared fixture home."""
+    own = yaml.safe_load(path.read_text(encoding="utf-8")) if path.name != "_fixtures.yaml" else {}
+    return {k: [*fixtures.get(k, []), *own.get(k, [])] for k in ("areas", "floors", "entities")}

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import yaml
+
+from selflearn.home import shipped_homes
+from selflearn.pipeline.nlu import NLU, clean, parse_loose
+from selflearn.suites import peer_ha
+
+MAPLE = next(h for h in shipped_homes() if h.id == "maple_house")
+NLU_MAPLE = NLU.for_home(MAPLE)
+
+
+def intents(text: str, area: str | None = "kitchen") -> list[str]:
+    return [h.intent for h in NLU_MAPLE.parse(text, area=area)]
+
+
+def test_ha_templates_with_home_slot_lists() -> None:
+    top = NLU_MAPLE.parse("turn off the desk lamp")[0]
+    assert (top.intent, top.slots["name"]) == ("HassTurnOff", "light.office_desk")
+    assert NLU_MAPLE.parse("set a timer for 5 minutes")[0].slots["minutes"] == 5
+
+
+def test_said_device_name_beats_area_plus_domain_reading() -> None:
+    top = NLU_MAPLE.parse("turn on the kitchen light", area="bedroom")[0]
+    assert top.slots.get("name") == "light.kitchen_ceiling"
+
+
+def test_own_templates_cover_what_ha_lacks() -> None:
+    movie = NLU_MAPLE.parse("play the movie hunger games")
+    assert any(h.intent == "PlayMedia" and h.slots == {"title": "hunger games", "media_type": "movie"} for h in movie)
+    assert NLU_MAPLE.parse("what's the weather in wilkerson")[0].slots["city"] == "wilkerson"
+    assert NLU_MAPLE.parse("preheat the oven to 200 degrees")[0].slots == {"temperature": 200, "program": "preheat"}
+    assert intents("find an italian restaurant") == ["FindRestaurant"]
+    assert NLU_MAPLE.parse("turn on the warriors game")[0].slots["team"] == "Golden State Warriors"
+    assert intents("start brewing") == ["StartProgram"]
+
+
+def test_ranked_hypotheses_with_confidence() -> None:
+    hyps = NLU_MAPLE.parse("what is the temperature", area="kitchen")
+    assert {h.intent for h in hyps} == {"GetDeviceState", "HassClimateGetTemperature"}
+    assert all(0.0 < h.score <= 1.0 for h in hyps)
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+    literal, wildcard = NLU_MAPLE.parse("play music")[0], NLU_MAPLE.parse("play blue suede shoes")[0]
+    assert literal.score > wildcard.score
+
+
+def test_nothing_matches_means_empty_not_a_default() -> None:
+    assert NLU_MAPLE.parse("xyzzy plugh") == []
+    assert NLU_MAPLE.parse("   ") == []
+
+
+def test_loose_parse_keeps_unknown_names_as_text() -> None:
+    assert NLU_MAPLE.parse("turn on the blender") == []
+    loose = parse_loose(NLU_MAPLE, "turn on the blender")
+    assert loose[0].intent == "HassTurnOn" and loose[0].slots["name"] == "blender"
+    assert loose[0].score < 0.6
+
+
+def test_clean() -> None:
+    assert clean("  What's   the Weather?! ") == "what's the weather"
+
+
+def test_peer_ha_reads_both_test_layouts_and_passes_a_known_sentence() -> None:
+    cases = list(peer_ha.sentences())
+    assert len(cases) > 1000
+    assert any(c.own_fixtures for c in cases) and any(not c.own_fixtures for c in cases)
+    fixtures = yaml.safe_load((peer_ha.TESTS_DIR / "_fixtures.yaml").read_text(encoding="utf-8"))
+    nlu = NLU(peer_ha.fixture_slot_lists(fixtures))
+    case = next(c for c in cases if c.text == "turn on the living room lights" and c.intent == "HassTurnOn")
+    top = nlu.parse(case.text, context=case.context)[0]
+    assert peer_ha.passes(top.intent, top.slots, None, case)
+    assert not peer_ha.passes("HassTurnOff", top.slots, None, case)
