@@ -568,3 +568,76 @@ def bench_serve(
         print(json.dumps(result))
         return
     out.print(result)
+
+
+@app.command()
+def simulate(
+    homes: Annotated[int, typer.Option("--homes", help="Generated homes (seeded).")] = 10,
+    days: Annotated[int, typer.Option("--days", help="Simulated days.")] = 1,
+    seed: SeedOption = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for turns/gold/feedback Parquet.")] = Path("sim-out"),
+    db: DbOption = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Only write Parquet, do not add to the store.")] = False,
+    home: Annotated[Path | None, typer.Option("--home", help="Simulate this home YAML instead.")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Processes (split by home; same records).")] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Simulate people living with the untrained assistant: Parquet logs + gold, added to the store; prints the
+    defect rate and where it fails (from gold)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from selflearn.home import load_home
+    from selflearn.sim import generate_homes
+    from selflearn.sim.run import defect_stats, simulate, write_logs
+    from selflearn.store import Store
+
+    world = [load_home(home)] if home else generate_homes(homes, seed)
+    with Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("simulate", total=len(world) * days)
+        logs = simulate(world, days=days, seed=seed, workers=workers, on_home_day=lambda n: bar.advance(task, n))
+    paths = write_logs(logs, out_dir)
+    gold = [g for log in logs for g in log.gold]
+    if not no_store:
+        with Store(db) as store:
+            for log in logs:
+                store.add(turns=log.turns, gold=log.gold, feedback=log.feedback)
+    stats = defect_stats(gold)
+    if as_json:
+        _print_json({"homes": len(world), "days": days, "seed": seed, **stats, **{k: str(p) for k, p in paths.items()}})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"untrained assistant: {len(world)} homes x {days} days (seed {seed}; from gold)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in stats.items():
+        table.add_row(name, f"{int(value):,}" if name == "turns" else f"{value:.1%}")
+    out.print(table)
+    stored = "" if no_store else " and added them to the store"
+    err.print(f"wrote {', '.join(str(p) for p in paths.values())}{stored}")
+
+
+@bench_app.command("simulate")
+def bench_simulate(
+    homes: Annotated[int, typer.Option("--homes", help="Generated homes.")] = 12,
+    days: Annotated[int, typer.Option("--days", help="Days per home.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Processes for the parallel run.")] = 2,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Simulated turns per minute (1 process and --workers processes) vs the runtime alone interpreting the same
+    utterances (the floor: the simulator cannot be faster than the pipeline it drives)."""
+    from selflearn.sim.bench import bench_simulate as run_bench
+
+    result = run_bench(homes=homes, days=days, workers=workers, seed=seed, log=err.print)
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"bench simulate ({homes} homes x {days} days)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.items():
+        table.add_row(name, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    out.print(table)

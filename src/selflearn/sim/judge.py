@@ -38,7 +38,8 @@ def judge(goal: Goal, turn: Turn, state: Mapping[str, Mapping[str, Any]]) -> tup
     if status == "no_match" or turn.nlu_intent not in goal.intents:
         return False, "nlu"
     if status == "no_entity":
-        return False, "er"
+        untold = [k for k in goal.implicit if turn.nlu_slots.get(k) is None]
+        return False, "result" if untold else "er"
     if status != "success":
         return False, "result"
     if goal.effects:

@@ -166,7 +166,7 @@ def random_draw(kind: str, goal: Goal, rng: random.Random) -> str:
     """A one-off wording for a goal: canonical most of the time, else from the shared pool."""
     if kind in ("impossible", "chatter"):
         return rng.choice(pool(kind))
-    candidates = [t for t in pool(kind) if fits(t, goal)] if rng.random() < 0.3 else []
+    candidates = [t for t in pool(kind) if fits(t, goal)] if rng.random() < 0.15 else []
     if not candidates:
         candidates = [t for t in first_wordings(kind) if fits(t, goal)]
     return rng.choice(candidates) if candidates else ""

@@ -1,0 +1,46 @@
+"""``selflearn bench simulate``: simulated turns per minute, against the runtime alone on the same utterances.
+
+The baseline replays every logged ``asr_text`` through a fresh runtime of its home, with no simulation around it:
+the ratio says how much the simulator adds (ASR model, users, judging, the ASR replay of failed turns).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from selflearn.pipeline.runtime import Runtime
+from selflearn.sim.homes import generate_homes
+from selflearn.sim.run import simulate
+
+
+def bench_simulate(
+    *, homes: int, days: int, workers: int, seed: int, log: Callable[[str], None] = lambda _: None
+) -> dict[str, float | int]:
+    world = generate_homes(homes, seed)
+    simulate(world[:1], days=1, seed=seed)  # warm caches (templates, calibration) outside the timings
+    start = time.perf_counter()
+    logs = simulate(world, days=days, seed=seed)
+    one = time.perf_counter() - start
+    turns = [t for day in logs for t in day.turns]
+    log(f"1 process: {len(turns):,} turns in {one:.1f}s")
+    start = time.perf_counter()
+    simulate(world, days=days, seed=seed, workers=workers)
+    many = time.perf_counter() - start
+    log(f"{workers} processes: {many:.1f}s")
+    by_home = {h.id: h for h in world}
+    runtimes = {h.id: Runtime(h) for h in world}
+    start = time.perf_counter()
+    for t in turns:
+        runtimes[t.home_id].interpret(t.asr_text, user_id=t.user_id, endpoint_id=t.device_id, now=t.ts)
+    base = time.perf_counter() - start
+    log(f"runtime alone on the same {len(turns):,} utterances: {base:.1f}s ({len(by_home)} homes)")
+    n = len(turns)
+    return {
+        "turns": n,
+        "turns_per_min_1proc": 60.0 * n / one,
+        f"turns_per_min_{workers}proc": 60.0 * n / many,
+        "runtime_only_turns_per_min": 60.0 * n / base,
+        "sim_overhead_ratio": one / base,
+        "target_turns_per_min": 50_000,
+    }

@@ -1,0 +1,78 @@
+"""Running many simulated home-days, on several processes, and summarising what the untrained assistant got wrong.
+
+Homes are independent (each home-day has its own random stream, users depend only on seed and home), so a run
+split over processes by home gives exactly the records of a single-process run, merged back in home order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from selflearn.home import Home
+from selflearn.schema import Feedback, Gold, Turn, write_parquet
+from selflearn.sim.annotators import FAILURE_POINTS
+from selflearn.sim.simulation import DayLog, SimConfig, Simulation
+
+
+def _one_home(home: Home, seed: int, config: SimConfig, days: int) -> list[DayLog]:
+    sim = Simulation([home], seed=seed, config=config)
+    return [sim.run_day(d) for d in range(days)]
+
+
+def simulate(
+    homes: Sequence[Home],
+    *,
+    days: int,
+    seed: int,
+    config: SimConfig = SimConfig(),
+    workers: int = 1,
+    on_home_day: Callable[[int], None] | None = None,
+) -> list[DayLog]:
+    """One :class:`DayLog` per day for the untrained assistant. ``on_home_day(n)`` reports n finished home-days."""
+    per_home: list[list[DayLog]] = [[] for _ in homes]
+    if workers <= 1:
+        sim = Simulation(homes, seed=seed, config=config)
+        logs = []
+        for d in range(days):
+            logs.append(sim.run_day(d, on_home=(lambda _h: on_home_day(1)) if on_home_day else None))
+        return logs
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_one_home, h, seed, config, days): i for i, h in enumerate(homes)}
+        for fut in as_completed(futures):
+            per_home[futures[fut]] = fut.result()
+            if on_home_day is not None:
+                on_home_day(days)
+    merged = []
+    for d in range(days):
+        log = DayLog()
+        for home_logs in per_home:
+            log.extend(home_logs[d])
+        merged.append(log)
+    return merged
+
+
+def defect_stats(gold: Sequence[Gold]) -> dict[str, float]:
+    """Turn defect rate (any failure point but ``correct``), its split by failure point (shares of all turns),
+    and the goal success rate."""
+    n = max(len(gold), 1)
+    fps = Counter(g.failure_point for g in gold)
+    goals = {g.goal_id: g.goal_success for g in gold}
+    stats = {"turns": float(len(gold)), "defect_rate": 1.0 - fps["correct"] / n if gold else 0.0}
+    for fp in FAILURE_POINTS:
+        if fp != "correct":
+            stats[f"defect_rate_by_failure_point.{fp}"] = fps[fp] / n
+    stats["goal_success_rate"] = sum(goals.values()) / max(len(goals), 1)
+    return stats
+
+
+def write_logs(logs: Sequence[DayLog], out: Path) -> dict[str, Path]:
+    """All days into ``out/turns.parquet``, ``gold.parquet``, ``feedback.parquet``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"turns": out / "turns.parquet", "gold": out / "gold.parquet", "feedback": out / "feedback.parquet"}
+    write_parquet([t for log in logs for t in log.turns], paths["turns"], Turn)
+    write_parquet([g for log in logs for g in log.gold], paths["gold"], Gold)
+    write_parquet([f for log in logs for f in log.feedback], paths["feedback"], Feedback)
+    return paths
