@@ -79,7 +79,7 @@ class DefectSignals:
             barge_in_signal=barge,
             no_result=failed,
             explicit_negative=pl.col("explicit_feedback").is_in(NEGATIVE_FEEDBACK).fill_null(False)
-            | pl.col("turn_id").is_in(negative_ids)
+            | pl.col("turn_id").is_in(negative_ids.implode())
             | (pl.col("quick_next") & pl.col("next_form").str.contains(NEGATION_PREFIX).fill_null(False)),
             repeated=pl.col("quick_next") & (pl.col("form") == pl.col("next_form")),
             rephrased=pl.col("quick_next")

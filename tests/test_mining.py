@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from selflearn.rewrite import REWRITE_SCHEMA, personal_path, read_global, read_personal
+from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, absorb, intent_domain
+from selflearn.schema import Turn
+from selflearn.store import LogView
+from selflearn.synthlogs import commands, generate
+
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+def turn(user: str, at: float, text: str, status: str = "success", intent: str | None = "HassTurnOn") -> Turn:
+    return Turn(
+        turn_id=f"{user}-{at}",
+        dialogue_id=f"{user}-{int(at) // 1000}",
+        session_id=f"{user}-{int(at) // 1000}",
+        user_id=user,
+        home_id=f"home-{user}",
+        device_id="speaker",
+        device_type="speaker",
+        ts=T0 + timedelta(seconds=at),
+        asr_text=text,
+        asr_confidence=0.9,
+        result_status=status,
+        nlu_intent=intent if status == "success" else None,
+        response_latency_ms=200.0,
+    )
+
+
+def repair(user: str, at: float, bad: str, good: str, intent: str = "HassTurnOn") -> list[Turn]:
+    return [turn(user, at, bad, "no_match"), turn(user, at + 5, good, intent=intent)]
+
+
+def test_mined_global_rewrites_map_bad_forms_to_their_good_form() -> None:
+    turns, _ = generate(40_000, seed=4)
+    tables = RewriteMiner().fit(_view(turns))
+    truth = pl.concat(
+        [commands(100).select(source=pl.col(bad), expected=pl.col("good")) for bad in ("bad_asr", "bad_phrase")]
+    )
+    got = tables.global_table.join(truth, on="source", how="left")
+    assert got.height > 300
+    assert (got["target"] == got["expected"]).mean() > 0.97
+    assert got["distinct_users"].min() >= 5 and got["support"].min() >= 5
+    assert tables.global_table.schema == REWRITE_SCHEMA
+    assert set(tables.personal_table["layer"]) == {"personal"}
+    assert tables.personal_table["support"].min() >= 2
+
+
+def _view(turns: pl.DataFrame) -> LogView:
+    from selflearn.schema import ARROW_SCHEMAS, Feedback
+
+    return LogView(turns.to_arrow().cast(ARROW_SCHEMAS[Turn]), ARROW_SCHEMAS[Feedback].empty_table())
+
+
+def test_k_anonymity_poisoned_logs_make_no_global_rewrite() -> None:
+    """Four users (< k = 5) hammering a bogus rephrase many times: personal rewrites only, no global one."""
+    turns: list[Turn] = []
+    for u in range(4):
+        for k in range(30):
+            turns += repair(f"troll{u}", 2000 * k + u * 50, "turn on the kitchen light", "turn on the kitchen heater")
+    for u in range(20):  # the honest majority: the form works
+        turns.append(turn(f"user{u}", 100_000 + u, "turn on the kitchen light"))
+    tables = RewriteMiner().fit(LogView.from_records(turns))
+    assert tables.global_table.height == 0
+    assert set(tables.personal_table["user_id"]) == {f"troll{u}" for u in range(4)}
+
+
+def test_k_users_create_a_global_rewrite_and_a_fifth_user_is_enough() -> None:
+    turns: list[Turn] = []
+    for u in range(5):
+        turns += repair(f"u{u}", 100 * u, "lights of", "lights off", intent="HassTurnOff")
+    table = RewriteMiner().fit(LogView.from_records(turns)).global_table
+    assert table.select("source", "target", "support", "distinct_users").row(0) == ("lights of", "lights off", 5, 5)
+    assert table["probability"][0] == pytest.approx(1.0)
+    fewer = RewriteMiner().fit(LogView.from_records(turns[:8])).global_table
+    assert fewer.height == 0
+
+
+def test_absorbing_chain_follows_multi_step_repairs() -> None:
+    """a -> b (fails) -> c (works): a's rewrite is c, not the failing b; a's probability counts the give-ups."""
+    transitions = pl.DataFrame(
+        {
+            "form": ["a", "a", "a", "a", "b", "b"],
+            "to_kind": ["fail", "fail", "fail", "gave_up", "ok", "ok"],
+            "to_form": ["b", "b", "b", None, "c", "d"],
+        }
+    )
+    solved = {r["form"]: r for r in absorb(transitions).iter_rows(named=True)}
+    assert solved["b"]["probability"] == pytest.approx(0.5)
+    assert solved["a"]["target"] in ("c", "d")
+    assert solved["a"]["probability"] == pytest.approx(0.75 * 0.5)
+
+
+def test_absorbing_chain_with_a_cycle() -> None:
+    transitions = pl.DataFrame({"form": ["a", "b", "b"], "to_kind": ["fail", "fail", "ok"], "to_form": ["b", "a", "c"]})
+    solved = {r["form"]: r for r in absorb(transitions).iter_rows(named=True)}
+    assert solved["a"]["probability"] == pytest.approx(1.0)
+    assert solved["a"]["target"] == "c"
+
+
+def test_domain_change_needs_strong_evidence() -> None:
+    turns: list[Turn] = []
+    for u in range(6):  # understood as media, users meant the light: a cross-domain rewrite with only 6 users
+        turns += [
+            turn(f"u{u}", 100 * u, "play the lights", "no_entity"),
+            turn(f"u{u}", 100 * u + 4, "turn on the lights", intent="HassTurnOn"),
+        ]
+    source_intent = pl.DataFrame({"i": ["HassMediaPlay", "HassTurnOn", "HassLightSet", None]})
+    domains = source_intent.select(d=intent_domain(pl.col("i")))["d"].to_list()
+    assert domains == ["media", "device", "device", None]
+    rows = [t.model_copy(update={"nlu_intent": "HassMediaPlay"}) if t.result_status != "success" else t for t in turns]
+    assert RewriteMiner().fit(LogView.from_records(rows)).global_table.height == 0
+    lenient = MiningConfig(domain_change_users=6, domain_change_probability=0.9)
+    assert RewriteMiner(lenient).fit(LogView.from_records(rows)).global_table.height == 1
+
+
+def test_tables_round_trip_and_personal_files_per_user(tmp_path: Path) -> None:
+    turns: list[Turn] = []
+    for k in range(3):
+        turns += repair("ann", 1000 * k, "tv of", "tv off", intent="HassTurnOff")
+    turns += repair("bob", 50, "tv of", "tv off", intent="HassTurnOff")  # once only: below personal support
+    tables = RewriteMiner().fit(LogView.from_records(turns))
+    assert tables.personal_table.select("user_id", "source", "target", "support").rows() == [
+        ("ann", "tv of", "tv off", 3)
+    ]
+    tables.save(tmp_path)
+    assert personal_path(tmp_path, "ann").exists() and not personal_path(tmp_path, "bob").exists()
+    assert read_personal(tmp_path, "ann").equals(tables.personal_table)
+    assert read_global(tmp_path).height == 0
+    assert RewriteTables.load(tmp_path).personal_table.equals(tables.personal_table)
+
+
+def test_empty_logs() -> None:
+    tables = RewriteMiner().fit(LogView.from_records([]))
+    assert tables.global_table.height == 0 and tables.personal_table.height == 0
