@@ -102,3 +102,29 @@ def test_dialogue_ids_split_on_silence() -> None:
     assert a.turn.dialogue_id == b.turn.dialogue_id != c.turn.dialogue_id
     assert a.turn.session_id == c.turn.session_id
     assert len({a.turn.turn_id, b.turn.turn_id, c.turn.turn_id}) == 3
+
+
+def test_cli_interpret_json_and_unseen_home(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.home import dump_home
+
+    path = tmp_path / "h.yaml"
+    dump_home(maple().model_copy(update={"id": "unseen"}), path)
+    args = ["interpret", "turn on the lights", "--home", str(path), "--device", "ep.bedroom_speaker", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    turn = json.loads(result.stdout)["turn"]
+    assert turn["home_id"] == "unseen" and turn["result_status"] == "success"
+    assert {"nlu", "context", "er", "execute"} <= set(turn["trace"])
+    assert CliRunner().invoke(app, ["interpret", "hi", "--home", "nosuch"]).exit_code == 2
+
+
+def test_bench_utterances_cover_homes() -> None:
+    from selflearn.pipeline import bench
+
+    report = bench.run([maple()], per_intent=1, repeats=1)
+    assert report["utterances"] > 40 and report["pipeline_median_ms"] > 0 and report["ratio_median"] > 0

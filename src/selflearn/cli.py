@@ -329,6 +329,79 @@ def bench_rewrite(
 
 
 @app.command()
+def interpret(
+    text: Annotated[str, typer.Argument(help="What the user said.")],
+    home: Annotated[str, typer.Option("--home", help="A shipped home id or a home YAML path.")] = "maple_house",
+    device: Annotated[
+        str | None, typer.Option("--device", help="The endpoint spoken to (default: the home's first).")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Who speaks (default: the home's first person).")] = None,
+    at_time: Annotated[
+        str | None, typer.Option("--time", help="ISO time, e.g. 2026-03-02T07:10:00+00:00 (default: now).")
+    ] = None,
+    no_context: Annotated[bool, typer.Option("--no-context", help="Switch context re-ranking off.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run one utterance through the runtime and show every stage's decision, scores and timing."""
+    import json
+    from datetime import UTC, datetime
+
+    from selflearn.home import HomeError, load_home, shipped_homes
+    from selflearn.pipeline.runtime import Runtime
+
+    try:
+        is_path = home.endswith((".yaml", ".yml"))
+        the_home = load_home(home) if is_path else next(h for h in shipped_homes() if h.id == home)
+        endpoint = the_home.endpoint(device) if device else the_home.endpoints[0]
+    except (HomeError, StopIteration, IndexError) as e:
+        err.print(f"[red]error:[/red] {str(e) or f'unknown home {home!r}'}")
+        raise typer.Exit(2) from e
+    speaker = user or (the_home.people[0].id if the_home.people else "cli.user")
+    now = datetime.fromisoformat(at_time) if at_time else datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    runtime = Runtime(the_home, context=not no_context)
+    result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now)
+    if as_json:
+        print(json.dumps({"turn": result.turn.model_dump(mode="json"), "asks_feedback": result.asks_feedback}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{text!r} at {endpoint.id} ({endpoint.type}, {endpoint.area}) by {speaker}")
+    table.add_column("stage")
+    table.add_column("ms", justify="right")
+    table.add_column("decision (top candidates with scores)")
+    for name, stage in result.stages.items():
+        detail = {k: v for k, v in stage.items() if k != "ms"}
+        table.add_row(name, f"{stage.get('ms', 0):.2f}", json.dumps(detail, ensure_ascii=False)[:600])
+    out.print(table)
+    turn = result.turn
+    out.print(f"[bold]{turn.result_status}[/bold] {turn.nlu_intent} {turn.nlu_slots} confidence {turn.nlu_confidence}")
+    out.print(f"[green]{result.response}[/green]")
+
+
+@bench_app.command("interpret")
+def bench_interpret(
+    per_intent: Annotated[int, typer.Option("--per-intent", help="hassil samples per intent and home.")] = 8,
+    repeats: Annotated[int, typer.Option("--repeats", help="Best of N timings per utterance.")] = 3,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Full pipeline vs plain hassil ``recognize`` per utterance (median, p99, ratio), same utterances, same run."""
+    import json
+
+    from selflearn.home import shipped_homes
+    from selflearn.pipeline import bench
+
+    report = bench.run(shipped_homes(), per_intent=per_intent, repeats=repeats, seed=seed)
+    if as_json:
+        print(json.dumps({k: round(v, 4) for k, v in report.items()}))
+        return
+    for key, value in report.items():
+        out.print(f"{key:28} {value:10.3f}")
+
+
+@app.command()
 def demo(
     homes: Annotated[int, typer.Option("--homes", help="Simulated homes (generated, seeded).")] = 8,
     days: Annotated[int, typer.Option("--days", help="Simulated days; learning runs each night in between.")] = 7,

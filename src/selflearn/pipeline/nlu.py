@@ -40,6 +40,9 @@ COMPETING: tuple[frozenset[str], ...] = (
     frozenset({"FindRestaurant"}),
 )
 LOOSE_LIMIT = 60
+# Intents whose unknown ``{name}`` is worth resolving fuzzily (device commands and questions); a small group keeps
+# the fallback cheap.
+LOOSE_INTENTS = frozenset({"HassTurnOn", "HassTurnOff", "HassGetState", "HassLightSet", "GetDeviceState"})
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s']")
 
@@ -225,7 +228,7 @@ def parse_loose(nlu: NLU, text: str, *, area: str | None = None) -> list[Hypothe
     for result in itertools.islice(
         recognize_all(
             text,
-            nlu.intents,
+            compiled_group(LOOSE_INTENTS),
             slot_lists=nlu.slot_lists,
             intent_context=_context(area),
             allow_unmatched_entities=True,

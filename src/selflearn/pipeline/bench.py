@@ -1,0 +1,78 @@
+"""Speed of the full runtime against plain hassil ``recognize`` on the same utterances, measured in the same run.
+
+Utterances: hassil's own samples of every intent with each home's names (what users say most: device commands)
+plus the context scenarios' utterances. For every utterance both paths run interleaved, so load on the machine hits
+both alike; the report gives median and p99 per-utterance times and their ratios.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hassil import sample_intents
+
+from selflearn.home import Home
+from selflearn.pipeline.runtime import Runtime
+from selflearn.pipeline.scenarios import at, cases
+
+
+@dataclass(frozen=True)
+class Utterance:
+    home: Home
+    text: str
+    endpoint_id: str
+
+
+def utterances(homes: Sequence[Home], *, per_intent: int, seed: int) -> list[Utterance]:
+    rng = random.Random(seed)
+    out: list[Utterance] = []
+    for home in homes:
+        rt = Runtime(home)
+        samples = sample_intents(
+            rt.nlu.intents, slot_lists=rt.nlu.slot_lists, max_sentences_per_intent=per_intent, language="en"
+        )
+        for _intent, text in samples:
+            out.append(Utterance(home, text, rng.choice(home.endpoints).id))
+        out.extend(Utterance(home, c.text, c.endpoint_id) for c in cases(home, rng, per_scenario=1))
+    return out
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(homes: Sequence[Home], *, per_intent: int = 8, repeats: int = 3, seed: int = 0) -> dict[str, float]:
+    """Per-utterance best-of-``repeats`` times (ms) for plain hassil and the full pipeline; medians, p99, ratios."""
+    todo = utterances(homes, per_intent=per_intent, seed=seed)
+    runtimes = {h.id: Runtime(h) for h in homes}
+    plain: list[float] = []
+    full: list[float] = []
+    for u in todo:
+        rt = runtimes[u.home.id]
+        area = u.home.endpoint(u.endpoint_id).area
+        now = at(u.home, 12)
+        best_plain = best_full = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            rt.nlu.first(u.text, area=area)
+            best_plain = min(best_plain, time.perf_counter() - t)
+            t = time.perf_counter()
+            rt.interpret(u.text, user_id="bench", endpoint_id=u.endpoint_id, now=now)
+            best_full = min(best_full, time.perf_counter() - t)
+        plain.append(best_plain * 1000)
+        full.append(best_full * 1000)
+    return {
+        "utterances": len(todo),
+        "hassil_median_ms": statistics.median(plain),
+        "hassil_p99_ms": _p(plain, 0.99),
+        "pipeline_median_ms": statistics.median(full),
+        "pipeline_p99_ms": _p(full, 0.99),
+        "ratio_median": statistics.median(full) / statistics.median(plain),
+        "ratio_p99": _p(full, 0.99) / _p(plain, 0.99),
+        "ratio_median_per_utterance": statistics.median(f / p for f, p in zip(full, plain, strict=True)),
+    }
