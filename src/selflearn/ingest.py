@@ -11,7 +11,6 @@ duplicate, or quarantined.
 from __future__ import annotations
 
 import json
-import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from selflearn import fastpath
 from selflearn.schema import (
     ARROW_SCHEMAS,
     MAX_TEXT_CHARS,
@@ -138,13 +138,19 @@ def _clip(text: str) -> str:
 
 
 def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
-    """Validate a JSONL file line by line, yielding one Batch per ``batch_rows`` non-blank lines."""
+    """Validate a JSONL file line by line, yielding one Batch per ``batch_rows`` non-blank lines.
+
+    In a file whose name declares its kind, each line first tries the strict msgspec mirror (``fastpath``); lines it
+    does not accept, and all lines of undeclared files, are validated by pydantic.
+    """
     declared = kind_of_name(path)
+    model = RECORD_TYPES[declared] if declared else None
     source = str(path)
     with open(path, "rb") as f:
         lineno = 0
         while True:
             batch = Batch(source=source, read=0)
+            fast: list[Any] = []
             records: dict[Kind, list[LogRecord]] = {}
             for raw in f:
                 lineno += 1
@@ -152,6 +158,13 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
                 if not raw.strip():
                     continue
                 batch.read += 1
+                if model is not None:
+                    row = fastpath.decode(model, raw)
+                    if row is not None:
+                        fast.append(row)
+                        if batch.read >= batch_rows:
+                            break
+                        continue
                 kind, record, reason, text = _validate_line(raw, declared)
                 if record is not None and kind is not None:
                     records.setdefault(kind, []).append(record)
@@ -163,6 +176,10 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
                 return
             for kind, recs in records.items():
                 batch.tables[kind] = to_arrow(recs, RECORD_TYPES[kind])
+            if fast and declared is not None and model is not None:
+                table = fastpath.to_table(fast, model)
+                slow = batch.tables.get(declared)
+                batch.tables[declared] = pa.concat_tables([table, slow]) if slow is not None else table
             yield batch
 
 
@@ -287,8 +304,8 @@ def predicate(model: type[LogRecord]) -> str:
     for name, info in model.model_fields.items():
         col = f'"{name}"'
         ann = info.annotation
-        optional = _is_optional(ann)
-        base = _strip_none(ann)
+        optional = fastpath.is_optional(ann)
+        base = fastpath.strip_none(ann)
         conds: list[str] = []
         if name in model.json_fields:
             conds.append(f"json_valid({col}) AND regexp_matches({col}, '^\\s*\\{{')")
@@ -313,17 +330,6 @@ def predicate(model: type[LogRecord]) -> str:
         body = " AND ".join(conds) if conds else "TRUE"
         checks.append(f"({col} IS NULL OR ({body}))" if optional else f"({col} IS NOT NULL AND ({body}))")
     return " AND ".join(checks)
-
-
-def _is_optional(ann: Any) -> bool:
-    return typing.get_origin(ann) in (typing.Union, types.UnionType) and type(None) in typing.get_args(ann)
-
-
-def _strip_none(ann: Any) -> Any:
-    if _is_optional(ann):
-        rest = [a for a in typing.get_args(ann) if a is not type(None)]
-        return rest[0] if len(rest) == 1 else ann
-    return ann
 
 
 def read_file(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
