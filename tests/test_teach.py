@@ -223,3 +223,28 @@ def test_feedback_answers_after_the_question(home: Home) -> None:
 def test_bare_no_without_question_passes_through(home: Home) -> None:
     teacher = Teacher(MemoryPreferences(), policy=FeedbackPolicy())
     assert teacher.handle("no", user_id="maple.ana", home=home, now=NOW, last_turn=turn("play the game")) is None
+
+
+def test_taught_preferences_are_used_on_the_next_request_and_never_leak() -> None:
+    from selflearn.suites.teach import run_probes
+
+    homes = shipped_homes()[:2]
+    taught = run_probes(homes, teach=True)
+    assert taught["applied_next_turn_rate"] == 1.0 and taught["leak_rate"] == 0.0
+    assert taught["probes"] >= 12 and taught["leak_checks"] >= 12
+    assert run_probes(homes, teach=False)["applied_next_turn_rate"] < 0.5
+
+
+def test_simulated_users_teach_their_own_preferences() -> None:
+    from selflearn.sim import SimConfig, Simulation, generate_homes
+    from selflearn.sim.teaching import TeachingUsers
+
+    homes = generate_homes(2, 0)
+    store = MemoryPreferences()
+    teacher = Teacher(store, policy=FeedbackPolicy())
+    sim = Simulation(homes, seed=0, config=SimConfig(teach_probability=1.0), teaching=TeachingUsers())
+    log = sim.run_day(1, preferences=store.preferences, feedback_policy=teacher.policy, teacher=teacher)
+    assert sum(t.result_status == "teach" for t in log.turns) > 0
+    people = {p.id: h.id for h in homes for p in h.people}
+    taught = [p for user in people for p in store.preferences(user)]
+    assert taught and all(p.scope in ("*", people[p.user_id]) for p in taught)

@@ -223,9 +223,9 @@ def _meaning(key: str, meaning: str, home: Home | None) -> Parse:
     m = _ONE_IN.match(meaning)
     if m:
         return Taught("place", key, _place_value(key, m["v"]))
-    if home is not None:
+    if home is not None and meaning.startswith(("the ", "my ")):
         devices = resolve_devices(meaning, home)
-        if len(devices) == 1 and len(meaning.split()) <= 5 and not meaning.startswith(("turn", "switch", "set")):
+        if len(devices) == 1:
             return Taught("device_alias", key, devices[0])
     return Taught("phrase", key, _actions(meaning))
 
