@@ -128,3 +128,19 @@ def test_bench_utterances_cover_homes() -> None:
 
     report = bench.run([maple()], per_intent=1, repeats=1)
     assert report["utterances"] > 40 and report["pipeline_median_ms"] > 0 and report["ratio_median"] > 0
+
+
+def test_taught_phrase_with_several_requests_runs_them_all() -> None:
+    movie = Preference(
+        user_id="maple.ana",
+        kind="phrase",
+        key="movie night",
+        value="turn off the living room light | close the blinds",
+        ts=NOW,
+    )
+    rt = Runtime(maple(), preferences=lambda user: [movie])
+    rt.state["light.living_ceiling"]["power"] = True
+    out = say(rt, "movie night", ep="ep.living_screen")
+    assert out.turn.result_status == "success"
+    assert rt.state["light.living_ceiling"]["power"] is False and rt.state["cover.living_blinds"]["position"] == 0
+    assert out.turn.trace["parts"]["intents"] == ["HassTurnOff", "HassTurnOff"]

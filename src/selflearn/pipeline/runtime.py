@@ -84,7 +84,7 @@ class _Parts:
     routines: dict[str, list[tuple[int, str, dict[str, Any]]]]
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)
 def _parts_for(home_json: str) -> _Parts:
     home = Home.model_validate_json(home_json)
     nlu = NLU.for_home(home)
@@ -180,6 +180,7 @@ class Runtime:
 
         prefs: Sequence[Preference] = ()
         pinned: list[str] = []
+        parts = [nlu_text]
         if self.context and self.preferences is not None:
             t = time.perf_counter()
             prefs = self.preferences(user_id)
@@ -188,13 +189,61 @@ class Runtime:
             if used:
                 nlu_text = expanded
                 rewrite_source = rewrite_source if rewrite_source != "none" else "teach"
+                # a taught phrase may stand for several requests, stored joined by "|"
+                parts = [p.strip() for p in expanded.split("|") if p.strip()] or [expanded]
 
+        acts = [
+            self._act(part, user_id, endpoint, now, prefs, pinned, stages if i == 0 else {})
+            for i, part in enumerate(parts)
+        ]
+        cands, top, res, outcome, snapshot = acts[0]
+        if len(acts) > 1:
+            stages["parts"] = {
+                "texts": parts,
+                "status": [a[3].status for a in acts],
+                "intents": [a[1].intent if a[1] else None for a in acts],
+            }
+            failed = next((a[3] for a in acts if a[3].status != "success"), None)
+            outcome = Outcome(
+                failed.status if failed else "success",
+                " ".join(a[3].response for a in acts),
+                [d for a in acts for d in a[3].changed],
+            )
+            snapshot = {k: v for a in reversed(acts) for k, v in a[4].items()}
+
+        confidence = _confidence(top, res)
+        asks = False
+        if self.feedback_policy is not None and outcome.status != "no_match":
+            asks = self.feedback_policy.should_ask(
+                user_id=user_id, now=now, confidence=confidence, rewritten=rewrite_source != "none"
+            )
+        response = outcome.response + (" Did I get that right?" if asks else "")
+        turn = self._turn(
+            ids, user_id, endpoint, now, text, asr_confidence, barge_in, started, stages,
+            rewritten_text=nlu_text if nlu_text != text else None, rewrite_source=rewrite_source,
+            nlu_intent=top.intent if top else None, nlu_slots=dict(top.slots) if top else {},
+            nlu_confidence=confidence, resolved_entities=_entities(res), result_status=outcome.status,
+            response_text=response, device_state_snapshot=snapshot,
+        )  # fmt: skip
+        return self._emit(Interpretation(turn, stages, response, cands, asks))
+
+    def _act(
+        self,
+        text: str,
+        user_id: str,
+        endpoint: Endpoint,
+        now: datetime,
+        prefs: Sequence[Preference],
+        pinned: list[str],
+        stages: dict[str, dict[str, Any]],
+    ) -> tuple[list[Candidate], Candidate | None, Resolution | None, Outcome, dict[str, Any]]:
+        """NLU -> context -> ER -> execute for one request, recording each stage into ``stages``."""
         t = time.perf_counter()
         area = endpoint.area if self.context else None
-        hyps = self.nlu.parse(nlu_text, area=area)
+        hyps = self.nlu.parse(text, area=area)
         loose = not hyps
         if loose:
-            hyps = parse_loose(self.nlu, nlu_text, area=area)
+            hyps = parse_loose(self.nlu, text, area=area)
         stages["nlu"] = {"ms": _ms(t), "loose": loose, "top": [h.to_json() for h in hyps[:TOP_K]]}
 
         t = time.perf_counter()
@@ -226,22 +275,7 @@ class Runtime:
             else Outcome("no_match", "Sorry, I didn't understand that.")
         )
         stages["execute"] = {"ms": _ms(t), "status": outcome.status, "changed": outcome.changed}
-
-        confidence = _confidence(top, res)
-        asks = False
-        if self.feedback_policy is not None and outcome.status != "no_match":
-            asks = self.feedback_policy.should_ask(
-                user_id=user_id, now=now, confidence=confidence, rewritten=rewrite_source != "none"
-            )
-        response = outcome.response + (" Did I get that right?" if asks else "")
-        turn = self._turn(
-            ids, user_id, endpoint, now, text, asr_confidence, barge_in, started, stages,
-            rewritten_text=nlu_text if nlu_text != text else None, rewrite_source=rewrite_source,
-            nlu_intent=top.intent if top else None, nlu_slots=dict(top.slots) if top else {},
-            nlu_confidence=confidence, resolved_entities=_entities(res), result_status=outcome.status,
-            response_text=response, device_state_snapshot=snapshot,
-        )  # fmt: skip
-        return self._emit(Interpretation(turn, stages, response, cands, asks))
+        return cands, top, res, outcome, snapshot
 
     def _emit(self, interpretation: Interpretation) -> Interpretation:
         turn = interpretation.turn
@@ -313,7 +347,7 @@ def _expand_preferences(text: str, prefs: Sequence[Preference], home: Home) -> t
     said = clean(text)
     for p in prefs:
         if p.kind == "phrase" and clean(p.key) == said:
-            return p.value.split("|")[0].strip(), [f"phrase:{p.key}"], []
+            return p.value, [f"phrase:{p.key}"], []
     used: list[str] = []
     pinned: list[str] = []
     devices = {d.id: d for d in home.devices}
