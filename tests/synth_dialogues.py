@@ -37,7 +37,7 @@ def _turn(i: int, d: int, t: datetime, text: str, stage: str, intent: str, devic
         "nlu": "no_match",
         "er": "no_entity",
         "result": "failed",
-        "false_wake": "ignored",
+        "false_wake": "no_match",
     }[stage]
     nlu_intent = None if status in ("no_match", "ignored") else intent
     score = rng.uniform(0.8, 1.0) if ok else rng.uniform(0.3, 0.6)

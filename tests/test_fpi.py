@@ -7,7 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selflearn.fpi import FPI_CLASSES, FpiConfig, FpiLearner, FpiModel, RuleFpi, diff_stage, failure_summary
+from selflearn.fpi import (
+    FPI_CLASSES,
+    FpiConfig,
+    FpiLearner,
+    FpiModel,
+    RuleFpi,
+    diff_stage,
+    failure_summary,
+    with_overlap,
+)
 from selflearn.labels.dialogue import dialogue_frame
 from selflearn.labels.trace import flatten_trace
 from selflearn.store import LogView
@@ -38,7 +47,7 @@ def test_flatten_trace_reads_topk_by_shape() -> None:
 
 def test_recovered_error_is_not_a_failure() -> None:
     data = make_dialogues(300, seed=3)
-    df = dialogue_frame(LogView.from_records(data.turns).turns())
+    df = with_overlap(dialogue_frame(LogView.from_records(data.turns).turns()), [])
     labels, conf = RuleFpi().predict(df)
     recovered = df["recovered"].to_numpy()
     assert recovered.any()
@@ -60,7 +69,7 @@ def test_diff_labels_name_the_broken_stage() -> None:
 def test_model_learns_from_weak_labels_and_beats_chance(train: tuple[LogView, FpiModel]) -> None:
     _, model = train
     test = make_dialogues(300, seed=2)
-    df = dialogue_frame(LogView.from_records(test.turns).turns())
+    df = model.prepare(dialogue_frame(LogView.from_records(test.turns).turns()))
     pred, _ = model.predict(df)
     truth = _gold(test, df)
     rule, _ = RuleFpi().predict(df)

@@ -20,13 +20,15 @@ from __future__ import annotations
 import json
 import pickle
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from selflearn.labels.dialogue import FAILED_STATUSES, dialogue_frame
 from selflearn.labels.trace import flatten_trace, trace_names
@@ -50,6 +52,7 @@ class FpiConfig:
     asr_low: float = 0.6  # ASR confidence below this points at ASR
     max_iter: int = 200
     learning_rate: float = 0.1
+    threads: int = 1  # OpenMP threads for boosting; more only helps on an idle machine (spin-waits under load)
     seed: int = 0
 
 
@@ -90,6 +93,7 @@ def base_features(df: pl.DataFrame) -> dict[str, np.ndarray]:
         "defect_evidence": f("defect_evidence"),
         "recovered": f("recovered"),
         "sig_defect": f("sig_defect"),
+        "command_overlap": f("command_overlap"),
     }
     cols.update(_status_onehot(df["result_status"], "status"))
     cols.update(_status_onehot(df["next_status"], "next_status"))
@@ -99,62 +103,55 @@ def base_features(df: pl.DataFrame) -> dict[str, np.ndarray]:
 RECOVERY_FEATURES = ("recovered",)
 
 
+def command_lexicon(df: pl.DataFrame) -> list[str]:
+    """Words of utterances the assistant carried out without complaint: what commands are made of, per the logs."""
+    texts = df.filter(pl.col("clean_success"))["text"].to_list()
+    return sorted({w for t in texts for w in t.split()})
+
+
+def with_overlap(df: pl.DataFrame, lexicon: Sequence[str]) -> pl.DataFrame:
+    """Adds ``command_overlap``: the share of a turn's words found in the command lexicon (chatter scores low)."""
+    words = set(lexicon)
+    overlap = [sum(w in words for w in ws) / len(ws) if (ws := t.split()) else 0.0 for t in df["text"].to_list()]
+    return df.with_columns(command_overlap=pl.Series(overlap, dtype=pl.Float32))
+
+
 class RuleFpi:
-    """The transparent baseline: an ordered rule list; each rule states its confidence."""
+    """The transparent baseline: an ordered rule list, first match wins; each rule states its confidence.
+
+    Needs ``command_overlap`` (``with_overlap``) for the false-wake rule: a one-turn dialogue nobody followed up,
+    not understood, in words the assistant's successful commands rarely use, was most likely not meant for it.
+    """
 
     def __init__(self, config: FpiConfig | None = None):
         self.config = config or FpiConfig()
 
-    def predict(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and confidences for every row of a ``dialogue_frame``."""
-        asr_low = self.config.asr_low
+    def rules(self) -> list[tuple[pl.Expr, str, float]]:
         status = pl.col("result_status")
-        label = (
-            pl.when(status == "ignored")
-            .then(pl.lit("false_wake"))
-            .when(status.is_in(("unsupported", "feedback", "teach")))
-            .then(pl.lit("correct"))
-            .when(~pl.col("defect_evidence"))
-            .then(pl.lit("correct"))
-            .when(pl.col("recovered"))
-            .then(pl.lit("correct"))
-            .when((status == "no_match") & (pl.col("n_turns") == 1) & (pl.col("asr_confidence") < asr_low))
-            .then(pl.lit("false_wake"))
-            .when(pl.col("asr_confidence") < asr_low)
-            .then(pl.lit("asr"))
-            .when(status == "no_entity")
-            .then(pl.lit("er"))
-            .when(status == "failed")
-            .then(pl.lit("result"))
-            .when(status == "no_match")
-            .then(pl.lit("nlu"))
-            .when((pl.col("next_sim") >= NEAR_REPEAT) & (pl.col("words_removed") > 0))
-            .then(pl.lit("asr"))
-            .when((pl.col("next_intent") != pl.col("nlu_intent")).fill_null(False))
-            .then(pl.lit("nlu"))
-            .when(pl.col("diff_in_slots") > 0)
-            .then(pl.lit("er"))
-            .otherwise(pl.lit("result"))
-        )
-        conf = (
-            pl.when(status == "ignored")
-            .then(0.95)
-            .when(status.is_in(("unsupported", "feedback", "teach")))
-            .then(0.9)
-            .when(~pl.col("defect_evidence"))
-            .then(0.85)
-            .when(pl.col("recovered"))
-            .then(0.8)
-            .when((status == "no_match") & (pl.col("n_turns") == 1) & (pl.col("asr_confidence") < asr_low))
-            .then(0.6)
-            .when(pl.col("asr_confidence") < asr_low)
-            .then(0.8)
-            .when(status.is_in(("no_entity", "failed")))
-            .then(0.85)
-            .when(status == "no_match")
-            .then(0.7)
-            .otherwise(0.5)
-        )
+        low_asr = pl.col("asr_confidence") < self.config.asr_low
+        return [
+            (status.is_in(("ignored", "unsupported", "feedback", "teach")), "correct", 0.9),
+            (~pl.col("defect_evidence"), "correct", 0.85),
+            (pl.col("recovered"), "correct", 0.8),
+            ((status == "no_match") & (pl.col("n_turns") == 1) & (pl.col("command_overlap") < 0.5), "false_wake", 0.75),
+            (low_asr, "asr", 0.8),
+            (status == "no_entity", "er", 0.8),
+            (status == "failed", "result", 0.85),
+            (status == "no_match", "nlu", 0.7),
+            ((pl.col("next_sim") >= NEAR_REPEAT) & (pl.col("words_removed") > 0), "asr", 0.6),
+            ((pl.col("next_intent") != pl.col("nlu_intent")).fill_null(False), "nlu", 0.6),
+            (pl.col("diff_in_slots") > 0, "er", 0.6),
+            (pl.lit(True), "er", 0.5),  # carried out, yet the user objected: most often the wrong device
+        ]
+
+    def predict(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and confidences for every row of a ``dialogue_frame`` with ``command_overlap``."""
+        label: Any = None
+        conf: Any = None
+        for cond, name, confidence in reversed(self.rules()):
+            cond = cond.fill_null(False)
+            label = pl.lit(name) if label is None else pl.when(cond).then(pl.lit(name)).otherwise(label)
+            conf = pl.lit(confidence) if conf is None else pl.when(cond).then(pl.lit(confidence)).otherwise(conf)
         out = df.select(label=label, conf=conf)
         return out["label"].to_numpy().astype(str), out["conf"].to_numpy().astype(np.float32)
 
@@ -209,19 +206,27 @@ class FpiModel:
 
     classifier: HistGradientBoostingClassifier
     feature_names: list[str]
+    lexicon: list[str]
     config: FpiConfig = field(default_factory=FpiConfig)
     n_train: int = 0
     weak_label_counts: dict[str, int] = field(default_factory=dict)
 
+    def prepare(self, df: pl.DataFrame) -> pl.DataFrame:
+        """A ``dialogue_frame`` with the features that depend on the training logs (``command_overlap``)."""
+        return with_overlap(df, self.lexicon)
+
     def predict(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        proba = self.classifier.predict_proba(_matrix(df, self.feature_names))
+        """Labels and confidences for a prepared ``dialogue_frame``."""
+        x = _matrix(df, self.feature_names)
+        with threadpool_limits(self.config.threads, user_api="openmp"):
+            proba = self.classifier.predict_proba(x)
         classes = self.classifier.classes_.astype(str)
         best = proba.argmax(axis=1)
         return classes[best], proba[np.arange(len(best)), best].astype(np.float32)
 
     def apply(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> pl.DataFrame:
         """Per-turn ``failure_point`` and ``confidence`` for every turn in the logs."""
-        df = dialogue_frame(logs.turns(), signals)
+        df = self.prepare(dialogue_frame(logs.turns(), signals))
         labels, conf = self.predict(df)
         return label_frame(df, labels, conf)
 
@@ -230,6 +235,7 @@ class FpiModel:
         (directory / MODEL_FILE).write_bytes(pickle.dumps(self.classifier))
         meta = {
             "feature_names": self.feature_names,
+            "lexicon": self.lexicon,
             "config": asdict(self.config),
             "n_train": self.n_train,
             "weak_label_counts": self.weak_label_counts,
@@ -241,7 +247,12 @@ class FpiModel:
         meta = json.loads((directory / META_FILE).read_text())
         classifier = pickle.loads((directory / MODEL_FILE).read_bytes())
         return cls(
-            classifier, meta["feature_names"], FpiConfig(**meta["config"]), meta["n_train"], meta["weak_label_counts"]
+            classifier,
+            meta["feature_names"],
+            meta["lexicon"],
+            FpiConfig(**meta["config"]),
+            meta["n_train"],
+            meta["weak_label_counts"],
         )
 
 
@@ -269,6 +280,8 @@ class FpiLearner:
         return rows, labels, augmented
 
     def fit_frame(self, df: pl.DataFrame) -> FpiModel:
+        lexicon = command_lexicon(df)
+        df = with_overlap(df, lexicon)
         traces = [flatten_trace(t) for t in df["trace"].to_list()]
         names = list(base_features(df.head(0))) + [f"trace:{k}" for k in trace_names(traces)]
         rows, labels, augmented = self.weak_labels(df)
@@ -288,8 +301,9 @@ class FpiLearner:
         clf = HistGradientBoostingClassifier(
             max_iter=self.config.max_iter, learning_rate=self.config.learning_rate, random_state=self.config.seed
         )
-        clf.fit(x, labels, sample_weight=weights)
-        return FpiModel(clf, names, self.config, len(labels), dict(counts))
+        with threadpool_limits(self.config.threads, user_api="openmp"):
+            clf.fit(x, labels, sample_weight=weights)
+        return FpiModel(clf, names, lexicon, self.config, len(labels), dict(counts))
 
     def fit(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> FpiModel:
         return self.fit_frame(dialogue_frame(logs.turns(), signals))

@@ -57,7 +57,7 @@ class LabelConfig:
     swap_rate: float = 0.5
     pretrain: bool = True
     threshold: float = 0.8  # default operating point: label a turn when goal-success confidence >= this
-    threads: int = 2
+    threads: int = 1  # torch intra-op threads; 1 is fastest for this small model on a shared 2-core box
     seed: int = 0
 
 

@@ -1,0 +1,74 @@
+"""Eval suite ``fpi``: failure-point isolation vs gold, learned model against the rule baseline and an annotator.
+
+Both systems see only logs: the learned model is fitted on the training days' weak labels (no gold), then both
+label the unseen test days. ``agreement_vs_annotator`` is the model's accuracy divided by the simulated single
+annotator's accuracy (goal: >= 1.0); ``baseline`` holds the same metrics for the rule system, plus the annotator's.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+from selflearn.evaluate import EvalConfig, EvalResult, suite
+from selflearn.fpi import FPI_CLASSES, FpiConfig, FpiLearner, RuleFpi
+from selflearn.labels.dialogue import dialogue_frame
+from selflearn.schema import Gold
+from selflearn.suites.labels import FULL_DAYS, QUICK_DAYS, annotator, simulate_split
+
+
+def reference(gold: Gold, who: str | None = None) -> str:
+    """The FPI label the issue defines, from the simulator's per-turn stage: a turn whose goal was eventually met
+    had its error recovered, so it is ``correct``. ``who`` applies the same rule to an annotator's own labels."""
+    if who is None:
+        return "correct" if gold.goal_success else gold.failure_point
+    success, stage = annotator(gold, who, "goal_success"), annotator(gold, who, "failure_point")
+    if success is None or stage is None:
+        return ""
+    return "correct" if success else str(stage)
+
+
+def classification_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """accuracy, macro_f1 (over the classes present in truth or predictions) and per-class precision/recall/F1."""
+    labels = [c for c in FPI_CLASSES if (truth == c).any() or (pred == c).any()]
+    p, r, f, _ = precision_recall_fscore_support(truth, pred, labels=list(FPI_CLASSES), zero_division=0)
+    out = {
+        "accuracy": float((truth == pred).mean()),
+        "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
+    }
+    for i, c in enumerate(FPI_CLASSES):
+        out[f"precision.{c}"] = float(p[i])
+        out[f"recall.{c}"] = float(r[i])
+        out[f"f1.{c}"] = float(f[i])
+        out[f"support.{c}"] = int((truth == c).sum())
+    return out
+
+
+@suite("fpi")
+def run(config: EvalConfig) -> EvalResult:
+    from selflearn.signals import DefectSignals
+
+    train_days, test_days = QUICK_DAYS if config.quick else FULL_DAYS
+    split = simulate_split(config, train_days, test_days)
+    train, test = split.train_logs(), split.test_logs()
+    signals = DefectSignals()
+    fpi_cfg = FpiConfig(seed=config.seed)
+    print(f"training FPI model on {len(split.train_turns)} turns", file=sys.stderr)
+    model = FpiLearner(fpi_cfg).fit(train, signals.score(train))
+    frame = model.prepare(dialogue_frame(test.turns(), signals.score(test)))
+    truth = np.array([reference(split.gold[t]) for t in frame["turn_id"].to_list()])
+    pred, _ = model.predict(frame)
+    rule, _ = RuleFpi(fpi_cfg).predict(frame)
+    metrics = classification_metrics(truth, pred)
+    baseline = classification_metrics(truth, rule)
+    single = np.array([annotator(split.gold[t], "single", "failure_point") or "" for t in frame["turn_id"].to_list()])
+    annotated = single != ""
+    annotator_acc = float((single[annotated] == truth[annotated]).mean()) if annotated.any() else 1.0
+    metrics["agreement_vs_annotator"] = metrics["accuracy"] / max(annotator_acc, 1e-9)
+    baseline["agreement_vs_annotator"] = baseline["accuracy"] / max(annotator_acc, 1e-9)
+    baseline["annotator_accuracy"] = annotator_acc
+    baseline["annotator_macro_f1"] = classification_metrics(truth[annotated], single[annotated])["macro_f1"]
+    metrics["weak_labels"] = model.n_train
+    return EvalResult(n=len(truth), metrics=metrics, baseline=baseline)
