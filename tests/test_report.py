@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,9 +65,11 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
         )
         for d in (1, 2, 3)
     ]
-    path = write_report(days, tmp_path / "sub" / "report.html", notes=["8 homes x 3 days"])
+    control = [replace(d, defect_rate=0.333) for d in days]
+    path = write_report(days, tmp_path / "sub" / "report.html", control=control, notes=["8 homes x 3 days"])
     doc = path.read_text(encoding="utf-8")
     assert doc.startswith("<!doctype html>") and "8 homes x 3 days" in doc
     assert "<script src=" not in doc and "plotly" in doc.lower()
     assert doc.count("<tr>") == 1 + len(days)
-    assert "20.0%" in doc  # day 2's defect rate in the table
+    assert "20.0%" in doc and doc.count("33.3%") == len(days)  # day 2's defect rate; the control column
+    assert "nothing learned" in doc

@@ -89,7 +89,9 @@ class LoopResult:
     gold: list[Gold] = field(default_factory=list)
     feedback: list[Feedback] = field(default_factory=list)
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self, control: Sequence[DayStats] = ()) -> dict[str, float]:
+        """Day-1-to-last drop; with a control run (same days, nothing learned) also the reduction against it, on
+        the last day and averaged over days 2..N (day-to-day variation of the world cancels out)."""
         first, last = self.days[0].defect_rate, self.days[-1].defect_rate
         out = {
             "defect_rate_day1": first,
@@ -97,6 +99,16 @@ class LoopResult:
             "relative_drop": (first - last) / first if first else 0.0,
         }
         out |= {f"defect_rate_day{d.day}": d.defect_rate for d in self.days}
+        if control:
+            out |= {f"control_defect_rate_day{d.day}": d.defect_rate for d in control}
+            base_last = control[-1].defect_rate
+            out["reduction_vs_control_last"] = (base_last - last) / base_last if base_last else 0.0
+            learned = [d.defect_rate for d in self.days[1:]]
+            base = [d.defect_rate for d in control[1:]]
+            if base and sum(base):
+                out["defect_rate_mean_after_day1"] = sum(learned) / len(learned)
+                out["control_defect_rate_mean_after_day1"] = sum(base) / len(base)
+                out["reduction_vs_control_mean"] = 1 - sum(learned) / sum(base)
         return out
 
 
@@ -123,11 +135,13 @@ def run_loop(
     on_stage: Callable[[str], None] | None = None,
     on_log: Callable[[Any], None] | None = None,
     focus: str | None = None,
+    learning: bool = True,
 ) -> LoopResult:
     """Simulate ``days`` days; after each but the last, ``learn`` on every log so far and swap in the result.
 
     Day 1 runs without rewriting whatever ``artifacts`` already holds: the rewriter follows only sets this run
     publishes. Daily stats cover every home, or only the home ``focus`` (an unseen home added to the world).
+    ``learning=False`` replays the same seeded days with nothing learned: the control curve.
     ``on_log`` receives each day's ``DayLog`` (e.g. to keep it in a ``Store``)."""
     from selflearn.learn import learn
     from selflearn.sim import SimConfig, Simulation
@@ -159,7 +173,7 @@ def run_loop(
         result.days.append(stats)
         if on_day:
             on_day(stats)
-        if day < days:
+        if learning and day < days:
             stage(f"night {day}: learning from {len(result.turns):,} turns")
             report = learn(LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config)
             if report.published:

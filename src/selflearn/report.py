@@ -12,10 +12,20 @@ import plotly.graph_objects as go
 from selflearn.loop import FAILURE_POINTS, DayStats
 
 
-def defect_figure(days: Sequence[DayStats]) -> go.Figure:
+def defect_figure(days: Sequence[DayStats], control: Sequence[DayStats] = ()) -> go.Figure:
     x = [d.day for d in days]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=[d.defect_rate for d in days], mode="lines+markers", name="defect rate (turns)"))
+    if control:
+        fig.add_trace(
+            go.Scatter(
+                x=[d.day for d in control],
+                y=[d.defect_rate for d in control],
+                mode="lines+markers",
+                line_dash="dash",
+                name="same days, nothing learned",
+            )
+        )
     fig.add_trace(go.Scatter(x=x, y=[1 - d.goal_success for d in days], mode="lines+markers", name="failed goals"))
     fig.add_trace(go.Bar(x=x, y=[d.rewrite_rate for d in days], name="turns rewritten", opacity=0.35))
     fig.update_layout(
@@ -46,11 +56,13 @@ def failure_point_figure(days: Sequence[DayStats]) -> go.Figure:
     return fig
 
 
-def table_html(days: Sequence[DayStats]) -> str:
+def table_html(days: Sequence[DayStats], control: Sequence[DayStats] = ()) -> str:
+    base = {d.day: d.defect_rate for d in control}
     head = [
         "day",
         "turns",
         "defect rate",
+        "nothing learned",
         *FAILURE_POINTS,
         "goal success",
         "rewritten",
@@ -63,6 +75,7 @@ def table_html(days: Sequence[DayStats]) -> str:
             str(d.day),
             str(d.turns),
             f"{d.defect_rate:.1%}",
+            f"{base[d.day]:.1%}" if d.day in base else "-",
             *(f"{d.by_failure_point.get(p, 0.0):.1%}" for p in FAILURE_POINTS),
             f"{d.goal_success:.1%}",
             f"{d.rewrite_rate:.1%}",
@@ -82,16 +95,22 @@ _STYLE = (
 
 
 def write_report(
-    days: Sequence[DayStats], path: Path, *, title: str = "selflearn demo", notes: Sequence[str] = ()
+    days: Sequence[DayStats],
+    path: Path,
+    *,
+    control: Sequence[DayStats] = (),
+    title: str = "selflearn demo",
+    notes: Sequence[str] = (),
 ) -> Path:
-    """Write the report; the first figure carries plotly.js inline so the file needs no network."""
-    figures = [defect_figure(days), failure_point_figure(days)]
+    """Write the report (``control``: the same days with nothing learned, drawn dashed and tabled beside);
+    the first figure carries plotly.js inline so the file needs no network."""
+    figures = [defect_figure(days, control), failure_point_figure(days)]
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
     notes_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
     doc = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{notes_html}"
-        f"{''.join(parts)}<h2>Numbers</h2>{table_html(days)}</body></html>"
+        f"{''.join(parts)}<h2>Numbers</h2>{table_html(days, control)}</body></html>"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(doc, encoding="utf-8")

@@ -1,7 +1,9 @@
 """Eval suite ``loop``: the daily cycle (simulate a day, learn overnight, swap artifacts) and its defect curve.
 
 Metrics: ``defect_rate_day<N>`` for every day, ``defect_rate_day1``, ``defect_rate_last`` and ``relative_drop``
-(day 1 to the last day, relative). Day 1 runs with no artifacts, so it is the no-learning baseline.
+(day 1 to the last day, relative). Days differ in what people ask, so the same seeded days are also replayed with
+nothing learned (the control): ``reduction_vs_control_last`` and ``reduction_vs_control_mean`` (days 2..N) are the
+learning effect with the world's day-to-day variation taken out.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     n_homes, days = QUICK if config.quick else FULL
     homes, focus = eval_world(n_homes, config.seed, config.home)
     with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
+        control = run_loop(
+            homes,
+            days=days,
+            seed=config.seed,
+            artifacts=ArtifactStore(Path(tmp) / "control"),
+            on_stage=lambda msg: progress(f"control (nothing learned): {msg}"),
+            focus=focus,
+            learning=False,
+        )
         result = run_loop(
             homes,
             days=days,
@@ -30,8 +41,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
             on_stage=progress,
             focus=focus,
         )
-    metrics = result.metrics()
+    metrics = result.metrics(control.days)
     metrics |= {f"rewrite_rate_day{d.day}": d.rewrite_rate for d in result.days}
-    return evaluate.EvalResult(
-        n=sum(d.turns for d in result.days), metrics=metrics, baseline={"defect_rate_day1": metrics["defect_rate_day1"]}
-    )
+    baseline = {k: v for k, v in metrics.items() if k.startswith("control_")}
+    return evaluate.EvalResult(n=sum(d.turns for d in result.days), metrics=metrics, baseline=baseline)
