@@ -96,7 +96,7 @@ def decode(model: type[LogRecord], line: bytes) -> Any | None:
         return None
     try:
         row = decoder(model).decode(line)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.MsgspecError, ValueError):  # incl. UnicodeDecodeError on invalid UTF-8
         return None
     for name in _datetime_fields(model):
         value = getattr(row, name)
