@@ -51,6 +51,6 @@ def test_demo_command_writes_report_and_logs(tmp_path: Path) -> None:
     args = ["demo", "--homes", "1", "--days", "2", "--seed", "1", "--out", str(out), "--db", str(db)]
     result = CliRunner().invoke(app, [*args, "--artifacts", str(tmp_path / "artifacts")])
     assert result.exit_code == 0, result.output
-    assert out.exists() and "defect rate per day" in result.stdout and str(out) in result.stdout
+    assert out.exists() and "% of turns per day" in result.stdout and str(out) in result.stdout
     with Store(db) as store:
         assert len(store.logs()) > 0 and store.gold().height == len(store.logs())
