@@ -735,3 +735,76 @@ def bench_simulate(
     for name, value in result.items():
         table.add_row(name, f"{value:,.2f}" if isinstance(value, float) else str(value))
     out.print(table)
+
+
+@app.command("fpi")
+def fpi_(
+    days: Annotated[int, typer.Option("--days", help="Simulate this many days (or, with --db, the last N days).")] = 3,
+    seed: SeedOption = 0,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Read the logs from this store instead of simulating.")
+    ] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="Simulate this home YAML, not the shipped ones.")] = None,
+    top: Annotated[int, typer.Option("--top", help="Failing utterance forms to list per stage.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Failure-point isolation: failure counts by pipeline stage and the top failing utterance forms per stage.
+
+    The model is trained on the same logs' weak labels (rule calls + rephrase diffs; never gold)."""
+    from selflearn.fpi import fpi_report
+
+    report = fpi_report(days=days, seed=seed, db=db, home=home, top=top, progress=err.print)
+    if as_json:
+        _print_json(report)
+        return
+    from rich.table import Table
+
+    table = Table(
+        title=f"failure points: {report['turns']} turns, {report['dialogues']} dialogues ({report['source']})"
+    )
+    table.add_column("stage")
+    table.add_column("turns", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("top failing utterance forms")
+    for stage, row in report["stages"].items():
+        forms = "; ".join(f"{f['text']} ({f['count']})" for f in row["top_forms"]) if stage != "correct" else ""
+        table.add_row(stage, str(row["count"]), f"{row['share']:.1%}", forms)
+    out.print(table)
+
+
+@bench_app.command("labels")
+def bench_labels_(
+    dialogues: Annotated[int, typer.Option("--dialogues", help="Synthetic dialogues to train and label.")] = 100_000,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Label-model training time (cached MiniLM embeddings) and inference turns/s vs defect-signal scoring."""
+    from selflearn.labels.bench import bench_labels
+
+    _bench_table("bench labels", bench_labels(dialogues, seed=seed, progress=err.print), as_json)
+
+
+@bench_app.command("fpi")
+def bench_fpi_(
+    dialogues: Annotated[int, typer.Option("--dialogues", help="Synthetic dialogues to train and label.")] = 100_000,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """FPI training time and dialogues/min for the learned model vs the rule baseline."""
+    from selflearn.labels.bench import bench_fpi
+
+    _bench_table("bench fpi", bench_fpi(dialogues, seed=seed, progress=err.print), as_json)
+
+
+def _bench_table(title: str, result: dict[str, float], as_json: bool) -> None:
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.items():
+        table.add_row(name, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    out.print(table)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import pickle
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -321,3 +322,66 @@ def failure_summary(labelled: pl.DataFrame, *, top: int = 5) -> dict[str, dict[s
             "top_forms": [{"text": t, "count": c} for t, c in forms.iter_rows()],
         }
     return out
+
+
+FPI_DIR = "fpi"
+
+
+def fpi_report(
+    *,
+    days: int,
+    seed: int = 0,
+    db: Path | None = None,
+    home: Path | None = None,
+    top: int = 5,
+    artifacts: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """What ``selflearn fpi`` prints: per-stage failure counts and top failing forms over a store's last ``days``
+    days (``db``) or ``days`` freshly simulated days. Uses the published FPI model when the current artifact set has
+    one (``selflearn learn --labels``), else trains one on these logs' weak labels."""
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.signals import DefectSignals
+
+    say = progress or (lambda _m: None)
+    if db is not None:
+        from selflearn.store import Store
+
+        store = Store(db)
+        view = store.logs()
+        latest = view.turns()["ts"].max()
+        since = latest - timedelta(days=days) if isinstance(latest, datetime) else None
+        turns, feedback = view.turns(since=since), view.feedback()
+        store.close()
+        source = f"store {db}, last {days} days"
+    else:
+        from selflearn.home import load_home, shipped_homes
+        from selflearn.schema import Turn, to_arrow
+        from selflearn.sim import Simulation
+
+        sim = Simulation([load_home(home)] if home else shipped_homes(), seed=seed)
+        records: list[Turn] = []
+        for day in range(days):
+            records.extend(sim.run_day(day).turns)
+            say(f"simulated day {day}: {len(records)} turns so far")
+        turns = pl.from_arrow(to_arrow(records, Turn))  # type: ignore[assignment]
+        feedback = None
+        source = f"simulated {days} days, seed {seed}"
+    signals = DefectSignals().score_frame(turns, feedback)
+    frame = dialogue_frame(turns, signals)
+    current = ArtifactStore(artifacts).current_dir()
+    if current is not None and (current / FPI_DIR / MODEL_FILE).exists():
+        model = FpiModel.load(current / FPI_DIR)
+        say(f"using the published FPI model ({current.name})")
+    else:
+        say("training the FPI model on these logs' weak labels")
+        model = FpiLearner().fit_frame(frame)
+    frame = model.prepare(frame)
+    labels, conf = model.predict(frame)
+    labelled = label_frame(frame, labels, conf)
+    return {
+        "source": source,
+        "turns": frame.height,
+        "dialogues": frame["dialogue_id"].n_unique(),
+        "stages": failure_summary(labelled, top=top),
+    }
