@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from selflearn.home import shipped_homes
@@ -70,3 +71,19 @@ def test_peer_ha_reads_both_test_layouts_and_passes_a_known_sentence() -> None:
     top = nlu.parse(case.text, context=case.context)[0]
     assert peer_ha.passes(top.intent, top.slots, None, case)
     assert not peer_ha.passes("HassTurnOff", top.slots, None, case)
+
+
+def test_parses_are_remembered_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import selflearn.pipeline.nlu as nlu_mod
+
+    nlu = NLU.for_home(MAPLE)
+    first = nlu.parse("turn off the desk lamp", area="office")
+    assert nlu.parse("turn off the desk lamp", area="office") == first
+    assert nlu.parse("turn off the desk lamp", area="kitchen") == NLU_MAPLE.parse(
+        "turn off the desk lamp", area="kitchen"
+    )
+    assert parse_loose(nlu, "turn on the pool pump") == parse_loose(NLU_MAPLE, "turn on the pool pump")
+    assert len(nlu._memo) == 3
+    monkeypatch.setattr(nlu_mod, "MEMO_SIZE", 3)
+    nlu.parse("start brewing")
+    assert len(nlu._memo) == 3 and ("parse", "turn off the desk lamp", "office", "[]") not in nlu._memo

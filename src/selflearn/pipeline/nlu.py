@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -40,6 +40,7 @@ COMPETING: tuple[frozenset[str], ...] = (
     frozenset({"FindRestaurant"}),
 )
 LOOSE_LIMIT = 60
+MEMO_SIZE = 20_000  # remembered parses per home (a few MB)
 # Intents whose unknown ``{name}`` is worth resolving fuzzily (device commands and questions); a small group keeps
 # the fallback cheap.
 LOOSE_INTENTS = frozenset({"HassTurnOn", "HassTurnOff", "HassGetState", "HassLightSet", "GetDeviceState"})
@@ -123,6 +124,17 @@ class NLU:
         self.slot_lists: dict[str, SlotList] = dict(slot_lists)
         self.device_names = list(device_names)
         self.max_hypotheses = max_hypotheses
+        self._memo: dict[tuple[str, ...], tuple[Hypothesis, ...]] = {}
+
+    def memo(self, key: tuple[str, ...], compute: Callable[[], list[Hypothesis]]) -> list[Hypothesis]:
+        """Parses are a pure function of the text and context for one home's lists, and people repeat themselves
+        (hassil matching is most of a turn's cost), so results are remembered, oldest forgotten first."""
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) >= MEMO_SIZE:
+                del self._memo[next(iter(self._memo))]
+            hit = self._memo[key] = tuple(compute())
+        return list(hit)
 
     @classmethod
     def for_home(cls, home: Home, **kwargs: Any) -> NLU:
@@ -138,6 +150,10 @@ class NLU:
     ) -> list[Hypothesis]:
         """All hypotheses, best first. ``area`` is the speaker's area (hassil's intent context), if known; other
         intent context (e.g. HA's test fixtures' ``domain``) can be given as ``context``."""
+        key = ("parse", text, area or "", repr(sorted((context or {}).items())))
+        return self.memo(key, lambda: self._parse(text, area=area, context=context))
+
+    def _parse(self, text: str, *, area: str | None, context: Mapping[str, Any] | None) -> list[Hypothesis]:
         text = _SPACES.sub(" ", text).strip()
         if not text:
             return []
@@ -223,6 +239,10 @@ _TURN = re.compile(r"^(?:please )?(?:turn|switch) (on|off) (?:the |my )?(.+?)(?:
 def parse_loose(nlu: NLU, text: str, *, area: str | None = None) -> list[Hypothesis]:
     """Fallback when nothing matched: readings whose ``{name}``/``{area}`` is not in the home, kept as spoken text so
     entity resolution can try fuzzy and phonetic matching or answer "no such device". Scored low on purpose."""
+    return nlu.memo(("loose", text, area or ""), lambda: _parse_loose(nlu, text, area=area))
+
+
+def _parse_loose(nlu: NLU, text: str, *, area: str | None) -> list[Hypothesis]:
     text = clean(text)
     out: list[Hypothesis] = []
     for result in itertools.islice(
