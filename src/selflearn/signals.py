@@ -20,7 +20,11 @@ from selflearn.text import normalize_expr
 NO_RESULT_STATUSES = ("no_match", "no_entity", "failed", "ignored")
 NEGATIVE_FEEDBACK = ("no", "correction", "unsatisfied")
 META_STATUSES = ("feedback", "teach")  # turns that talk about the assistant, not to it
-NEGATION_PREFIX = r"^(no|nope|not that|wrong|that's wrong|that is wrong|stop|cancel)\b"
+# A whole utterance that only says "that was wrong" (it is feedback on the previous turn, not a request).
+NEGATION = (
+    r"^(ugh )?(no|nope|wrong|not really|not that|that's wrong|that is wrong|that's not (it|what i (asked|said|meant))"
+    r"|no (that's|that is|it) (wrong|not it|not what i (asked|said|meant)|didn't))$"
+)
 SIGNAL_COLUMNS = ("barge_in", "rephrased", "repeated", "abandoned", "explicit_negative", "no_result")
 
 
@@ -80,7 +84,7 @@ class DefectSignals:
             no_result=failed,
             explicit_negative=pl.col("explicit_feedback").is_in(NEGATIVE_FEEDBACK).fill_null(False)
             | pl.col("turn_id").is_in(negative_ids.implode())
-            | (pl.col("quick_next") & pl.col("next_form").str.contains(NEGATION_PREFIX).fill_null(False)),
+            | pl.col("negated"),
             repeated=pl.col("quick_next") & (pl.col("form") == pl.col("next_form")),
             rephrased=pl.col("quick_next")
             & (pl.col("form") != pl.col("next_form"))
@@ -89,6 +93,10 @@ class DefectSignals:
         troubled = failed | pl.col("barge_in_signal") | pl.col("explicit_negative")
         ends = pl.col("gap_s").is_null() | (pl.col("gap_s") > c.abandon_window_s)
         df = df.with_columns(abandoned=troubled & ends)
+        request = ~pl.col("meta")  # a bare "no" is evidence about the previous turn, never a defect itself
+        df = df.with_columns(
+            [(pl.col(name) & request).alias(name) for name in ("barge_in_signal", *SIGNAL_COLUMNS[1:])]
+        )
         turn_score = _noisy_or(
             [
                 (pl.col("barge_in_signal"), w.barge_in),
@@ -100,9 +108,7 @@ class DefectSignals:
                 (pl.col("result_status") == "unsupported", w.unsupported),
             ]
         )
-        df = df.with_columns(
-            turn_score=pl.when(pl.col("result_status").is_in(META_STATUSES)).then(0.0).otherwise(turn_score)
-        )
+        df = df.with_columns(turn_score=pl.when(pl.col("meta")).then(0.0).otherwise(turn_score))
         mean_score = df["turn_score"].mean() if df.height else 0.0
         prior_mean = float(mean_score) if isinstance(mean_score, int | float) else 0.0
         df = df.with_columns(
@@ -111,23 +117,36 @@ class DefectSignals:
             form_users=pl.col("user_id").filter(pl.col("turn_score") >= c.threshold).n_unique().over("form"),
         )
         score = 1.0 - (1.0 - pl.col("turn_score")) * (1.0 - w.form * pl.col("form_rate"))
-        score = pl.when(pl.col("result_status").is_in(META_STATUSES)).then(0.0).otherwise(score)
+        score = pl.when(pl.col("meta")).then(0.0).otherwise(score)
         return df.with_columns(defect_score=score, defect=score >= c.threshold).rename(
             {"barge_in": "barge_in_flag", "barge_in_signal": "barge_in"}
         )
 
 
 def with_next_turn(turns: pl.DataFrame, config: SignalConfig) -> pl.DataFrame:
-    """Sort by user and time; add the form, the user's next turn (id, form, gap) and the pair's text similarity."""
+    """Sort by user and time; add the form, whether the turn is meta (feedback, teaching, a bare "no, that's
+    wrong"), the user's next request turn (id, form, status, gap; meta turns skipped and given none), the pair's
+    text similarity, and whether a negation followed within the rephrase window."""
     df = turns.sort(["user_id", "ts", "turn_id"]).with_columns(form=normalize_expr(pl.col("asr_text")))
-    nxt = pl.col("user_id").shift(-1) == pl.col("user_id")
     df = df.with_columns(
-        next_turn_id=pl.when(nxt).then(pl.col("turn_id").shift(-1)),
-        next_form=pl.when(nxt).then(pl.col("form").shift(-1)),
-        next_status=pl.when(nxt).then(pl.col("result_status").shift(-1)),
-        next_barge_in=pl.when(nxt).then(pl.col("barge_in").shift(-1)),
-        gap_s=pl.when(nxt).then((pl.col("ts").shift(-1) - pl.col("ts")).dt.total_microseconds() / 1e6),
+        meta=pl.col("result_status").is_in(META_STATUSES) | pl.col("form").str.contains(NEGATION),
     )
+    same_user = pl.col("user_id").shift(-1) == pl.col("user_id")
+    gap = (pl.col("ts").shift(-1) - pl.col("ts")).dt.total_microseconds() / 1e6
+    df = df.with_columns(
+        negated=(
+            same_user & (gap <= config.rephrase_window_s) & pl.col("form").shift(-1).str.contains(NEGATION)
+        ).fill_null(False)
+    )
+    requests = df.filter(~pl.col("meta")).select(
+        "turn_id",
+        next_turn_id=pl.when(same_user).then(pl.col("turn_id").shift(-1)),
+        next_form=pl.when(same_user).then(pl.col("form").shift(-1)),
+        next_status=pl.when(same_user).then(pl.col("result_status").shift(-1)),
+        next_barge_in=pl.when(same_user).then(pl.col("barge_in").shift(-1)),
+        gap_s=pl.when(same_user).then(gap),
+    )
+    df = df.join(requests, on="turn_id", how="left", maintain_order="left")
     similarity = process.cpdist(
         df["form"].to_list(),
         df["next_form"].fill_null("").to_list(),
@@ -137,8 +156,7 @@ def with_next_turn(turns: pl.DataFrame, config: SignalConfig) -> pl.DataFrame:
     )
     return df.with_columns(
         similarity=pl.Series(similarity / 100.0, dtype=pl.Float64),
-        quick_next=(pl.col("gap_s") <= config.rephrase_window_s).fill_null(False)
-        & ~pl.col("next_status").is_in(META_STATUSES).fill_null(False),
+        quick_next=(pl.col("gap_s") <= config.rephrase_window_s).fill_null(False),
     )
 
 
