@@ -697,7 +697,8 @@ def simulate(
                 store.add(turns=log.turns, gold=log.gold, feedback=log.feedback)
     stats = defect_stats(gold)
     if as_json:
-        _print_json({"homes": len(world), "days": days, "seed": seed, **stats, **{k: str(p) for k, p in paths.items()}})
+        files = {k: str(p) for k, p in paths.items()}
+        _print_json({"homes": len(world), "days": days, "seed": seed, **stats, "files": files})
         return
     from rich.table import Table
 

@@ -17,8 +17,8 @@ from selflearn.sim.annotators import FAILURE_POINTS
 from selflearn.sim.simulation import DayLog, SimConfig, Simulation
 
 
-def _one_home(home: Home, seed: int, config: SimConfig, days: int) -> list[DayLog]:
-    sim = Simulation([home], seed=seed, config=config)
+def _some_homes(homes: Sequence[Home], seed: int, config: SimConfig, days: int) -> list[DayLog]:
+    sim = Simulation(homes, seed=seed, config=config)
     return [sim.run_day(d) for d in range(days)]
 
 
@@ -31,25 +31,36 @@ def simulate(
     workers: int = 1,
     on_home_day: Callable[[int], None] | None = None,
 ) -> list[DayLog]:
-    """One :class:`DayLog` per day for the untrained assistant. ``on_home_day(n)`` reports n finished home-days."""
-    per_home: list[list[DayLog]] = [[] for _ in homes]
-    if workers <= 1:
+    """One :class:`DayLog` per day for the untrained assistant. ``on_home_day(n)`` reports n finished home-days.
+    With ``workers`` > 1 the homes are dealt round-robin to that many processes (one simulation each, so the
+    per-process start-up is paid once)."""
+    if workers <= 1 or len(homes) < 2:
         sim = Simulation(homes, seed=seed, config=config)
-        logs = []
-        for d in range(days):
-            logs.append(sim.run_day(d, on_home=(lambda _h: on_home_day(1)) if on_home_day else None))
-        return logs
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_one_home, h, seed, config, days): i for i, h in enumerate(homes)}
+        progress = (lambda _h: on_home_day(1)) if on_home_day else None
+        return [sim.run_day(d, on_home=progress) for d in range(days)]
+    chunks = [list(range(i, len(homes), workers)) for i in range(min(workers, len(homes)))]
+    per_chunk: list[list[DayLog]] = [[] for _ in chunks]
+    with ProcessPoolExecutor(max_workers=len(chunks)) as pool:
+        futures = {pool.submit(_some_homes, [homes[i] for i in c], seed, config, days): k for k, c in enumerate(chunks)}
         for fut in as_completed(futures):
-            per_home[futures[fut]] = fut.result()
+            k = futures[fut]
+            per_chunk[k] = fut.result()
             if on_home_day is not None:
-                on_home_day(days)
+                on_home_day(days * len(chunks[k]))
     merged = []
     for d in range(days):
+        by_home = {h.id: DayLog() for h in homes}
+        for chunk_logs in per_chunk:
+            for t in chunk_logs[d].turns:
+                by_home[t.home_id].turns.append(t)
+            gold_home = {t.turn_id: t.home_id for t in chunk_logs[d].turns}
+            for g in chunk_logs[d].gold:
+                by_home[gold_home[g.turn_id]].gold.append(g)
+            for f in chunk_logs[d].feedback:
+                by_home[gold_home[f.turn_id]].feedback.append(f)
         log = DayLog()
-        for home_logs in per_home:
-            log.extend(home_logs[d])
+        for h in homes:
+            log.extend(by_home[h.id])
         merged.append(log)
     return merged
 
