@@ -78,10 +78,20 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def run(name: str, config: EvalConfig) -> Report:
-    names = available()
+def _load(name: str) -> None:
+    """Import the suite's own module (``peer-ha`` -> ``suites/peer_ha.py``) so one broken suite cannot stop another;
+    only a name with no module of its own needs every suite imported."""
+    module = name.replace("-", "_")
+    if module in {m.name for m in pkgutil.iter_modules(_suites_pkg.__path__)}:
+        importlib.import_module(f"{_suites_pkg.__name__}.{module}")
     if name not in _REGISTRY:
-        raise KeyError(f"unknown eval suite {name!r}; available: {', '.join(names)}")
+        names = available()
+        if name not in _REGISTRY:
+            raise KeyError(f"unknown eval suite {name!r}; available: {', '.join(names)}")
+
+
+def run(name: str, config: EvalConfig) -> Report:
+    _load(name)
     start = time.perf_counter()
     result = _REGISTRY[name](config)
     seconds = time.perf_counter() - start
