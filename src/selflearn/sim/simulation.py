@@ -352,19 +352,22 @@ class Simulation:
         dialogue: str,
         pending: list[_Pending],
     ) -> datetime:
-        """Answer "Did I get that right?": through the runtime when a teacher listens, and as a Feedback record."""
+        """Answer "Did I get that right?". When a teacher listens, the answer is an utterance through the runtime
+        (the teacher turns it into a Feedback record); otherwise it arrives as a Feedback record directly (an app's
+        thumbs up/down)."""
         if ctx.rng.random() >= self.config.answer_feedback:
             return when
         when += timedelta(seconds=ctx.rng.uniform(1.0, 3.0))
         said = "yes" if kind == "yes" else ctx.rng.choice(("no", "no it didn't", "not really"))
-        ctx.log.feedback.append(
-            Feedback(
-                feedback_id=ctx.next_id("f"), turn_id=asked.turn_id, user_id=user.id, ts=when, kind=kind, text=said
-            )
-        )
         if ctx.teacher is not None:
             interp, _ = self._say(ctx, when, user.id, endpoint, said, None, frozenset(), 1.0, episode, dialogue)
             pending.append(_Pending(interp.turn, said, pending[-1].goal, "correct", None, control=True))
+        else:
+            ctx.log.feedback.append(
+                Feedback(
+                    feedback_id=ctx.next_id("f"), turn_id=asked.turn_id, user_id=user.id, ts=when, kind=kind, text=said
+                )
+            )
         return when + timedelta(seconds=1.0)
 
     def _finish(self, ctx: _Day, episode: str, pending: list[_Pending], *, success: bool) -> None:
