@@ -809,3 +809,81 @@ def _bench_table(title: str, result: dict[str, float], as_json: bool) -> None:
     for name, value in result.items():
         table.add_row(name, f"{value:,.2f}" if isinstance(value, float) else str(value))
     out.print(table)
+
+
+@app.command("learn")
+def learn_(
+    db: DbOption = None,
+    artifacts: ArtifactsOption = None,
+    rephrase_model: Annotated[
+        bool, typer.Option("--rephrase-model", help="Detect rephrases with the MiniLM span model, not the rule.")
+    ] = False,
+    no_shadow: Annotated[
+        bool, typer.Option("--no-shadow", help="Publish without the held-out-day shadow check.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Learn from the stored logs (signals, rewrite mining, shadow check) and publish one artifact set atomically."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.learn import LearnConfig, learn
+    from selflearn.store import Store
+
+    store = Store(db)
+    try:
+        logs = store.logs()
+    finally:
+        store.close()
+    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("learning", total=None)
+        report = learn(
+            logs, ArtifactStore(artifacts), config=config, progress=lambda m: bar.update(task, description=m)
+        )
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title="learn")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, object]] = [
+        ("turns", f"{report.turns:,}"),
+        ("defect rate (signals)", f"{report.defect_rate:.1%}"),
+        ("global rewrites", report.global_rewrites),
+        ("personal rewrites", f"{report.personal_rewrites} ({report.personal_users} users)"),
+        ("rephrase detector", report.rephrase_detector),
+    ]
+    if report.shadow is not None:
+        s = report.shadow
+        rows.append(
+            (
+                f"shadow ({s.held_out_day})",
+                f"{s.defect_rate_before:.1%} -> {s.defect_rate_after:.1%}, {'accepted' if s.accepted else 'REJECTED'}",
+            )
+        )
+    rows.append(("artifact version", f"{report.version} ({'published' if report.published else 'previous kept'})"))
+    for name, value in rows:
+        table.add_row(name, str(value))
+    out.print(table)
+
+
+@bench_app.command("learn")
+def bench_learn(
+    turns: Annotated[int, typer.Option("--turns", help="Generated turns to mine.")] = 1_000_000,
+    baseline_turns: Annotated[
+        int, typer.Option("--baseline-turns", help="Turns for the row-by-row Python baseline.")
+    ] = 100_000,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Mining throughput (signals + chains + absorbing chain + guardrails) vs a row-by-row Python baseline."""
+    from selflearn.learn_bench import learn_bench
+
+    _bench_table(
+        f"bench learn ({turns:,} turns)",
+        learn_bench(turns, seed=seed, baseline_turns=baseline_turns, log=err.print),
+        as_json,
+    )
