@@ -35,7 +35,7 @@ WordClass = Literal["name", "function", "content"]
 WORD_CLASSES: tuple[WordClass, ...] = ("name", "function", "content")
 PAIRS_PATH = Path(__file__).resolve().parents[1] / "data" / "slurp" / "asr_pairs.jsonl.gz"
 _SPAN = re.compile(r"\[(\w+) : ([^\]]+)\]")
-_WORD = re.compile(r"^[a-z][a-z']*$")
+_WORD = re.compile(r"^(?!unk$)[a-z][a-z']*$")  # "<unk>" is the recognizer's unknown-word token, not a word
 
 _FUNCTION_TEXT = """a an the and or but if of at by for with about to from in on off out up down over under into onto
     is are was
@@ -210,7 +210,8 @@ class Calibration:
         words, counts = zip(*inserted.most_common(40), strict=True)
         total = sum(counts)
         cum = tuple(accumulate(c / total for c in counts))
-        vocab = frozenset(w for p in pairs for w in (*tokens(p.ref), *tokens(p.hyp)) if _WORD.match(w))
+        seen = Counter(w for p in pairs for w in (*tokens(p.ref), *tokens(p.hyp)) if _WORD.match(w))
+        vocab = frozenset(w for w, n in seen.items() if n >= 2)  # a recognizer knows the words it hears often
         return cls(
             sub={c: mix.class_subs[c] / max(mix.class_words[c], 1) for c in WORD_CLASSES},
             dele={c: mix.class_dels[c] / max(mix.class_words[c], 1) for c in WORD_CLASSES},
@@ -254,7 +255,7 @@ class AsrConfig:
     """``rate`` scales every calibrated error probability (1.0 = the real SLURP recognizer, ~19 % WER)."""
 
     rate: float = 1.0
-    oov_factor: float = 2.5  # words outside the recognizer's vocabulary (rare names) err this much more often
+    oov_factor: float = 1.6  # words outside the recognizer's vocabulary (rare names) err this much more often
     systematic: float = 0.8  # probability mass of a word's single most likely confusion among its phonetic ones
     max_word_error: float = 0.9
     # Errors cluster in utterances (noise, distance, accent): each utterance's error probabilities are scaled by a
