@@ -88,23 +88,29 @@ def baseline_rephrase(scored: pl.DataFrame, config: MiningConfig) -> pl.Series:
 
 
 def chains(scored: pl.DataFrame, is_rephrase: pl.Series) -> pl.DataFrame:
-    """Per defective turn: its transition (next failing form, success form, or gave up) and its chain's outcome.
+    """Per defective turn: its transition (next failing form, success outcome, or gave up) and its chain's outcome.
 
     ``scored`` comes from ``DefectSignals.score_frame`` (sorted by user and time); a defective turn links to the
     user's next turn when that is a rephrase. Links split the turns into chains; a chain ending in a success turn
-    gives every failing form in it that success form as an eventual target.
+    gives every failing form in it that success as an eventual ``target``. A success state is the NLU outcome
+    (intent + slots), not its wording, so users who repair the same failure with different words add up;
+    ``target_form`` keeps the words the user actually used.
     """
     df = scored.with_columns(
         is_rephrase=is_rephrase,
         ok=(pl.col("result_status") == "success") & ~pl.col("defect"),
         effective_form=normalize_expr(pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))),
-    ).with_columns(link=pl.col("defect") & pl.col("is_rephrase") & pl.col("next_turn_id").is_not_null())
+    ).with_columns(
+        link=pl.col("defect") & pl.col("is_rephrase") & pl.col("next_turn_id").is_not_null(),
+        outcome=pl.concat_str([pl.col("nlu_intent").fill_null(""), pl.lit("|"), pl.col("nlu_slots")]),
+    )
     linked_in = (pl.col("link").shift(1) & (pl.col("user_id").shift(1) == pl.col("user_id"))).fill_null(False)
     df = df.with_columns(chain=(~linked_in).cum_sum())
     df = df.with_columns(
         next_ok=pl.col("ok").shift(-1),
-        next_effective=pl.col("effective_form").shift(-1),
+        next_outcome=pl.col("outcome").shift(-1),
         end_ok=pl.col("ok").last().over("chain"),
+        end_outcome=pl.col("outcome").last().over("chain"),
         end_form=pl.col("effective_form").last().over("chain"),
     )
     return df.filter(pl.col("defect")).select(
@@ -123,9 +129,10 @@ def chains(scored: pl.DataFrame, is_rephrase: pl.Series) -> pl.DataFrame:
         to_form=pl.when(~pl.col("link"))
         .then(pl.lit(None, dtype=pl.String))
         .when(pl.col("next_ok"))
-        .then(pl.col("next_effective"))
+        .then(pl.col("next_outcome"))
         .otherwise(pl.col("next_form")),
-        target=pl.when(pl.col("end_ok")).then(pl.col("end_form")),
+        target=pl.when(pl.col("end_ok")).then(pl.col("end_outcome")),
+        target_form=pl.when(pl.col("end_ok")).then(pl.col("end_form")),
     )
 
 
@@ -193,26 +200,15 @@ class RewriteMiner:
             return RewriteTables()
         form_stats = scored.group_by("form").agg(defect_rate=pl.col("defect").mean())
         source_intents = ch.group_by("form").agg(source_intent=_mode("nlu_intent"))
-        ok_turns = scored.filter((pl.col("result_status") == "success") & ~pl.col("defect"))
-        target_intents = (
-            ok_turns.with_columns(target=normalize_expr(pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))))
-            .group_by("target")
-            .agg(target_intent=_mode("nlu_intent"))
-        )
-        evidence = ch.filter(pl.col("target").is_not_null() & (pl.col("form") != pl.col("target")))
+        evidence = ch.filter(pl.col("target").is_not_null())
         pairs = evidence.group_by("form", "target").agg(
-            support=pl.len().cast(pl.Int64), distinct_users=pl.col("user_id").n_unique().cast(pl.Int64)
+            support=pl.len().cast(pl.Int64),
+            distinct_users=pl.col("user_id").n_unique().cast(pl.Int64),
+            target_form=_mode("target_form"),
         )
-        described = (
-            solved.join(pairs, on=["form", "target"], how="inner")
-            .join(form_stats, on="form", how="left")
-            .join(source_intents, on="form", how="left")
-            .join(target_intents, on="target", how="left")
-            .with_columns(
-                domain_change=(
-                    intent_domain(pl.col("source_intent")) != intent_domain(pl.col("target_intent"))
-                ).fill_null(False)
-            )
+        described = _describe(
+            solved.join(pairs, on=["form", "target"], how="inner").join(form_stats, on="form", how="left"),
+            source_intents,
         )
         strong = (pl.col("distinct_users") >= c.domain_change_users) & (
             pl.col("probability") >= c.domain_change_probability
@@ -223,58 +219,50 @@ class RewriteMiner:
             & (pl.col("probability") >= c.min_probability)
             & (pl.col("defect_rate") >= c.min_source_defect_rate)
             & (~pl.col("domain_change") | strong)
-        ).select(
-            pl.col("form").alias("source"),
-            "target",
-            "probability",
-            "support",
-            "distinct_users",
-            "source_intent",
-            "target_intent",
-            layer=pl.lit("global"),
-            user_id=pl.lit(None, dtype=pl.String),
-        )
+        ).select(*_COLUMNS, layer=pl.lit("global"), user_id=pl.lit(None, dtype=pl.String))
         return RewriteTables(
             global_table.sort("source").cast(REWRITE_SCHEMA),
-            self._personal(ch, source_intents, target_intents).cast(REWRITE_SCHEMA),
+            self._personal(ch, source_intents).cast(REWRITE_SCHEMA),
         )
 
-    def _personal(self, ch: pl.DataFrame, source_intents: pl.DataFrame, target_intents: pl.DataFrame) -> pl.DataFrame:
-        """Each user's own repairs: source -> target seen at least ``personal_min_support`` times for that user."""
+    def _personal(self, ch: pl.DataFrame, source_intents: pl.DataFrame) -> pl.DataFrame:
+        """Each user's own repairs: source -> outcome seen at least ``personal_min_support`` times for that user."""
         c = self.config
         tries = ch.group_by("user_id", "form").len("tries")
         own = (
-            ch.filter(pl.col("target").is_not_null() & (pl.col("form") != pl.col("target")))
+            ch.filter(pl.col("target").is_not_null())
             .group_by("user_id", "form", "target")
-            .agg(support=pl.len().cast(pl.Int64))
+            .agg(support=pl.len().cast(pl.Int64), target_form=_mode("target_form"))
             .join(tries, on=["user_id", "form"])
-            .join(source_intents, on="form", how="left")
-            .join(target_intents, on="target", how="left")
-            .with_columns(
-                probability=pl.col("support") / pl.col("tries"),
-                domain_change=(
-                    intent_domain(pl.col("source_intent")) != intent_domain(pl.col("target_intent"))
-                ).fill_null(False),
-            )
+            .with_columns(probability=pl.col("support") / pl.col("tries"), distinct_users=pl.lit(1, dtype=pl.Int64))
         )
-        best = own.sort(["support", "target"], descending=[True, False]).unique(
-            ["user_id", "form"], keep="first", maintain_order=True
-        )
+        best = _describe(own, source_intents).sort(["support", "target"], descending=[True, False])
+        best = best.unique(["user_id", "source"], keep="first", maintain_order=True)
         return (
             best.filter(
                 (pl.col("support") >= c.personal_min_support)
+                & (pl.col("probability") >= c.min_probability)
                 & (~pl.col("domain_change") | (pl.col("support") >= c.personal_domain_change_support))
             )
-            .select(
-                pl.col("form").alias("source"),
-                "target",
-                "probability",
-                "support",
-                distinct_users=pl.lit(1, dtype=pl.Int64),
-                source_intent="source_intent",
-                target_intent="target_intent",
-                layer=pl.lit("personal"),
-                user_id="user_id",
-            )
+            .select(*_COLUMNS, layer=pl.lit("personal"), user_id="user_id")
             .sort("user_id", "source")
         )
+
+
+_COLUMNS = ("source", "target", "probability", "support", "distinct_users", "source_intent", "target_intent")
+
+
+def _describe(rows: pl.DataFrame, source_intents: pl.DataFrame) -> pl.DataFrame:
+    """Outcome keys -> rewrite rows: target text (the users' repair wording), intents, domain change; drops no-ops."""
+    return (
+        rows.join(source_intents, on="form", how="left")
+        .with_columns(target_intent=pl.col("target").str.split("|").list.first().replace("", None))
+        .with_columns(
+            domain_change=(intent_domain(pl.col("source_intent")) != intent_domain(pl.col("target_intent"))).fill_null(
+                False
+            )
+        )
+        .drop("target")
+        .rename({"form": "source", "target_form": "target"})
+        .filter(pl.col("target").is_not_null() & (pl.col("source") != pl.col("target")))
+    )
