@@ -25,6 +25,7 @@ PROGRAMS = {"coffee_maker": "brew", "oven": "preheat", "vacuum": "clean"}
 MORNING = range(5, 11)
 EVENING = range(17, 22)
 ROUTINE_WINDOW_MIN = 75
+NLU_MARGIN = 0.1
 
 # Feature weights: large enough to overturn a prior (0.05 steps), small next to an NLU gap between a literal
 # template match and a wildcard guess (0.1+), so context breaks ties and never overrules what was said.
@@ -47,6 +48,7 @@ class Candidate:
     nlu_score: float
     prior: float = 0.0
     features: dict[str, float] = field(default_factory=dict)
+    open_slots: tuple[str, ...] = ()  # slots filled by expansion, not said: the only ones context may argue about
 
     @property
     def raw(self) -> float:
@@ -128,31 +130,46 @@ def _expand_one(hyp: Hypothesis, home: Home) -> list[Candidate]:
         if "area" in hyp.from_context:
             slots.pop("area", None)
     if intent == "PlayMedia" and slots.get("title") and "media_type" not in slots:
-        return [Candidate(intent, {**slots, "media_type": m}, hyp.score, -0.05 * i) for i, m in enumerate(MEDIA_TYPES)]
+        return [
+            Candidate(intent, {**slots, "media_type": m}, hyp.score, -0.05 * i, open_slots=("media_type",))
+            for i, m in enumerate(MEDIA_TYPES)
+        ]
     if intent == "GetDeviceState" and "name" not in slots:
         devices = [d for d in home.devices if "temperature" in d.state]
         if "area" in slots:
             devices = [d for d in devices if d.area == slots["area"]] or devices
         devices.sort(key=lambda d: d.domain != "climate")
-        return [Candidate(intent, {**slots, "name": d.id}, hyp.score, -0.05 * i) for i, d in enumerate(devices)] or [
-            Candidate(intent, slots, hyp.score)
+        named = [
+            Candidate(intent, {**slots, "name": d.id}, hyp.score, -0.05 * i, open_slots=("name",))
+            for i, d in enumerate(devices)
         ]
+        return named or [Candidate(intent, slots, hyp.score)]
     if intent == "StartProgram" and "name" not in slots:
         devices = [d for d in home.devices if d.domain in PROGRAMS]
         if "program" in slots:
             devices = [d for d in devices if PROGRAMS[d.domain] == slots["program"]]
         return [
-            Candidate(intent, {**slots, "name": d.id, "program": PROGRAMS[d.domain]}, hyp.score, -0.05 * i)
+            Candidate(
+                intent,
+                {**slots, "name": d.id, "program": PROGRAMS[d.domain]},
+                hyp.score,
+                -0.05 * i,
+                open_slots=("name",),
+            )
             for i, d in enumerate(devices)
         ] or [Candidate(intent, slots, hyp.score)]
     return [Candidate(intent, slots, hyp.score)]
 
 
 def score(candidates: list[Candidate], situation: Situation) -> list[Candidate]:
-    """Add context features to every candidate (in place) and return them best first."""
+    """Add context features to every candidate (in place) and return them best first. Readings the NLU ranked
+    clearly lower than its best (more than ``NLU_MARGIN``) get no context features: context chooses among what
+    the words allow, it does not resurrect a worse parse."""
+    best = max((c.nlu_score for c in candidates), default=0.0)
     for cand in candidates:
         _fill_from_tastes(cand, situation)
-        _features(cand, situation)
+        if cand.nlu_score >= best - NLU_MARGIN:
+            _features(cand, situation)
     return sorted(candidates, key=lambda c: -c.raw)
 
 
@@ -186,13 +203,13 @@ def _fill_from_tastes(cand: Candidate, sit: Situation) -> None:
 
 
 def _features(cand: Candidate, sit: Situation) -> None:
-    device = _device(sit.home, cand.slots.get("name"))
+    device = _device(sit.home, cand.slots.get("name")) if "name" in cand.open_slots else None
     if cand.intent == "GetDeviceState" and device is not None:
         if device.domain != "climate" and sit.state.get(device.id, {}).get("power"):
             cand.features["device_on"] = W_ON
         if device.domain == "climate" and device.area == sit.endpoint.area:
             cand.features["same_area"] = W_AREA
-    if cand.intent == "PlayMedia" and cand.slots.get("title"):
+    if cand.intent == "PlayMedia" and "media_type" in cand.open_slots:
         media = cand.slots.get("media_type")
         screen = sit.endpoint.type in ("screen", "tv", "display")
         if screen and media == "movie":

@@ -289,3 +289,38 @@ def _twins(home: Home, rng: random.Random) -> Iterator[Case]:
     ep = rng.choice([e for e in home.endpoints if e.area == device.area])
     yield Case("same_name_location", home, f"turn on the {name}", ep.id, _any_time(home, rng), "HassTurnOn", {},
                (device.id,))  # fmt: skip
+
+
+@scenario("explicit_words_win")
+def _explicit(home: Home, rng: random.Random) -> Iterator[Case]:
+    """Controls: when the words say it, context must not overrule them (an audiobook asked for on a screen, rock for
+    a jazz fan, Thai for an Italian-food lover, a named light in another room)."""
+    ep = _endpoint(home, rng)
+    if ep is None:
+        return
+    now = _any_time(home, rng)
+    screen = _endpoint(home, rng, "screen", "tv", "display")
+    if screen is not None:
+        title = rng.choice(TITLES)
+        yield Case("explicit_words_win", home, f"play the audiobook {title}", screen.id, now, "PlayMedia",
+                   {"title": title, "media_type": "audiobook"})  # fmt: skip
+    genre = rng.choice(GENRES)
+    other = rng.choice([g for g in GENRES if g != genre])
+    yield Case("explicit_words_win", home, f"play some {other} music", ep.id, now, "PlayMedia",
+               {"media_type": "music", "genre": other}, preferences=(_pref("music_genre", genre),))  # fmt: skip
+    cuisine = rng.choice(CUISINES)
+    asked = rng.choice([c for c in CUISINES if c != cuisine])
+    yield Case("explicit_words_win", home, f"find a {asked.lower()} restaurant", ep.id, now, "FindRestaurant",
+               {"cuisine": asked}, preferences=(_pref("cuisine", cuisine),))  # fmt: skip
+    elsewhere = [d for d in home.devices if d.domain == "light" and d.area != ep.area]
+    unique = [d for d in elsewhere if sum(clean(x.name) == clean(d.name) for x in home.devices) == 1]
+    if unique:
+        light = rng.choice(unique)
+        yield Case("explicit_words_win", home, f"turn on the {light.name.lower()}", ep.id, now, "HassTurnOn", {},
+                   (light.id,))  # fmt: skip
+    hot = [d for d in home.devices if d.domain != "climate" and "temperature" in d.state and "power" in d.state]
+    climate = [d for d in home.devices if d.domain == "climate"]
+    if hot and climate:
+        room = rng.choice(climate)
+        yield Case("explicit_words_win", home, f"what is the temperature of the {room.name.lower()}", ep.id, now,
+                   "GetDeviceState", {"name": room.id}, state={hot[0].id: {"power": True}})  # fmt: skip

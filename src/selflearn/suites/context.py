@@ -3,7 +3,8 @@
 Cases come from the scenario library (``pipeline.scenarios``) instantiated on the shipped homes, or on ``--home``.
 Each case runs through the full runtime twice: with context (``accuracy``) and with the same NLU and context
 switched off (``baseline.accuracy``). A case is right when the top reading has the expected intent and slots and
-acts on exactly the expected devices.
+acts on exactly the expected devices. The ``explicit_words_win`` control cases (the words decide) are in the
+overall accuracy; ``accuracy_ambiguous`` leaves them out.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from selflearn.pipeline.scenarios import Case, cases
 MIN_CASES = 500
 MIN_CASES_QUICK = 120
 MAX_ROUNDS = 100
+CONTROLS = frozenset({"explicit_words_win"})  # the words decide; context must not change the answer
 
 
 def generate(homes: list, seed: int, minimum: int) -> list[Case]:
@@ -54,6 +56,10 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         metrics[f"accuracy.{name}"] = ok / count
         baseline[f"accuracy.{name}"] = base / count
         metrics[f"n.{name}"] = count
+    ambiguous = [t for name, t in right.items() if name not in CONTROLS]
+    n_ambiguous = sum(t[2] for t in ambiguous)
+    metrics["accuracy_ambiguous"] = sum(t[0] for t in ambiguous) / max(1, n_ambiguous)
+    baseline["accuracy_ambiguous"] = sum(t[1] for t in ambiguous) / max(1, n_ambiguous)
     metrics["gain_points"] = 100 * (metrics["accuracy"] - baseline["accuracy"])
     metrics["homes"] = len(homes)
     return evaluate.EvalResult(n=n, metrics=metrics, baseline=baseline)
