@@ -258,6 +258,9 @@ class AsrConfig:
     oov_factor: float = 1.6  # words outside the recognizer's vocabulary (rare names) err this much more often
     systematic: float = 0.8  # probability mass of a word's single most likely confusion among its phonetic ones
     max_word_error: float = 0.9
+    # Minimum P(substitution) of an out-of-vocabulary *name* whatever ``rate`` says: a clean close-talk recognizer
+    # still cannot spell a town it has never heard of (0 keeps the pure SLURP calibration).
+    oov_name_floor: float = 0.0
     # Errors cluster in utterances (noise, distance, accent): each utterance's error probabilities are scaled by a
     # Gamma(shape=burstiness, mean 1) draw; small shapes give many clean utterances and a few very noisy ones.
     burstiness: float = 0.6
@@ -304,6 +307,8 @@ class AsrModel:
             if c != "function":
                 scale *= _difficulty(word) * (1.0 if word in self._in_vocab else self.config.oov_factor)
             sub = min(self.cal.sub[c] * scale, self.config.max_word_error)
+            if is_name and word not in self._in_vocab:
+                sub = max(sub, self.config.oov_name_floor)
             dele = min(self.cal.dele[c] * self.config.rate, self.config.max_word_error - sub)
             p = self._p[key] = (sub, dele)
         return p
@@ -324,13 +329,17 @@ class AsrModel:
             weights[w] += 0.5
         if not weights:
             code = jellyfish.metaphone(word) or word
-            found = process.extract(code, self._codes, scorer=fuzz.ratio, limit=25)
+            # candidates that sound alike (metaphone codes) or are spelled alike, then ranked on both
+            by_sound = process.extract(code, self._codes, scorer=fuzz.ratio, limit=40)
+            by_spelling = process.extract(word, self.vocabulary, scorer=fuzz.ratio, limit=20)
+            found = [(None, fuzz.ratio(code, self._codes[i]), i) for i in {i for _, _, i in (*by_sound, *by_spelling)}]
             ranked = sorted(
                 (
                     (
-                        0.5 * s
-                        + 50 * jellyfish.jaro_winkler_similarity(word, self.vocabulary[i])
-                        + 10 * (word[0] == self.vocabulary[i][0]),
+                        0.6 * s
+                        + 0.4 * fuzz.ratio(word, self.vocabulary[i])
+                        - 2.0 * abs(len(word) - len(self.vocabulary[i]))
+                        + 5.0 * (word[0] == self.vocabulary[i][0]),
                         self.vocabulary[i],
                     )
                     for _, s, i in found

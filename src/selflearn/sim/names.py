@@ -106,6 +106,51 @@ CITIES = (
     ("Salem", "Oregon"),
     ("Salem", "Massachusetts"),
 )
+# Names a general-purpose recognizer knows well (its vocabulary); rarer towns and names are not in it, so they are
+# heard as the nearest of these ("Wilkerson" -> "wilkinson").
+COMMON_NAMES = (
+    "Wilkinson",
+    "Wilkins",
+    "Wilson",
+    "Johnson",
+    "Smith",
+    "Walker",
+    "Harris",
+    "Morris",
+    "Sanders",
+    "Hollis",
+    "Jackson",
+    "Miller",
+    "Davis",
+    "Martin",
+    "Thompson",
+    "Ashley",
+    "Duncan",
+    "Quinn",
+    "Roswell",
+    "Salem",
+    "Boise",
+    "Springfield",
+    "Tacoma",
+    "Ithaca",
+    "Eureka",
+    "Juneau",
+    "Duluth",
+    "Ocala",
+    "Sedona",
+    "Mason",
+    "Marshall",
+    "Carol",
+    "Carlton",
+    "Dunmore",
+    "Fairview",
+    "Grisham",
+    "Mankato",
+    "Nachos",
+    "Yakima",
+    "Zane",
+    "Hollywood",
+)
 GENRES = ("jazz", "rock", "classical", "pop", "hip hop", "country", "blues", "reggae", "folk", "metal", "soul", "funk")
 TEAMS = (
     "Golden State Warriors",
@@ -212,4 +257,22 @@ IMPOSSIBLE = (
     "water the garden",
     "book me a haircut",
     "paint the fence",
+)
+# Words of rooms, devices and private names: ordinary words a general recognizer knows.
+DEVICE_WORDS = tuple(
+    sorted(
+        {
+            w
+            for phrase in (
+                *(r[0] for r in ROOMS.values()),
+                *(a for r in ROOMS.values() for a in r[1]),
+                *(n for n, _ in LIGHT_NAMES),
+                *(a for _, aliases in LIGHT_NAMES for a in aliases),
+                *(a for aliases in PERSONAL_ALIASES.values() for a in aliases),
+                "tv television blinds shades robot vacuum roomba coffee maker espresso machine oven ceiling fan",
+                "bedroom speaker space heater garage door thermostat night light",
+            )
+            for w in phrase.lower().replace("{room}", "").split()
+        }
+    )
 )

@@ -28,12 +28,12 @@ from selflearn.schema import FailurePoint, Feedback, Gold, Preference, Turn
 from selflearn.sim.annotators import AnnotatorNoise, annotate
 from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory
 from selflearn.sim.judge import judge, judge_unaddressed
-from selflearn.sim.names import CITIES, FIRST_NAMES, GENRES, SURNAMES
+from selflearn.sim.names import COMMON_NAMES, DEVICE_WORDS, FIRST_NAMES, GENRES
 from selflearn.sim.phrasing import CANONICAL, NEGATIVES, first_wordings, fits, random_draw, render, rephrase
 from selflearn.sim.users import SimUser, make_user
 
 Preferences = Callable[[str], Sequence[Preference]]
-RECOGNIZER_NAMES = (*FIRST_NAMES, *SURNAMES, *(c for c, _ in CITIES), *GENRES)
+RECOGNIZER_WORDS = (*FIRST_NAMES, *COMMON_NAMES, *GENRES, *DEVICE_WORDS)
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class SimConfig:
     """World size and behaviour probabilities. Defaults give an untrained defect rate of roughly a quarter."""
 
     asr_rate: float = 0.2  # scale of the SLURP-calibrated ASR error rates (1.0 = SLURP's far-field ~19 % WER)
+    rare_name_error: float = 0.3  # P(misrecognizing a name the recognizer does not know, e.g. a small town)
     requests_per_day: float = 7.0  # per person, on top of routines (Poisson)
     false_wakes_per_day: float = 0.5  # per home: TV/room chatter that wakes the assistant
     scene_probability: float = 0.08  # share of requests that are a multi-step scene
@@ -129,7 +130,8 @@ class Simulation:
             ]
         # The recognizer's vocabulary: real words plus common names, never a particular home's (so a home's rare
         # names stay out of vocabulary, and a run split over processes by home gives the same records).
-        self.asr = AsrModel(AsrConfig(rate=config.asr_rate), vocabulary=RECOGNIZER_NAMES)
+        asr = AsrConfig(rate=config.asr_rate, oov_name_floor=config.rare_name_error)
+        self.asr = AsrModel(asr, vocabulary=RECOGNIZER_WORDS)
         self.intents = list(INTENTS)
         self.factories = {h.id: GoalFactory(h) for h in self.homes}
         self._routine_goals: dict[tuple[str, str, str, str], Goal] = {}
