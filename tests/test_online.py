@@ -83,10 +83,20 @@ def test_transfer_applies_the_edit_where_the_span_is() -> None:
     assert transfer("what's the weather in wilkerson", "weather in wilkerson", "weather in wilkerson california") == (
         "what's the weather in wilkerson california"
     )
-    assert transfer("weather in wilkerson california", "weather in wilkerson", "weather in wilkerson california") == (
-        "weather in wilkerson california"
+    assert (
+        transfer("weather in wilkerson california", "weather in wilkerson", "weather in wilkerson california") is None
     )
     assert transfer("play rock", "play some jas", "play some jazz") is None
+
+
+def test_transfer_keeps_edits_at_the_edges_and_between_their_neighbours() -> None:
+    assert transfer("what is the weather", "is the weather", "what's the weather") is None
+    assert transfer("is the weather like", "is the weather", "what's the weather") == "what's the weather like"
+    assert transfer(
+        "set the temperature to 19 degrees", "set the temperature to 23 degrees", "set the thermostat to 23"
+    ) == ("set the thermostat to 19")
+    assert transfer("play some music", "play music", "play rock music") is None
+    assert transfer("please play music now", "play music", "play rock music") == "please play rock music now"
 
 
 def test_exact_hit_rewrites_without_encoding(rewriter: OnlineRewriter, home: Home) -> None:

@@ -104,7 +104,9 @@ def _metaphone(form: str) -> str:
 def transfer(query: str, source: str, target: str) -> str | None:
     """Apply the token edit source->target to ``query`` (all forms normalised); None if an edit has no place in it.
 
-    Replacements and deletions need the source span in the query; insertions need the neighbouring source token.
+    Replacements and deletions need the source span in the query; insertions need both neighbouring source tokens.
+    An edit at the start (end) of the source applies only at the start (end) of the query: "is the weather" ->
+    "what's the weather" must not turn "what is the weather" into "what what's the weather".
     """
     if query == source:
         return target
@@ -113,16 +115,19 @@ def transfer(query: str, source: str, target: str) -> str | None:
     for tag, i1, i2, j1, j2 in reversed(ops):
         new = t[j1:j2]
         if tag == "insert":
-            if i1 > 0 and (at := _find(q, s[i1 - 1 : i1])) is not None:
-                pos = at + 1
-            elif i1 < len(s) and (at := _find(q, s[i1 : i1 + 1])) is not None:
-                pos = at
+            if i1 == len(s):
+                pos = len(q) if q[-1:] == s[-1:] else None
+            elif i1 == 0:
+                pos = 0 if q[:1] == s[:1] else None
             else:
+                at = _find(q, s[i1 - 1 : i1 + 1])
+                pos = None if at is None else at + 1
+            if pos is None:
                 return None
-            if q[pos : pos + len(new)] != new:
+            if q[pos : pos + len(new)] != new and q[max(pos - len(new), 0) : pos] != new:
                 q = q[:pos] + new + q[pos:]
         else:
-            at = _find(q, s[i1:i2])
+            at = _find(q, s[i1:i2], start=i1 == 0, end=i2 == len(s))
             if at is None:
                 return None
             q = q[:at] + new + q[at + i2 - i1 :]
@@ -142,8 +147,15 @@ def edit_anchors(source: str, target: str) -> set[str]:
     return anchors
 
 
-def _find(tokens: list[str], span: list[str]) -> int | None:
+def _find(tokens: list[str], span: list[str], *, start: bool = False, end: bool = False) -> int | None:
+    """First position of ``span`` in ``tokens``; ``start``/``end``: only at the very start/end."""
     n = len(span)
+    if start and end:
+        return 0 if tokens == span else None
+    if start:
+        return 0 if tokens[:n] == span else None
+    if end:
+        return len(tokens) - n if n <= len(tokens) and tokens[len(tokens) - n :] == span else None
     for i in range(len(tokens) - n + 1):
         if tokens[i : i + n] == span:
             return i
