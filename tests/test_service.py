@@ -218,6 +218,19 @@ def test_forget_user_is_verified_and_leaves_others(env: dict[str, Any]) -> None:
     assert service.pending.get("maple.ben", "switch on the cooking light") is not None
 
 
+def test_admin_learn_publishes_and_the_service_picks_it_up(env: dict[str, Any]) -> None:
+    c = env["client"]
+    for text in ("switch on the cooking light", "turn on the kitchen light") * 3:
+        say(env, text)
+    assert c.get("/healthz").json()["artifacts"] is None
+    r = c.post("/v1/learn", headers=env["admin"])
+    assert r.status_code == 200, r.text
+    version = r.json()["version"]
+    assert version and c.get("/healthz").json()["artifacts"] == version
+    assert env["service"].rewriter.current.artifact_dir.name == version
+    assert f'selflearn_artifact_info{{version="{version}"}} 1' in c.get("/metrics").text
+
+
 def test_openapi_documents_the_endpoints(env: dict[str, Any]) -> None:
     spec = env["client"].get("/openapi.json").json()
     for path in (

@@ -105,15 +105,16 @@ def ingest(
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     from selflearn.ingest import IngestError, discover
-    from selflearn.store import Store
+    from selflearn.store import Store, StoreError
 
     try:
         total = sum(p.stat().st_size for p in discover(sources))
-    except IngestError as e:
+        store = Store(db)
+    except (IngestError, StoreError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
     with (
-        Store(db) as store,
+        store,
         Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -138,15 +139,26 @@ def forget(
     user: Annotated[str, typer.Argument(help="The user id whose data is deleted.")],
     db: DbOption = None,
     artifacts: ArtifactsOption = None,
+    quarantine: Annotated[
+        Path | None, typer.Option("--quarantine", help="Also scrub this quarantine file (the default one always is).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete everything about a user: turns, gold, feedback, preferences and personal artifacts."""
+    """Delete everything about a user: turns, gold, feedback, preferences, quarantined lines, personal artifacts."""
     from selflearn.artifacts import ArtifactStore
-    from selflearn.store import Store
+    from selflearn.store import Store, StoreError
 
-    with Store(db) as store:
-        counts = store.forget(user)
+    try:
+        store = Store(db)
+    except StoreError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    with store:
+        counts = store.forget(user, quarantine=quarantine)
     counts["artifact_files"] = ArtifactStore(artifacts).forget_user(user)
+    from selflearn.feedback import PendingRewrites, pending_root
+
+    counts["pending_rewrites"] = PendingRewrites(pending_root()).forget(user)
     if as_json:
         _print_json({"user_id": user, "deleted": counts})
         return

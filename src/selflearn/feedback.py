@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from selflearn import paths
 from selflearn.home import Endpoint, Home
 from selflearn.text import normalize
 
@@ -101,6 +102,11 @@ class PendingRewrite:
     source: str  # normalised form of what the user said
     target: str  # what they meant
     ts: datetime
+
+
+def pending_root() -> Path:
+    """Where the service keeps corrections given as feedback: ``<data dir>/feedback/personal/<user_id>/``."""
+    return paths.data_dir() / "feedback"
 
 
 class PendingRewrites:

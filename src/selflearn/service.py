@@ -32,6 +32,7 @@ from starlette.routing import Match
 from selflearn import __version__
 from selflearn.artifacts import ArtifactStore
 from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
+from selflearn.feedback import pending_root as default_pending_root
 from selflearn.home import Home
 from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
 from selflearn.store import Store
@@ -191,7 +192,6 @@ class Service:
         pending_root: Path | None = None,
         rewriter: Any = None,
     ) -> None:
-        from selflearn import paths
         from selflearn.pipeline.runtime import Runtime
 
         self.homes = {h.id: h for h in homes}
@@ -199,7 +199,7 @@ class Service:
         self.store_lock = threading.Lock()
         self.artifacts = ArtifactStore(artifacts)
         self.tokens = tokens or Tokens()
-        self.pending = PendingRewrites(pending_root or paths.data_dir() / "feedback")
+        self.pending = PendingRewrites(pending_root or default_pending_root())
         self.policy = FeedbackPolicy()
         self.prefs = _LockedPreferences(self.store, self.store_lock)
         self.teacher = Teacher(
@@ -556,6 +556,9 @@ def create_app(service: Service) -> FastAPI:
         with service.store_lock:
             logs = service.store.logs()
         report = run_learn(logs, service.artifacts)
+        reload = getattr(service.rewriter, "reload_if_changed", None)
+        if reload is not None:
+            reload()  # swap now; other publishers (the CLI's learn) are picked up within a second
         return {"version": service.artifacts.current(), "report": _jsonable(report)}
 
     @app.get("/healthz")
