@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from selflearn import logsample
 from selflearn.ingest import IngestError, predicate
 from selflearn.schema import ARROW_SCHEMAS, Feedback, Gold, Preference, Turn, to_arrow
-from selflearn.store import LogView, Store, gold_path
+from selflearn.store import LogView, Store, StoreError, gold_path
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -310,11 +310,37 @@ def test_forget_deletes_turns_gold_feedback_preferences(store: Store) -> None:
         ],
     )
     store.put_preference(Preference(user_id="u1", kind="cuisine", value="Thai", ts=T0))
-    assert store.forget("u1") == {"gold": 1, "feedback": 1, "turns": 1, "preferences": 1}
+    assert store.forget("u1") == {"gold": 1, "feedback": 1, "turns": 1, "preferences": 1, "quarantine": 0}
     assert store.counts() == {"turns": 1, "gold": 1, "feedback": 1, "preferences": 0}
     assert store.logs().turns(user_id="u1").height == 0
     assert list(store.gold()["turn_id"]) == ["t2"]
-    assert store.forget("u1") == {"gold": 0, "feedback": 0, "turns": 0, "preferences": 0}
+    assert store.forget("u1") == {"gold": 0, "feedback": 0, "turns": 0, "preferences": 0, "quarantine": 0}
+
+
+def test_forget_scrubs_quarantined_lines_of_the_user(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "turns.jsonl"
+    src.write_bytes(b"\n".join([_line(turn(1), asr_confidence=7), _line(turn(2, user="u2"), asr_confidence=7)]))
+    store.ingest([src])
+    other = tmp_path / "other_q.jsonl"
+    store.ingest([src], quarantine=other)
+    assert store.forget("u1", quarantine=other)["quarantine"] == 2
+    for path in (other, store.path.with_name("logs.quarantine.jsonl")):
+        [entry] = _quarantine(path)
+        assert '"u2"' in entry["raw"]
+
+
+def test_store_held_by_another_process_gives_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "held.duckdb"
+    code = "import sys, time; from selflearn.store import Store; s = Store(sys.argv[1]); print('open', flush=True)\n"
+    code += "time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True, env=os.environ)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match="cannot open log store"):
+            Store(db)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
 
 
 _CHILD = textwrap.dedent(
@@ -354,3 +380,36 @@ def test_killed_ingest_leaves_valid_db_and_rerun_completes(tmp_path: Path) -> No
         assert report.ingested == 3_000 - injected - partial
         ids = store.logs().sql("select count(distinct turn_id) n, count(*) m from turns")
         assert ids["n"][0] == ids["m"][0] == 3_000 - injected
+
+
+def test_invalid_utf8_in_parquet_is_quarantined(store: Store, tmp_path: Path) -> None:
+    table = to_arrow([turn(i) for i in range(3)], Turn)
+    texts = pa.array([b"fine", b"turn \xff on", b"also fine"], pa.binary()).view(pa.string())
+    table = table.set_column(table.schema.get_field_index("asr_text"), "asr_text", texts)
+    pq.write_table(table, tmp_path / "turns.parquet")
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([tmp_path / "turns.parquet"], quarantine=q)
+    assert (report.read, report.ingested, report.quarantined) == (3, 2, 1)
+    [entry] = _quarantine(q)
+    assert entry["line"] == 2 and "UTF8" in entry["reason"] and "\\xff" in entry["raw"]
+    assert set(store.logs().turns()["asr_text"]) == {"fine", "also fine"}
+
+
+def test_unreadable_parquet_files_are_quarantined_not_fatal(store: Store, tmp_path: Path) -> None:
+    good = to_arrow([turn(i) for i in range(400)], Turn)
+    pq.write_table(good, tmp_path / "turns_good.parquet")
+    (tmp_path / "turns_garbage.parquet").write_bytes(b"PAR1 this is not parquet")
+    pq.write_table(good, tmp_path / "turns_mid.parquet", row_group_size=100, compression="zstd")
+    data = bytearray((tmp_path / "turns_mid.parquet").read_bytes())
+    meta = pq.ParquetFile(tmp_path / "turns_mid.parquet").metadata
+    start = meta.row_group(2).column(9).data_page_offset  # asr_text of the third row group
+    data[start + 10 : start + 60] = b"\x00" * 50
+    (tmp_path / "turns_mid.parquet").write_bytes(bytes(data))
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([tmp_path], quarantine=q, batch_rows=100)
+    assert report.read == report.ingested + report.duplicates + report.quarantined
+    assert report.read == len(_quarantine(q)) + store.counts()["turns"] + report.duplicates
+    assert store.counts()["turns"] == 400
+    reasons = [e["reason"].split(":")[0] for e in _quarantine(q)]
+    assert reasons.count("unreadable Parquet file") == 1
+    assert reasons.count("undecodable Parquet data") == 200  # the rows from the damaged row group on

@@ -146,7 +146,12 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
     declared = kind_of_name(path)
     model = RECORD_TYPES[declared] if declared else None
     source = str(path)
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below; an unreadable file is one quarantine entry
+    except OSError as e:
+        yield Batch(source, 1, quarantined=[Quarantined(source, 0, "", f"unreadable file: {e}", declared)])
+        return
+    with f:
         lineno = 0
         while True:
             batch = Batch(source=source, read=0)
@@ -209,40 +214,87 @@ def _validate_line(raw: bytes, declared: Kind | None) -> tuple[Kind | None, LogR
 
 
 def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
-    """Validate a Parquet file batch by batch: a vectorised DuckDB check, per-row pydantic only for what it rejects."""
+    """Validate a Parquet file batch by batch: a vectorised DuckDB check, per-row pydantic only for what it rejects.
+
+    A file that cannot be opened becomes one quarantine entry (line 0); rows in a part of the file that cannot be
+    decoded become one entry each, so the counts still add up.
+    """
     source = str(path)
     try:
         pf = pq.ParquetFile(path)
+        n_rows = pf.metadata.num_rows
     except (pa.ArrowException, OSError) as e:
-        raise IngestError(f"{path}: unreadable Parquet file ({e})") from e
+        yield Batch(source, 1, quarantined=[Quarantined(source, 0, "", f"unreadable Parquet file: {e}")])
+        return
     kind = kind_of_name(path) or kind_of_fields(pf.schema_arrow.names)
     total_bytes = path.stat().st_size
-    n_rows = max(pf.metadata.num_rows, 1)
     line = 0
-    for rb in pf.iter_batches(batch_size=batch_rows):
+    batches = pf.iter_batches(batch_size=batch_rows)
+    while True:
+        try:
+            rb = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as e:
+            lost = [Quarantined(source, n + 1, "", f"undecodable Parquet data: {e}", kind) for n in range(line, n_rows)]
+            yield Batch(source, len(lost), quarantined=lost)
+            return
         table = pa.Table.from_batches([rb])
-        batch = Batch(source=source, read=table.num_rows, size_bytes=total_bytes * table.num_rows // n_rows)
-        if kind is None:
-            batch.quarantined = [
-                Quarantined(source, line + i + 1, _clip(_row_json(r)), "cannot tell the record kind", None)
-                for i, r in enumerate(table.to_pylist())
-            ]
-        else:
-            valid, rejected = _check_table(table, kind)
-            if valid.num_rows:
-                batch.tables[kind] = valid
-            for index, row in rejected:
-                model = RECORD_TYPES[kind]
-                try:
-                    record = model.model_validate(row)
-                except ValidationError as e:
-                    raw = _clip(_row_json(row))
-                    batch.quarantined.append(Quarantined(source, line + index + 1, raw, describe(e), kind))
-                    continue
-                extra = to_arrow([record], model)
-                batch.tables[kind] = pa.concat_tables([batch.tables[kind], extra]) if kind in batch.tables else extra
+        batch = Batch(source=source, read=table.num_rows, size_bytes=total_bytes * table.num_rows // max(n_rows, 1))
+        _check_batch(batch, table, kind, line)
         line += table.num_rows
         yield batch
+
+
+def _check_batch(batch: Batch, table: pa.Table, kind: Kind | None, line: int) -> None:
+    """Fill ``batch`` with the valid rows of ``table`` and a quarantine entry for each invalid one."""
+    source = batch.source
+    positions = list(range(table.num_rows))
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid:  # invalid UTF-8 in a string column: find the rows, keep the rest
+        positions = []
+        for i in range(table.num_rows):
+            row = table.slice(i, 1)
+            try:
+                row.validate(full=True)
+            except pa.ArrowInvalid as e:
+                batch.quarantined.append(Quarantined(source, line + i + 1, _clip(_raw_bytes(row)), f"{e}", kind))
+                continue
+            positions.append(i)
+        table = table.take(positions)
+    if kind is None:
+        for i, r in zip(positions, table.to_pylist(), strict=True):
+            batch.quarantined.append(
+                Quarantined(source, line + i + 1, _clip(_row_json(r)), "cannot tell the record kind")
+            )
+        return
+    model = RECORD_TYPES[kind]
+    valid, rejected = _check_table(table, kind)
+    if valid.num_rows:
+        batch.tables[kind] = valid
+    for index, row in rejected:
+        try:
+            record = model.model_validate(row)
+        except ValidationError as e:
+            raw = _clip(_row_json(row))
+            batch.quarantined.append(Quarantined(source, line + positions[index] + 1, raw, describe(e), kind))
+            continue
+        extra = to_arrow([record], model)
+        batch.tables[kind] = pa.concat_tables([batch.tables[kind], extra]) if kind in batch.tables else extra
+    batch.quarantined.sort(key=lambda q: q.line)
+
+
+def _raw_bytes(row: pa.Table) -> str:
+    """A row whose strings may be invalid UTF-8, readable: such bytes as backslash escapes."""
+    out: dict[str, Any] = {}
+    for name, col in zip(row.column_names, row.columns, strict=True):
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            value = col.cast(pa.binary() if pa.types.is_string(col.type) else pa.large_binary())[0].as_py()
+            out[name] = None if value is None else value.decode("utf-8", "backslashreplace")
+        else:
+            out[name] = col[0].as_py()
+    return _row_json(out)
 
 
 def _row_json(row: dict[str, Any]) -> str:

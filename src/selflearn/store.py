@@ -10,12 +10,15 @@ leaves the database valid and a re-run completes it: rows already stored count a
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -47,8 +50,15 @@ def table_ddl(kind: Kind) -> str:
     return f"CREATE TABLE IF NOT EXISTS {kind} (" + ", ".join(cols) + ")"
 
 
+class StoreError(RuntimeError):
+    """The store cannot be opened (e.g. another process holds it: DuckDB allows one writing process per file)."""
+
+
 def _connect(path: Path | str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path))
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.IOException as e:
+        raise StoreError(f"cannot open log store {path}: {e}") from e
     con.execute("SET TimeZone='UTC'")
     return con
 
@@ -159,6 +169,20 @@ class LogView:
         return _count(self._con, "SELECT count(*) FROM turns")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """One operation at a time per Store: a DuckDB connection must not be used by two threads at once (service)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Store:
     """An embedded log store (DuckDB file; default under the user data dir, or $SELFLEARN_DB, or ``path``)."""
 
@@ -167,6 +191,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = _connect(self.path)
         self._gold: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.RLock()
         main: tuple[Kind, ...] = ("turns", "feedback", "preferences")
         for kind in main:
             self._con.execute(table_ddl(kind))
@@ -182,6 +207,7 @@ class Store:
     def _con_for(self, kind: Kind) -> duckdb.DuckDBPyConnection:
         return self._gold_con() if kind == "gold" else self._con
 
+    @_locked
     def close(self) -> None:
         self._con.close()
         if self._gold is not None:
@@ -223,6 +249,7 @@ class Store:
                 raise
         return stored
 
+    @_locked
     def add(self, *, turns: Iterable[Turn] = (), gold: Iterable[Gold] = (), feedback: Iterable[Feedback] = ()) -> None:
         """Store trusted in-process records (simulator, runtime); a record whose id is stored already is skipped."""
         tables: dict[Kind, pa.Table] = {}
@@ -232,6 +259,7 @@ class Store:
                 tables[kind] = to_arrow(recs, model)  # type: ignore[index]
         self._write(tables)
 
+    @_locked
     def ingest(
         self,
         sources: Iterable[str | Path],
@@ -281,16 +309,19 @@ class Store:
 
     # ------------------------------------------------------------------ reads
 
+    @_locked
     def logs(self) -> LogView:
         """A snapshot of turns and feedback for learners; gold is not in it and cannot be reached from it."""
         turns = self._con.sql("SELECT * FROM turns").to_arrow_table()
         feedback = self._con.sql("SELECT * FROM feedback").to_arrow_table()
         return LogView(turns, feedback)
 
+    @_locked
     def gold(self) -> pl.DataFrame:
         """Gold records (evaluation code only; learners must never call this)."""
         return _frame(self._gold_con().sql("SELECT * FROM gold ORDER BY turn_id").to_arrow_table(), "gold")
 
+    @_locked
     def counts(self) -> dict[str, int]:
         """Rows stored per table (the ingest suite checks its report against these)."""
         out: dict[str, int] = {}
@@ -300,12 +331,14 @@ class Store:
 
     # ------------------------------------------------------------------ preferences
 
+    @_locked
     def preferences(self, user_id: str) -> list[Preference]:
         rows = self._con.sql(
             "SELECT * FROM preferences WHERE user_id = ? ORDER BY ts, kind, key", params=[user_id]
         ).to_arrow_table()
         return [Preference.model_validate(r) for r in rows.to_pylist()]
 
+    @_locked
     def put_preference(self, pref: Preference) -> None:
         """Insert or replace the user's preference with the same (kind, key, scope)."""
         self._con.register("_incoming", to_arrow([pref], Preference))
@@ -314,6 +347,7 @@ class Store:
         finally:
             self._con.unregister("_incoming")
 
+    @_locked
     def delete_preferences(self, user_id: str, *, kind: str | None = None, key: str | None = None) -> int:
         where, params = ["user_id = ?"], [user_id]
         if kind is not None:
@@ -326,8 +360,10 @@ class Store:
 
     # ------------------------------------------------------------------ privacy
 
-    def forget(self, user_id: str) -> dict[str, int]:
-        """Delete everything stored about a user: turns, their gold, feedback (theirs or on their turns), preferences.
+    @_locked
+    def forget(self, user_id: str, *, quarantine: Path | None = None) -> dict[str, int]:
+        """Delete everything stored about a user: turns, their gold, feedback (theirs or on their turns), preferences,
+        and quarantined raw lines that mention them (in the default quarantine file and ``quarantine``).
 
         Gold goes first, so an interrupted forget leaves the turns that let a re-run find the rest. A checkpoint
         afterwards rewrites the files so deleted rows do not linger in the write-ahead log.
@@ -355,4 +391,31 @@ class Store:
             raise
         con.execute("CHECKPOINT")
         gold.execute("CHECKPOINT")
+        files = {quarantine_path(self.path), *([quarantine] if quarantine is not None else [])}
+        counts["quarantine"] = sum(_scrub_quarantine(f, user_id) for f in files)
         return counts
+
+
+def _scrub_quarantine(path: Path, user_id: str) -> int:
+    """Drop quarantine entries whose raw line holds ``user_id`` as a JSON string; the file is replaced atomically."""
+    if not path.exists():
+        return 0
+    needles = {json.dumps(user_id), json.dumps(user_id, ensure_ascii=False)}
+    keep: list[str] = []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for line in lines:
+        try:
+            raw = str(json.loads(line).get("raw", ""))
+        except (ValueError, AttributeError):
+            raw = line
+        if not any(n in raw for n in needles):
+            keep.append(line)
+    if len(keep) == len(lines):
+        return 0
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return len(lines) - len(keep)
