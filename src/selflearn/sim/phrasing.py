@@ -134,6 +134,12 @@ def pool(kind: str) -> tuple[str, ...]:
     return IDIOSYNCRATIC.get(kind, ()) + slurp_templates().get(kind, ())
 
 
+@cache
+def zipf(n: int, exponent: float = 1.5) -> tuple[float, ...]:
+    """Weights for a pool's wordings by rank: the first few are said by many people, the tail by few."""
+    return tuple(1.0 / (rank + 1) ** exponent for rank in range(n))
+
+
 def first_wordings(kind: str) -> tuple[str, ...]:
     return FIRST.get(kind, CANONICAL.get(kind, ()))
 
@@ -166,7 +172,8 @@ def random_draw(kind: str, goal: Goal, rng: random.Random) -> str:
     """A one-off wording for a goal: canonical most of the time, else from the shared pool."""
     if kind in ("impossible", "chatter"):
         return rng.choice(pool(kind))
-    candidates = [t for t in pool(kind) if fits(t, goal)] if rng.random() < 0.15 else []
-    if not candidates:
-        candidates = [t for t in first_wordings(kind) if fits(t, goal)]
+    odd = [t for t in pool(kind) if fits(t, goal)] if rng.random() < 0.15 else []
+    if odd:
+        return rng.choices(odd, zipf(len(odd)))[0]
+    candidates = [t for t in first_wordings(kind) if fits(t, goal)]
     return rng.choice(candidates) if candidates else ""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from selflearn.home import Home, Person
 from selflearn.sim.goals import Goal
 from selflearn.sim.names import CITIES, CUISINES, GENRES, PERSONAL_ALIASES, TEAMS
-from selflearn.sim.phrasing import CANONICAL, first_wordings, fits, pool, random_draw, render
+from selflearn.sim.phrasing import CANONICAL, first_wordings, fits, pool, random_draw, render, zipf
 
 
 @dataclass
@@ -49,8 +49,7 @@ def _habitual_template(kind: str, rng: random.Random, idiosyncratic: float) -> s
     """A Zipf-like pick from the shared pool, so a few odd wordings are habitual for many people."""
     shared = pool(kind)
     if shared and rng.random() < idiosyncratic:
-        weights = [1.0 / (rank + 1) ** 1.1 for rank in range(len(shared))]
-        return rng.choices(shared, weights)[0]
+        return rng.choices(shared, zipf(len(shared)))[0]
     first = first_wordings(kind)
     return rng.choice(first) if first else None
 
