@@ -204,13 +204,15 @@ class GoalFactory:
         return self._area_lights("lights_up", area, rng)
 
     def _set_temperature(self, person: Person, tastes: Mapping[str, str], area: str, rng: random.Random) -> Goal:
-        d = self.by_domain["climate"][0]
+        climates = self.by_domain["climate"]
+        d = next((c for c in climates if c.area == area), climates[0])  # the nearest thermostat
         t = rng.choice((18, 19, 20, 21, 22, 23))
+        words = device_words(d)
         return Goal(
             "set_temperature",
             "HassClimateSetTemperature",
             {"temperature": t},
-            {"temp": str(t)},
+            {"temp": str(t), "device": words[0]},
             intents=frozenset({"HassClimateSetTemperature"}),
             effects=((d.id, "target_temperature", t),),
         )

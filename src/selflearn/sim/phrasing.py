@@ -30,7 +30,7 @@ CANONICAL: dict[str, tuple[str, ...]] = {
     "lights_off": ("turn off the lights in the {area}", "turn off the {area} lights", "switch off the {area} lights"),
     "lights_dim": ("set the {area} brightness to {pct}%", "set the brightness in the {area} to {pct}%"),
     "lights_up": ("set the {area} brightness to {pct}%", "set the brightness in the {area} to {pct}%"),
-    "set_temperature": ("set the temperature to {temp} degrees", "set the thermostat to {temp}"),
+    "set_temperature": ("set the temperature to {temp} degrees", "set the {device} to {temp}"),
     "get_temperature": ("what is the temperature", "what's the temperature"),
     "vacuum": ("start the {device}",),
     "coffee": ("make coffee", "brew coffee", "start brewing"),

@@ -29,7 +29,7 @@ from selflearn.sim.annotators import AnnotatorNoise, annotate
 from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory
 from selflearn.sim.judge import judge, judge_unaddressed
 from selflearn.sim.names import COMMON_NAMES, DEVICE_WORDS, FIRST_NAMES, GENRES
-from selflearn.sim.phrasing import CANONICAL, NEGATIVES, first_wordings, fits, random_draw, render, rephrase
+from selflearn.sim.phrasing import CANONICAL, NEGATIVES, first_wordings, fits, pool, random_draw, render, rephrase
 from selflearn.sim.users import SimUser, make_user
 
 Preferences = Callable[[str], Sequence[Preference]]
@@ -247,6 +247,8 @@ class Simulation:
         clarity, previous, attempt = 1.0, None, 0
         while True:
             interp, fp = self._say(ctx, when, user.id, endpoint, text, goal, names, clarity, episode, dialogue)
+            if fp == "nlu" and any(f" {v} " in f" {text} " for v in naming.values()):
+                fp = "er"  # a name the home does not know: the entity is the problem, whichever stage gave up
             item = _Pending(interp.turn, text, goal, fp, previous)
             pending.append(item)
             when += timedelta(milliseconds=interp.turn.response_latency_ms)
@@ -434,9 +436,9 @@ def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> 
     for kind in factory.kinds:
         if kind == "impossible":
             continue
+        templates = (*first_wordings(kind), *CANONICAL.get(kind, ()), *pool(kind))
         for _ in range(40):
             goal = factory.make(kind, user.person, user.tastes, area, rng)
-            templates = (*first_wordings(kind), *CANONICAL.get(kind, ()))
             score = max((fuzz.ratio(said, render(t, goal)) for t in templates if fits(t, goal)), default=0.0)
             score += 2.0 * (goal.slots.get("area") == area)
             if best is None or score > best[0]:
