@@ -69,8 +69,8 @@ def test_peer_ha_reads_both_test_layouts_and_passes_a_known_sentence() -> None:
     nlu = NLU(peer_ha.fixture_slot_lists(fixtures))
     case = next(c for c in cases if c.text == "turn on the living room lights" and c.intent == "HassTurnOn")
     top = nlu.parse(case.text, context=case.context)[0]
-    assert peer_ha.passes(top.intent, top.slots, None, case)
-    assert not peer_ha.passes("HassTurnOff", top.slots, None, case)
+    assert peer_ha.passes(top.intent, top.slots, case)
+    assert not peer_ha.passes("HassTurnOff", top.slots, case)
 
 
 def test_parses_are_remembered_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,3 +87,11 @@ def test_parses_are_remembered_and_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(nlu_mod, "MEMO_SIZE", 3)
     nlu.parse("start brewing")
     assert len(nlu._memo) == 3 and ("parse", "turn off the desk lamp", "office", "[]") not in nlu._memo
+
+
+def test_peer_ha_domain_allowance_needs_a_name_of_that_domain() -> None:
+    case = peer_ha.Sentence("f", "open the main valve", "HassTurnOn", {"domain": "valve", "name": "Main Valve"}, {})
+    domains = {"main valve": {"valve"}, "kitchen light": {"light"}}
+    assert peer_ha.passes("HassTurnOn", {"name": "Main Valve"}, case, domains)
+    assert not peer_ha.passes("HassTurnOn", {"name": "Main Valve"}, case)
+    assert not peer_ha.passes("HassTurnOn", {"name": "Kitchen Light"}, case, domains)
