@@ -13,6 +13,9 @@ be 0). The baseline is the same probes with no teacher in the runtime.
 (``sim/teaching.py``) and answer "Did I get that right?". ``defect_reduction_with_teaching`` is the relative drop of
 the request defect rate (gold failure point not "correct", over request turns only, so lesson and answer turns do
 not dilute it) over days 2..N; ``feedback_prompt_rate`` is feedback questions per 100 turns.
+
+With ``--home PATH`` the probes teach only in that home (the generated homes stay as leak checks) and the day
+metrics count only its turns.
 """
 
 from __future__ import annotations
@@ -102,8 +105,9 @@ def _others(homes: Sequence[Home], home: Home, person: Person) -> list[tuple[Hom
     return same + other
 
 
-def run_probes(homes: Sequence[Home], *, teach: bool) -> dict[str, float]:
-    """Teach-then-ask in every home; the share honoured, and the share of other people's requests that changed."""
+def run_probes(homes: Sequence[Home], *, teach: bool, focus: str | None = None) -> dict[str, float]:
+    """Teach-then-ask in every home (or only in ``focus``; the others still serve as leak checks): the share
+    honoured, and the share of other people's requests that changed to the taught value."""
     store = MemoryPreferences()
     teacher = Teacher(store) if teach else None
     runtimes = {
@@ -120,6 +124,8 @@ def run_probes(homes: Sequence[Home], *, teach: bool) -> dict[str, float]:
     applied = total = leaks = checks = 0
     by_kind: dict[str, list[int]] = {}
     for home in homes:
+        if focus is not None and home.id != focus:
+            continue
         for i, person in enumerate(home.people):
             for probe in _probes(home, person, i):
                 before = [(h, p, probe.value(say(h, p, probe.request))) for h, p in _others(homes, home, person)]
@@ -154,7 +160,7 @@ def _request_defect_rate(turns: Sequence[Turn], gold: Sequence[Gold]) -> float:
     return sum(g.failure_point != "correct" for g in requests) / max(len(requests), 1)
 
 
-def run_days(homes: Sequence[Home], *, days: int, seed: int, teach: bool) -> dict[str, float]:
+def run_days(homes: Sequence[Home], *, days: int, seed: int, teach: bool, focus: str | None = None) -> dict[str, float]:
     from selflearn.sim import SimConfig, Simulation
     from selflearn.sim.teaching import TeachingUsers
 
@@ -175,7 +181,7 @@ def run_days(homes: Sequence[Home], *, days: int, seed: int, teach: bool) -> dic
             teacher=teacher,
         )
         if day > 1:
-            turns += log.turns
+            turns += [t for t in log.turns if focus is None or t.home_id == focus]
             gold += log.gold
     asks = sum(t.response_text.endswith(FEEDBACK_QUESTION) for t in turns)
     lessons = sum(t.result_status == "teach" for t in turns)
@@ -191,12 +197,11 @@ def run_days(homes: Sequence[Home], *, days: int, seed: int, teach: bool) -> dic
 def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     n_homes, days = QUICK if config.quick else FULL
     homes, focus = eval_world(n_homes, config.seed, config.home)
-    probe_homes = [h for h in homes if h.id == focus] + [h for h in homes if h.id != focus] if focus else homes
     progress("teach: probes (teach, then the next request; other people's requests before and after)")
-    probes = run_probes(probe_homes, teach=True)
-    untaught = run_probes(probe_homes, teach=False)
-    without = run_days(homes, days=days, seed=config.seed, teach=False)
-    with_teaching = run_days(homes, days=days, seed=config.seed, teach=True)
+    probes = run_probes(homes, teach=True, focus=focus)
+    untaught = run_probes(homes, teach=False, focus=focus)
+    without = run_days(homes, days=days, seed=config.seed, teach=False, focus=focus)
+    with_teaching = run_days(homes, days=days, seed=config.seed, teach=True, focus=focus)
     base = without["defect_rate"]
     metrics = {
         "applied_next_turn_rate": probes["applied_next_turn_rate"],
