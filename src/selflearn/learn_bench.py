@@ -68,7 +68,8 @@ def learn_bench(n_turns: int, *, seed: int = 0, baseline_turns: int = 100_000, l
     baseline_s = time.perf_counter() - start
     fast_sample = DefectSignals(config.signals).score_frame(sample)
     ch = chains(fast_sample, baseline_rephrase(fast_sample, config))
-    fast = ch.filter(pl.col("target").is_not_null() & (pl.col("form") != pl.col("target"))).group_by("form", "target")
+    repaired = pl.col("target_form").is_not_null() & (pl.col("form") != pl.col("target_form"))
+    fast = ch.filter(repaired).group_by("form", "target_form")
     fast_counts = {(r[0], r[1]): r[2] for r in fast.len().iter_rows()}
     keys = set(fast_counts) | set(slow)
     overlap = sum(min(fast_counts.get(k, 0), slow[k]) for k in slow)

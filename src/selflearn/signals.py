@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
 
-from selflearn.text import normalize_expr
+from selflearn.text import with_normalized
 
 NO_RESULT_STATUSES = ("no_match", "no_entity", "failed", "ignored")
 NEGATIVE_FEEDBACK = ("no", "correction", "unsatisfied")
@@ -127,7 +126,7 @@ def with_next_turn(turns: pl.DataFrame, config: SignalConfig) -> pl.DataFrame:
     """Sort by user and time; add the form, whether the turn is meta (feedback, teaching, a bare "no, that's
     wrong"), the user's next request turn (id, form, status, gap; meta turns skipped and given none), the pair's
     text similarity, and whether a negation followed within the rephrase window."""
-    df = turns.sort(["user_id", "ts", "turn_id"]).with_columns(form=normalize_expr(pl.col("asr_text")))
+    df = with_normalized(turns.sort(["user_id", "ts", "turn_id"]), "asr_text", "form")
     df = df.with_columns(
         meta=pl.col("result_status").is_in(META_STATUSES) | pl.col("form").str.contains(NEGATION),
     )
@@ -147,15 +146,13 @@ def with_next_turn(turns: pl.DataFrame, config: SignalConfig) -> pl.DataFrame:
         gap_s=pl.when(same_user).then(gap),
     )
     df = df.join(requests, on="turn_id", how="left", maintain_order="left")
+    pairs = df.select("form", "next_form").unique().filter(pl.col("next_form").is_not_null())
     similarity = process.cpdist(
-        df["form"].to_list(),
-        df["next_form"].fill_null("").to_list(),
-        scorer=fuzz.token_set_ratio,
-        workers=-1,
-        dtype=np.float32,
+        pairs["form"].to_list(), pairs["next_form"].to_list(), scorer=fuzz.token_set_ratio, workers=-1
     )
-    return df.with_columns(
-        similarity=pl.Series(similarity / 100.0, dtype=pl.Float64),
+    pairs = pairs.with_columns(similarity=pl.Series(similarity, dtype=pl.Float64) / 100.0)
+    return df.join(pairs, on=["form", "next_form"], how="left", maintain_order="left").with_columns(
+        pl.col("similarity").fill_null(0.0),
         quick_next=(pl.col("gap_s") <= config.rephrase_window_s).fill_null(False),
     )
 

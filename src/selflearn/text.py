@@ -50,3 +50,10 @@ def tokens(text: str) -> list[str]:
     """Words of the normalised form, the unit for alignment and span labels."""
     form = normalize(text)
     return form.split(" ") if form else []
+
+
+def with_normalized(frame: pl.DataFrame, column: str, alias: str) -> pl.DataFrame:
+    """``frame`` plus ``alias`` = ``normalize(column)``, computed once per distinct text (logs repeat utterances
+    heavily, so this is much cheaper than running the regexes on every row)."""
+    distinct = frame.select(pl.col(column).unique()).with_columns(normalize_expr(pl.col(column)).alias(alias))
+    return frame.join(distinct, on=column, how="left", nulls_equal=True, maintain_order="left")

@@ -21,7 +21,7 @@ from scipy.sparse.linalg import splu
 
 from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, write_tables
 from selflearn.signals import DefectSignals, LogSource, SignalConfig
-from selflearn.text import normalize_expr
+from selflearn.text import with_normalized
 
 SOLVE_BATCH = 256  # absorbing states solved per LU back-substitution (bounds memory to T x 256 floats)
 
@@ -96,10 +96,14 @@ def chains(scored: pl.DataFrame, is_rephrase: pl.Series) -> pl.DataFrame:
     (intent + slots), not its wording, so users who repair the same failure with different words add up;
     ``target_form`` keeps the words the user actually used.
     """
-    df = scored.with_columns(
-        is_rephrase=is_rephrase,
-        ok=(pl.col("result_status") == "success") & ~pl.col("defect"),
-        effective_form=normalize_expr(pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))),
+    df = with_normalized(
+        scored.with_columns(
+            is_rephrase=is_rephrase,
+            ok=(pl.col("result_status") == "success") & ~pl.col("defect"),
+            nlu_text=pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text")),
+        ),
+        "nlu_text",
+        "effective_form",
     ).with_columns(
         link=pl.col("defect") & pl.col("is_rephrase") & pl.col("next_turn_id").is_not_null(),
         outcome=pl.concat_str([pl.col("nlu_intent").fill_null(""), pl.lit("|"), pl.col("nlu_slots")]),
