@@ -413,3 +413,11 @@ def test_unreadable_parquet_files_are_quarantined_not_fatal(store: Store, tmp_pa
     reasons = [e["reason"].split(":")[0] for e in _quarantine(q)]
     assert reasons.count("unreadable Parquet file") == 1
     assert reasons.count("undecodable Parquet data") == 200  # the rows from the damaged row group on
+
+
+def test_bom_crlf_and_blank_lines_are_fine(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "turns.jsonl"
+    body = b"\r\n".join(t.model_dump_json().encode() for t in (turn(1), turn(2)))
+    src.write_bytes(b"\xef\xbb\xbf" + body + b"\r\n\r\n   \n")
+    report = store.ingest([src], quarantine=tmp_path / "q.jsonl")
+    assert (report.read, report.ingested, report.quarantined) == (2, 2, 0)

@@ -160,6 +160,8 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
             for raw in f:
                 lineno += 1
                 batch.size_bytes += len(raw)
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows tools)
+                    raw = raw[3:]
                 if not raw.strip():
                     continue
                 batch.read += 1
