@@ -432,16 +432,24 @@ def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> 
     goal every day."""
     rng = random.Random(f"routine:{factory.home.id}:{user.id}:{text}")
     said = text.lower()
+    words = set(said.split()) - {"the", "a", "to", "in", "on", "of"}
     best: tuple[float, Goal] | None = None
     for kind in factory.kinds:
         if kind == "impossible":
             continue
-        templates = (*first_wordings(kind), *CANONICAL.get(kind, ()), *pool(kind))
-        for _ in range(40):
+        templates = [
+            t
+            for t in (*first_wordings(kind), *CANONICAL.get(kind, ()), *pool(kind))
+            if set(t.split()) & words  # shares a literal word with the routine
+        ]
+        if not templates:
+            continue
+        for _ in range(30):
             goal = factory.make(kind, user.person, user.tastes, area, rng)
             score = max((fuzz.ratio(said, render(t, goal)) for t in templates if fits(t, goal)), default=0.0)
             score += 2.0 * (goal.slots.get("area") == area)
             if best is None or score > best[0]:
                 best = (score, goal)
-    assert best is not None
+    if best is None:
+        raise ValueError(f"routine {text!r} of {user.id} matches nothing {factory.home.id} can do")
     return replace(best[1], text=text)
