@@ -36,7 +36,7 @@ class BagOfWordsEncoder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
 
-TINY = LabelConfig(d_model=32, layers=1, heads=2, pretrain_epochs=3, finetune_epochs=4, batch_size=64)
+TINY = LabelConfig(d_model=32, layers=1, heads=2, pretrain_epochs=3, finetune_epochs=4, batch_size=64, min_steps=0)
 
 
 @pytest.fixture(scope="module")

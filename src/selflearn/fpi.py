@@ -91,6 +91,8 @@ def base_features(df: pl.DataFrame) -> dict[str, np.ndarray]:
         "diff_in_slots": f("diff_in_slots"),
         "rephrase_next": f("rephrase_next"),
         "negative": f("negative"),
+        "is_negation": f("is_negation"),
+        "next_negation": f("next_negation"),
         "defect_evidence": f("defect_evidence"),
         "recovered": f("recovered"),
         "sig_defect": f("sig_defect"),
@@ -131,10 +133,10 @@ class RuleFpi:
         status = pl.col("result_status")
         low_asr = pl.col("asr_confidence") < self.config.asr_low
         return [
-            (status.is_in(("ignored", "unsupported", "feedback", "teach")), "correct", 0.9),
+            (status.is_in(("ignored", "unsupported", "feedback", "teach")) | pl.col("is_negation"), "correct", 0.9),
             (~pl.col("defect_evidence"), "correct", 0.85),
             (pl.col("recovered"), "correct", 0.8),
-            ((status == "no_match") & (pl.col("n_turns") == 1) & (pl.col("command_overlap") < 0.5), "false_wake", 0.75),
+            ((status == "no_match") & (pl.col("n_turns") == 1) & (pl.col("command_overlap") < 0.5), "false_wake", 0.6),
             (low_asr, "asr", 0.8),
             (status == "no_entity", "er", 0.8),
             (status == "failed", "result", 0.85),

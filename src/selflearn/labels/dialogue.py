@@ -21,6 +21,7 @@ NEUTRAL_STATUSES = ("unsupported", "feedback", "teach", "ignored")
 NEGATIVE_FEEDBACK = ("no", "correction", "unsatisfied")
 REPHRASE_SIMILARITY = 0.5
 REPHRASE_GAP_S = 60.0
+NEGATION_PREFIX = r"^(no|nope|not that|wrong|that's wrong|that is wrong|that's not it|stop|cancel)\b"
 
 
 def _similarity(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
@@ -66,6 +67,10 @@ def dialogue_frame(turns: pl.DataFrame, signals: pl.DataFrame | None = None) -> 
     df = turns.sort(["dialogue_id", "ts", "turn_id"]).with_columns(
         text=normalize_expr(pl.col("asr_text").fill_null(""))
     )
+    # "no", "that's wrong": a statement about the previous turn, not a request of its own
+    df = df.with_columns(
+        is_negation=pl.col("text").str.contains(NEGATION_PREFIX) & (pl.col("text").str.len_chars() < 40)
+    )
     over = "dialogue_id"
     df = df.with_columns(
         pos=pl.int_range(pl.len()).over(over),
@@ -76,6 +81,7 @@ def dialogue_frame(turns: pl.DataFrame, signals: pl.DataFrame | None = None) -> 
         next_intent=pl.col("nlu_intent").shift(-1).over(over),
         next_feedback=pl.col("explicit_feedback").shift(-1).over(over),
         next_barge_in=pl.col("barge_in").shift(-1).over(over),
+        next_negation=pl.col("is_negation").shift(-1).over(over).fill_null(False),
         gap_next_s=(pl.col("ts").shift(-1).over(over) - pl.col("ts")).dt.total_milliseconds() / 1000.0,
         gap_prev_s=(pl.col("ts") - pl.col("ts").shift(1).over(over)).dt.total_milliseconds() / 1000.0,
         n_tokens=pl.col("text").str.split(" ").list.len().cast(pl.Float32),
@@ -103,27 +109,34 @@ def dialogue_frame(turns: pl.DataFrame, signals: pl.DataFrame | None = None) -> 
         df = df.with_columns(sig_rephrased=pl.lit(None, pl.Boolean), sig_defect=pl.lit(None, pl.Boolean))
     negative = pl.col("explicit_feedback").is_in(NEGATIVE_FEEDBACK).fill_null(False)
     next_negative = pl.col("next_feedback").is_in(NEGATIVE_FEEDBACK).fill_null(False)
+    quick = pl.col("gap_next_s").fill_null(1e9) <= REPHRASE_GAP_S
     df = df.with_columns(
-        rephrase_next=(
+        rephrase_next=~pl.col("next_negation")
+        & (
             (
                 (pl.col("next_sim").fill_nan(0.0).fill_null(0.0) >= REPHRASE_SIMILARITY)
                 | ((pl.col("next_intent") == pl.col("nlu_intent")).fill_null(False) & pl.col("next_text").is_not_null())
             )
-            & (pl.col("gap_next_s").fill_null(1e9) <= REPHRASE_GAP_S)
-        )
-        | pl.col("sig_rephrased").fill_null(False),
-        negative=negative | next_negative,
+            & quick
+            | pl.col("sig_rephrased").fill_null(False)
+        ),
+        negative=negative | next_negative | pl.col("next_negation"),
+    )
+    # the next turn is about the same goal: a rephrase, a "no" about this turn, or the retry after a "no"
+    df = df.with_columns(
+        link_next=pl.col("rephrase_next") | (pl.col("next_negation") & quick) | (pl.col("is_negation") & quick)
     )
     df = df.with_columns(
-        defect_evidence=pl.col("result_status").is_in(FAILED_STATUSES)
-        | pl.col("barge_in")
-        | pl.col("negative")
-        | (pl.col("rephrase_next") & ~pl.col("result_status").is_in(NEUTRAL_STATUSES))
-        | pl.col("sig_defect").fill_null(False),
+        defect_evidence=~pl.col("is_negation")
+        & (
+            pl.col("result_status").is_in(FAILED_STATUSES)
+            | pl.col("barge_in")
+            | pl.col("negative")
+            | (pl.col("rephrase_next") & ~pl.col("result_status").is_in(NEUTRAL_STATUSES))
+            | pl.col("sig_defect").fill_null(False)
+        ),
     )
     clean = (pl.col("result_status") == "success") & ~pl.col("defect_evidence")
     df = df.with_columns(clean_success=clean)
-    recovered_by = _recovered(
-        df["dialogue_id"].to_numpy(), df["clean_success"].to_numpy(), df["rephrase_next"].to_numpy()
-    )
+    recovered_by = _recovered(df["dialogue_id"].to_numpy(), df["clean_success"].to_numpy(), df["link_next"].to_numpy())
     return df.with_columns(recovered_by=pl.Series(recovered_by), recovered=pl.Series(recovered_by >= 0))

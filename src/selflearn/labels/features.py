@@ -88,7 +88,7 @@ def turn_table(turns: pl.DataFrame, signals: pl.DataFrame | None = None) -> pl.D
         )
     over = "dialogue_id"
     df = df.with_columns(
-        w_boundary=(pl.col("pos") == 0) | ~pl.col("rephrase_next").shift(1).over(over).fill_null(False),
+        w_boundary=(pl.col("pos") == 0) | ~pl.col("link_next").shift(1).over(over).fill_null(False),
         domain=pl.Series([_domain(e) for e in df["resolved_entities"].to_list()], dtype=pl.String),
         positive=(pl.col("explicit_feedback") == "yes").fill_null(False)
         | (pl.col("next_feedback") == "yes").fill_null(False),

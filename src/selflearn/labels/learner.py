@@ -52,6 +52,8 @@ class LabelConfig:
     max_turns: int = 16
     pretrain_epochs: int = 2
     finetune_epochs: int = 4
+    min_steps: int = 400  # per stage: small logs get more epochs so the model sees enough updates
+    intent_dropout: float = 0.3  # hide the NLU intent input this often in fine-tuning, so text carries intent too
     batch_size: int = 128
     lr: float = 2e-3
     swap_rate: float = 0.5
@@ -150,6 +152,12 @@ class LabelLearner:
         model.eval()
         return LabelModel(model, vocab, cfg, history, encoder)
 
+    def _epochs(self, epochs: int, n: int) -> int:
+        if epochs == 0:
+            return 0
+        per_epoch = max(1, -(-n // self.config.batch_size))
+        return max(epochs, -(-self.config.min_steps // per_epoch))
+
     def _batches(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
         order = rng.permutation(n)
         return [order[i : i + self.config.batch_size] for i in range(0, n, self.config.batch_size)]
@@ -160,7 +168,7 @@ class LabelLearner:
         pool = torch.from_numpy(data.resp[data.mask])
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr)
         model.train()
-        for _ in range(self.config.pretrain_epochs):
+        for _ in range(self._epochs(self.config.pretrain_epochs, len(data.dialogue_ids))):
             losses, correct, total = [], 0, 0
             for rows in self._batches(len(data.dialogue_ids), rng):
                 t = _tensors(data, rows)
@@ -185,10 +193,13 @@ class LabelLearner:
     ) -> None:
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr)
         model.train()
-        for _ in range(self.config.finetune_epochs):
+        for _ in range(self._epochs(self.config.finetune_epochs, len(data.dialogue_ids))):
             losses = []
             for rows in self._batches(len(data.dialogue_ids), rng):
                 t = _tensors(data, rows)
+                hide = torch.rand(t["mask"].shape) < self.config.intent_dropout
+                t["cat"] = t["cat"].clone()
+                t["cat"][..., 1] = t["cat"][..., 1].masked_fill(hide, 0)
                 loss = _multitask_loss(_forward(model, emb, t), t)
                 opt.zero_grad()
                 loss.backward()

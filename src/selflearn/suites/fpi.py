@@ -31,8 +31,8 @@ def reference(gold: Gold, who: str | None = None) -> str:
 
 
 def classification_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """accuracy, macro_f1 (over the classes present in truth or predictions) and per-class precision/recall/F1."""
-    labels = [c for c in FPI_CLASSES if (truth == c).any() or (pred == c).any()]
+    """accuracy, macro_f1 (over the classes present in the reference) and per-class precision/recall/F1."""
+    labels = [c for c in FPI_CLASSES if (truth == c).any()]
     p, r, f, _ = precision_recall_fscore_support(truth, pred, labels=list(FPI_CLASSES), zero_division=0)
     out = {
         "accuracy": float((truth == pred).mean()),
