@@ -12,8 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from selflearn import evaluate, logsample
 from selflearn.home import load_home
+from selflearn.schema import Turn, to_arrow
 from selflearn.store import Store
 
 
@@ -34,9 +37,10 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
             store.ingest(list(paths.values()), quarantine=root / "again.jsonl")
             stored_again = sum(store.counts().values())
         quarantine_lines = [json.loads(line) for line in qfile.read_text(encoding="utf-8").splitlines()]
+        corrupted = _corrupted_positions(log, paths)
     injected = sum(v for counts in (jsonl_bad, parquet_bad) for k, v in counts.items() if k != "duplicate")
     injected_dups = jsonl_bad["duplicate"] + parquet_bad["duplicate"]
-    clean_sources = {str(paths["gold"]), str(paths["feedback"])}
+    quarantined = {(q["source"], q["line"]) for q in quarantine_lines}
     metrics = {
         "rows_read": report.read,
         "rows_ingested": report.ingested,
@@ -45,10 +49,23 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         "rows_lost": report.read - stored - report.duplicates - len(quarantine_lines),
         "corruptions_injected": injected,
         "duplicates_injected": injected_dups,
-        "corruptions_caught": min(report.quarantined, injected) / injected,
-        "valid_rows_rejected": max(0, report.quarantined - injected)
-        + sum(1 for q in quarantine_lines if q["source"] in clean_sources),
+        "corruptions_caught": len(quarantined & corrupted) / len(corrupted),
+        "valid_rows_rejected": len(quarantined - corrupted),
         "reingest_new_rows": stored_again - stored,
         "ingest_rows_per_s": report.read / seconds,
     }
     return evaluate.EvalResult(n=report.read, metrics=metrics)
+
+
+def _corrupted_positions(log: logsample.SampleLog, paths: dict[str, Path]) -> set[tuple[str, int]]:
+    """(file, 1-based line/row) of every row the injector changed, found by comparing with the clean records."""
+    half = len(log.turns) // 2
+    jsonl = paths["turns_jsonl"]
+    clean_lines = [t.model_dump_json().encode() for t in log.turns[:half]]
+    written = jsonl.read_bytes().split(b"\n")
+    out = {(str(jsonl), i + 1) for i, line in enumerate(written[:half]) if line != clean_lines[i]}
+    parquet = paths["turns_parquet"]
+    clean_rows = to_arrow(log.turns[half:], Turn).to_pylist()
+    rows = pq.read_table(parquet).to_pylist()
+    out |= {(str(parquet), i + 1) for i, row in enumerate(rows[: len(clean_rows)]) if row != clean_rows[i]}
+    return out
