@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from selflearn.home import Home, Person, shipped_homes
+from selflearn.schema import Turn
 from selflearn.service import MAX_BODY_BYTES, Service, create_app
 from selflearn.tokens import Tokens
 
@@ -27,8 +29,7 @@ def _homes() -> list[Home]:
     return [maple, oak]
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def _env(tmp_path: Path) -> Iterator[dict[str, Any]]:
     tokens = Tokens(tmp_path / "tokens.json")
     maple, _ = tokens.create(home="maple_house")
     oak, _ = tokens.create(home="oak_house")
@@ -44,6 +45,17 @@ def env(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "admin": {"Authorization": f"Bearer {admin}"},
     }
     service.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield from _env(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def env_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One service for a whole property test (hypothesis runs many examples in one test call)."""
+    yield from _env(tmp_path_factory.mktemp("service"))
 
 
 def say(env: dict[str, Any], text: str, user: str = "maple.ana", who: str = "maple", **extra: Any) -> Any:
@@ -264,3 +276,22 @@ def test_fuzz_openapi_never_500(case: Any, env: dict[str, Any]) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=QUIET)
 def test_fuzz_openapi_long(case: Any, env: dict[str, Any]) -> None:
     case.call_and_validate(headers=env["maple"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=QUIET)
+@given(text=st.text(min_size=1, max_size=300), teach=st.booleans())
+def test_any_text_from_a_real_user_is_answered(env_once: dict[str, Any], text: str, teach: bool) -> None:
+    """Real user and device, arbitrary text (control characters, emoji, surrogate-free unicode): never a 5xx."""
+    if teach:
+        r = env_once["client"].post("/v1/teach", json={"user_id": "maple.ben", "text": text}, headers=env_once["maple"])
+    else:
+        r = say(env_once, text, user="maple.ben")
+    assert r.status_code in (200, 422), r.text
+
+
+def test_feedback_ids_fit_the_schema_for_the_longest_turn_ids(env: dict[str, Any]) -> None:
+    c, h, service = env["client"], env["maple"], env["service"]
+    turn = Turn.model_validate({**say(env, "turn on the tv").json()["turn"], "turn_id": "t" * 128})
+    service.store.add(turns=[turn])
+    ok = c.post("/v1/feedback", json={"user_id": "maple.ana", "turn_id": turn.turn_id, "answer": "yes"}, headers=h)
+    assert ok.status_code == 200 and len(ok.json()["feedback_id"]) <= 128

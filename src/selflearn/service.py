@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -477,7 +478,7 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(404, f"no turn {body.turn_id!r} of this user")
         now = _when(body.time)
         fb = Feedback(
-            feedback_id=f"fb-{body.turn_id}-{now.timestamp():.6f}",
+            feedback_id=f"fb-{uuid.uuid5(uuid.NAMESPACE_URL, f'{body.turn_id}|{now.isoformat()}|{body.answer}')}",
             turn_id=body.turn_id,
             user_id=body.user_id,
             ts=now,
