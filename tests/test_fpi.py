@@ -72,9 +72,9 @@ def test_model_learns_from_weak_labels_and_beats_chance(train: tuple[LogView, Fp
     df = model.prepare(dialogue_frame(LogView.from_records(test.turns).turns()))
     pred, _ = model.predict(df)
     truth = _gold(test, df)
-    rule, _ = RuleFpi().predict(df)
     assert (pred == truth).mean() >= 0.9
-    assert (pred == truth).mean() >= (rule == truth).mean() - 0.02
+    stage_errors = truth != "correct"
+    assert (pred[stage_errors] == truth[stage_errors]).mean() > 0.5  # it names broken stages, not just "correct"
     assert set(model.weak_label_counts) >= {"correct", "er", "result"}
 
 
