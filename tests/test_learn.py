@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -38,8 +39,8 @@ def repairs(users: range, at: float) -> list[Turn]:
     return out
 
 
-def test_learn_publishes_global_and_personal_tables(tmp_path: object) -> None:
-    store = ArtifactStore(tmp_path)  # type: ignore[arg-type]
+def test_learn_publishes_global_and_personal_tables(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
     day = 86_400.0
     turns = repairs(range(6), 0) + repairs(range(3), 3600) + repairs(range(6), day)
     report = learn(LogView.from_records(turns), store)
@@ -54,8 +55,8 @@ def test_learn_publishes_global_and_personal_tables(tmp_path: object) -> None:
     assert report.to_dict()["shadow"]["held_out_day"] == "2026-11-03"
 
 
-def test_shadow_check_rejects_a_batch_that_would_break_the_held_out_day(tmp_path: object) -> None:
-    store = ArtifactStore(tmp_path)  # type: ignore[arg-type]
+def test_shadow_check_rejects_a_batch_that_would_break_the_held_out_day(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
     first = learn(LogView.from_records(repairs(range(6), 0)), store)  # one day: no shadow check possible
     assert first.published and first.shadow is None
     day = 86_400.0
@@ -66,10 +67,45 @@ def test_shadow_check_rejects_a_batch_that_would_break_the_held_out_day(tmp_path
     assert not report.published and store.current() == first.version == report.version
 
 
-def test_learn_without_shadow_and_on_empty_logs(tmp_path: object) -> None:
-    store = ArtifactStore(tmp_path)  # type: ignore[arg-type]
+def test_learn_without_shadow_and_on_empty_logs(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
     report = learn(LogView.from_records([]), store, config=LearnConfig(shadow=False))
     assert report.published and report.global_rewrites == 0 and report.defect_rate == 0.0
     root = store.current_dir()
     assert root is not None and read_global(root).height == 0
     assert isinstance(read_global(root), pl.DataFrame)
+
+
+def test_cli_learn_json_from_the_store(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.store import Store
+
+    db = tmp_path / "logs.duckdb"
+    store = Store(db)
+    store.add(turns=repairs(range(6), 0))
+    store.close()
+    result = CliRunner().invoke(app, ["learn", "--db", str(db), "--artifacts", str(tmp_path / "art"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["published"] and report["global_rewrites"] == 1 and report["turns"] == 12
+    assert read_global(ArtifactStore(tmp_path / "art").current_dir())["target"].to_list() == ["lights off"]  # type: ignore[arg-type]
+
+
+def test_python_baseline_counts_the_same_chains() -> None:
+    from selflearn.learn_bench import python_chain_counts
+    from selflearn.rewrite.mining import MiningConfig, baseline_rephrase, chains
+    from selflearn.signals import DefectSignals
+    from selflearn.synthlogs import generate
+
+    turns, _ = generate(5000, seed=8)
+    slow = python_chain_counts(turns, MiningConfig())
+    scored = DefectSignals().score_frame(turns)
+    ch = chains(scored, baseline_rephrase(scored, MiningConfig()))
+    fast = ch.filter(pl.col("target_form").is_not_null() & (pl.col("form") != pl.col("target_form")))
+    counts = {(a, b): n for a, b, n in fast.group_by("form", "target_form").len().iter_rows()}
+    overlap = sum(min(counts.get(k, 0), v) for k, v in slow.items())
+    assert overlap / sum(slow.values()) > 0.9
