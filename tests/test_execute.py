@@ -61,3 +61,9 @@ def test_timers_lists_weather() -> None:
     a, _ = run("WeatherIn", {"city": "Paris, Texas"}, [])
     b, _ = run("WeatherIn", {"city": "Paris, Texas"}, [])
     assert a.response == b.response and "Paris, Texas" in a.response
+
+
+def test_thermostat_without_one_in_the_room_sets_one_not_all() -> None:
+    oak = HOMES["oak_manor"]
+    out, world = run("HassClimateSetTemperature", {"temperature": 23}, [], home=oak, ep="ep.primary_speaker")
+    assert out.changed == ["climate.upstairs"] and world.state["climate.main_floor"]["target_temperature"] == 21

@@ -144,3 +144,11 @@ def test_taught_phrase_with_several_requests_runs_them_all() -> None:
     assert out.turn.result_status == "success"
     assert rt.state["light.living_ceiling"]["power"] is False and rt.state["cover.living_blinds"]["position"] == 0
     assert out.turn.trace["parts"]["intents"] == ["HassTurnOff", "HassTurnOff"]
+
+
+def test_preferences_scoped_to_another_home_are_ignored() -> None:
+    other = Preference(
+        user_id="maple.ana", kind="phrase", key="wake up", value="turn on the kitchen light", scope="elsewhere", ts=NOW
+    )
+    rt = Runtime(maple(), preferences=lambda user: [other])
+    assert say(rt, "wake up").turn.result_status != "success"

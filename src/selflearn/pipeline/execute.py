@@ -127,9 +127,10 @@ def _position(call: _Call) -> Outcome:
 
 
 def _climate_set(call: _Call) -> Outcome:
-    targets = [d for d in call.devices if d.domain == "climate"] or [
-        d for d in call.world.home.devices if d.domain == "climate"
-    ]
+    anywhere = sorted(
+        (d for d in call.world.home.devices if d.domain == "climate"), key=lambda d: d.area != call.endpoint.area
+    )
+    targets = [d for d in call.devices if d.domain == "climate"] or anywhere[:1]
     if not targets:
         return Outcome("unsupported", "There is no thermostat in this home.")
     for d in targets:

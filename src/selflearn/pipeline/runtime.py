@@ -183,7 +183,7 @@ class Runtime:
         parts = [nlu_text]
         if self.context and self.preferences is not None:
             t = time.perf_counter()
-            prefs = self.preferences(user_id)
+            prefs = [p for p in self.preferences(user_id) if p.scope in ("*", self.home.id)]
             expanded, used, pinned = _expand_preferences(nlu_text, prefs, self.home)
             stages["preferences"] = {"ms": _ms(t), "n": len(prefs), "applied": used}
             if used:
