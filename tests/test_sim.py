@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from selflearn.home import Home
+from selflearn.home import Home, Routine, shipped_homes
 from selflearn.pipeline.nlu import NLU
 from selflearn.schema import Turn, read_parquet
 from selflearn.sim import DayLog, SimConfig, Simulation, generate_homes
@@ -146,3 +146,18 @@ def test_simulate_command_writes_parquet_and_store(tmp_path: Path) -> None:
     assert report["turns"] == len(turns) > 0
     with Store(db) as store:
         assert len(store.gold()) == len(turns)
+
+
+def test_shipped_home_routines_become_goals_and_unknown_ones_are_skipped() -> None:
+    home = shipped_homes()[0]
+    routines = [
+        Routine(at="07:00", say="what is the weather", probability=1.0),
+        Routine(at="08:00", say="xylophone zebra quartz", probability=1.0),
+    ]
+    person = home.people[0].model_copy(update={"routines": routines})
+    home = home.model_copy(update={"people": [person]})
+    log = Simulation([home], seed=0, config=SimConfig(requests_per_day=0, false_wakes_per_day=0)).run_day(0)
+    gold = {g.turn_id: g for g in log.gold}
+    firsts = [gold[t.turn_id] for t in log.turns if gold[t.turn_id].is_rephrase_of is None]
+    assert [g.true_text for g in firsts if g.true_intent] == ["what is the weather"]
+    assert firsts[0].true_intent == "HassGetWeather"

@@ -134,7 +134,7 @@ class Simulation:
         self.asr = AsrModel(asr, vocabulary=RECOGNIZER_WORDS)
         self.intents = list(INTENTS)
         self.factories = {h.id: GoalFactory(h) for h in self.homes}
-        self._routine_goals: dict[tuple[str, str, str, str], Goal] = {}
+        self._routine_goals: dict[tuple[str, str, str, str], Goal | None] = {}
 
     def run_day(
         self,
@@ -197,8 +197,9 @@ class Simulation:
         pending: list[_Pending] = []
         if user is None:
             endpoint = ctx.rng.choice(ctx.home.endpoints).id
-            goal = ctx.factory.chatter()
-            self._unaddressed(ctx, when, None, endpoint, goal, random_draw("chatter", goal, ctx.rng), episode, pending)
+            chatter = ctx.factory.chatter()
+            said = random_draw("chatter", chatter, ctx.rng)
+            self._unaddressed(ctx, when, None, endpoint, chatter, said, episode, pending)
             self._finish(ctx, episode, pending, success=not any(p.failure_point != "correct" for p in pending))
             return
         endpoint = ctx.rng.choice(user.endpoints)
@@ -206,6 +207,8 @@ class Simulation:
         success = True
         for step, kind in enumerate(kinds):
             goal = self._goal(ctx, user, kind, area, text)
+            if goal is None:
+                continue
             dialogue = f"{episode}.{step}"
             if goal.intent is None:
                 said = text or random_draw(goal.kind, goal, ctx.rng)
@@ -217,7 +220,8 @@ class Simulation:
             when += timedelta(seconds=ctx.rng.uniform(4, 15))
         self._finish(ctx, episode, pending, success=success)
 
-    def _goal(self, ctx: _Day, user: SimUser, kind: str, area: str, text: str | None) -> Goal:
+    def _goal(self, ctx: _Day, user: SimUser, kind: str, area: str, text: str | None) -> Goal | None:
+        """The goal of one step; None for a routine whose wording matches nothing the home can do (skipped)."""
         if kind == "routine" and text is not None:
             key = (ctx.home.id, user.id, area, text)
             if key not in self._routine_goals:
@@ -426,7 +430,7 @@ def _name_words(goal: Goal, naming: dict[str, str]) -> frozenset[str]:
     return frozenset(w for v in values for w in v.split() if w not in FUNCTION_WORDS and not w.isdigit())
 
 
-def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> Goal:
+def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> Goal | None:
     """The goal behind a routine's fixed wording: of many candidate goals, the one whose usual wordings match it
     best (ties go to the speaker's room). Drawn from a text-seeded generator, so the same routine means the same
     goal every day."""
@@ -450,6 +454,4 @@ def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> 
             score += 2.0 * (goal.slots.get("area") == area)
             if best is None or score > best[0]:
                 best = (score, goal)
-    if best is None:
-        raise ValueError(f"routine {text!r} of {user.id} matches nothing {factory.home.id} can do")
-    return replace(best[1], text=text)
+    return None if best is None else replace(best[1], text=text)
