@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from selflearn.pipeline.runtime import Rewrite, Rewriter
 
 FEEDBACK_QUESTION = "Did I get that right?"  # the runtime appends it to the response
-_SAFE_ID = re.compile(r"[\w.@-]{1,128}")
+_SAFE_ID = re.compile(r"[\w@:-][\w.@:-]{0,127}")
 
 _CORRECTION = re.compile(
     r"^(?:(?:no|nope|not quite|wrong|actually|sorry)\s+)*"
@@ -153,7 +153,7 @@ class PendingRewrites:
 
     def _file(self, user_id: str) -> Path:
         assert self.root is not None
-        if not _SAFE_ID.fullmatch(user_id) or set(user_id) == {"."}:
+        if not _SAFE_ID.fullmatch(user_id):
             raise ValueError(f"user id {user_id!r} cannot name a directory")
         return self.root / "personal" / user_id / "feedback_rewrites.jsonl"
 

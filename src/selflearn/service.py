@@ -41,7 +41,7 @@ from selflearn.teach import TASTE_KINDS, Teacher, vocabulary
 from selflearn.tokens import TokenInfo, Tokens
 
 MAX_BODY_BYTES = 64 * 1024
-ID_PATTERN = r"^[A-Za-z0-9_.@:-]{1,128}$"
+ID_PATTERN = r"^[A-Za-z0-9_@:-][A-Za-z0-9_.@:-]{0,127}$"  # no leading dot: ids name per-user folders
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 512
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 1000)
