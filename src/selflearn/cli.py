@@ -833,6 +833,9 @@ def learn_(
     no_shadow: Annotated[
         bool, typer.Option("--no-shadow", help="Publish without the held-out-day shadow check.")
     ] = False,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="Also train the label model and the failure-point (FPI) model.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Learn from the stored logs (signals, rewrite mining, shadow check) and publish one artifact set atomically."""
@@ -847,7 +850,7 @@ def learn_(
         logs = store.logs()
     finally:
         store.close()
-    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model)
+    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("learning", total=None)
         report = learn(

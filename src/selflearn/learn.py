@@ -30,6 +30,7 @@ class LearnConfig:
     mining: MiningConfig = field(default_factory=MiningConfig)
     shadow: bool = True  # hold out the most recent day and reject a batch that would raise the defect rate
     rephrase_model: bool = False  # detect rephrases with the span model (rewrite/span.py) instead of the rule
+    labels: bool = False  # also train the label model and the FPI model (labels/, fpi/ in the artifact set)
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,19 @@ def learn(
         seconds=0.0,
         rephrase_detector="span_model" if cfg.rephrase_model else "rule",
     )
+    save_labels = None
+    if cfg.labels:
+        from selflearn.labels.artifact import fit_label_artifacts
+
+        save_labels, label_parts = fit_label_artifacts(logs, scored, say)
+        report.parts.update(label_parts)
     if shadow is None or shadow.accepted:
         say("publishing artifacts")
 
         def build(root: Path) -> None:
             tables.save(root)
+            if save_labels is not None:
+                save_labels(root)
 
         meta = {k: v for k, v in report.to_dict().items() if k not in ("shadow", "parts", "version", "published")}
         report.version = artifacts.publish(build, meta=meta | {"shadow": None if shadow is None else asdict(shadow)})
