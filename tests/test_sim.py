@@ -161,3 +161,15 @@ def test_shipped_home_routines_become_goals_and_unknown_ones_are_skipped() -> No
     firsts = [gold[t.turn_id] for t in log.turns if gold[t.turn_id].is_rephrase_of is None]
     assert [g.true_text for g in firsts if g.true_intent] == ["what is the weather"]
     assert firsts[0].true_intent == "HassGetWeather"
+
+
+def test_feedback_answers_when_asked(homes: list[Home]) -> None:
+    from selflearn.feedback import FeedbackPolicy
+
+    config = SimConfig(answer_feedback=1.0, correction=0.5)
+    log = Simulation(homes, seed=3, config=config).run_day(0, feedback_policy=FeedbackPolicy(every_turns=1))
+    assert log.feedback
+    ids = {t.turn_id for t in log.turns}
+    assert all(f.turn_id in ids for f in log.feedback)
+    corrections = [f for f in log.feedback if f.kind == "correction"]
+    assert all(f.correction_text and f.text.endswith(f.correction_text) for f in corrections)

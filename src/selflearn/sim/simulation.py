@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz
@@ -51,6 +51,7 @@ class SimConfig:
     barge_in: float = 0.4  # P(interrupting a wrong or unhelpful response)
     negative: float = 0.15  # P(saying "no, that's wrong" after a bad result)
     answer_feedback: float = 0.8  # P(answering "Did I get that right?")
+    correction: float = 0.3  # P(a "no" answer says what was meant: "no i meant ...")
     abandon: float = 0.2  # P(giving up after a failure, before patience runs out)
     clarity_on_retry: float = 0.5  # ASR error scale when repeating/rephrasing (people speak slower and clearer)
     teach_probability: float = 0.0  # P(teaching after a failure, when a teacher and a teaching behaviour are given)
@@ -355,27 +356,35 @@ class Simulation:
         user: SimUser,
         endpoint: str,
         asked: Turn,
-        kind: str,
+        kind: Literal["yes", "no"],
         episode: str,
         dialogue: str,
         pending: list[_Pending],
     ) -> datetime:
-        """Answer "Did I get that right?". When a teacher listens, the answer is an utterance through the runtime
-        (the teacher turns it into a Feedback record); otherwise it arrives as a Feedback record directly (an app's
-        thumbs up/down)."""
-        if ctx.rng.random() >= self.config.answer_feedback:
+        """Answer "Did I get that right?": yes, no, or a correction ("no i meant turn off the desk lamp"). When a
+        teacher listens, the answer is an utterance through the runtime (the teacher makes the Feedback record);
+        otherwise it arrives as a Feedback record directly (an app's thumbs up/down or typed correction)."""
+        rng = ctx.rng
+        if rng.random() >= self.config.answer_feedback:
             return when
-        when += timedelta(seconds=ctx.rng.uniform(1.0, 3.0))
-        said = "yes" if kind == "yes" else ctx.rng.choice(("no", "no it didn't", "not really"))
+        when += timedelta(seconds=rng.uniform(1.0, 3.0))
+        goal, previous = pending[-1].goal, pending[-1].true_text
+        correction = None
+        if kind == "no" and rng.random() < self.config.correction:
+            correction = rephrase(goal, previous, rng, official=True)
+        said = "yes" if kind == "yes" else rng.choice(("no", "no it didn't", "not really"))
+        if correction is not None:
+            said = f"no i meant {correction}"
         if ctx.teacher is not None:
             interp, _ = self._say(ctx, when, user.id, endpoint, said, None, frozenset(), 1.0, episode, dialogue)
-            pending.append(_Pending(interp.turn, said, pending[-1].goal, "correct", None, control=True))
+            pending.append(_Pending(interp.turn, said, goal, "correct", None, control=True))
         else:
             ctx.log.feedback.append(
                 Feedback(
-                    feedback_id=ctx.next_id("f"), turn_id=asked.turn_id, user_id=user.id, ts=when, kind=kind, text=said
+                    feedback_id=ctx.next_id("f"), turn_id=asked.turn_id, user_id=user.id, ts=when,
+                    kind="correction" if correction else kind, text=said, correction_text=correction,
                 )
-            )
+            )  # fmt: skip
         return when + timedelta(seconds=1.0)
 
     def _finish(self, ctx: _Day, episode: str, pending: list[_Pending], *, success: bool) -> None:
