@@ -184,6 +184,23 @@ def test_teachable_moment_after_repeated_failure(home: Home) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "said", ["no that's wrong", "that's not what i asked", "wrong", "no that's not it", "ugh no that's wrong"]
+)
+def test_negatives_are_recognised(home: Home, said: str) -> None:
+    reply = Teacher(MemoryPreferences()).handle(
+        said, user_id="u", home=home, now=NOW, last_turn=turn("play my music", user="u")
+    )
+    assert reply is not None and reply.feedback_kind == "unsatisfied"
+
+
+def test_replies_about_the_teachers_own_turn_are_not_feedback(home: Home) -> None:
+    taught = turn("I'm a Warriors fan", status="teach", response="Got it")
+    teacher = Teacher(MemoryPreferences(), pending=PendingRewrites())
+    assert teacher.handle("that's wrong", user_id="maple.ana", home=home, now=NOW, last_turn=taught) is None
+    assert teacher.handle("I meant the Lakers", user_id="maple.ana", home=home, now=NOW, last_turn=taught) is None
+
+
 def test_no_moment_for_a_different_request_or_other_user(home: Home) -> None:
     teacher = Teacher(MemoryPreferences())
     failed = turn("make it cozy", status="no_match")

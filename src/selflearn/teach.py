@@ -6,14 +6,14 @@ Three ways in, one per-user dialogue state kept by the :class:`Teacher`:
   turn on the TV", "Wilkerson is the one in California", "the big light is the living room light";
 * **guided Q&A** when the user asks for it ("learn my preferences"): a few questions about team, food, music and
   home names;
-* **teachable moments** started by the system: the same request failed twice in a row, or the user said the answer
-  was wrong -> "Would you like to teach me what you meant?".
+* **teachable moments** started by the system: a request failed and the user says it again word for word, or the
+  user said the answer was wrong -> "Would you like to teach me what you meant?".
 
 Values are canonicalised against a small shipped vocabulary (``data/teach/vocabulary.yaml``) with rapidfuzz, so
 "warriers" and "the Dubs" both become "Golden State Warriors". Anything the teacher cannot place gets a clarifying
 question, never a silent accept. Results are :class:`~selflearn.schema.Preference` records, one set per user, kept
 in a :class:`PreferenceStore` (the log store in production, :class:`MemoryPreferences` in the simulator). Answers to
-"Did I answer your question?" are handled here too (parsing in :mod:`selflearn.feedback`), because they arrive as
+"Did I get that right?" are handled here too (parsing in :mod:`selflearn.feedback`), because they arrive as
 the user's next utterance exactly like a teaching answer does.
 """
 
@@ -360,8 +360,8 @@ _SKIP = _RE(r"^(?:skip|no|nope|none|nothing|pass|next|no thanks|i don't know|not
 _STOP = _RE(r"^(?:stop|cancel|quit|never mind|nevermind|that's all|that's it|done|enough|exit)$")
 _YES = _RE(r"^(?:yes|yeah|yep|sure|ok|okay|yes please|please|go ahead|alright|of course)$")
 _UNSATISFIED = _RE(
-    r"^(?:no )?(?:that's|that is|that was|this is) (?:wrong|not right|not what i (?:meant|wanted|asked for)|incorrect)$"
-    r"|^(?:wrong|wrong answer|not what i meant|you got it wrong|that's not it)$"
+    r"^(?:(?:no|ugh|nope)\s+)*(?:(?:that's|that is|that was|this is) (?:wrong|not right|incorrect|not it|"
+    r"not what i (?:meant|wanted|asked|asked for|said))|wrong|wrong answer|not what i meant|you got it wrong)$"
 )
 _LIST = _RE(r"^what (?:do you know about me|are my preferences|have i taught you)$")
 _FORGET = _RE(r"^forget (?:my preferences|everything i taught you|what i taught you)$")
@@ -441,7 +441,7 @@ class Teacher:
         if _FORGET.match(form):
             n = self.store.delete_preferences(user_id)
             return TeachReply(f"Done, I forgot {n} thing{'s' if n != 1 else ''} you taught me.", "teach")
-        if last_turn is not None:
+        if last_turn is not None and last_turn.result_status not in ("teach", "feedback"):
             reply = self._about_last_turn(form, text, user_id=user_id, now=now, last_turn=last_turn, asked=asked)
             if reply is not None:
                 return reply
