@@ -95,3 +95,18 @@ def test_peer_ha_domain_allowance_needs_a_name_of_that_domain() -> None:
     assert peer_ha.passes("HassTurnOn", {"name": "Main Valve"}, case, domains)
     assert not peer_ha.passes("HassTurnOn", {"name": "Main Valve"}, case)
     assert not peer_ha.passes("HassTurnOn", {"name": "Kitchen Light"}, case, domains)
+
+
+def test_loose_shapes_for_unknown_names() -> None:
+    def loose(text: str) -> tuple[str, dict]:
+        hyp = parse_loose(NLU_MAPLE, text)[0]
+        return hyp.intent, hyp.slots
+
+    assert loose("dim the desk lump to 30%") == ("HassLightSet", {"name": "desk lump", "brightness": 30})
+    assert loose("what is the temperature of the ovn") == (
+        "GetDeviceState",
+        {"attribute": "temperature", "name": "ovn"},
+    )
+    assert loose("is the garage dor locked") == ("HassGetState", {"name": "garage dor", "state": "locked"})
+    assert loose("turn the bed side lamp off") == ("HassTurnOff", {"name": "bed side lamp"})
+    assert parse_loose(NLU_MAPLE, "sing me a song") == []

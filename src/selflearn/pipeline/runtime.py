@@ -243,7 +243,7 @@ class Runtime:
         hyps = self.nlu.parse(text, area=area)
         loose = not hyps
         if loose:
-            hyps = parse_loose(self.nlu, text, area=area)
+            hyps = parse_loose(self.nlu, text)
         stages["nlu"] = {"ms": _ms(t), "loose": loose, "top": [h.to_json() for h in hyps[:TOP_K]]}
 
         t = time.perf_counter()
