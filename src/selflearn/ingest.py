@@ -1,11 +1,11 @@
 """Reading untrusted JSONL/Parquet logs into validated Arrow batches, with every bad row explained in quarantine.
 
-The store decides *where* rows go; this module decides *whether* a row is a valid record. Validation is pydantic's
-(the schema is the one source of truth), made fast: JSONL lines are validated straight from bytes by pydantic-core,
-and Parquet batches are first checked column-wise in DuckDB with a predicate derived from the same pydantic fields;
-only the rows that predicate rejects go through per-row pydantic (which also produces the human-readable reason,
-and accepts a row if the predicate was merely stricter). A row is never dropped: it is stored, counted as a
-duplicate, or quarantined.
+The store decides *where* rows go; this module decides *whether* a row is a valid record. pydantic (``schema.py``)
+is the one definition of valid; two faster checks derived from its fields and stricter than it do the bulk of the
+work: JSONL lines are decoded by a msgspec mirror (``fastpath``), Parquet batches are checked column-wise in DuckDB
+by one predicate. Only the rows those reject go through per-row pydantic, which accepts them after all or gives the
+human-readable reason. A row is never dropped: it is stored, counted as a duplicate, or quarantined (with its raw
+text in full).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ KINDS: tuple[Kind, ...] = ("turns", "gold", "feedback", "preferences")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 50_000
-MAX_RAW_CHARS = 20_000
 
 # Fields only one record kind has: how a row from a file without a kind prefix says what it is.
 _MARKERS: tuple[tuple[str, Kind], ...] = (
@@ -130,10 +129,6 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + f"... [{len(text)} chars]"
-
-
 # ---------------------------------------------------------------- JSONL
 
 
@@ -176,7 +171,7 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
                 if record is not None and kind is not None:
                     records.setdefault(kind, []).append(record)
                 else:
-                    batch.quarantined.append(Quarantined(source, lineno, _clip(text), reason, kind))
+                    batch.quarantined.append(Quarantined(source, lineno, text, reason, kind))
                 if batch.read >= batch_rows:
                     break
             if batch.size_bytes == 0:
@@ -261,29 +256,24 @@ def _check_batch(batch: Batch, table: pa.Table, kind: Kind | None, line: int) ->
             try:
                 row.validate(full=True)
             except pa.ArrowInvalid as e:
-                batch.quarantined.append(Quarantined(source, line + i + 1, _clip(_raw_bytes(row)), f"{e}", kind))
+                batch.quarantined.append(Quarantined(source, line + i + 1, _raw_bytes(row), f"{e}", kind))
                 continue
             positions.append(i)
         table = table.take(positions)
     if kind is None:
         for i, r in zip(positions, table.to_pylist(), strict=True):
-            batch.quarantined.append(
-                Quarantined(source, line + i + 1, _clip(_row_json(r)), "cannot tell the record kind")
-            )
+            batch.quarantined.append(Quarantined(source, line + i + 1, _row_json(r), "cannot tell the record kind"))
         return
     model = RECORD_TYPES[kind]
     valid, rejected = _check_table(table, kind)
-    if valid.num_rows:
-        batch.tables[kind] = valid
+    accepted: list[LogRecord] = []
     for index, row in rejected:
         try:
-            record = model.model_validate(row)
+            accepted.append(model.model_validate(row))
         except ValidationError as e:
-            raw = _clip(_row_json(row))
+            raw = _row_json(row)
             batch.quarantined.append(Quarantined(source, line + positions[index] + 1, raw, describe(e), kind))
-            continue
-        extra = to_arrow([record], model)
-        batch.tables[kind] = pa.concat_tables([batch.tables[kind], extra]) if kind in batch.tables else extra
+    batch.tables[kind] = pa.concat_tables([valid, to_arrow(accepted, model)]) if accepted else valid
     batch.quarantined.sort(key=lambda q: q.line)
 
 
