@@ -44,3 +44,30 @@ def test_default_file_is_in_the_data_dir(_isolated_data_dir: Path) -> None:
     assert tokens_file() == _isolated_data_dir / "tokens.json"
     Tokens().create(home="h1")
     assert tokens_file().exists()
+
+
+def test_cli_tokens_and_prefs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+
+    runner = CliRunner()
+    created = runner.invoke(app, ["tokens", "create", "--home", "maple_house", "--json"])
+    assert created.exit_code == 0, created.output
+    info = json.loads(created.stdout)
+    assert info["token"].startswith("slt_") and info["home"] == "maple_house"
+    listed = json.loads(runner.invoke(app, ["tokens", "list", "--json"]).stdout)["tokens"]
+    assert [t["id"] for t in listed] == [info["id"]] and "sha256" not in listed[0]
+    assert runner.invoke(app, ["tokens", "create"]).exit_code == 2
+    assert runner.invoke(app, ["tokens", "revoke", info["id"]]).exit_code == 0
+    assert runner.invoke(app, ["tokens", "revoke", info["id"]]).exit_code == 1
+
+    db = str(tmp_path / "logs.duckdb")
+    assert runner.invoke(app, ["prefs", "set", "maple.ana", "team", "dubs", "--db", db]).exit_code == 0
+    assert runner.invoke(app, ["prefs", "set", "maple.ana", "colour", "red", "--db", db]).exit_code == 2
+    prefs = json.loads(runner.invoke(app, ["prefs", "list", "maple.ana", "--db", db, "--json"]).stdout)["preferences"]
+    assert [(p["kind"], p["value"]) for p in prefs] == [("team", "Golden State Warriors")]
+    assert runner.invoke(app, ["prefs", "delete", "maple.ana", "--kind", "team", "--db", db]).exit_code == 0
+    assert (
+        json.loads(runner.invoke(app, ["prefs", "list", "maple.ana", "--db", db, "--json"]).stdout)["preferences"] == []
+    )
