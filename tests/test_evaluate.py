@@ -63,3 +63,12 @@ def test_ingest_suite_quick_loses_nothing() -> None:
     assert m["rows_quarantined"] == m["corruptions_injected"] > 0
     assert m["rows_duplicates"] == m["duplicates_injected"]
     assert m["corruptions_caught"] == 1.0 and m["valid_rows_rejected"] == 0 and m["reingest_new_rows"] == 0
+
+
+def test_ingest_suite_runs_on_an_unseen_home(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from selflearn.home import dump_home, shipped_homes
+
+    home = shipped_homes()[0].model_copy(update={"id": "unseen_home"})
+    dump_home(home, tmp_path / "unseen.yaml")
+    report = evaluate.run("ingest", evaluate.EvalConfig(quick=True, home=tmp_path / "unseen.yaml"))
+    assert report.metrics["rows_lost"] == 0 and report.metrics["corruptions_caught"] == 1.0
