@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -273,8 +274,6 @@ class Store:
         Quarantine lines are flushed to disk before the batch's rows commit, so a crash never loses a rejected row
         (a re-run may write it again). ``on_progress`` gets the bytes of input processed per batch.
         """
-        import time
-
         start = time.perf_counter()
         qpath = quarantine if quarantine is not None else quarantine_path(self.path)
         files = [f for f in discover(sources) if f.resolve() != qpath.resolve()]  # never re-read our own output
