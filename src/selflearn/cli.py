@@ -726,8 +726,8 @@ def simulate(
 
 @bench_app.command("simulate")
 def bench_simulate(
-    homes: Annotated[int, typer.Option("--homes", help="Generated homes.")] = 40,
-    days: Annotated[int, typer.Option("--days", help="Days per home.")] = 1,
+    homes: Annotated[int, typer.Option("--homes", help="Generated homes.")] = 30,
+    days: Annotated[int, typer.Option("--days", help="Days per home.")] = 2,
     workers: Annotated[int, typer.Option("--workers", help="Processes for the parallel run.")] = 2,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
