@@ -421,3 +421,19 @@ def test_bom_crlf_and_blank_lines_are_fine(store: Store, tmp_path: Path) -> None
     src.write_bytes(b"\xef\xbb\xbf" + body + b"\r\n\r\n   \n")
     report = store.ingest([src], quarantine=tmp_path / "q.jsonl")
     assert (report.read, report.ingested, report.quarantined) == (2, 2, 0)
+
+
+def test_store_and_logview_are_safe_across_threads(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(k: int) -> int:
+        store.add(turns=[turn(100 * k + i) for i in range(20)])
+        store.put_preference(Preference(user_id=f"u{k}", kind="team", value="x", ts=T0))
+        return store.logs().turns().height
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(n >= 20 for n in pool.map(work, range(8)))
+    assert store.counts()["turns"] == 160
+    view = store.logs()
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(lambda _: view.sql("select count(*) n from turns")["n"][0], range(16))) == {160}

@@ -85,6 +85,20 @@ def _frame(table: pa.Table, kind: Kind) -> pl.DataFrame:
     return frame
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """One operation at a time per object: a DuckDB connection must not be used by two threads at once (service)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 @dataclass
 class IngestReport:
     """What one ingest did. Always ``read == ingested + duplicates + quarantined``."""
@@ -106,6 +120,7 @@ class LogView:
     """What learners read: the ``turns`` and ``feedback`` tables and nothing else (no gold, no files)."""
 
     def __init__(self, turns: pa.Table, feedback: pa.Table):
+        self._lock = threading.RLock()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone='UTC'")
         tables: dict[Kind, pa.Table] = {"turns": turns, "feedback": feedback}
@@ -122,6 +137,7 @@ class LogView:
         """An in-memory view over records (tests, simulations), the same shape as ``Store.logs()``."""
         return cls(to_arrow(turns, Turn), to_arrow(feedback, Feedback))
 
+    @_locked
     def turns(
         self,
         *,
@@ -154,34 +170,23 @@ class LogView:
         table = self._con.sql(f"SELECT * FROM turns{clause} ORDER BY ts, turn_id", params=params).to_arrow_table()
         return _frame(table, "turns")
 
+    @_locked
     def feedback(self, *, user_id: str | None = None) -> pl.DataFrame:
         clause, params = ("WHERE user_id = ?", [user_id]) if user_id is not None else ("", [])
         query = f"SELECT * FROM feedback {clause} ORDER BY ts, feedback_id"
         table = self._con.sql(query, params=params).to_arrow_table()
         return _frame(table, "feedback")
 
+    @_locked
     def sql(self, query: str) -> pl.DataFrame:
         """Any read query over ``turns`` and ``feedback`` (there is nothing else to read)."""
         frame = pl.from_arrow(self._con.sql(query).to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
         return frame
 
+    @_locked
     def __len__(self) -> int:
         return _count(self._con, "SELECT count(*) FROM turns")
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _locked(method: F) -> F:
-    """One operation at a time per Store: a DuckDB connection must not be used by two threads at once (service)."""
-
-    @functools.wraps(method)
-    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class Store:
