@@ -46,4 +46,5 @@ def run(config: EvalConfig) -> EvalResult:
     metrics.update(simulated)
     metrics.update({f"real_{k}": v for k, v in real.items()})
     metrics["asr_confidence_auc"] = confidence_auc([h.confidence for h in heard], [h.errors > 0 for h in heard])
+    metrics["asr_pairs"] = len(pairs)
     return EvalResult(n=len(turns), metrics=metrics, baseline=real)
