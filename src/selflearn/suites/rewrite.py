@@ -28,8 +28,8 @@ class Plan:
     eval_days: int
 
 
-QUICK = Plan(homes=4, train_days=3, eval_days=1)
-FULL = Plan(homes=8, train_days=6, eval_days=2)
+QUICK = Plan(homes=12, train_days=6, eval_days=1)
+FULL = Plan(homes=32, train_days=10, eval_days=3)
 
 
 def defect_rate(turns: Sequence[Turn], gold: dict[str, Gold]) -> float:
