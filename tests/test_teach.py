@@ -201,6 +201,26 @@ def test_replies_about_the_teachers_own_turn_are_not_feedback(home: Home) -> Non
     assert teacher.handle("I meant the Lakers", user_id="maple.ana", home=home, now=NOW, last_turn=taught) is None
 
 
+def test_correction_after_no_refers_to_the_request(home: Home) -> None:
+    pending = PendingRewrites()
+    teacher = Teacher(
+        MemoryPreferences(), policy=FeedbackPolicy(every_turns=0, min_interval=timedelta(0)), pending=pending
+    )
+    failed = turn("switch on the cooking light", status="no_entity", response=f"Which one? {FEEDBACK_QUESTION}")
+    no = teacher.handle("no", user_id="maple.ana", home=home, now=NOW, last_turn=failed)
+    assert no is not None and no.feedback_kind == "no"
+    no_turn = turn("no", status="feedback", response=no.response)
+    fix = teacher.handle(
+        "I meant turn on the kitchen light", user_id="maple.ana", home=home, now=NOW, last_turn=no_turn
+    )
+    assert fix is not None and fix.feedback is not None and fix.feedback.turn_id == failed.turn_id
+    assert pending.get("maple.ana", "switch on the cooking light") is not None
+    late = teacher.handle(
+        "that's wrong", user_id="maple.ana", home=home, now=NOW + timedelta(hours=1), last_turn=no_turn
+    )
+    assert late is None
+
+
 def test_no_moment_for_a_different_request_or_other_user(home: Home) -> None:
     teacher = Teacher(MemoryPreferences())
     failed = turn("make it cozy", status="no_match")

@@ -23,7 +23,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Literal, Protocol, get_args
@@ -51,6 +51,8 @@ FAILED_STATUSES = frozenset({"no_match", "no_entity", "failed"})
 FUZZY_CUTOFF = 85.0
 DEVICE_CUTOFF = 70.0
 TEACH_OFFER = "Would you like to teach me what you meant?"
+TEACHER_STATUSES = frozenset({"teach", "feedback"})
+REQUEST_MEMORY = timedelta(minutes=5)  # how long "that's wrong" / "I meant ..." may refer back to a request
 
 Source = Literal["statement", "guided", "moment", "correction"]
 
@@ -401,6 +403,7 @@ class Teacher:
         self.pending = pending
         self.on_feedback = on_feedback
         self._state: dict[str, _State] = {}
+        self._last_request: dict[str, Turn] = {}
 
     def preferences(self, user_id: str) -> list[Preference]:
         """The ``preferences`` callable the runtime's context re-ranker and entity resolution read."""
@@ -412,6 +415,7 @@ class Teacher:
     def forget(self, user_id: str) -> None:
         """Drop the user's dialogue state (part of forgetting a user)."""
         self._state.pop(user_id, None)
+        self._last_request.pop(user_id, None)
 
     def handle(
         self, text: str, *, user_id: str, home: Home, now: datetime, last_turn: Turn | None
@@ -441,8 +445,9 @@ class Teacher:
         if _FORGET.match(form):
             n = self.store.delete_preferences(user_id)
             return TeachReply(f"Done, I forgot {n} thing{'s' if n != 1 else ''} you taught me.", "teach")
-        if last_turn is not None and last_turn.result_status not in ("teach", "feedback"):
-            reply = self._about_last_turn(form, text, user_id=user_id, now=now, last_turn=last_turn, asked=asked)
+        request = self._request_before(user_id, last_turn, now)
+        if request is not None:
+            reply = self._about_last_turn(form, text, user_id=user_id, now=now, last_turn=request, asked=asked)
             if reply is not None:
                 return reply
         if _GUIDED_START.match(form):
@@ -455,6 +460,15 @@ class Teacher:
         return self._apply(parsed, user_id=user_id, home=home, now=now, source="statement")
 
     # ---- the turn before: feedback answers, corrections, teachable moments
+
+    def _request_before(self, user_id: str, last_turn: Turn | None, now: datetime) -> Turn | None:
+        """The user's last request (not a lesson or an answer to the teacher), if recent: what feedback is about.
+        "no" then "I meant X" corrects the request, not the "no"."""
+        if last_turn is not None and last_turn.result_status not in TEACHER_STATUSES:
+            self._last_request[user_id] = last_turn
+            return last_turn
+        request = self._last_request.get(user_id)
+        return request if request is not None and now - request.ts <= REQUEST_MEMORY else None
 
     def _about_last_turn(
         self, form: str, text: str, *, user_id: str, now: datetime, last_turn: Turn, asked: bool

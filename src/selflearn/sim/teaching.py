@@ -7,7 +7,8 @@ lesson follows from why the request failed, as far as the person can tell from t
   food", "my favourite music is jazz";
 * a private device name the assistant did not know -> "when I say big light I mean the kitchen light";
 * a town the assistant placed wrong -> "Wilkerson is the one in California";
-* their own wording was not understood at all -> "when I say <their words> I mean <a wording that works>".
+* otherwise: their own wording was not understood -> "when I say <their words> I mean <a wording that works>", or
+  simply "no, I meant <a wording that works>" (a correction: it rewrites what the assistant heard, next time).
 
 Lessons go through the same ASR noise as every utterance, so some arrive garbled: the teacher must ask or ignore.
 """
@@ -21,12 +22,14 @@ from selflearn.sim.goals import Goal
 from selflearn.sim.names import TEAM_SAID
 from selflearn.sim.phrasing import CANONICAL, fits, render
 from selflearn.sim.users import SimUser
+from selflearn.text import normalize
 
 TEAM_LESSONS = ("i'm a {team} fan", "i'm a big {team} fan", "my favourite team is the {team}", "i support the {team}")
 CUISINE_LESSONS = ("i like {cuisine} food", "i love {cuisine} food", "my favourite food is {cuisine}")
 GENRE_LESSONS = ("my favourite music is {genre}", "i like {genre} music", "i love listening to {genre}")
 NAME_LESSONS = ("when i say {alias} i mean the {device}", "the {alias} is the {device}")
 PHRASE_LESSON = "when i say {said} i mean {meant}"
+CORRECTION_LESSONS = ("no i meant {meant}", "i meant {meant}")
 
 
 class TeachingUsers:
@@ -49,12 +52,14 @@ class TeachingUsers:
         if goal.kind == "weather_in" and "," in str(goal.slots.get("city", "")):
             town, _, state = str(goal.slots["city"]).partition(",")
             return f"{town.strip().lower()} is the one in {state.strip().lower()}"
-        template = user.habitual.get(goal.kind)
-        if turn.result_status != "no_match" or template is None or not fits(template, goal):
-            return None
-        said = render(template, goal, {})
+        heard = normalize(turn.asr_text)
         working = [render(t, goal, dict(goal.official)) for t in CANONICAL.get(goal.kind, ()) if fits(t, goal)]
-        working = [w for w in working if w != said]
+        working = [w for w in working if normalize(w) != heard]
         if not working:
             return None
-        return PHRASE_LESSON.format(said=said, meant=working[0])
+        template = user.habitual.get(goal.kind)
+        if turn.result_status == "no_match" and template is not None and fits(template, goal) and rng.random() < 0.5:
+            said = render(template, goal, {})
+            if normalize(said) != normalize(working[0]):
+                return PHRASE_LESSON.format(said=said, meant=working[0])
+        return rng.choice(CORRECTION_LESSONS).format(meant=working[0])
