@@ -173,3 +173,18 @@ def test_feedback_answers_when_asked(homes: list[Home]) -> None:
     assert all(f.turn_id in ids for f in log.feedback)
     corrections = [f for f in log.feedback if f.kind == "correction"]
     assert all(f.correction_text and f.text.endswith(f.correction_text) for f in corrections)
+
+
+def test_bare_home_without_devices_or_people_still_runs() -> None:
+    room, endpoint = {"id": "room", "name": "Room"}, {"id": "ep", "type": "speaker", "area": "room"}
+    home = Home.model_validate({"id": "bare", "areas": [room], "devices": [], "endpoints": [endpoint]})
+    log = Simulation([home], seed=0, config=SimConfig(requests_per_day=12)).run_day(0)
+    assert log.turns and len(log.gold) == len(log.turns)
+    assert not any(g.true_intent in ("HassTurnOn", "HassTurnOff", "HassLightSet") for g in log.gold)
+
+
+def test_many_generated_homes_are_valid() -> None:
+    homes = generate_homes(60, seed=9)
+    assert all(any(d.domain == "light" for d in h.devices) for h in homes)
+    assert len({h.city for h in homes}) > 10
+    assert {p.city for h in homes for p in h.people} - {h.city for h in homes}
