@@ -53,6 +53,7 @@ class FpiConfig:
     asr_low: float = 0.6  # ASR confidence below this points at ASR
     max_iter: int = 200
     learning_rate: float = 0.1
+    balance: float = 0.5  # class weight = (n / n_class) ** balance: 0 = none, 1 = fully balanced
     threads: int = 1  # OpenMP threads for boosting; more only helps on an idle machine (spin-waits under load)
     seed: int = 0
 
@@ -274,7 +275,12 @@ class FpiLearner:
     def weak_labels(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Row indices, labels, augmented flags: confident rule calls, then diff-labelled rows with recovery hidden."""
         rule_labels, rule_conf = RuleFpi(self.config).predict(df)
-        keep = np.flatnonzero(rule_conf >= self.config.confident)
+        confident = rule_conf >= self.config.confident
+        for stage in set(rule_labels[~confident]) - set(rule_labels[confident]):
+            # a stage the rules never call confidently still needs examples: take its most confident calls
+            mine = rule_labels == stage
+            confident |= mine & (rule_conf >= rule_conf[mine].max())
+        keep = np.flatnonzero(confident)
         diff = diff_stage(df, self.config)
         aug = np.flatnonzero(diff != "")
         rows = np.concatenate([keep, aug])
@@ -300,7 +306,8 @@ class FpiLearner:
         names = [n for n, keep in zip(names, informative, strict=True) if keep]
         x = x[:, informative]
         counts = Counter(labels.tolist())
-        weights = np.array([len(labels) / (len(counts) * counts[lab]) for lab in labels], dtype=np.float64)
+        # partial class balancing: rare stages count more, without flooding predictions with them
+        weights = np.array([(len(labels) / counts[lab]) ** self.config.balance for lab in labels], dtype=np.float64)
         clf = HistGradientBoostingClassifier(
             max_iter=self.config.max_iter, learning_rate=self.config.learning_rate, random_state=self.config.seed
         )
