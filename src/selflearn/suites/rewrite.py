@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import polars as pl
+
 from selflearn import evaluate
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
 from selflearn.loop import FAILURE_POINTS, eval_world, progress
 from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
-from selflearn.schema import Gold, Turn
+from selflearn.schema import Feedback, Gold, Turn, to_arrow
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,28 @@ def win_loss(turns: Sequence[Turn], gold: dict[str, Gold], homes: Sequence[Home]
     return wins, losses, agree / max(len(checked), 1)
 
 
+def rephrase_f1(
+    turns: Sequence[Turn], feedback: Sequence[Feedback], gold: Sequence[Gold], *, quick: bool, seed: int
+) -> dict[str, float]:
+    """Rephrase detection on the training logs vs gold links: the span model (weak labels) and the miner's rule,
+    scored with the signals suite's ``rephrase_scores``."""
+    from selflearn.rewrite.mining import MiningConfig, baseline_rephrase
+    from selflearn.rewrite.span import SpanConfig, SpanModel
+    from selflearn.signals import DefectSignals
+    from selflearn.store import LogView
+    from selflearn.suites.signals import rephrase_scores
+
+    progress("rewrite: rephrase detection (span model vs rule)")
+    scored = DefectSignals().score(LogView.from_records(turns, feedback))
+    frame = pl.from_arrow(to_arrow(gold, Gold))
+    assert isinstance(frame, pl.DataFrame)
+    model = SpanModel(SpanConfig(max_pairs=300 if quick else 3000, seed=seed)).fit(scored)
+    return {
+        "rephrase_f1_model": rephrase_scores(scored, model.predict_next(scored), frame)["f1"],
+        "rephrase_f1_baseline": rephrase_scores(scored, baseline_rephrase(scored, MiningConfig()), frame)["f1"],
+    }
+
+
 @evaluate.suite("rewrite")
 def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     from selflearn.learn import learn
@@ -82,12 +106,13 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
         artifacts = ArtifactStore(Path(tmp) / "artifacts")
         sim = Simulation(homes, seed=config.seed)
-        turns, feedback = [], []
+        turns, feedback, gold = [], [], []
         for day in days:
             progress(f"rewrite: training day {day}/{plan.train_days}")
             log = sim.run_day(day)
             turns += log.turns
             feedback += log.feedback
+            gold += log.gold
         progress(f"rewrite: learning from {len(turns)} turns")
         report = learn(LogView.from_records(turns, feedback), artifacts, config=None)
         current = artifacts.current_dir()
@@ -105,6 +130,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
                 arm_turns += [t for t in log.turns if focus is None or t.home_id == focus]
                 arm_gold |= {g.turn_id: g for g in log.gold}
             arms[arm] = (arm_turns, arm_gold)
+    rephrase = rephrase_f1(turns, feedback, gold, quick=config.quick, seed=config.seed)
     rates = {arm: defect_rate(t, g) for arm, (t, g) in arms.items()}
     p_turns, p_gold = arms["personal"]
     progress("rewrite: counterfactual replay of rewritten turns")
@@ -122,6 +148,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         "win_loss": wins / max(losses, 1),
         "counterfactual_judge_agreement": agreement,
         "rewrite_rate": sum(t.rewrite_source != "none" for t in p_turns) / max(len(p_turns), 1),
+        **rephrase,
         "global_rules": report.global_rewrites,
         "personal_rules": report.personal_rewrites,
     }
