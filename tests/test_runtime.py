@@ -152,3 +152,19 @@ def test_preferences_scoped_to_another_home_are_ignored() -> None:
     )
     rt = Runtime(maple(), preferences=lambda user: [other])
     assert say(rt, "wake up").turn.result_status != "success"
+
+
+def test_cli_interpret_uses_the_speakers_taught_preferences() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.store import Store
+
+    args = ["interpret", "turn on the game", "--device", "ep.living_screen", "--user", "maple.ben", "--json"]
+    before = json.loads(CliRunner().invoke(app, args).stdout)["turn"]["nlu_slots"]
+    with Store() as store:
+        store.put_preference(Preference(user_id="maple.ben", kind="team", value="Boston Celtics", ts=NOW))
+    after = json.loads(CliRunner().invoke(app, args).stdout)["turn"]["nlu_slots"]
+    assert before == {"team": "Los Angeles Lakers"} and after == {"team": "Boston Celtics"}

@@ -352,14 +352,18 @@ def interpret(
         str | None, typer.Option("--time", help="ISO time, e.g. 2026-03-02T07:10:00+00:00 (default: now).")
     ] = None,
     no_context: Annotated[bool, typer.Option("--no-context", help="Switch context re-ranking off.")] = False,
+    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run one utterance through the runtime and show every stage's decision, scores and timing."""
+    """Run one utterance through the runtime and show every stage's decision, scores and timing. The speaker's taught
+    preferences come from the log store when it exists."""
     import json
     from datetime import UTC, datetime
 
     from selflearn.home import HomeError, load_home, shipped_homes
+    from selflearn.paths import default_db
     from selflearn.pipeline.runtime import Runtime
+    from selflearn.store import Store
 
     try:
         is_path = home.endswith((".yaml", ".yml"))
@@ -372,7 +376,11 @@ def interpret(
     now = datetime.fromisoformat(at_time) if at_time else datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    runtime = Runtime(the_home, context=not no_context)
+    taught = []
+    if (db or default_db()).exists():
+        with Store(db) as store:
+            taught = store.preferences(speaker)
+    runtime = Runtime(the_home, context=not no_context, preferences=lambda user: taught if user == speaker else [])
     result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now)
     if as_json:
         print(json.dumps({"turn": result.turn.model_dump(mode="json"), "asks_feedback": result.asks_feedback}))
