@@ -214,7 +214,6 @@ class Service:
         self._buffer: list[Turn] = []
         self._feedback: list[Feedback] = []
         self._buffer_lock = threading.Lock()
-        self._turn_owner: dict[str, str] = {}
         self.runtimes = {
             h.id: Runtime(
                 h,
@@ -235,7 +234,6 @@ class Service:
     def _sink(self, turn: Turn) -> None:
         with self._buffer_lock:
             self._buffer.append(turn)
-            self._turn_owner[turn.turn_id] = turn.user_id
             full = len(self._buffer) >= FLUSH_ROWS
         if full:
             self.flush()
@@ -270,19 +268,19 @@ class Service:
             raise HTTPException(404, f"no user {user_id!r} in this home")
         return home
 
-    def owns_turn(self, user_id: str, turn_id: str) -> bool:
+    def turn_of(self, user_id: str, turn_id: str) -> Turn:
+        """The user's own turn (buffered or stored); 404 for anyone else's or an unknown id."""
         with self._buffer_lock:
-            owner = self._turn_owner.get(turn_id)
-        if owner is not None:
-            return owner == user_id
-        with self.store_lock:
-            found = self.store.logs().sql(f"SELECT user_id FROM turns WHERE turn_id = '{turn_id}'")
-        return found.height == 1 and found["user_id"][0] == user_id
+            turn = next((t for t in self._buffer if t.turn_id == turn_id), None)
+        if turn is None:
+            with self.store_lock:
+                turn = self.store.turn(turn_id)
+        if turn is None or turn.user_id != user_id:
+            raise HTTPException(404, f"no turn {turn_id!r} of this user")
+        return turn
 
     def forget(self, user_id: str) -> Forgotten:
         self.flush()
-        with self._buffer_lock:
-            self._turn_owner = {t: u for t, u in self._turn_owner.items() if u != user_id}
         with self.store_lock:
             counts = dict(self.store.forget(user_id))
         counts["personal_artifacts"] = self.artifacts.forget_user(user_id)
@@ -290,8 +288,7 @@ class Service:
         self.teacher.forget(user_id)
         self.prefs.invalidate(user_id)
         with self.store_lock:
-            left = self.store.logs().turns(user_id=user_id).height + self.store.logs().feedback(user_id=user_id).height
-            left += len(self.store.preferences(user_id))
+            left = sum(self.store.user_rows(user_id).values())
         current = self.artifacts.current_dir()
         left += len(list(current.glob(f"personal/{user_id}*"))) if current else 0
         left += len(self.pending.all(user_id))
@@ -474,8 +471,7 @@ def create_app(service: Service) -> FastAPI:
         service.person_home(tok, body.user_id)
         if body.answer == "correction" and not body.correction_text:
             raise HTTPException(422, "a correction needs correction_text")
-        if not service.owns_turn(body.user_id, body.turn_id):
-            raise HTTPException(404, f"no turn {body.turn_id!r} of this user")
+        turn = service.turn_of(body.user_id, body.turn_id)
         now = _when(body.time)
         fb = Feedback(
             feedback_id=f"fb-{uuid.uuid5(uuid.NAMESPACE_URL, f'{body.turn_id}|{now.isoformat()}|{body.answer}')}",
@@ -486,10 +482,7 @@ def create_app(service: Service) -> FastAPI:
             correction_text=body.correction_text if body.answer == "correction" else None,
         )
         if fb.correction_text:
-            service.flush()
-            with service.store_lock:
-                said = service.store.logs().sql(f"SELECT asr_text FROM turns WHERE turn_id = '{body.turn_id}'")
-            service.pending.add(body.user_id, said["asr_text"][0], fb.correction_text, now)
+            service.pending.add(body.user_id, turn.asr_text, fb.correction_text, now)
         service.add_feedback(fb)
         service.metrics.events[f"feedback_{body.answer}"] += 1
         return fb

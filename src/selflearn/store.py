@@ -314,6 +314,20 @@ class Store:
     # ------------------------------------------------------------------ reads
 
     @_locked
+    def turn(self, turn_id: str) -> Turn | None:
+        """One stored turn by id (the service checks whose turn it is before taking feedback on it)."""
+        rows = self._con.sql("SELECT * FROM turns WHERE turn_id = ?", params=[turn_id]).to_arrow_table().to_pylist()
+        return Turn.model_validate(rows[0]) if rows else None
+
+    @_locked
+    def user_rows(self, user_id: str) -> dict[str, int]:
+        """Turns, feedback and preferences stored for a user (a forget is verified with it)."""
+        return {
+            kind: _count(self._con, f"SELECT count(*) FROM {kind} WHERE user_id = ?", [user_id])
+            for kind in ("turns", "feedback", "preferences")
+        }
+
+    @_locked
     def logs(self) -> LogView:
         """A snapshot of turns and feedback for learners; gold is not in it and cannot be reached from it."""
         turns = self._con.sql("SELECT * FROM turns").to_arrow_table()
