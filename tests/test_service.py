@@ -224,6 +224,7 @@ def test_forget_user_is_verified_and_leaves_others(env: dict[str, Any]) -> None:
     assert body["deleted"]["preferences"] == 1
     assert c.get("/v1/users/maple.ana/preferences", headers=h).json() == []
     assert service.store.logs().turns(user_id="maple.ana").height == 0
+    assert all("maple.ana" not in rt._last for rt in service.runtimes.values())
     assert not (service.pending.root / "personal" / "maple.ana").exists()  # type: ignore[operator]
     assert service.store.logs().turns(user_id="maple.ben").height == 1
     assert len(c.get("/v1/users/maple.ben/preferences", headers=h).json()) == 1

@@ -286,6 +286,8 @@ class Service:
         counts["personal_artifacts"] = self.artifacts.forget_user(user_id)
         counts["pending_rewrites"] = self.pending.forget(user_id)
         self.teacher.forget(user_id)
+        for runtime in self.runtimes.values():
+            runtime.forget(user_id)
         self.prefs.invalidate(user_id)
         with self.store_lock:
             left = sum(self.store.user_rows(user_id).values())

@@ -128,10 +128,17 @@ class Runtime:
         self._dialogue: dict[str, tuple[datetime, str]] = {}
         self._session: dict[str, tuple[datetime, str]] = {}
         self._count = 0
+        self._salt = uuid.uuid4().hex  # default ids stay unique across runtimes and restarts
 
     @property
     def nlu(self) -> NLU:
         return self.parts.nlu
+
+    def forget(self, user_id: str) -> None:
+        """Drop what the runtime remembers about a user between turns (last turn, session, dialogue)."""
+        self._last.pop(user_id, None)
+        self._session.pop(user_id, None)
+        self._dialogue.pop(user_id, None)
 
     def interpret(
         self,
@@ -287,18 +294,22 @@ class Runtime:
     def _ids(
         self, user_id: str, now: datetime, session_id: str | None, dialogue_id: str | None, turn_id: str | None
     ) -> tuple[str, str, str]:
-        """Sessions and dialogues split on silence gaps when the caller does not supply ids."""
+        """Sessions and dialogues split on silence gaps when the caller does not supply ids (the simulator does)."""
         self._count += 1
-        seed = f"{self.home.id}|{user_id}|{now.isoformat()}|{self._count}"
+        seed = f"{self._salt}|{self.home.id}|{user_id}|{now.isoformat()}|{self._count}"
         if session_id is None:
             prev = self._session.get(user_id)
-            fresh = prev is None or (now - prev[0]).total_seconds() > SESSION_GAP_S
-            session_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "s" + seed)) if fresh or prev is None else prev[1]
+            if prev is None or (now - prev[0]).total_seconds() > SESSION_GAP_S:
+                session_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "s" + seed))
+            else:
+                session_id = prev[1]
         self._session[user_id] = (now, session_id)
         if dialogue_id is None:
             prevd = self._dialogue.get(user_id)
-            fresh = prevd is None or (now - prevd[0]).total_seconds() > DIALOGUE_GAP_S
-            dialogue_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "d" + seed)) if fresh or prevd is None else prevd[1]
+            if prevd is None or (now - prevd[0]).total_seconds() > DIALOGUE_GAP_S:
+                dialogue_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "d" + seed))
+            else:
+                dialogue_id = prevd[1]
         self._dialogue[user_id] = (now, dialogue_id)
         return session_id, dialogue_id, turn_id or str(uuid.uuid5(uuid.NAMESPACE_URL, "t" + seed))
 
