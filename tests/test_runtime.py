@@ -168,3 +168,8 @@ def test_cli_interpret_uses_the_speakers_taught_preferences() -> None:
         store.put_preference(Preference(user_id="maple.ben", kind="team", value="Boston Celtics", ts=NOW))
     after = json.loads(CliRunner().invoke(app, args).stdout)["turn"]["nlu_slots"]
     assert before == {"team": "Los Angeles Lakers"} and after == {"team": "Boston Celtics"}
+
+
+def test_default_turn_ids_differ_across_runtimes() -> None:
+    a, b = Runtime(maple()), Runtime(maple())
+    assert say(a, "turn on the kitchen light").turn.turn_id != say(b, "turn on the kitchen light").turn.turn_id
