@@ -53,6 +53,7 @@ class LabelConfig:
     pretrain_epochs: int = 2
     finetune_epochs: int = 4
     min_steps: int = 400  # per stage: small logs get more epochs so the model sees enough updates
+    finetune_share: float = 1.0  # fine-tune on this share of dialogues (pretraining always sees them all)
     intent_dropout: float = 0.3  # hide the NLU intent input this often in fine-tuning, so text carries intent too
     batch_size: int = 128
     lr: float = 2e-3
@@ -193,10 +194,12 @@ class LabelLearner:
     ) -> None:
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr)
         model.train()
-        for _ in range(self._epochs(self.config.finetune_epochs, len(data.dialogue_ids))):
+        n = len(data.dialogue_ids)
+        subset = rng.permutation(n)[: max(1, round(n * self.config.finetune_share))]
+        for _ in range(self._epochs(self.config.finetune_epochs, len(subset))):
             losses = []
-            for rows in self._batches(len(data.dialogue_ids), rng):
-                t = _tensors(data, rows)
+            for rows in self._batches(len(subset), rng):
+                t = _tensors(data, subset[rows])
                 hide = torch.rand(t["mask"].shape) < self.config.intent_dropout
                 t["cat"] = t["cat"].clone()
                 t["cat"][..., 1] = t["cat"][..., 1].masked_fill(hide, 0)

@@ -4,7 +4,8 @@ Protocol: simulate ``train_days`` days (the learner sees their turns, feedback a
 label ``test_days`` further, unseen days and compare with gold. The single-annotator baseline is the simulator's
 ``annotator_labels["single"]`` (gold flipped at a realistic error rate); the three-annotator majority is reported
 alongside. ``pretrain_gain`` is the goal-success accuracy of the model minus that of the same model trained without
-the contrastive pretraining stage (same seed, same fine-tuning budget).
+the contrastive pretraining stage (same seed, same fine-tuning budget); ``pretrain_gain_10pct`` is the same
+difference when only 10% of the dialogues are used for fine-tuning (pretraining needs no labels, so it sees all).
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def run(config: EvalConfig) -> EvalResult:
     train, test = split.train_logs(), split.test_logs()
     label_cfg = LabelConfig(seed=config.seed)
     if config.quick:
-        label_cfg = replace(label_cfg, pretrain_epochs=2, finetune_epochs=4)
+        label_cfg = replace(label_cfg, min_steps=200)
     signals = DefectSignals()
     train_signals, test_signals = signals.score(train), signals.score(test)
     print(f"training label model on {len(split.train_turns)} turns", file=sys.stderr)
@@ -210,6 +211,15 @@ def run(config: EvalConfig) -> EvalResult:
     metrics["no_pretrain_goal_success_accuracy"] = plain_metrics["goal_success_accuracy"]
     metrics["pretrain_gain"] = metrics["goal_success_accuracy"] - plain_metrics["goal_success_accuracy"]
     metrics["pretrain_swap_accuracy"] = model.history.pretrain_swap_accuracy[-1]
+    if not config.quick:
+        print("pretraining gain when only 10% of dialogues are used for fine-tuning", file=sys.stderr)
+        few = {}
+        for pretrain in (True, False):
+            cfg = replace(label_cfg, finetune_share=0.1, pretrain=pretrain)
+            learned = LabelLearner(cfg, encoder=model.encoder).fit(train, train_signals)
+            few[pretrain] = score(*model_frame(learned.apply(test, test_signals)), split.gold)["goal_success_accuracy"]
+        metrics["pretrain_gain_10pct"] = few[True] - few[False]
+        metrics["no_pretrain_goal_success_accuracy_10pct"] = few[False]
     metrics["train_seconds"] = model.history.seconds
     baseline = {k: v for k, v in score(annotator_frame(frame, split.gold, "single"), cont, split.gold).items()
                 if k in ANNOTATED}  # fmt: skip
