@@ -39,3 +39,8 @@ def test_shared_name_resolves_to_the_speakers_room() -> None:
 
 def test_device_free_intents_need_no_device() -> None:
     assert resolve({"city": "Paris"}, intent="WeatherIn").status == "ok"
+
+
+def test_a_room_said_as_a_name_means_its_lights() -> None:
+    assert sorted(resolve({"name": "kitchen"}).devices) == ["light.kitchen_ceiling", "light.kitchen_island"]
+    assert resolve({"name": "garage door", "domain": "lock"}).devices == ["lock.garage_door"]

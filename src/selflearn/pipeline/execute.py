@@ -94,9 +94,9 @@ def _power(on: bool) -> Callable[[_Call], Outcome]:
                 return Outcome("unsupported", f"The {d.name} can't be switched.")
             else:
                 call.set(d, power=on)
-        return Outcome(
-            "success", f"Turned {'on' if on else 'off'} the {_names(call.devices)}.", [d.id for d in call.devices]
-        )
+        verbs = {"cover": ("Opened", "Closed"), "lock": ("Locked", "Unlocked")}
+        first = verbs.get(call.devices[0].domain, ("Turned on", "Turned off"))[0 if on else 1]
+        return Outcome("success", f"{first} the {_names(call.devices)}.", [d.id for d in call.devices])
 
     return run
 

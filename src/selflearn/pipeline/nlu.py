@@ -244,6 +244,8 @@ LOOSE_PATTERNS: tuple[tuple[re.Pattern[str], str, dict[str, Any]], ...] = (
     (re.compile(rf"^(?:please )?(?:turn|switch) {_THE}(?P<name>.+?) on(?: please)?$"), "HassTurnOn", {}),
     (re.compile(rf"^(?:please )?(?:turn|switch) off {_THE}(?P<name>.+?)(?: please)?$"), "HassTurnOff", {}),
     (re.compile(rf"^(?:please )?(?:turn|switch) {_THE}(?P<name>.+?) off(?: please)?$"), "HassTurnOff", {}),
+    (re.compile(rf"^lock {_THE}(?P<name>.+)$"), "HassTurnOn", {"domain": "lock"}),
+    (re.compile(rf"^unlock {_THE}(?P<name>.+)$"), "HassTurnOff", {"domain": "lock"}),
     (re.compile(rf"^(?:open|raise) {_THE}(?P<name>.+)$"), "HassTurnOn", {}),
     (re.compile(rf"^(?:close|lower) {_THE}(?P<name>.+)$"), "HassTurnOff", {}),
     (

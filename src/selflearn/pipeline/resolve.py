@@ -127,6 +127,11 @@ class Resolver:
                 pinned = "device_alias" in cand.features
                 device = self._disambiguate(self.devices[name], endpoint if use_area and not pinned else None)
                 return Resolution("ok", [device.id], area or device.area, [(device.id, 1.0)])
+            room = next((a for n, a in self.area_names if n == clean(name)), None)
+            if room is not None and cand.intent in ("HassTurnOn", "HassTurnOff"):  # "turn on the kitchen"
+                lights = [d.id for d in self.home.devices_in(room) if d.domain == "light"]
+                if lights:
+                    return Resolution("ok", lights, room, [(d, 1.0) for d in lights])
             ranked = self.match(name, domain=domain)
             if not ranked or ranked[0][1] < MIN_MATCH:
                 return Resolution(
