@@ -1,7 +1,7 @@
 """The log store: turns, feedback and preferences in one DuckDB file; gold in a sibling file learners never see.
 
-Learners get a ``LogView``: an in-memory DuckDB snapshot holding only ``turns`` and ``feedback``, with file access
-switched off and the configuration locked, so no query can attach the gold file or read anything else. Gold is in
+Learners get a ``LogView``: an in-memory DuckDB connection whose only tables are zero-copy views of ``turns`` and
+``feedback`` snapshots (Arrow), with file access switched off and the configuration locked, so no query can attach the gold file or read anything else. Gold is in
 ``<stem>.gold.duckdb``, opened only by ``Store.gold()`` (eval code) and by writes.
 
 Every write is one transaction per batch and idempotent by record id (INSERT OR IGNORE), so a crash mid-ingest
@@ -124,11 +124,8 @@ class LogView:
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone='UTC'")
         tables: dict[Kind, pa.Table] = {"turns": turns, "feedback": feedback}
-        for kind, table in tables.items():
-            self._con.execute(table_ddl(kind))
-            self._con.register("_incoming", table)
-            self._con.execute(f"INSERT INTO {kind} SELECT * FROM _incoming")
-            self._con.unregister("_incoming")
+        for kind, table in tables.items():  # zero-copy views over the Arrow tables, in the schema's column layout
+            self._con.register(kind, table.select(ARROW_SCHEMAS[RECORD_TYPES[kind]].names))
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
 
