@@ -163,8 +163,8 @@ def rephrase(goal: Goal, previous: str, rng: random.Random, *, official: bool) -
         naming["city"] = goal.words["city_full"]
     options = [render(t, goal, naming) for t in CANONICAL.get(goal.kind, ()) if fits(t, goal)]
     fresh = [o for o in options if o != previous]
-    if fresh:
-        return rng.choice(fresh)
+    if fresh:  # the most standard wording is the most common fallback
+        return rng.choices(fresh, zipf(len(fresh)))[0]
     return options[0] if options else previous
 
 
