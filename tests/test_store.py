@@ -437,3 +437,19 @@ def test_store_and_logview_are_safe_across_threads(store: Store) -> None:
     view = store.logs()
     with ThreadPoolExecutor(4) as pool:
         assert set(pool.map(lambda _: view.sql("select count(*) n from turns")["n"][0], range(16))) == {160}
+
+
+def test_undeclared_mixed_file_stores_the_same_as_declared_files(tmp_path: Path) -> None:
+    log = logsample.generate(300, seed=6)
+    mixed = [r.model_dump_json() for pair in zip(log.turns, log.gold, strict=True) for r in pair]
+    mixed += [f.model_dump_json() for f in log.feedback]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "export.jsonl").write_text("\n".join(mixed) + "\n")
+    logsample.write_log(log, tmp_path / "b", fmt="jsonl")
+    with Store(tmp_path / "a.duckdb") as a, Store(tmp_path / "b.duckdb") as b:
+        ra = a.ingest([tmp_path / "a"])
+        rb = b.ingest([tmp_path / "b"])
+        assert ra.by_kind == rb.by_kind and ra.quarantined == rb.quarantined == 0
+        assert a.logs().turns().equals(b.logs().turns())
+        assert a.gold().equals(b.gold())
+        assert a.logs().feedback().equals(b.logs().feedback())

@@ -135,22 +135,23 @@ def describe(error: ValidationError) -> str:
 def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
     """Validate a JSONL file line by line, yielding one Batch per ``batch_rows`` non-blank lines.
 
-    In a file whose name declares its kind, each line first tries the strict msgspec mirror (``fastpath``); lines it
-    does not accept, and all lines of undeclared files, are validated by pydantic.
+    Each line first tries the strict msgspec mirror (``fastpath``) of the file's declared kind, or in an undeclared
+    file of the kind of the last line pydantic accepted (a mirror only accepts rows with its kind's marker field and
+    no other kind's fields, so this agrees with the per-row rule); lines it does not accept go to pydantic.
     """
     declared = kind_of_name(path)
-    model = RECORD_TYPES[declared] if declared else None
     source = str(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below; an unreadable file is one quarantine entry
     except OSError as e:
         yield Batch(source, 1, quarantined=[Quarantined(source, 0, "", f"unreadable file: {e}", declared)])
         return
+    guess = declared
     with f:
         lineno = 0
         while True:
             batch = Batch(source=source, read=0)
-            fast: list[Any] = []
+            fast: dict[Kind, list[Any]] = {}
             records: dict[Kind, list[LogRecord]] = {}
             for raw in f:
                 lineno += 1
@@ -160,28 +161,28 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
                 if not raw.strip():
                     continue
                 batch.read += 1
-                if model is not None:
-                    row = fastpath.decode(model, raw)
-                    if row is not None:
-                        fast.append(row)
-                        if batch.read >= batch_rows:
-                            break
-                        continue
-                kind, record, reason, text = _validate_line(raw, declared)
-                if record is not None and kind is not None:
-                    records.setdefault(kind, []).append(record)
+                row = fastpath.decode(RECORD_TYPES[guess], raw) if guess is not None else None
+                if guess is not None and row is not None:
+                    fast.setdefault(guess, []).append(row)
                 else:
-                    batch.quarantined.append(Quarantined(source, lineno, text, reason, kind))
+                    kind, record, reason, text = _validate_line(raw, declared)
+                    if record is not None and kind is not None:
+                        records.setdefault(kind, []).append(record)
+                        guess = kind
+                    else:
+                        batch.quarantined.append(Quarantined(source, lineno, text, reason, kind))
                 if batch.read >= batch_rows:
                     break
             if batch.size_bytes == 0:
                 return
-            for kind, recs in records.items():
-                batch.tables[kind] = to_arrow(recs, RECORD_TYPES[kind])
-            if fast and declared is not None and model is not None:
-                table = fastpath.to_table(fast, model)
-                slow = batch.tables.get(declared)
-                batch.tables[declared] = pa.concat_tables([table, slow]) if slow is not None else table
+            for kind in KINDS:
+                parts = []
+                if kind in fast:
+                    parts.append(fastpath.to_table(fast[kind], RECORD_TYPES[kind]))
+                if kind in records:
+                    parts.append(to_arrow(records[kind], RECORD_TYPES[kind]))
+                if parts:
+                    batch.tables[kind] = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
             yield batch
 
 
