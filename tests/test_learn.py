@@ -52,7 +52,7 @@ def test_learn_publishes_global_and_personal_tables(tmp_path: Path) -> None:
     assert read_global(root).select("source", "target").rows() == [("lights of", "lights off")]
     assert read_personal(root, "u0")["support"].to_list() == [3]
     assert report.turns == len(turns) and report.global_rewrites == 1 and report.personal_users == 6
-    assert report.to_dict()["shadow"]["held_out_day"] == "2026-11-03"
+    assert report.to_dict()["shadow"]["held_out_since"].startswith("2026-11-02T08:05")
 
 
 def test_shadow_check_rejects_a_batch_that_would_break_the_held_out_day(tmp_path: Path) -> None:

@@ -328,14 +328,11 @@ def bench_rewrite(
     from rich.table import Table
 
     table = Table(title="bench rewrite: online lookup (ms)")
-    for col in ("forms", "build s", "exact p50", "exact p99", "unseen p50", "unseen p99"):
+    cols = ("exact_p50_ms", "exact_p99_ms", "near_p50_ms", "near_p99_ms", "pass_p50_ms", "pass_p99_ms")
+    for col in ("forms", "build s", *(c.removesuffix("_ms") for c in cols)):
         table.add_column(col, justify="right")
     for row in result["lookup"]:
-        table.add_row(
-            f"{row['forms']:,}",
-            f"{row['build_seconds']:.1f}",
-            *(f"{row[k]:.3f}" for k in ("exact_p50_ms", "exact_p99_ms", "miss_p50_ms", "miss_p99_ms")),
-        )
+        table.add_row(f"{row['forms']:,}", f"{row['build_seconds']:.1f}", *(f"{row[k]:.3f}" for k in cols))
     out.print(table)
     out.print({k: v for k, v in result.items() if k != "lookup"})
 
@@ -883,7 +880,7 @@ def learn_(
         s = report.shadow
         rows.append(
             (
-                f"shadow ({s.held_out_day})",
+                f"shadow (since {s.held_out_since[:16]})",
                 f"{s.defect_rate_before:.1%} -> {s.defect_rate_after:.1%}, {'accepted' if s.accepted else 'REJECTED'}",
             )
         )

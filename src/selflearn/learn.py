@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,14 @@ Progress = Callable[[str], None]
 class LearnConfig:
     mining: MiningConfig = field(default_factory=MiningConfig)
     shadow: bool = True  # hold out the most recent day and reject a batch that would raise the defect rate
+    held_out_hours: float = 24.0  # "the most recent day": the last 24 h of logs (robust to late-night spill)
     rephrase_model: bool = False  # detect rephrases with the span model (rewrite/span.py) instead of the rule
     labels: bool = False  # also train the label model and the FPI model (labels/, fpi/ in the artifact set)
 
 
 @dataclass(frozen=True)
 class ShadowReport:
-    held_out_day: str
+    held_out_since: str  # ISO timestamp: turns from here on were held out of mining and replayed
     turns: int
     defects: int
     rewritten: int  # held-out turns a rewrite (trained without that day) would fire on
@@ -66,7 +67,7 @@ class LearnReport:
         return asdict(self)
 
 
-def shadow_evaluate(tables: RewriteTables, held_out: pl.DataFrame, day: str) -> ShadowReport:
+def shadow_evaluate(tables: RewriteTables, held_out: pl.DataFrame, since: str) -> ShadowReport:
     """Log-only estimate of the held-out day's defect rate with ``tables`` in force (``held_out`` is scored)."""
     g = tables.global_table.select(
         pl.col("source").alias("form"), g_target="target", g_p="probability", g_intent="target_intent"
@@ -92,7 +93,7 @@ def shadow_evaluate(tables: RewriteTables, held_out: pl.DataFrame, day: str) -> 
     defects = int(held_out["defect"].sum())
     before = defects / n
     after = (defects - fix + brk) / n
-    return ShadowReport(day, held_out.height, defects, hit.height, fix, brk, before, after, after <= before)
+    return ShadowReport(since, held_out.height, defects, hit.height, fix, brk, before, after, after <= before)
 
 
 def learn(
@@ -113,15 +114,15 @@ def learn(
     miner = RewriteMiner(cfg.mining)
     shadow = None
     train: pl.DataFrame | None = None
-    day = scored["ts"].dt.date()
-    last = day.max()
-    if cfg.shadow and isinstance(last, date) and day.n_unique() >= 2:
-        say(f"shadow check: mining without {last.isoformat()}, replaying it")
-        train = signals.score_frame(turns.filter(pl.col("ts").dt.date() < last), feedback)
+    last = scored["ts"].max()
+    cutoff = last - timedelta(hours=cfg.held_out_hours) if isinstance(last, datetime) else None
+    if cfg.shadow and cutoff is not None and scored["ts"].min() < cutoff:  # type: ignore[operator]
+        say(f"shadow check: mining without the turns since {cutoff.isoformat()}, replaying them")
+        train = signals.score_frame(turns.filter(pl.col("ts") < cutoff), feedback)
     detect = _rephrase_detector(train if train is not None else scored, cfg, say)
-    if train is not None and isinstance(last, date):
-        held = scored.filter(day == last)
-        shadow = shadow_evaluate(miner.fit_frame(train, detect(train)), held, last.isoformat())
+    if train is not None and cutoff is not None:
+        held = scored.filter(pl.col("ts") >= cutoff)
+        shadow = shadow_evaluate(miner.fit_frame(train, detect(train)), held, cutoff.isoformat())
     say("mining rewrites")
     tables = miner.fit_frame(scored, detect(scored))
     previous = artifacts.current()
