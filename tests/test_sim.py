@@ -41,7 +41,7 @@ def test_generated_homes_are_valid_diverse_and_seeded() -> None:
 
 def test_run_day_is_deterministic_per_seed_and_day(homes: list[Home], day: DayLog) -> None:
     again = Simulation(homes, seed=5).run_day(0)
-    assert _stable(again) == _stable(day)
+    assert [t.model_dump() for t in again.turns] == [t.model_dump() for t in day.turns]
     assert [g.model_dump() for g in again.gold] == [g.model_dump() for g in day.gold]
     assert _stable(Simulation(homes, seed=6).run_day(0)) != _stable(day)
     assert _stable(Simulation(homes, seed=5).run_day(1)) != _stable(day)

@@ -310,8 +310,7 @@ class Simulation:
             heard.text, user_id=user_id, endpoint_id=endpoint, now=when, asr_confidence=heard.confidence,
             session_id=episode, dialogue_id=dialogue, turn_id=ctx.next_id("t"),
         )  # fmt: skip
-        latency = round(ctx.rng.uniform(380.0, 900.0) + 25.0 * len(interp.response.split()), 1)
-        interp.turn = interp.turn.model_copy(update={"response_latency_ms": latency})
+        interp.turn = _simulated_timing(interp.turn, ctx.rng)
         if goal is None:
             return interp, "correct"
         ok, fp = judge(goal, interp.turn, ctx.runtime.state)
@@ -344,8 +343,7 @@ class Simulation:
             heard.text, user_id=speaker, endpoint_id=endpoint, now=when, asr_confidence=heard.confidence,
             session_id=episode, dialogue_id=dialogue or f"{episode}.0", turn_id=ctx.next_id("t"),
         )  # fmt: skip
-        latency = round(ctx.rng.uniform(380.0, 900.0) + 25.0 * len(interp.response.split()), 1)
-        turn = interp.turn.model_copy(update={"response_latency_ms": latency})
+        turn = _simulated_timing(interp.turn, ctx.rng)
         _, fp = judge_unaddressed(goal, turn)
         pending.append(_Pending(turn, text, goal, fp, None, barge_in=fp != "correct" and ctx.rng.random() < 0.3))
 
@@ -410,6 +408,16 @@ class Simulation:
                     annotator_labels=annotate(truth, self.intents, ctx.rng, self.config.annotators),
                 )
             )
+
+
+def _simulated_timing(turn: Turn, rng: random.Random) -> Turn:
+    """A device's end-to-end latency (network, speech synthesis) instead of this machine's compute time, and no
+    measured stage timings in the trace: simulated logs are the same on every run and machine."""
+    latency = round(rng.uniform(380.0, 900.0) + 25.0 * len(turn.response_text.split()), 1)
+    trace = {
+        k: {kk: vv for kk, vv in v.items() if kk != "ms"} if isinstance(v, dict) else v for k, v in turn.trace.items()
+    }
+    return turn.model_copy(update={"response_latency_ms": latency, "trace": trace})
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
