@@ -357,11 +357,16 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_killed_ingest_leaves_valid_db_and_rerun_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_killed_ingest_leaves_valid_db_and_rerun_completes(tmp_path: Path, fmt: str) -> None:
     log = logsample.generate(3_000, seed=5)
-    lines, counts = logsample.corrupt_jsonl([t.model_dump_json().encode() for t in log.turns], rate=0.02, seed=5)
-    src = tmp_path / "turns.jsonl"
-    src.write_bytes(b"\n".join(lines) + b"\n")
+    src = tmp_path / f"turns.{fmt}"
+    if fmt == "jsonl":
+        lines, counts = logsample.corrupt_jsonl([t.model_dump_json().encode() for t in log.turns], rate=0.02, seed=5)
+        src.write_bytes(b"\n".join(lines) + b"\n")
+    else:
+        table, counts = logsample.corrupt_turn_table(to_arrow(log.turns, Turn), rate=0.02, seed=5)
+        pq.write_table(table, src)
     db, q = tmp_path / "logs.duckdb", tmp_path / "q.jsonl"
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(db), str(src), str(q)], stdout=subprocess.PIPE, text=True, env=os.environ
