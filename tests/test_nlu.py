@@ -110,3 +110,9 @@ def test_loose_shapes_for_unknown_names() -> None:
     assert loose("is the garage dor locked") == ("HassGetState", {"name": "garage dor", "state": "locked"})
     assert loose("turn the bed side lamp off") == ("HassTurnOff", {"name": "bed side lamp"})
     assert parse_loose(NLU_MAPLE, "sing me a song") == []
+
+
+def test_recognizer_stutter_is_forgiven_only_when_nothing_matched() -> None:
+    assert NLU_MAPLE.parse("start the the machine")[0].intent == "StartProgram"
+    assert NLU_MAPLE.parse("xyzzy the the plugh") == []
+    assert parse_loose(NLU_MAPLE, "what's the list in springfield") == []

@@ -44,6 +44,7 @@ MEMO_SIZE = 20_000  # remembered parses per home (a few MB)
 # the fallback cheap.
 LOOSE_INTENTS = frozenset({"HassGetState", "HassLightSet", "GetDeviceState"})
 _SPACES = re.compile(r"\s+")
+_STUTTER = re.compile(r"\b(the|a|an|to|on|off|of|in|my|me|is|it)( \1\b)+", re.IGNORECASE)
 _PUNCT = re.compile(r"[^\w\s']")
 
 
@@ -163,7 +164,13 @@ class NLU:
         context = {**(context or {}), **(_context(area) or {})} or None
         top = recognize(text, self.intents, slot_lists=self.slot_lists, intent_context=context, language="en")
         if top is None:
-            return []
+            stuttered = _STUTTER.sub(r"\1", text)  # "start the the machine": a recognizer artefact, not a wording
+            if stuttered == text:
+                return []
+            text = stuttered
+            top = recognize(text, self.intents, slot_lists=self.slot_lists, intent_context=context, language="en")
+            if top is None:
+                return []
         results: list[RecognizeResult] = [top]
         group = next((g for g in COMPETING if top.intent.name in g), None)
         if group is not None:
@@ -254,7 +261,7 @@ LOOSE_PATTERNS: tuple[tuple[re.Pattern[str], str, dict[str, Any]], ...] = (
         {},
     ),
     (
-        re.compile(rf"^(?:what is|what's|whats|how hot is) (?:the temperature (?:of|in) )?{_THE}(?P<name>.+?)$"),
+        re.compile(rf"^(?:(?:what is|what's|whats) the temperature (?:of|in)|how hot is) {_THE}(?P<name>.+?)$"),
         "GetDeviceState",
         {"attribute": "temperature"},
     ),
