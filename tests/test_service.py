@@ -296,3 +296,27 @@ def test_feedback_ids_fit_the_schema_for_the_longest_turn_ids(env: dict[str, Any
     service.store.add(turns=[turn])
     ok = c.post("/v1/feedback", json={"user_id": "maple.ana", "turn_id": turn.turn_id, "answer": "yes"}, headers=h)
     assert ok.status_code == 200 and len(ok.json()["feedback_id"]) <= 128
+
+
+def test_an_artifact_set_published_elsewhere_is_picked_up_without_restart(tmp_path: Path) -> None:
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.rewrite.online import LiveRewriter
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    rewriter = LiveRewriter(store, check_seconds=0.0)
+    tokens = Tokens(tmp_path / "tokens.json")
+    token, _ = tokens.create(home="maple_house")
+    service = Service(
+        _homes(), db=tmp_path / "db.duckdb", artifacts=tmp_path / "artifacts", tokens=tokens, rewriter=rewriter
+    )
+    client = TestClient(create_app(service))
+    try:
+        body = {"text": "turn on the tv", "user_id": "maple.ana", "device_id": "ep.living_screen"}
+        assert client.post("/v1/interpret", json=body, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert rewriter.current is None
+        version = store.publish(lambda d: None, meta={"by": "another process"})
+        assert client.post("/v1/interpret", json=body, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert rewriter.current is not None and rewriter.current.artifact_dir == store.current_dir()
+        assert client.get("/healthz").json()["artifacts"] == version
+    finally:
+        service.close()
