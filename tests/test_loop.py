@@ -54,3 +54,16 @@ def test_demo_command_writes_report_and_logs(tmp_path: Path) -> None:
     assert out.exists() and "% of turns per day" in result.stdout and str(out) in result.stdout
     with Store(db) as store:
         assert len(store.logs()) > 0 and store.gold().height == len(store.logs())
+
+
+@pytest.mark.slow
+def test_loop_and_rewrite_suites_report_their_metrics() -> None:
+    from selflearn import evaluate
+
+    loop = evaluate.run("loop", evaluate.EvalConfig(seed=1, quick=True))
+    assert {"defect_rate_day1", "defect_rate_last", "relative_drop", "reduction_vs_control_mean"} <= set(loop.metrics)
+    assert loop.metrics["defect_rate_day1"] == loop.baseline["control_defect_rate_day1"]
+    rewrite = evaluate.run("rewrite", evaluate.EvalConfig(seed=1, quick=True))
+    keys = {"defect_rate_none", "defect_rate_global", "defect_rate_personal", "reduction_global", "win_loss"}
+    assert keys | {"rephrase_f1_model", "rephrase_f1_baseline", "rewrite_rate"} <= set(rewrite.metrics)
+    assert rewrite.metrics["defect_rate_personal"] <= rewrite.metrics["defect_rate_none"]
