@@ -458,3 +458,20 @@ def test_undeclared_mixed_file_stores_the_same_as_declared_files(tmp_path: Path)
         assert a.logs().turns().equals(b.logs().turns())
         assert a.gold().equals(b.gold())
         assert a.logs().feedback().equals(b.logs().feedback())
+
+
+def test_store_from_an_older_schema_gains_new_optional_columns(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    with Store(db) as s:
+        s.add(turns=[turn(1)])
+    con = duckdb.connect(str(db))  # an older file: no trace, no explicit_feedback, other column order
+    con.execute("ALTER TABLE turns DROP COLUMN trace")
+    con.execute("ALTER TABLE turns DROP COLUMN explicit_feedback")
+    con.close()
+    with Store(db) as s:
+        s.add(turns=[turn(2, explicit_feedback="no")])
+        frame = s.logs().turns()
+        assert frame.columns == ARROW_SCHEMAS[Turn].names
+        assert list(frame["trace"]) == ["{}", '{"nlu":{"top":[["HassTurnOn",0.9]]}}']
+        assert list(frame["explicit_feedback"]) == [None, "no"]
+        assert s.turn("t1") is not None

@@ -1,11 +1,13 @@
 """The log store: turns, feedback and preferences in one DuckDB file; gold in a sibling file learners never see.
 
 Learners get a ``LogView``: an in-memory DuckDB connection whose only tables are zero-copy views of ``turns`` and
-``feedback`` snapshots (Arrow), with file access switched off and the configuration locked, so no query can attach the gold file or read anything else. Gold is in
-``<stem>.gold.duckdb``, opened only by ``Store.gold()`` (eval code) and by writes.
+``feedback`` snapshots (Arrow), with file access switched off and the configuration locked, so no query can attach
+the gold file or read anything else. Gold is in ``<stem>.gold.duckdb``, opened only by ``Store.gold()`` (eval code)
+and by writes.
 
 Every write is one transaction per batch and idempotent by record id (INSERT OR IGNORE), so a crash mid-ingest
-leaves the database valid and a re-run completes it: rows already stored count as duplicates.
+leaves the database valid and a re-run completes it: rows already stored count as duplicates. Reads and writes name
+the schema's columns, and opening a store adds columns that newer optional fields need, so old files keep working.
 """
 
 from __future__ import annotations
@@ -27,7 +29,16 @@ import pyarrow as pa
 
 from selflearn import paths
 from selflearn.ingest import BATCH_ROWS, KINDS, Kind, discover, read_file
-from selflearn.schema import ARROW_SCHEMAS, RECORD_TYPES, Feedback, Gold, Preference, Turn, to_arrow
+from selflearn.schema import (
+    ARROW_SCHEMAS,
+    RECORD_TYPES,
+    Feedback,
+    Gold,
+    Preference,
+    Turn,
+    canonical_json,
+    to_arrow,
+)
 
 _KEYS: dict[Kind, tuple[str, ...]] = {
     "turns": ("turn_id",),
@@ -49,6 +60,38 @@ def table_ddl(kind: Kind) -> str:
     cols = [f'"{f.name}" {_SQL_TYPES[f.type]}{"" if f.nullable else " NOT NULL"}' for f in schema]
     cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in _KEYS[kind]) + ")")
     return f"CREATE TABLE IF NOT EXISTS {kind} (" + ", ".join(cols) + ")"
+
+
+def columns(kind: Kind) -> str:
+    """The schema's columns in order: every read and write names them, so a table's physical order never matters."""
+    return ", ".join(f'"{n}"' for n in ARROW_SCHEMAS[RECORD_TYPES[kind]].names)
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, kind: Kind) -> None:
+    """Add columns a newer schema has and this file's table lacks (new optional fields), with the field default."""
+    model = RECORD_TYPES[kind]
+    have = {
+        r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [kind]).fetchall()
+    }
+    for f in ARROW_SCHEMAS[model]:
+        if f.name in have:
+            continue
+        info = model.model_fields[f.name]
+        if info.is_required():
+            raise StoreError(f"table {kind} lacks required column {f.name!r}; the store predates this schema")
+        default = info.get_default(call_default_factory=True)
+        if f.name in model.json_fields:
+            default = canonical_json(default)
+        clause = "" if default is None else f" DEFAULT {_sql_literal(default)}"
+        con.execute(f'ALTER TABLE {kind} ADD COLUMN "{f.name}" {_SQL_TYPES[f.type]}{clause}')
 
 
 class StoreError(RuntimeError):
@@ -198,6 +241,7 @@ class Store:
         main: tuple[Kind, ...] = ("turns", "feedback", "preferences")
         for kind in main:
             self._con.execute(table_ddl(kind))
+            _migrate(self._con, kind)
 
     # ------------------------------------------------------------------ connections
 
@@ -205,6 +249,7 @@ class Store:
         if self._gold is None:
             self._gold = _connect(gold_path(self.path))
             self._gold.execute(table_ddl("gold"))
+            _migrate(self._gold, "gold")
         return self._gold
 
     def _con_for(self, kind: Kind) -> duckdb.DuckDBPyConnection:
@@ -230,7 +275,7 @@ class Store:
         con = self._con_for(kind)
         con.register("_incoming", table)
         try:
-            return _count(con, f"INSERT OR IGNORE INTO {kind} SELECT * FROM _incoming")
+            return _count(con, f"INSERT OR IGNORE INTO {kind} ({columns(kind)}) SELECT {columns(kind)} FROM _incoming")
         finally:
             con.unregister("_incoming")
 
@@ -313,7 +358,11 @@ class Store:
     @_locked
     def turn(self, turn_id: str) -> Turn | None:
         """One stored turn by id (the service checks whose turn it is before taking feedback on it)."""
-        rows = self._con.sql("SELECT * FROM turns WHERE turn_id = ?", params=[turn_id]).to_arrow_table().to_pylist()
+        rows = (
+            self._con.sql(f"SELECT {columns('turns')} FROM turns WHERE turn_id = ?", params=[turn_id])
+            .to_arrow_table()
+            .to_pylist()
+        )
         return Turn.model_validate(rows[0]) if rows else None
 
     @_locked
@@ -327,14 +376,16 @@ class Store:
     @_locked
     def logs(self) -> LogView:
         """A snapshot of turns and feedback for learners; gold is not in it and cannot be reached from it."""
-        turns = self._con.sql("SELECT * FROM turns").to_arrow_table()
-        feedback = self._con.sql("SELECT * FROM feedback").to_arrow_table()
+        turns = self._con.sql(f"SELECT {columns('turns')} FROM turns").to_arrow_table()
+        feedback = self._con.sql(f"SELECT {columns('feedback')} FROM feedback").to_arrow_table()
         return LogView(turns, feedback)
 
     @_locked
     def gold(self) -> pl.DataFrame:
         """Gold records (evaluation code only; learners must never call this)."""
-        return _frame(self._gold_con().sql("SELECT * FROM gold ORDER BY turn_id").to_arrow_table(), "gold")
+        return _frame(
+            self._gold_con().sql(f"SELECT {columns('gold')} FROM gold ORDER BY turn_id").to_arrow_table(), "gold"
+        )
 
     @_locked
     def counts(self) -> dict[str, int]:
@@ -349,7 +400,8 @@ class Store:
     @_locked
     def preferences(self, user_id: str) -> list[Preference]:
         rows = self._con.sql(
-            "SELECT * FROM preferences WHERE user_id = ? ORDER BY ts, kind, key", params=[user_id]
+            f"SELECT {columns('preferences')} FROM preferences WHERE user_id = ? ORDER BY ts, kind, key",
+            params=[user_id],
         ).to_arrow_table()
         return [Preference.model_validate(r) for r in rows.to_pylist()]
 
@@ -358,7 +410,8 @@ class Store:
         """Insert or replace the user's preference with the same (kind, key, scope)."""
         self._con.register("_incoming", to_arrow([pref], Preference))
         try:
-            self._con.execute("INSERT OR REPLACE INTO preferences SELECT * FROM _incoming")
+            cols = columns("preferences")
+            self._con.execute(f"INSERT OR REPLACE INTO preferences ({cols}) SELECT {cols} FROM _incoming")
         finally:
             self._con.unregister("_incoming")
 
