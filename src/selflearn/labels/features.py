@@ -114,7 +114,21 @@ def turn_table(turns: pl.DataFrame, signals: pl.DataFrame | None = None) -> pl.D
         .otherwise(None)
     )
     slots = pl.when(pl.col("w_success")).then(pl.col("anchor_slots")).otherwise(None)
-    return df.with_columns(w_intent=intent, w_slots=slots)
+    # Soft target: the hard call, graded by how strongly the signals speak about the goal's last turn, so the
+    # model's confidence (and the operating threshold) can separate clear goals from ambiguous ones.
+    doubt = (
+        pl.col("sig_defect_score").last().over(goal).fill_null(pl.lit(None)).cast(pl.Float32)
+        if "sig_defect_score" in df.columns
+        else pl.lit(None, pl.Float32)
+    )
+    soft = (
+        pl.when(doubt.is_null())
+        .then(pl.col("w_success").cast(pl.Float32))
+        .when(pl.col("w_success"))
+        .then(0.5 + 0.5 * (1.0 - doubt))
+        .otherwise(0.5 * (1.0 - doubt))
+    )
+    return df.with_columns(w_intent=intent, w_slots=slots, w_success_soft=soft)
 
 
 def build_vocab(table: pl.DataFrame, *, min_count: int = 2) -> Vocab:
@@ -205,7 +219,7 @@ def pad_dialogues(table: pl.DataFrame, vocab: Vocab, text_index: dict[str, int],
                 slot_y[row, slot_index[name]] = 1.0
         targets = {
             "boundary": grid(table["w_boundary"].to_numpy().astype(np.float32), 0.0, np.float32),
-            "success": grid(table["w_success"].to_numpy().astype(np.float32), 0.0, np.float32),
+            "success": grid(table["w_success_soft"].to_numpy().astype(np.float32), 0.0, np.float32),
             "intent": grid(intent_y, -100, np.int64),
             "slots": grid(slot_y, 0.0, np.float32),
             "slots_known": grid(slot_known, False, bool),
