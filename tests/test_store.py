@@ -475,3 +475,16 @@ def test_store_from_an_older_schema_gains_new_optional_columns(tmp_path: Path) -
         assert list(frame["trace"]) == ["{}", '{"nlu":{"top":[["HassTurnOn",0.9]]}}']
         assert list(frame["explicit_feedback"]) == [None, "no"]
         assert s.turn("t1") is not None
+
+
+def test_parquet_missing_optional_columns_takes_the_vectorised_path_with_defaults(store: Store, tmp_path: Path) -> None:
+    full = to_arrow([turn(i) for i in range(5)], Turn)
+    old = full.drop_columns(["trace", "area", "barge_in"])
+    pq.write_table(old, tmp_path / "turns_old.parquet")
+    report = store.ingest([tmp_path / "turns_old.parquet"], quarantine=tmp_path / "q.jsonl")
+    assert (report.ingested, report.quarantined) == (5, 0)
+    frame = store.logs().turns()
+    assert set(frame["trace"]) == {"{}"} and set(frame["barge_in"]) == {False} and frame["area"].null_count() == 5
+    no_user = full.drop_columns(["user_id"])
+    pq.write_table(no_user, tmp_path / "turns_nouser.parquet")
+    assert store.ingest([tmp_path / "turns_nouser.parquet"], quarantine=tmp_path / "q.jsonl").quarantined == 5

@@ -33,6 +33,7 @@ from selflearn.schema import (
     MIN_TS,
     RECORD_TYPES,
     LogRecord,
+    canonical_json,
     to_arrow,
 )
 
@@ -298,7 +299,7 @@ def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int,
     """Split a batch into rows that certainly validate (cast to the schema) and (index, row) pairs to check singly."""
     model = RECORD_TYPES[kind]
     schema = ARROW_SCHEMAS[model]
-    conformed = _conform(table, schema)
+    conformed = _conform(table, model)
     if conformed is None:
         return schema.empty_table(), list(enumerate(table.to_pylist()))
     con = duckdb.connect(":memory:")
@@ -315,12 +316,25 @@ def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int,
     return valid, list(zip(bad_idx, rejected, strict=True))
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
-    """The batch with exactly the schema's columns and types, or None if it needs row-by-row checking."""
-    if sorted(table.schema.names) != sorted(schema.names):
+def _conform(table: pa.Table, model: type[LogRecord]) -> pa.Table | None:
+    """The batch with exactly the schema's columns and types, or None if it needs row-by-row checking.
+
+    A column the file lacks is filled with the field's default when it has one (a file from before an optional
+    field was added); an unknown column, or a type from another family, means row by row.
+    """
+    schema = ARROW_SCHEMAS[model]
+    if not set(table.schema.names) <= set(schema.names):
         return None
     columns = []
     for fld in schema:
+        if fld.name not in table.schema.names:
+            info = model.model_fields[fld.name]
+            if info.is_required():
+                return None
+            default = info.get_default(call_default_factory=True)
+            value = canonical_json(default) if fld.name in model.json_fields else default
+            columns.append(pa.array([value] * table.num_rows, type=fld.type))
+            continue
         col = table.column(fld.name)
         src = col.type
         target = fld.type
