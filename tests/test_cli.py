@@ -81,3 +81,19 @@ def test_artifacts_list_and_rollback(tmp_path: Path) -> None:
     assert _json(["artifacts", "rollback", "--artifacts", str(root), "--json"]) == {"current": v1}
     assert runner.invoke(app, ["artifacts", "rollback", "--artifacts", str(root)]).exit_code == 2
     assert runner.invoke(app, ["artifacts", "list", "--artifacts", str(root)]).exit_code == 0
+
+
+def test_bench_ingest_json_reports_both_formats_against_baseline() -> None:
+    data = _json(["bench", "ingest", "--rows", "1000", "--json"])
+    assert data["rows"] == 1000
+    for fmt in ("parquet", "jsonl"):
+        r = data[fmt]
+        assert r["rows_per_s"] > 0 and r["baseline_rows_per_s"] > 0
+        assert set(r) == {
+            "seconds",
+            "rows_per_s",
+            "rows_per_min",
+            "baseline_seconds",
+            "baseline_rows_per_s",
+            "ratio_vs_baseline",
+        }
