@@ -210,6 +210,7 @@ def test_ingest_is_idempotent_and_dedups_within_a_file(store: Store, tmp_path: P
     assert store.counts()["turns"] == 10
     store.add(turns=turns)
     assert store.counts()["turns"] == 10
+    assert store.ingest(str(src), quarantine=tmp_path / "q.jsonl").duplicates == 12  # one path as a plain string
 
 
 def test_kind_from_file_name_or_row_fields(store: Store, tmp_path: Path) -> None:

@@ -310,7 +310,7 @@ class Store:
     @_locked
     def ingest(
         self,
-        sources: Iterable[str | Path],
+        sources: str | Path | Iterable[str | Path],
         *,
         quarantine: Path | None = None,
         on_progress: Callable[[int], None] | None = None,
@@ -322,6 +322,8 @@ class Store:
         (a re-run may write it again). ``on_progress`` gets the bytes of input processed per batch.
         """
         start = time.perf_counter()
+        if isinstance(sources, str | Path):  # one path, not an iterable of its characters
+            sources = [sources]
         qpath = quarantine if quarantine is not None else quarantine_path(self.path)
         files = [f for f in discover(sources) if f.resolve() != qpath.resolve()]  # never re-read our own output
         qpath.parent.mkdir(parents=True, exist_ok=True)
