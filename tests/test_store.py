@@ -489,3 +489,53 @@ def test_parquet_missing_optional_columns_takes_the_vectorised_path_with_default
     no_user = full.drop_columns(["user_id"])
     pq.write_table(no_user, tmp_path / "turns_nouser.parquet")
     assert store.ingest([tmp_path / "turns_nouser.parquet"], quarantine=tmp_path / "q.jsonl").quarantined == 5
+
+
+_BASE_ROWS: dict[type, dict[str, object]] = {
+    model: to_arrow([record], model).to_pylist()[0]
+    for model, record in (
+        (Gold, Gold(turn_id="t", true_text="x", failure_point="nlu", goal_id="g", goal_success=True)),
+        (Feedback, Feedback(feedback_id="f", turn_id="t", user_id="u", ts=T0, kind="no")),
+        (Preference, Preference(user_id="u", kind="team", value="v", ts=T0)),
+    )
+}
+
+
+def _value_for(t: pa.DataType) -> st.SearchStrategy[object]:
+    if pa.types.is_string(t):
+        return st.none() | st.text(max_size=5) | st.sampled_from(["", "x" * 201, "x" * 1001, "team", "{}", "[]", "{"])
+    if pa.types.is_floating(t):
+        return st.none() | st.floats(allow_nan=True, allow_infinity=True)
+    if pa.types.is_integer(t):
+        return st.none() | st.integers(-3, 3)
+    if pa.types.is_boolean(t):
+        return st.none() | st.booleans()
+    return st.none() | st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(3000, 1, 1), timezones=st.just(UTC)
+    )
+
+
+@pytest.mark.parametrize("model", [Gold, Feedback, Preference], ids=lambda m: m.__name__)
+def test_vectorised_predicate_is_sound_for_every_kind(model: type) -> None:
+    schema = ARROW_SCHEMAS[model]
+    base = _BASE_ROWS[model]
+    loose = pa.schema([pa.field(f.name, f.type, True) for f in schema])
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(
+            st.sampled_from(schema.names).flatmap(lambda n: st.tuples(st.just(n), _value_for(schema.field(n).type))),
+            max_size=3,
+        )
+    )
+    def check(edits: list[tuple[str, object]]) -> None:
+        row = {**base, **dict(edits)}
+        table = pa.Table.from_pylist([row], schema=loose)
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone='UTC'")
+        con.register("batch", table)
+        [(ok,)] = con.execute(f"SELECT ({predicate(model)}) IS TRUE FROM batch").fetchall()
+        if ok:
+            model.model_validate(table.to_pylist()[0])
+
+    check()
