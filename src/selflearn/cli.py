@@ -667,7 +667,7 @@ def serve(
 @bench_app.command("serve")
 def bench_serve(
     requests: Annotated[int, typer.Option("--requests", help="Timed interpret requests.")] = 3000,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.")] = 8,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.")] = 4,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:

@@ -114,7 +114,7 @@ def _bodies(seed: int) -> list[dict[str, Any]]:
 
 
 def run_bench(
-    *, requests: int = 3000, concurrency: int = 8, seed: int = 0, progress: Callable[[str], None]
+    *, requests: int = 3000, concurrency: int = 4, seed: int = 0, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     from selflearn.tokens import Tokens
 

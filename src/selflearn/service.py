@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -80,7 +80,7 @@ class InterpretRequest(_Body):
 class InterpretResponse(BaseModel):
     response: str
     asks_feedback: bool
-    turn: dict[str, Any] = Field(description="The logged Turn, trace included (every stage's decision).")
+    turn: Turn = Field(description="The logged Turn, trace included (every stage's decision).")
 
 
 class FeedbackRequest(_Body):
@@ -449,7 +449,7 @@ def create_app(service: Service) -> FastAPI:
         return _error(422, "; ".join(parts) or "invalid request")
 
     @app.post("/v1/interpret", response_model=InterpretResponse)
-    async def interpret(body: InterpretRequest, tok: HomeToken) -> InterpretResponse:
+    async def interpret(body: InterpretRequest, tok: HomeToken) -> Response:
         """Run one utterance through the runtime (teacher, rewrite, NLU, context, ER, execute) and log the turn."""
         home = service.person_home(tok, body.user_id)
         if all(e.id != body.device_id for e in home.endpoints):
@@ -463,9 +463,8 @@ def create_app(service: Service) -> FastAPI:
             session_id=body.session_id,
         )
         service.metrics.events[f"turn_{result.turn.result_status}"] += 1
-        return InterpretResponse(
-            response=result.response, asks_feedback=result.asks_feedback, turn=result.turn.model_dump(mode="json")
-        )
+        answer = InterpretResponse(response=result.response, asks_feedback=result.asks_feedback, turn=result.turn)
+        return Response(answer.model_dump_json(), media_type="application/json")  # one serialisation, no re-check
 
     @app.post("/v1/feedback", response_model=Feedback)
     async def feedback(body: FeedbackRequest, tok: HomeToken) -> Feedback:
