@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -285,3 +286,20 @@ def test_simulated_users_teach_their_own_preferences() -> None:
     people = {p.id: h.id for h in homes for p in h.people}
     taught = [p for user in people for p in store.preferences(user)]
     assert taught and all(p.scope in ("*", people[p.user_id]) for p in taught)
+
+
+def test_cli_teach_then_interpret_uses_it(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+
+    runner = CliRunner()
+    db = str(tmp_path / "logs.duckdb")
+    taught = runner.invoke(app, ["teach", "I'm a Celtics fan", "--user", "maple.ana", "--db", db, "--json"])
+    assert taught.exit_code == 0, taught.output
+    assert json.loads(taught.stdout)["preferences"][0]["value"] == "Boston Celtics"
+    said = runner.invoke(app, ["interpret", "put the game on", "--user", "maple.ana", "--db", db, "--json"])
+    assert json.loads(said.stdout)["turn"]["nlu_slots"]["team"] == "Boston Celtics"
+    assert runner.invoke(app, ["teach", "turn on the tv", "--user", "maple.ana", "--db", db]).exit_code == 1

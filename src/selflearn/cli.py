@@ -907,3 +907,37 @@ def bench_learn(
         learn_bench(turns, seed=seed, baseline_turns=baseline_turns, log=err.print),
         as_json,
     )
+
+
+@app.command()
+def teach(
+    text: Annotated[str, typer.Argument(help='A teaching statement, e.g. "I\'m a Warriors fan".')],
+    user: Annotated[str, typer.Option("--user", help="Who teaches.")],
+    home: Annotated[str, typer.Option("--home", help="A shipped home id or a home YAML path.")] = "maple_house",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Teach the assistant one thing by statement; stored in the log store, used by the user's next request
+    (`selflearn interpret ... --user U`, the service, the simulator). Multi-turn teaching: the service or voice."""
+    from datetime import UTC, datetime
+
+    from selflearn.home import HomeError, load_home, shipped_homes
+    from selflearn.store import Store
+    from selflearn.teach import Teacher
+
+    try:
+        is_path = home.endswith((".yaml", ".yml"))
+        the_home = load_home(home) if is_path else next(h for h in shipped_homes() if h.id == home)
+    except (HomeError, StopIteration) as e:
+        err.print(f"[red]error:[/red] {str(e) or f'unknown home {home!r}'}")
+        raise typer.Exit(2) from e
+    with Store(db) as store:
+        reply = Teacher(store).handle(text, user_id=user, home=the_home, now=datetime.now(UTC), last_turn=None)
+    if reply is None:
+        err.print('[yellow]not a teaching statement[/yellow]: try "I\'m a Warriors fan" or "when I say X I mean Y"')
+        raise typer.Exit(1)
+    if as_json:
+        taught = [p.model_dump(mode="json") for p in reply.preferences]
+        print(json.dumps({"response": reply.response, "preferences": taught}))
+        return
+    out.print(reply.response)
