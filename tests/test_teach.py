@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from selflearn.feedback import FEEDBACK_QUESTION, FeedbackPolicy, PendingRewrites
 from selflearn.home import Home, shipped_homes
@@ -303,3 +305,38 @@ def test_cli_teach_then_interpret_uses_it(tmp_path: Path) -> None:
     said = runner.invoke(app, ["interpret", "put the game on", "--user", "maple.ana", "--db", db, "--json"])
     assert json.loads(said.stdout)["turn"]["nlu_slots"]["team"] == "Boston Celtics"
     assert runner.invoke(app, ["teach", "turn on the tv", "--user", "maple.ana", "--db", db]).exit_code == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.sampled_from(
+                [
+                    "learn my preferences",
+                    "yes",
+                    "no",
+                    "skip",
+                    "stop",
+                    "I like",
+                    "I'm a fan",
+                    "when I say I mean",
+                    "is the one in",
+                    "the is the",
+                    "I meant",
+                    "that's wrong",
+                    "what do you know about me",
+                ]
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_teacher_never_raises_on_any_dialogue(texts: list[str]) -> None:
+    home = shipped_homes()[0]
+    teacher = Teacher(MemoryPreferences(), policy=FeedbackPolicy(every_turns=0), pending=PendingRewrites())
+    last = turn("switch on the cooking light", status="no_match")
+    for text in texts:
+        reply = teacher.handle(text, user_id="u1", home=home, now=NOW, last_turn=last)
+        assert reply is None or reply.response
