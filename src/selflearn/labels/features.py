@@ -106,9 +106,12 @@ def turn_table(turns: pl.DataFrame, signals: pl.DataFrame | None = None) -> pl.D
         anchor_intent=pl.col("nlu_intent").last().over(goal),
         anchor_slots=pl.col("nlu_slots").last().over(goal),
     )
+    understood = pl.col("nlu_intent").is_not_null().any().over(goal)
     intent = (
-        pl.when(pl.col("result_status") == "ignored")
+        pl.when((pl.col("result_status") == "ignored") | pl.col("is_negation"))
         .then(pl.lit(NO_INTENT))
+        .when(~pl.col("w_success") & ~understood)
+        .then(pl.lit(NO_INTENT))  # never understood, never achieved: most often not a request (chatter, impossible)
         .when(pl.col("w_success"))
         .then(pl.col("anchor_intent"))
         .otherwise(None)

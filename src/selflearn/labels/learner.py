@@ -254,6 +254,8 @@ class LabelModel:
                 mask = t["mask"]
                 intent_logits = out["intent"][mask]
                 intent_logits[:, 0] = -torch.inf  # never predict <unk>
+                understood = t["cat"][..., 1][mask] != 1  # the NLU found an intent: a request, not <none>
+                intent_logits[understood, 1] = -torch.inf
                 rows["turn_id"].append(data.turn_ids[idx][mask.numpy()])
                 rows["boundary"].append(torch.sigmoid(out["boundary"][mask]).numpy())
                 rows["success"].append(torch.sigmoid(out["success"][mask]).numpy())
