@@ -535,9 +535,8 @@ class Teacher:
 
     def _guided(
         self, state: _Guided, form: str, text: str, *, user_id: str, home: Home, now: datetime
-    ) -> TeachReply | None:
+    ) -> TeachReply:
         kind, _ = GUIDED_QUESTIONS[state.step]
-        prefix = ""
         if _SKIP.match(form):
             return self._next_question(state, user_id, "OK.")
         parsed = parse_statement(text, home)
@@ -551,8 +550,7 @@ class Teacher:
             state.tries += 1
             self._state[user_id] = _Clarify(parsed, "guided", state)
             return TeachReply(parsed.question(), "teach")
-        prefix = "Sorry, I didn't get that; let's skip it."
-        return self._next_question(state, user_id, prefix)
+        return self._next_question(state, user_id, "Sorry, I didn't get that; let's skip it.")
 
     def _next_question(
         self, state: _Guided, user_id: str, prefix: str, prefs: tuple[Preference, ...] = ()
