@@ -420,8 +420,8 @@ def bench_interpret(
 
 @app.command()
 def demo(
-    homes: Annotated[int, typer.Option("--homes", help="Simulated homes (generated, seeded).")] = 8,
-    days: Annotated[int, typer.Option("--days", help="Simulated days; learning runs each night in between.")] = 7,
+    homes: Annotated[int, typer.Option("--homes", help="Simulated homes (generated, seeded).")] = 32,
+    days: Annotated[int, typer.Option("--days", help="Simulated days; learning runs each night in between.")] = 14,
     seed: SeedOption = 0,
     out_path: Annotated[
         Path | None, typer.Option("--out", help="HTML report path. Default: <data dir>/demo-report.html")

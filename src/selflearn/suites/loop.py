@@ -15,8 +15,8 @@ from selflearn import evaluate
 from selflearn.artifacts import ArtifactStore
 from selflearn.loop import eval_world, progress, run_loop
 
-QUICK = (4, 3)  # homes, days
-FULL = (8, 7)
+QUICK = (12, 6)  # homes, days
+FULL = (32, 14)
 
 
 @evaluate.suite("loop")
