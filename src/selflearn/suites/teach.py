@@ -230,6 +230,8 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         "defect_rate_with_teaching": with_teaching["defect_rate"],
         "lessons_per_100_turns": with_teaching["lessons_per_100_turns"],
         **{k: v for k, v in probes.items() if k.startswith("applied_") and k != "applied_next_turn_rate"},
+        "probes": probes["probes"],
+        "leak_checks": probes["leak_checks"] + noisy["leak_checks"],
     }
     baseline = {
         "applied_next_turn_rate": untaught["applied_next_turn_rate"],
