@@ -188,7 +188,7 @@ def test_teachable_moment_after_repeated_failure(home: Home) -> None:
 
 
 @pytest.mark.parametrize(
-    "said", ["no that's wrong", "that's not what i asked", "wrong", "no that's not it", "ugh no that's wrong"]
+    "said", ["no that's wrong", "that's not what i asked", "wrong", "no that's not it", "ugh no that's wrong", "ugh no"]
 )
 def test_negatives_are_recognised(home: Home, said: str) -> None:
     reply = Teacher(MemoryPreferences()).handle(
@@ -260,9 +260,15 @@ def test_feedback_answers_after_the_question(home: Home) -> None:
     assert pending.get("maple.ben", "play the game") is None
 
 
-def test_bare_no_without_question_passes_through(home: Home) -> None:
-    teacher = Teacher(MemoryPreferences(), policy=FeedbackPolicy())
-    assert teacher.handle("no", user_id="maple.ana", home=home, now=NOW, last_turn=turn("play the game")) is None
+def test_bare_no_is_unsatisfied_with_the_last_answer_and_never_a_request(home: Home) -> None:
+    pending = PendingRewrites()
+    teacher = Teacher(MemoryPreferences(), policy=FeedbackPolicy(), pending=pending)
+    reply = teacher.handle("no", user_id="maple.ana", home=home, now=NOW, last_turn=turn("play the game"))
+    assert reply is not None and reply.feedback_kind == "unsatisfied"
+    no_turn = turn("no", status="feedback")
+    teacher.handle("I meant put the warriors game on", user_id="maple.ana", home=home, now=NOW, last_turn=no_turn)
+    assert pending.get("maple.ana", "play the game") is not None and pending.get("maple.ana", "no") is None
+    assert Teacher(MemoryPreferences()).handle("no", user_id="maple.ana", home=home, now=NOW, last_turn=None) is None
 
 
 def test_taught_preferences_are_used_on_the_next_request_and_never_leak() -> None:

@@ -364,6 +364,7 @@ _YES = _RE(r"^(?:yes|yeah|yep|sure|ok|okay|yes please|please|go ahead|alright|of
 _UNSATISFIED = _RE(
     r"^(?:(?:no|ugh|nope)\s+)*(?:(?:that's|that is|that was|this is) (?:wrong|not right|incorrect|not it|"
     r"not what i (?:meant|wanted|asked|asked for|said))|wrong|wrong answer|not what i meant|you got it wrong)$"
+    r"|^(?:ugh |oh )?(?:no|nope)(?: no)*$"  # a bare "no" right after an answer is about that answer
 )
 _LIST = _RE(r"^what (?:do you know about me|are my preferences|have i taught you)$")
 _FORGET = _RE(r"^forget (?:my preferences|everything i taught you|what i taught you)$")
@@ -533,9 +534,7 @@ class Teacher:
         fb = _feedback_record(user_id, state.turn_id, now, "teach", text, taught.value)
         return TeachReply(reply.response, "teach", "teach", feedback=fb, preferences=reply.preferences)
 
-    def _guided(
-        self, state: _Guided, form: str, text: str, *, user_id: str, home: Home, now: datetime
-    ) -> TeachReply:
+    def _guided(self, state: _Guided, form: str, text: str, *, user_id: str, home: Home, now: datetime) -> TeachReply:
         kind, _ = GUIDED_QUESTIONS[state.step]
         if _SKIP.match(form):
             return self._next_question(state, user_id, "OK.")
