@@ -49,6 +49,7 @@ class SimConfig:
     habitual: float = 0.85  # P(a person uses their habitual wording)
     private_alias: float = 0.15  # P(a person has a private name for a device)
     barge_in: float = 0.4  # P(interrupting a wrong or unhelpful response)
+    barge_in_on_success: float = 0.03  # P(interrupting a right answer once heard enough: barge-in is not proof)
     negative: float = 0.15  # P(saying "no, that's wrong" after a bad result)
     answer_feedback: float = 0.8  # P(answering "Did I get that right?")
     correction: float = 0.3  # P(a "no" answer says what was meant: "no i meant ...")
@@ -258,6 +259,8 @@ class Simulation:
             pending.append(item)
             when += timedelta(milliseconds=interp.turn.response_latency_ms)
             if fp == "correct":
+                if rng.random() < cfg.barge_in_on_success:  # cutting a long right answer short: not a defect
+                    item.barge_in = True
                 if interp.asks_feedback:
                     when = self._answer(ctx, when, user, endpoint, interp.turn, "yes", episode, dialogue, pending)
                 return True, when
