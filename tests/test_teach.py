@@ -70,13 +70,34 @@ def turn(text: str, *, user: str = "maple.ana", status: str = "success", respons
         ),
         ("the big light is the living room light", "device_alias", "big light", "light.living_ceiling"),
         ("when I say the big light I mean the floor lamp", "device_alias", "big light", "light.living_floor_lamp"),
+        # as a recognizer may hear them
+        ("i'm a packers fun", "team", "", "Green Bay Packers"),
+        ("i'm a warriors", "team", "", "Golden State Warriors"),
+        ("me like greek food", "cuisine", "", "Greek"),
+        ("my favourite music blues", "music_genre", "", "blues"),
+        ("carrollton is the one from texas", "place", "carrollton", "Carrollton, Texas"),
+        ("and when i set make it snug i mean turn on the tv", "phrase", "make it snug", "turn on the tv"),
+        ("when i a say make it snug i add mean turn on the tv", "phrase", "make it snug", "turn on the tv"),
     ],
 )
 def test_statements_parse_to_canonical_preferences(home: Home, text: str, kind: str, key: str, value: str) -> None:
     assert parse_statement(text, home) == Taught(kind, key, value)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("text", ["turn on the kitchen light", "what is the weather", "play some jazz", "stop", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "turn on the kitchen light",
+        "what is the weather",
+        "play some jazz",
+        "stop",
+        "",
+        "i'm cold",
+        "i'm home",
+        "i want thai food",
+        "find me some greek food",
+    ],
+)
 def test_commands_are_not_statements(home: Home, text: str) -> None:
     assert parse_statement(text, home) is None
 
@@ -89,6 +110,9 @@ def test_ambiguous_and_unknown_values_are_unclear(home: Home) -> None:
     assert isinstance(la, Unclear) and "Los Angeles Lakers" in la.question()
     unknown = parse_statement("I like zorblax", home)
     assert isinstance(unknown, Unclear) and unknown.options == () and "zorblax" in unknown.question()
+    rough = parse_statement("i like green food", home)
+    assert isinstance(rough, Unclear) and [o.value for o in rough.options] == ["Greek"]
+    assert rough.question() == "Did you mean Greek food?"
 
 
 def test_vocabulary_nicknames_and_fuzzy() -> None:

@@ -48,7 +48,8 @@ KIND_WORDS: dict[PreferenceKind, str] = {
     "phrase": "phrase",
 }
 FAILED_STATUSES = frozenset({"no_match", "no_entity", "failed"})
-FUZZY_CUTOFF = 85.0
+FUZZY_CUTOFF = 85.0  # taken without asking
+CONFIRM_CUTOFF = 70.0  # close enough to offer as "Did you mean ...?"
 DEVICE_CUTOFF = 70.0
 TEACH_OFFER = "Would you like to teach me what you meant?"
 TEACHER_STATUSES = frozenset({"teach", "feedback"})
@@ -88,7 +89,9 @@ class Vocabulary:
                     add(" ".join(words[:-1]), kind, canonical)  # city: "Golden State" (may be ambiguous)
         return cls({form: frozenset(pairs) for form, pairs in index.items()})
 
-    def lookup(self, phrase: str, kinds: Sequence[PreferenceKind] = TASTE_KINDS) -> list[tuple[PreferenceKind, str]]:
+    def lookup(
+        self, phrase: str, kinds: Sequence[PreferenceKind] = TASTE_KINDS, *, cutoff: float = FUZZY_CUTOFF
+    ) -> list[tuple[PreferenceKind, str]]:
         """Exact alias first, then the closest aliases by edit ratio (typos, ASR slips); [] when nothing is close."""
         form = _strip_filler(normalize(phrase))
         if not form:
@@ -97,7 +100,7 @@ class Vocabulary:
         if exact:
             return sorted(exact)
         choices = [alias for alias, pairs in self.index.items() if any(k in kinds for k, _ in pairs)]
-        hits = process.extract(form, choices, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=5)
+        hits = process.extract(form, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=5)
         if not hits:
             return []
         best = hits[0][1]
@@ -151,29 +154,30 @@ class Unclear:
 Parse = Taught | Unclear
 
 _RE = re.compile
-_FAN = _RE(r"^(?:i'm|i am|im) (?:a |an )?(?:big |huge |massive |die ?hard |lifelong )?(?P<v>.+?) fan$")
+_FAN = _RE(r"^(?:i'm|i am|im) (?:a |an )?(?:big |huge |massive |die ?hard |lifelong )?(?P<v>.+?) (?:fan|fans|fun|fam)$")
+_IM_A = _RE(r"^(?:i'm|i am|im) (?:a |an )?(?:big |huge )?(?P<v>.+)$")  # "fan" lost: only a known team counts
 _TEAM = [
     _FAN,
     _RE(r"^(?:i )?(?:support|root for|cheer for|follow) (?P<v>.+)$"),
     _RE(r"^my (?:favou?rite )?(?:\w+ )?team is (?P<v>.+)$"),
 ]
 _CUISINE = [
-    _RE(r"^(?:i )?(?:really )?(?:like|love|prefer|enjoy) (?P<v>.+?) (?:food|restaurants?|cuisine|places)$"),
+    _RE(r"^(?:i |me )?(?:really )?(?:like|love|prefer|enjoy) (?P<v>.+?) (?:food|restaurants?|cuisine|places)$"),
     _RE(r"^my (?:favou?rite )?(?:food|cuisine|kind of food|type of food|restaurants?) (?:is|are) (?P<v>.+)$"),
 ]
 _MUSIC = [
-    _RE(r"^my (?:favou?rite )?(?:music|genre|kind of music|type of music|music genre) is (?P<v>.+)$"),
-    _RE(r"^(?:i )?(?:really )?(?:like|love|prefer|enjoy) (?:listening to )?(?P<v>.+?) music$"),
-    _RE(r"^(?:i )?(?:really )?(?:like|love|enjoy) listening to (?P<v>.+)$"),
+    _RE(r"^my (?:favou?rite )?(?:music|genre|kind of music|type of music|music genre) (?:is )?(?P<v>.+)$"),
+    _RE(r"^(?:i |me )?(?:really )?(?:like|love|prefer|enjoy) (?:listening to )?(?P<v>.+?) music$"),
+    _RE(r"^(?:i |me )?(?:really )?(?:like|love|enjoy) listening to (?P<v>.+)$"),
 ]
-_GENERIC = _RE(r"^(?:i )?(?:really )?(?:like|love|prefer|enjoy|am into|i'm into) (?P<v>.+)$")
+_GENERIC = _RE(r"^(?:i |me )?(?:really )?(?:like|love|prefer|enjoy|am into|i'm into) (?P<v>.+)$")
 _PHRASE = [
-    _RE(r"^when i say (?P<k>.+?) i mean (?P<v>.+)$"),
+    _RE(r"^(?:and |so |well )?when i (?:\w+ )?(?:say|said|set) (?P<k>.+?) i (?:\w+ )?mean (?P<v>.+)$"),
     _RE(r"^by (?P<k>.+?) i mean (?P<v>.+)$"),
     _RE(r"^(?P<k>.+?) means (?P<v>.+)$"),
 ]
-_PLACE = _RE(r"^(?P<k>.+?) is the one in (?P<v>.+)$")
-_ONE_IN = _RE(r"^the one in (?P<v>.+)$")
+_PLACE = _RE(r"^(?P<k>.+?) is the (?:one|won) (?:in|from|an|on|at|of) (?P<v>.+)$")
+_ONE_IN = _RE(r"^the (?:one|won) (?:in|from|an|on|at|of) (?P<v>.+)$")
 _ALIAS = _RE(r"^(?:the |my )?(?P<k>.+?) (?:is|are) (?:the |my )?(?P<v>.+)$")
 _PREFIX = _RE(r"^(?:please )?(?:remember(?: that)?|note that|just so you know|fyi|actually) ")
 
@@ -205,6 +209,11 @@ def parse_statement(text: str, home: Home | None = None) -> Parse | None:
     m = _GENERIC.match(form)
     if m:
         return _taste(m["v"], TASTE_KINDS)
+    m = _IM_A.match(form)
+    if m:
+        team = _taste(m["v"], ("team",))
+        if isinstance(team, Taught):
+            return team
     m = _ALIAS.match(form)
     if m and home is not None:
         devices = resolve_devices(m["v"], home)
@@ -214,9 +223,12 @@ def parse_statement(text: str, home: Home | None = None) -> Parse | None:
 
 
 def _taste(phrase: str, kinds: Sequence[PreferenceKind]) -> Parse:
+    """One close match is taken; several, or only a rough one ("green food" -> Greek?), are asked about."""
     found = vocabulary().lookup(phrase, kinds)
     if len(found) == 1:
         return Taught(found[0][0], "", found[0][1])
+    if not found:
+        found = vocabulary().lookup(phrase, kinds, cutoff=CONFIRM_CUTOFF)
     return Unclear(_strip_filler(phrase), tuple(Taught(k, "", v) for k, v in found), tuple(kinds))
 
 
