@@ -96,6 +96,10 @@ def test_transfer_keeps_edits_at_the_edges_and_between_their_neighbours() -> Non
         "set the temperature to 19 degrees", "set the temperature to 23 degrees", "set the thermostat to 23"
     ) == ("set the thermostat to 19")
     assert transfer("play some music", "play music", "play rock music") is None
+    assert transfer("play some music", "play music", "play some soul") == "play some soul"
+    assert transfer("no no turn on the kitten light", "turn on the kitten light", "turn on the kitchen light") == (
+        "no no turn on the kitchen light"
+    )
     assert transfer("please play music now", "play music", "play rock music") == "please play rock music now"
 
 

@@ -106,7 +106,8 @@ def transfer(query: str, source: str, target: str) -> str | None:
 
     Replacements and deletions need the source span in the query; insertions need both neighbouring source tokens.
     An edit at the start (end) of the source applies only at the start (end) of the query: "is the weather" ->
-    "what's the weather" must not turn "what is the weather" into "what what's the weather".
+    "what's the weather" must not turn "what is the weather" into "what what's the weather". A word the edit
+    doubles ("play some music" with "play music" -> "play some soul") is said once.
     """
     if query == source:
         return target
@@ -131,7 +132,8 @@ def transfer(query: str, source: str, target: str) -> str | None:
             if at is None:
                 return None
             q = q[:at] + new + q[at + i2 - i1 :]
-    return " ".join(q)
+    said = set(zip(query.split(), query.split()[1:], strict=False))
+    return " ".join(w for i, w in enumerate(q) if i == 0 or w != q[i - 1] or (w, w) in said)
 
 
 def edit_anchors(source: str, target: str) -> set[str]:
