@@ -457,21 +457,29 @@ def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> 
     rng = random.Random(f"routine:{factory.home.id}:{user.id}:{text}")
     said = text.lower()
     words = set(said.split()) - {"the", "a", "to", "in", "on", "of"}
-    best: tuple[float, Goal] | None = None
+    candidates: dict[str, list[str]] = {}
     for kind in factory.kinds:
-        if kind == "impossible":
-            continue
-        templates = [
-            t
-            for t in (*first_wordings(kind), *CANONICAL.get(kind, ()), *pool(kind))
-            if set(t.split()) & words  # shares a literal word with the routine
-        ]
-        if not templates:
-            continue
-        for _ in range(30):
+        if kind != "impossible":
+            wordings = (*first_wordings(kind), *CANONICAL.get(kind, ()), *pool(kind))
+            templates = [t for t in wordings if set(t.split()) & words]  # shares a literal word with the routine
+            if templates:
+                candidates[kind] = templates
+
+    def best_of(kind: str, draws: int) -> tuple[float, Goal] | None:
+        top: tuple[float, Goal] | None = None
+        for _ in range(draws):
             goal = factory.make(kind, user.person, user.tastes, area, rng)
-            score = max((fuzz.ratio(said, render(t, goal)) for t in templates if fits(t, goal)), default=0.0)
-            score += 2.0 * (goal.slots.get("area") == area)
-            if best is None or score > best[0]:
-                best = (score, goal)
+            fitting = [render(t, goal) for t in candidates[kind] if fits(t, goal)]
+            score = max((fuzz.ratio(said, f) for f in fitting), default=0.0) + 2.0 * (goal.slots.get("area") == area)
+            if top is None or score > top[0]:
+                top = (score, goal)
+        return top
+
+    # a few draws per kind to find the likely kinds, then many draws among the three best for the right slots
+    rough = sorted(((best_of(k, 4), k) for k in candidates), key=lambda x: -(x[0][0] if x[0] else 0.0))
+    best: tuple[float, Goal] | None = None
+    for first, kind in rough[:3]:
+        for found in (first, best_of(kind, 25)):
+            if found is not None and (best is None or found[0] > best[0]):
+                best = found
     return None if best is None else replace(best[1], text=text)
