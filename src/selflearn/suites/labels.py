@@ -188,7 +188,7 @@ def run(config: EvalConfig) -> EvalResult:
     train, test = split.train_logs(), split.test_logs()
     label_cfg = LabelConfig(seed=config.seed)
     if config.quick:
-        label_cfg = replace(label_cfg, min_steps=200)
+        label_cfg = replace(label_cfg, min_steps=150)
     signals = DefectSignals()
     train_signals, test_signals = signals.score(train), signals.score(test)
     print(f"training label model on {len(split.train_turns)} turns", file=sys.stderr)
