@@ -248,6 +248,16 @@ def test_correction_after_no_refers_to_the_request(home: Home) -> None:
     assert late is None
 
 
+def test_teachable_moment_answered_in_one_breath(home: Home) -> None:
+    store = MemoryPreferences()
+    teacher = Teacher(store)
+    failed = turn("make it cozy", status="no_match")
+    teacher.handle("make it cozy", user_id="maple.ana", home=home, now=NOW, last_turn=failed)
+    done = teacher.handle("yes I meant turn on the floor lamp", user_id="maple.ana", home=home, now=NOW, last_turn=None)
+    assert done is not None and done.preferences[0].value == "turn on the floor lamp"
+    assert done.preferences[0].key == "make it cozy" and done.preferences[0].source == "moment"
+
+
 def test_no_moment_for_a_different_request_or_other_user(home: Home) -> None:
     teacher = Teacher(MemoryPreferences())
     failed = turn("make it cozy", status="no_match")

@@ -373,6 +373,9 @@ _GUIDED_START = _RE(
 _SKIP = _RE(r"^(?:skip|no|nope|none|nothing|pass|next|no thanks|i don't know|not really|no one|nobody)$")
 _STOP = _RE(r"^(?:stop|cancel|quit|never mind|nevermind|that's all|that's it|done|enough|exit)$")
 _YES = _RE(r"^(?:yes|yeah|yep|sure|ok|okay|yes please|please|go ahead|alright|of course)$")
+_YES_MEANING = _RE(
+    r"^(?:yes|yeah|yep|sure|ok|okay)\s+(?:(?:i meant|i mean|it means|that means)\s+)?(?P<m>\w+(?:\s+\w+)+)$"
+)
 _UNSATISFIED = _RE(
     r"^(?:(?:no|ugh|nope)\s+)*(?:(?:that's|that is|that was|this is) (?:wrong|not right|incorrect|not it|"
     r"not what i (?:meant|wanted|asked|asked for|said))|wrong|wrong answer|not what i meant|you got it wrong)$"
@@ -540,8 +543,16 @@ class Teacher:
                 )
             if _SKIP.match(form):
                 return TeachReply("OK, no problem.", "teach")
-            return None
-        taught = Taught("phrase", normalize(state.failed_text), _actions(form))
+            m = _YES_MEANING.match(form)  # "yes, I meant turn on the lamp": offer taken and answered at once
+            if m is None:
+                return None
+            form = m["m"]
+        return self._teach_moment(state, form, text, user_id=user_id, home=home, now=now)
+
+    def _teach_moment(
+        self, state: _Offer | _AwaitMeaning, meaning: str, text: str, *, user_id: str, home: Home, now: datetime
+    ) -> TeachReply:
+        taught = Taught("phrase", normalize(state.failed_text), _actions(meaning))
         reply = self._apply(taught, user_id=user_id, home=home, now=now, source="moment")
         fb = _feedback_record(user_id, state.turn_id, now, "teach", text, taught.value)
         return TeachReply(reply.response, "teach", "teach", feedback=fb, preferences=reply.preferences)

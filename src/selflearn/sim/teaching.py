@@ -7,6 +7,7 @@ lesson follows from why the request failed, as far as the person can tell from t
   food", "my favourite music is jazz";
 * a private device name the assistant did not know -> "when I say big light I mean the kitchen light";
 * a town the assistant placed wrong -> "Wilkerson is the one in California";
+* the assistant just offered "Would you like to teach me what you meant?" -> "yes <a wording that works>";
 * otherwise: their own wording was not understood -> "when I say <their words> I mean <a wording that works>", or
   simply "no, I meant <a wording that works>" (a correction: it rewrites what the assistant heard, next time).
 
@@ -22,6 +23,7 @@ from selflearn.sim.goals import Goal
 from selflearn.sim.names import TEAM_SAID
 from selflearn.sim.phrasing import CANONICAL, fits, render
 from selflearn.sim.users import SimUser
+from selflearn.teach import TEACH_OFFER
 from selflearn.text import normalize
 
 TEAM_LESSONS = ("i'm a {team} fan", "i'm a big {team} fan", "my favourite team is the {team}", "i support the {team}")
@@ -38,6 +40,11 @@ class TeachingUsers:
     def utterance(self, goal: Goal, user: SimUser, turn: Turn, rng: random.Random) -> str | None:
         if goal.impossible or not goal.addressed:
             return None
+        heard = normalize(turn.asr_text)
+        working = [render(t, goal, dict(goal.official)) for t in CANONICAL.get(goal.kind, ()) if fits(t, goal)]
+        working = [w for w in working if normalize(w) != heard]
+        if turn.response_text.endswith(TEACH_OFFER) and working:
+            return f"yes {working[0]}"  # the assistant offered to learn what they meant
         if "team" in goal.implicit:
             team = str(goal.slots["team"])
             return rng.choice(TEAM_LESSONS).format(team=TEAM_SAID.get(team, team.lower()))
@@ -52,9 +59,6 @@ class TeachingUsers:
         if goal.kind == "weather_in" and "," in str(goal.slots.get("city", "")):
             town, _, state = str(goal.slots["city"]).partition(",")
             return f"{town.strip().lower()} is the one in {state.strip().lower()}"
-        heard = normalize(turn.asr_text)
-        working = [render(t, goal, dict(goal.official)) for t in CANONICAL.get(goal.kind, ()) if fits(t, goal)]
-        working = [w for w in working if normalize(w) != heard]
         if not working:
             return None
         template = user.habitual.get(goal.kind)
