@@ -88,3 +88,17 @@ def test_save_load_roundtrip_and_summary(train: tuple[LogView, FpiModel], tmp_pa
     assert set(summary) == set(FPI_CLASSES)
     assert sum(int(s["count"]) for s in summary.values()) == a.height  # type: ignore[call-overload]
     assert len(summary["er"]["top_forms"]) <= 3  # type: ignore[arg-type]
+
+
+def test_cli_fpi_json_counts_every_turn() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+
+    result = CliRunner().invoke(app, ["fpi", "--days", "2", "--top", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["stages"]) == set(FPI_CLASSES)
+    assert sum(s["count"] for s in report["stages"].values()) == report["turns"] > 0
