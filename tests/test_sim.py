@@ -9,7 +9,8 @@ from selflearn.home import Home, Routine, shipped_homes
 from selflearn.pipeline.nlu import NLU
 from selflearn.schema import Turn, read_parquet
 from selflearn.sim import DayLog, SimConfig, Simulation, generate_homes
-from selflearn.sim.goals import GoalFactory
+from selflearn.sim.goals import Goal, GoalFactory
+from selflearn.sim.judge import judge
 from selflearn.sim.phrasing import CANONICAL, fits, render
 from selflearn.sim.run import defect_stats, simulate
 from selflearn.sim.users import make_user
@@ -188,3 +189,29 @@ def test_many_generated_homes_are_valid() -> None:
     assert all(any(d.domain == "light" for d in h.devices) for h in homes)
     assert len({h.city for h in homes}) > 10
     assert {p.city for h in homes for p in h.people} - {h.city for h in homes}
+
+
+def _turn(**fields: object) -> Turn:
+    base: dict[str, object] = {
+        "turn_id": "t", "dialogue_id": "d", "session_id": "s", "user_id": "u", "home_id": "h", "device_id": "ep",
+        "device_type": "speaker", "ts": "2026-01-05T08:00:00+00:00", "asr_text": "x", "asr_confidence": 0.9,
+        "result_status": "success", "response_latency_ms": 500.0,
+    }  # fmt: skip
+    return Turn.model_validate({**base, **fields})
+
+
+def test_judge_blames_the_first_stage_that_went_wrong() -> None:
+    effects = (("climate.t", "target_temperature", 21),)
+    intents = frozenset({"HassClimateSetTemperature"})
+    thermostat = Goal("set_temperature", "HassClimateSetTemperature", {"temperature": 21}, intents=intents, effects=effects)
+    done = {"climate.t": {"target_temperature": 21}}
+    picked_by_executor = _turn(nlu_intent="HassClimateSetTemperature", resolved_entities={"devices": ["light.k"]},
+                               trace={"execute": {"changed": ["climate.t"]}})  # fmt: skip
+    assert judge(thermostat, picked_by_executor, done) == (True, "correct")
+    wrong_device = _turn(nlu_intent="HassClimateSetTemperature", resolved_entities={"devices": ["light.k"]})
+    assert judge(thermostat, wrong_device, {"climate.t": {"target_temperature": 18}}) == (False, "er")
+    assert judge(thermostat, _turn(result_status="no_match"), done) == (False, "nlu")
+    music = Goal("play_music", "PlayMedia", {"genre": "jazz"}, intents=frozenset({"PlayMedia"}),
+                 expect={"genre": "jazz"}, implicit=frozenset({"genre"}))  # fmt: skip
+    assert judge(music, _turn(nlu_intent="PlayMedia", nlu_slots={"genre": "pop"}), {}) == (False, "result")
+    assert judge(music, _turn(nlu_intent="PlayMedia", nlu_slots={"genre": "Jazz"}), {}) == (True, "correct")

@@ -43,9 +43,12 @@ def judge(goal: Goal, turn: Turn, state: Mapping[str, Mapping[str, Any]]) -> tup
     if status != "success":
         return False, "result"
     if goal.effects:
-        resolved = set(turn.resolved_entities.get("devices") or ())
+        # the devices the turn was about: resolved by ER, or picked by the executor itself (nearest thermostat)
+        execute = turn.trace.get("execute")
+        changed = execute.get("changed") if isinstance(execute, dict) else None
+        touched = set(turn.resolved_entities.get("devices") or ()) | set(changed or ())
         done = all(state.get(d, {}).get(k) == v for d, k, v in goal.effects)
-        if not goal.targets <= resolved and not (done and not resolved):  # executors may pick devices themselves
+        if not goal.targets <= touched and not (done and not touched):
             return False, "er"
         if not done:
             return False, "result"
