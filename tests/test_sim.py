@@ -203,7 +203,9 @@ def _turn(**fields: object) -> Turn:
 def test_judge_blames_the_first_stage_that_went_wrong() -> None:
     effects = (("climate.t", "target_temperature", 21),)
     intents = frozenset({"HassClimateSetTemperature"})
-    thermostat = Goal("set_temperature", "HassClimateSetTemperature", {"temperature": 21}, intents=intents, effects=effects)
+    thermostat = Goal(
+        "set_temperature", "HassClimateSetTemperature", {"temperature": 21}, intents=intents, effects=effects
+    )
     done = {"climate.t": {"target_temperature": 21}}
     picked_by_executor = _turn(nlu_intent="HassClimateSetTemperature", resolved_entities={"devices": ["light.k"]},
                                trace={"execute": {"changed": ["climate.t"]}})  # fmt: skip
