@@ -36,6 +36,8 @@ def test_metrics_cover_every_day(tiny: tuple[LoopResult, ArtifactStore]) -> None
     assert metrics["defect_rate_day1"] == result.days[0].defect_rate
     assert metrics["defect_rate_last"] == metrics["defect_rate_day2"] == result.days[1].defect_rate
     assert 0.0 < metrics["defect_rate_day1"] < 1.0
+    assert result.rewrite_cpu_ms  # day 2 ran on the first night's artifacts
+    assert 0.0 <= metrics["rewrite_cpu_ms_mean"] <= metrics["rewrite_cpu_ms_p99"]
 
 
 def test_eval_world_adds_an_unseen_home_and_focuses_on_it() -> None:

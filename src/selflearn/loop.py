@@ -88,6 +88,7 @@ class LoopResult:
     turns: list[Turn] = field(default_factory=list)
     gold: list[Gold] = field(default_factory=list)
     feedback: list[Feedback] = field(default_factory=list)
+    rewrite_cpu_ms: list[float] = field(default_factory=list)  # per rewriter call, thread CPU time
 
     def metrics(self, control: Sequence[DayStats] = ()) -> dict[str, float]:
         """Day-1-to-last drop; with a control run (same days, nothing learned) also the reduction against it, on
@@ -99,6 +100,10 @@ class LoopResult:
             "relative_drop": (first - last) / first if first else 0.0,
         }
         out |= {f"defect_rate_day{d.day}": d.defect_rate for d in self.days}
+        if self.rewrite_cpu_ms:
+            ordered = sorted(self.rewrite_cpu_ms)
+            out["rewrite_cpu_ms_mean"] = sum(ordered) / len(ordered)
+            out["rewrite_cpu_ms_p99"] = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
         if control:
             out |= {f"control_defect_rate_day{d.day}": d.defect_rate for d in control}
             base_last = control[-1].defect_rate
@@ -181,4 +186,5 @@ def run_loop(
                     rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"))
                 else:
                     rewriter.reload_if_changed()
+    result.rewrite_cpu_ms = [1000.0 * s for s in rewriter.cpu_seconds] if rewriter else []
     return result

@@ -382,6 +382,7 @@ class LiveRewriter:
         self.encoder = encoder
         self.check_seconds = check_seconds
         self.current: OnlineRewriter | None = None
+        self.cpu_seconds: list[float] = []  # per call: this thread's CPU time (the loop reports the rewriter's cost)
         self._checked = -math.inf
         self.reload_if_changed()
 
@@ -399,4 +400,7 @@ class LiveRewriter:
             self.reload_if_changed()
         if self.current is None:
             return None
-        return self.current.rewrite(text, user_id=user_id, home=home, endpoint=endpoint, now=now)
+        start = time.thread_time()
+        found = self.current.rewrite(text, user_id=user_id, home=home, endpoint=endpoint, now=now)
+        self.cpu_seconds.append(time.thread_time() - start)
+        return found
