@@ -45,9 +45,9 @@ class SimConfig:
     requests_per_day: float = 7.0  # per person, on top of routines (Poisson)
     false_wakes_per_day: float = 0.5  # per home: TV/room chatter that wakes the assistant
     scene_probability: float = 0.08  # share of requests that are a multi-step scene
-    idiosyncratic: float = 0.18  # share of (person, goal kind) whose habitual wording is from the shared odd pool
+    idiosyncratic: float = 0.15  # share of (person, goal kind) whose habitual wording is from the shared odd pool
     habitual: float = 0.85  # P(a person uses their habitual wording)
-    private_alias: float = 0.15  # P(a person has a private name for a device)
+    private_alias: float = 0.25  # P(a person has a private name for a device)
     barge_in: float = 0.4  # P(interrupting a wrong or unhelpful response)
     barge_in_on_success: float = 0.03  # P(interrupting a right answer once heard enough: barge-in is not proof)
     negative: float = 0.15  # P(saying "no, that's wrong" after a bad result)
