@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from selflearn.artifacts import ArtifactStore
 from selflearn.learn import LearnConfig, learn
@@ -109,3 +110,13 @@ def test_python_baseline_counts_the_same_chains() -> None:
     counts = {(a, b): n for a, b, n in fast.group_by("form", "target_form").len().iter_rows()}
     overlap = sum(min(counts.get(k, 0), v) for k, v in slow.items())
     assert overlap / sum(slow.values()) > 0.9
+
+
+@pytest.mark.slow
+def test_learn_with_the_span_rephrase_model(tmp_path: Path) -> None:
+    day = 86_400.0
+    turns = repairs(range(6), 0) + repairs(range(6), 3600) + repairs(range(6), day)
+    report = learn(LogView.from_records(turns), ArtifactStore(tmp_path), config=LearnConfig(rephrase_model=True))
+    assert report.rephrase_detector == "span_model" and report.published
+    assert report.shadow is not None
+    assert report.global_rewrites == 1

@@ -119,7 +119,7 @@ def learn(
     if cfg.shadow and cutoff is not None and scored["ts"].min() < cutoff:  # type: ignore[operator]
         say(f"shadow check: mining without the turns since {cutoff.isoformat()}, replaying them")
         train = signals.score_frame(turns.filter(pl.col("ts") < cutoff), feedback)
-    detect = _rephrase_detector(train if train is not None else scored, cfg, say)
+    detect = _rephrase_detector(train if train is not None else scored, scored, cfg, say)
     if train is not None and cutoff is not None:
         held = scored.filter(pl.col("ts") >= cutoff)
         shadow = shadow_evaluate(miner.fit_frame(train, detect(train)), held, cutoff.isoformat())
@@ -162,15 +162,29 @@ def learn(
     return report
 
 
-def _rephrase_detector(scored: pl.DataFrame, cfg: LearnConfig, say: Progress) -> Callable[[pl.DataFrame], Any]:
-    """Per turn: is the user's next turn a rephrase of it (returning None means the miner's rule baseline).
+def _rephrase_detector(
+    fit_on: pl.DataFrame, scored: pl.DataFrame, cfg: LearnConfig, say: Progress
+) -> Callable[[pl.DataFrame], pl.Series | None]:
+    """Per turn: is the user's next turn a rephrase of it (None means the miner's rule baseline).
 
-    The span model is trained once, on weak labels from the mining data (the shadow day stays held out).
+    The span model is trained once on weak labels from ``fit_on`` (the shadow day stays held out) and run once over
+    ``scored``, only on turns with some defect evidence (the miner links nothing else); the shadow's training frame
+    looks its calls up by (turn, next turn).
     """
     if not cfg.rephrase_model:
         return lambda _frame: None
     from selflearn.rewrite.span import SpanConfig, SpanModel
 
     say("training the span rephrase model")
-    model = SpanModel(SpanConfig(pair_window_s=cfg.mining.pair_window_s)).fit(scored)
-    return model.predict_next
+    model = SpanModel(SpanConfig(pair_window_s=cfg.mining.pair_window_s)).fit(fit_on)
+    say("detecting rephrases with the span model")
+    evidence = pl.col("defect") | (pl.col("turn_score") > 0)
+    calls = scored.select("turn_id", "next_turn_id").with_columns(is_rephrase=model.predict_next(scored, evidence))
+
+    def detect(frame: pl.DataFrame) -> pl.Series:
+        looked_up = frame.select("turn_id", "next_turn_id").join(
+            calls, on=["turn_id", "next_turn_id"], how="left", nulls_equal=True, maintain_order="left"
+        )
+        return looked_up["is_rephrase"].fill_null(False)
+
+    return detect

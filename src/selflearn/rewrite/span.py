@@ -259,9 +259,12 @@ class SpanModel:
             return np.zeros(0)
         return self._run(pairs)[0]
 
-    def predict_next(self, scored: pl.DataFrame) -> pl.Series:
-        """Per turn of ``scored``: the user's next turn (within the window) is a rephrase of it."""
+    def predict_next(self, scored: pl.DataFrame, where: pl.Expr | None = None) -> pl.Series:
+        """Per turn of ``scored``: the user's next turn (within the window) is a rephrase of it. ``where`` limits
+        the turns the encoder runs on (the others get False), e.g. to the defective ones the miner can link."""
         pairs = candidate_pairs(scored, self.config.pair_window_s)
+        if where is not None:
+            pairs = pairs.filter(where)
         out = np.zeros(scored.height, dtype=bool)
         out[pairs["row"].to_numpy()] = self.predict_proba(pairs) >= self.config.threshold
         return pl.Series("is_rephrase", out)
