@@ -104,6 +104,13 @@ def test_absorbing_chain_with_a_cycle() -> None:
     assert solved["a"]["target"] == "c"
 
 
+def test_absorbing_chain_with_a_closed_failing_loop() -> None:
+    """x only ever leads to x again (repeated, never repaired): no target for x, and no singular solve."""
+    transitions = pl.DataFrame({"form": ["x", "x", "a"], "to_kind": ["fail", "fail", "ok"], "to_form": ["x", "x", "c"]})
+    solved = {r["form"]: r for r in absorb(transitions).iter_rows(named=True)}
+    assert "x" not in solved and solved["a"]["target"] == "c"
+
+
 def test_domain_change_needs_strong_evidence() -> None:
     turns: list[Turn] = []
     for u in range(6):  # understood as media, users meant the light: a cross-domain rewrite with only 6 users

@@ -163,7 +163,9 @@ def absorb(transitions: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={"form": pl.String, "target": pl.String, "probability": pl.Float64})
     q_m = sparse.csr_matrix((q["p"].to_numpy(), (q["i"].to_numpy(), q["j"].to_numpy())), shape=(n_t, n_t))
     r_m = sparse.csc_matrix((r["p"].to_numpy(), (r["i"].to_numpy(), r["j"].to_numpy())), shape=(n_t, n_a))
-    lu = splu(sparse.csc_matrix(sparse.identity(n_t) - q_m))
+    # A tiny give-up leak keeps I - Q invertible when failing forms only lead to each other (a user repeating a
+    # form that never works): such forms are then absorbed nowhere, instead of a singular factorisation.
+    lu = splu(sparse.csc_matrix(sparse.identity(n_t) - (1.0 - 1e-9) * q_m))
     best_p = np.zeros(n_t)
     best_j = np.zeros(n_t, dtype=np.int64)
     for lo in range(0, n_a, SOLVE_BATCH):
