@@ -3,10 +3,11 @@ artifact set, continue. Defect rates per day come from gold (evaluation only; th
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ def day_stats(
     version: str | None = None,
     seconds: float = 0.0,
 ) -> DayStats:
-    """One day's numbers, joined to gold by ``turn_id`` (turns without gold count as correct)."""
+    """One day's numbers, joined to gold by ``turn_id`` (turns without gold count as correct). Turns the teacher
+    handled (a lesson, an answer to "Did I get that right?") are talk about requests, not requests: left out."""
+    turns = [t for t in turns if t.result_status not in ("feedback", "teach")]
     point = {g.turn_id: g.failure_point for g in gold}
     counts: Counter[str] = Counter(point.get(t.turn_id, "correct") for t in turns)
     n = max(len(turns), 1)
@@ -141,50 +144,86 @@ def run_loop(
     on_log: Callable[[Any], None] | None = None,
     focus: str | None = None,
     learning: bool = True,
+    teaching: bool = False,
 ) -> LoopResult:
     """Simulate ``days`` days; after each but the last, ``learn`` on every log so far and swap in the result.
 
     Day 1 runs without rewriting whatever ``artifacts`` already holds: the rewriter follows only sets this run
     publishes. Daily stats cover every home, or only the home ``focus`` (an unseen home added to the world).
-    ``learning=False`` replays the same seeded days with nothing learned: the control curve.
+    ``learning=False`` replays the same seeded days with nothing learned: the control curve. ``teaching=True`` also
+    lets people teach and answer "Did I get that right?" (``Teaching``), as in ``selflearn demo``.
     ``on_log`` receives each day's ``DayLog`` (e.g. to keep it in a ``Store``)."""
     from selflearn.learn import learn
     from selflearn.sim import SimConfig, Simulation
     from selflearn.store import LogView
 
     stage = on_stage or (lambda _msg: None)
-    sim = Simulation(homes, seed=seed, config=sim_config or SimConfig())
-    rewriter: LiveRewriter | None = None
-    result = LoopResult()
-    for day in range(1, days + 1):
-        start = time.perf_counter()
-        stage(f"day {day}/{days}: simulating {len(homes)} homes")
-        log = sim.run_day(day, rewriter=rewriter)
-        if on_log:
-            on_log(log)
-        result.turns += log.turns
-        result.gold += log.gold
-        result.feedback += log.feedback
-        current = rewriter.current if rewriter else None
-        shown = [t for t in log.turns if focus is None or t.home_id == focus]
-        stats = day_stats(
-            day,
-            shown,
-            log.gold,
-            rules=rule_counts(rewriter),
-            version=current.artifact_dir.name if current and current.artifact_dir else None,
-            seconds=time.perf_counter() - start,
+    config = sim_config or SimConfig()
+    with tempfile.TemporaryDirectory() as scratch:
+        people = Teaching(Path(scratch)) if teaching else None
+        sim = Simulation(
+            homes,
+            seed=seed,
+            config=replace(config, teach_probability=0.6) if people else config,
+            teaching=people.behaviour if people else None,
         )
-        result.days.append(stats)
-        if on_day:
-            on_day(stats)
-        if learning and day < days:
-            stage(f"night {day}: learning from {len(result.turns):,} turns")
-            report = learn(LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config)
-            if report.published:
-                if rewriter is None:
-                    rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"))
-                else:
-                    rewriter.reload_if_changed()
-    result.rewrite_cpu_ms = [1000.0 * s for s in rewriter.cpu_seconds] if rewriter else []
-    return result
+        rewriter: LiveRewriter | None = None
+        result = LoopResult()
+        for day in range(1, days + 1):
+            start = time.perf_counter()
+            stage(f"day {day}/{days}: simulating {len(homes)} homes")
+            log = sim.run_day(day, **(people.day_kwargs(rewriter) if people else {"rewriter": rewriter}))
+            if on_log:
+                on_log(log)
+            result.turns += log.turns
+            result.gold += log.gold
+            result.feedback += log.feedback
+            current = rewriter.current if rewriter else None
+            shown = [t for t in log.turns if focus is None or t.home_id == focus]
+            stats = day_stats(
+                day,
+                shown,
+                log.gold,
+                rules=rule_counts(rewriter),
+                version=current.artifact_dir.name if current and current.artifact_dir else None,
+                seconds=time.perf_counter() - start,
+            )
+            result.days.append(stats)
+            if on_day:
+                on_day(stats)
+            if learning and day < days:
+                stage(f"night {day}: learning from {len(result.turns):,} turns")
+                report = learn(LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config)
+                if report.published:
+                    if rewriter is None:
+                        rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"))
+                    else:
+                        rewriter.reload_if_changed()
+        result.rewrite_cpu_ms = [1000.0 * s for s in rewriter.cpu_seconds] if rewriter else []
+        return result
+
+
+class Teaching:
+    """The teach/feedback side of the assistant for one loop: taught preferences, "Did I get that right?", and a
+    user's corrections applied before the learned rewriter (pending corrections kept under ``root``)."""
+
+    def __init__(self, root: Path) -> None:
+        from selflearn.feedback import FeedbackPolicy, PendingRewrites
+        from selflearn.sim.teaching import TeachingUsers
+        from selflearn.teach import MemoryPreferences, Teacher
+
+        self.behaviour = TeachingUsers()
+        self.policy = FeedbackPolicy()
+        self.preferences = MemoryPreferences()
+        self.pending = PendingRewrites(root)
+        self.teacher = Teacher(self.preferences, policy=self.policy, pending=self.pending)
+
+    def day_kwargs(self, rewriter: LiveRewriter | None) -> dict[str, Any]:
+        from selflearn.feedback import FeedbackRewriter
+
+        return {
+            "rewriter": FeedbackRewriter(self.pending, rewriter),
+            "preferences": self.preferences.preferences,
+            "feedback_policy": self.policy,
+            "teacher": self.teacher,
+        }
