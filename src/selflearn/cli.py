@@ -430,6 +430,9 @@ def demo(
     artifacts: Annotated[
         Path | None, typer.Option("--artifacts", help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir.")
     ] = None,
+    teach: Annotated[
+        bool, typer.Option("--teach/--no-teach", help="People may also teach and answer feedback questions.")
+    ] = True,
 ) -> None:
     """Simulate homes for some days; each night learn from the logs so far and swap in the new artifacts. Prints
     the daily defect rates (by failure point, from gold) and writes an HTML report with the curve."""
@@ -477,6 +480,7 @@ def demo(
             on_day=day_done,
             on_stage=lambda msg: bar.update(task, description=msg),
             on_log=lambda log: store.add(turns=log.turns, gold=log.gold, feedback=log.feedback),
+            teaching=teach,
         )
     table = Table(
         title=f"% of turns per day ({homes} homes, seed {seed}; failure points from gold)", box=box.SIMPLE_HEAD
@@ -502,7 +506,8 @@ def demo(
     )
     notes = [
         f"{homes} generated homes, {days} days, seed {seed}. Day 1 runs with nothing learned; each night "
-        "selflearn learns from the logs so far (no gold) and swaps in the new artifact set.",
+        "selflearn learns from the logs so far (no gold) and swaps in the new artifact set."
+        + (" People may also teach (preferences, names) and answer feedback questions." if teach else ""),
         "Defects and failure points come from the simulator's gold and are used for this report only. The dashed "
         "curve replays the same seeded days with nothing learned, so the gap between the curves is the learning.",
     ]
