@@ -19,6 +19,7 @@ from selflearn.rewrite.online import (
     RankWeights,
     Rule,
     build_index,
+    flips,
     home_entities,
     transfer,
 )
@@ -143,6 +144,14 @@ def test_personal_layer_only_for_its_user(rewriter: OnlineRewriter, home: Home) 
 def test_home_entities_include_devices_areas_and_city(home: Home) -> None:
     names = home_entities(home, "maple.ana")
     assert {"kitchen light", "living room", "wilkerson california"} <= set(names)
+
+
+def test_a_rewrite_never_flips_the_request() -> None:
+    ranker = Ranker(RankWeights())
+    rule = Rule("turn off the living room lights", "turn on the lights in the living room", 0.9, 5, "personal")
+    assert flips("turn the lamp thing off", "turn on the floor lamp")
+    assert not flips("turn on the kitten light", "turn on the kitchen light")
+    assert ranker.score(rule.source, rule, 1.0, []) is None
 
 
 def test_ranker_score_grows_with_evidence() -> None:

@@ -164,6 +164,21 @@ def _find(tokens: list[str], span: list[str], *, start: bool = False, end: bool 
     return None
 
 
+OPPOSITES = (("on", "off"), ("open", "close"), ("up", "down"), ("lock", "unlock"), ("start", "stop"))
+
+
+def flips(query: str, text: str) -> bool:
+    """Would the rewrite turn what was asked into its opposite ("turn off the lights" -> "turn on ...")? Such a rule
+    comes from a person doing one thing and then the other, not from a repair; it is never applied."""
+    said, sent = set(query.split()), set(text.split())
+    for a, b in OPPOSITES:
+        if (a in said and b not in said and b in sent and a not in sent) or (
+            b in said and a not in said and a in sent and b not in sent
+        ):
+            return True
+    return False
+
+
 def home_entities(home: Home, user_id: str) -> list[str]:
     """Names that mean something in this home for this user: devices, areas, cities (normalised)."""
     names = [n for d in home.devices for n in d.names] + [n for a in home.areas for n in (a.name, *a.aliases)]
@@ -192,7 +207,7 @@ class Ranker:
             if fuzz.ratio(query, rule.source) <= fuzz.ratio(query, rule.target):
                 return None
             text = rule.target
-        if text == query:
+        if text == query or flips(query, text):
             return None
         string = fuzz.ratio(query, rule.source) / 100.0
         phonetic = fuzz.ratio(_metaphone(query), _metaphone(rule.source)) / 100.0
