@@ -115,3 +115,26 @@ def test_embedding_cache_encodes_each_text_once(tmp_path: Path) -> None:
     again = CachedEncoder(base, tmp_path).encode(["hello", "turn on the light"])
     assert base.calls == 2
     np.testing.assert_allclose(again, first[[1, 0]])
+
+
+@pytest.mark.slow
+def test_learn_publishes_label_and_fpi_models(tmp_path: Path) -> None:
+    """`selflearn learn --labels` end to end on simulated logs with the real MiniLM encoder."""
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.home import shipped_homes
+    from selflearn.labels.artifact import load_label_artifacts
+    from selflearn.learn import LearnConfig, learn
+    from selflearn.sim import Simulation
+
+    sim = Simulation(shipped_homes(), seed=3)
+    turns = [t for day in range(3) for t in sim.run_day(day).turns]
+    logs = LogView.from_records(turns)
+    store = ArtifactStore(tmp_path / "artifacts")
+    report = learn(logs, store, config=LearnConfig(labels=True, shadow=False))
+    assert report.published and set(report.parts) >= {"labels", "fpi"}
+    current = store.current_dir()
+    assert current is not None
+    labels, fpi = load_label_artifacts(current)
+    assert labels is not None and fpi is not None
+    assert labels.apply(logs).height == len(turns)
+    assert fpi.apply(logs).height == len(turns)
