@@ -146,6 +146,14 @@ def test_home_entities_include_devices_areas_and_city(home: Home) -> None:
     assert {"kitchen light", "living room", "wilkerson california"} <= set(names)
 
 
+def test_whole_target_never_drops_what_was_said() -> None:
+    ranker = Ranker(RankWeights())
+    rule = Rule("set the temperature to 18 degrees", "set the thermostat to 18", 0.9, 8, "global")
+    assert ranker.score("set the temperature to 19 degrees please", rule, 0.95, []) is None
+    near = ranker.score("set the temperature to 18 degrees please", rule, 0.97, [])
+    assert near is not None and near.text == "set the thermostat to 18" and not near.transferred
+
+
 def test_a_rewrite_never_flips_the_request() -> None:
     ranker = Ranker(RankWeights())
     rule = Rule("turn off the living room lights", "turn on the lights in the living room", 0.9, 5, "personal")
@@ -156,8 +164,8 @@ def test_a_rewrite_never_flips_the_request() -> None:
 
 def test_ranker_score_grows_with_evidence() -> None:
     ranker = Ranker(RankWeights())
-    weak = ranker.score("a x c", Rule("a x", "a y", 0.2, 1, "global"), 0.9, [])
-    strong = ranker.score("a x c", Rule("a x", "a y", 0.9, 10, "global"), 0.9, [])
+    weak = ranker.score("b a x", Rule("a x", "a y", 0.2, 1, "global"), 0.9, [])
+    strong = ranker.score("b a x", Rule("a x", "a y", 0.9, 10, "global"), 0.9, [])
     assert weak is not None and strong is not None and strong.score > weak.score
 
 

@@ -164,6 +164,7 @@ def _find(tokens: list[str], span: list[str], *, start: bool = False, end: bool 
     return None
 
 
+FILLER = frozenset({"please", "now", "the", "a", "an", "um", "uh", "hey", "just", "can", "could", "you", "would"})
 OPPOSITES = (("on", "off"), ("open", "close"), ("up", "down"), ("lock", "unlock"), ("start", "stop"))
 
 
@@ -203,8 +204,10 @@ class Ranker:
         transferred = text is not None
         if text is None:
             # The edit has no place in the query: the whole target is used only if the query is closer to the
-            # failing form than to its fix (otherwise the query is most likely already a working variant).
-            if fuzz.ratio(query, rule.source) <= fuzz.ratio(query, rule.target):
+            # failing form than to its fix (otherwise it is most likely a working variant already) and says
+            # nothing the target would drop ("... to 19 degrees please" must not become "... to 18").
+            said = set(query.split()) - set(rule.source.split()) - set(rule.target.split()) - FILLER
+            if said or fuzz.ratio(query, rule.source) <= fuzz.ratio(query, rule.target):
                 return None
             text = rule.target
         if text == query or flips(query, text):
