@@ -39,7 +39,7 @@ class LogSource(Protocol):
 class SignalWeights:
     """How much each signal alone says "this turn was a defect" (noisy-OR terms in [0, 1])."""
 
-    barge_in: float = 0.6
+    barge_in: float = 0.45  # alone it is ambiguous: people also cut off long answers that were right
     rephrased: float = 0.6
     repeated: float = 0.5
     abandoned: float = 0.5
@@ -89,7 +89,8 @@ class DefectSignals:
             & (pl.col("form") != pl.col("next_form"))
             & ((pl.col("similarity") >= c.similarity_min) | failed),
         )
-        troubled = failed | pl.col("barge_in_signal") | pl.col("explicit_negative")
+        unhelpful = pl.col("result_status") != "success"
+        troubled = failed | pl.col("explicit_negative") | (pl.col("barge_in_signal") & unhelpful)
         ends = pl.col("gap_s").is_null() | (pl.col("gap_s") > c.abandon_window_s)
         df = df.with_columns(abandoned=troubled & ends)
         request = ~pl.col("meta")  # a bare "no" is evidence about the previous turn, never a defect itself

@@ -100,7 +100,7 @@ def run(config: EvalConfig) -> EvalResult:
     for name, value in rephrase_scores(scored, baseline_rephrase(scored, MiningConfig()), gold).items():
         metrics[f"rephrase_{name}_baseline"] = value
     print("signals: training the span rephrase model on weak labels", file=sys.stderr)
-    span = SpanConfig(max_pairs=600 if config.quick else 3000, seed=config.seed)
+    span = SpanConfig(max_pairs=400, epochs=25, seed=config.seed) if config.quick else SpanConfig(seed=config.seed)
     model = SpanModel(span).fit(scored)
     metrics["span_train_pairs"] = model.train_pairs
     for name, value in rephrase_scores(scored, model.predict_next(scored), gold).items():
