@@ -102,7 +102,8 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     plan = QUICK if config.quick else FULL
     homes, focus = eval_world(plan.homes, config.seed, config.home)
     days = range(1, plan.train_days + 1)
-    held_out = range(plan.train_days + 1, plan.train_days + plan.eval_days + 1)
+    eval_days = plan.eval_days + (2 if focus else 0)  # one home says little a day: evaluate it on more days
+    held_out = range(plan.train_days + 1, plan.train_days + eval_days + 1)
     with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
         artifacts = ArtifactStore(Path(tmp) / "artifacts")
         sim = Simulation(homes, seed=config.seed)
