@@ -29,6 +29,7 @@ import polars as pl
 from rapidfuzz import fuzz
 
 from selflearn.home import Endpoint, Home
+from selflearn.pipeline.runtime import Rewrite
 from selflearn.rewrite import empty_table, read_global, read_personal
 from selflearn.rewrite.encoder import Encoder, Vectors, shared_encoder
 from selflearn.text import normalize
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     import faiss
 
     from selflearn.artifacts import ArtifactStore
-    from selflearn.pipeline.runtime import Rewrite
 
 
 @dataclass(frozen=True)
@@ -374,8 +374,6 @@ class OnlineRewriter:
         return found[0] if found else None
 
     def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
-        from selflearn.pipeline.runtime import Rewrite
-
         best = self.best(text, user_id=user_id, home=home)
         return None if best is None else Rewrite(text=best.text, source=best.rule.layer, score=round(best.score, 4))
 
