@@ -9,6 +9,7 @@ import selflearn
 from selflearn import logsample
 from selflearn.artifacts import ArtifactStore
 from selflearn.cli import app
+from selflearn.home import find_home
 from selflearn.store import Store
 
 runner = CliRunner()
@@ -97,3 +98,13 @@ def test_bench_ingest_json_reports_both_formats_against_baseline() -> None:
             "baseline_rows_per_s",
             "ratio_vs_baseline",
         }
+
+
+def test_homes_list_and_generate(tmp_path: Path) -> None:
+    listed = _json(["homes", "list", "--json"])["homes"]
+    assert {"maple_house", "city_flat", "oak_manor"} <= {h["id"] for h in listed}
+    result = runner.invoke(app, ["homes", "generate", "--out", str(tmp_path), "--count", "2", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    written = sorted(tmp_path.glob("*.yaml"))
+    assert len(written) == 2
+    assert find_home(written[0]).devices

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selflearn.home import HomeError, dump_home, load_home, shipped_homes
+from selflearn.home import HomeError, dump_home, find_home, load_home, shipped_homes
 
 SHIPPED = sorted((Path(__file__).parents[1] / "src" / "selflearn" / "data" / "homes").glob("*.yaml"))
 
@@ -61,3 +61,13 @@ def test_unreadable_home_gives_home_error(tmp_path: Path) -> None:
         home.endpoint("ep.nope")
     with pytest.raises(HomeError):
         home.person("nobody")
+
+
+def test_find_home_by_id_or_path(tmp_path: Path) -> None:
+    shipped = shipped_homes()[0]
+    assert find_home(shipped.id) == shipped
+    path = tmp_path / "mine.yaml"
+    dump_home(shipped, path)
+    assert find_home(path) == shipped
+    with pytest.raises(HomeError, match="unknown home 'nowhere'"):
+        find_home("nowhere")

@@ -946,3 +946,47 @@ def teach(
         print(json.dumps({"response": reply.response, "preferences": taught}))
         return
     out.print(reply.response)
+
+
+homes_app = typer.Typer(help="Homes: the shipped ones, and seeded random homes to try any suite on (`--home FILE`).")
+app.add_typer(homes_app, name="homes")
+
+
+@homes_app.command("list")
+def homes_list(as_json: JsonOption = False) -> None:
+    """The shipped homes: id, areas, devices, endpoints, people."""
+    from selflearn.home import shipped_homes
+
+    rows = [
+        {"id": h.id, "areas": len(h.areas), "devices": len(h.devices), "endpoints": len(h.endpoints),
+         "people": len(h.people)}
+        for h in shipped_homes()
+    ]  # fmt: skip
+    if as_json:
+        _print_json({"homes": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title="shipped homes")
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
+@homes_app.command("generate")
+def homes_generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write <home id>.yaml files into.")],
+    count: Annotated[int, typer.Option("--count", min=1, help="How many homes.")] = 1,
+    seed: SeedOption = 777,
+) -> None:
+    """Write seeded random homes as YAML (the simulator's generator): homes no developer tuned on, for `--home`."""
+    from selflearn.home import dump_home
+    from selflearn.sim import generate_homes
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for home in generate_homes(count, seed=seed):
+        path = out_dir / f"{home.id}.yaml"
+        dump_home(home, path)
+        out.print(str(path))

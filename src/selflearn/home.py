@@ -165,5 +165,17 @@ def shipped_homes() -> list[Home]:
     return [load_home(p) for p in sorted(SHIPPED_HOMES_DIR.glob("*.yaml"))]
 
 
+def find_home(ref: str | Path) -> Home:
+    """A shipped home by id, or a home YAML by path: what every ``--home`` option accepts."""
+    if str(ref).endswith((".yaml", ".yml")) or Path(ref).is_file():
+        return load_home(ref)
+    homes = shipped_homes()
+    for home in homes:
+        if home.id == str(ref):
+            return home
+    known = ", ".join(h.id for h in homes)
+    raise HomeError(f"unknown home {str(ref)!r}: give a YAML path or a shipped home id ({known})")
+
+
 def dump_home(home: Home, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(home.model_dump(exclude_defaults=True), sort_keys=False), encoding="utf-8")
