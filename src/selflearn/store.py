@@ -189,24 +189,16 @@ class LogView:
         until: datetime | None = None,
     ) -> pl.DataFrame:
         """Turns ordered by time; ``since`` inclusive, ``until`` exclusive."""
-        where: list[str] = []
-        params: list[object] = []
-        for col, value in (
-            ("user_id", user_id),
-            ("home_id", home_id),
-            ("session_id", session_id),
-            ("dialogue_id", dialogue_id),
-        ):
-            if value is not None:
-                where.append(f"{col} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("ts < ?")
-            params.append(until)
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        clause, params = _where(
+            [
+                ("user_id = ?", user_id),
+                ("home_id = ?", home_id),
+                ("session_id = ?", session_id),
+                ("dialogue_id = ?", dialogue_id),
+                ("ts >= ?", since),
+                ("ts < ?", until),
+            ]
+        )
         table = self._con.sql(f"SELECT * FROM turns{clause} ORDER BY ts, turn_id", params=params).to_arrow_table()
         return _frame(table, "turns")
 
@@ -419,14 +411,8 @@ class Store:
 
     @_locked
     def delete_preferences(self, user_id: str, *, kind: str | None = None, key: str | None = None) -> int:
-        where, params = ["user_id = ?"], [user_id]
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        if key is not None:
-            where.append("key = ?")
-            params.append(key)
-        return _count(self._con, "DELETE FROM preferences WHERE " + " AND ".join(where), params)
+        clause, params = _where([("user_id = ?", user_id), ("kind = ?", kind), ("key = ?", key)])
+        return _count(self._con, f"DELETE FROM preferences{clause}", params)
 
     # ------------------------------------------------------------------ privacy
 
@@ -489,3 +475,10 @@ def _scrub_quarantine(path: Path, user_id: str) -> int:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return len(lines) - len(keep)
+
+
+def _where(conditions: list[tuple[str, object]]) -> tuple[str, list[object]]:
+    """A parameterised WHERE clause from the conditions whose value is given (None means "any")."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    clause = (" WHERE " + " AND ".join(sql for sql, _ in given)) if given else ""
+    return clause, [value for _, value in given]
