@@ -6,6 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from selflearn.home import Area, Device, Endpoint, Home
 from selflearn.rewrite import REWRITE_SCHEMA, personal_path, read_global, read_personal
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, absorb, intent_domain
 from selflearn.schema import Turn
@@ -146,3 +147,53 @@ def test_tables_round_trip_and_personal_files_per_user(tmp_path: Path) -> None:
 def test_empty_logs() -> None:
     tables = RewriteMiner().fit(LogView.from_records([]))
     assert tables.global_table.height == 0 and tables.personal_table.height == 0
+
+
+ROOMS = ("lounge", "den", "study", "porch", "attic", "cellar", "nursery", "loft")
+
+
+def _homes(users: list[str]) -> list[Home]:
+    """One home per user (``turn`` puts user u in home-u), each with its own room name."""
+    return [
+        Home(
+            id=f"home-{u}",
+            areas=[Area(id="r", name=ROOMS[i % len(ROOMS)])],
+            devices=[Device(id="light.r", name=f"{ROOMS[i % len(ROOMS)]} lamp", domain="light", area="r")],
+            endpoints=[Endpoint(id="speaker", type="speaker", area="r")],
+        )
+        for i, u in enumerate(users)
+    ]
+
+
+def test_pattern_rules_pool_one_wording_across_homes_with_different_names() -> None:
+    users = [f"u{i}" for i in range(5)]
+    turns: list[Turn] = []
+    for i, u in enumerate(users):
+        room = ROOMS[i]
+        turns += repair(u, 100 * i, f"lights out in the {room}", f"turn off the lights in the {room}", "HassTurnOff")
+    tables = RewriteMiner().fit(LogView.from_records(turns), homes=_homes(users))
+    assert tables.global_table.height == 0  # as forms, each wording is one user's
+    row = tables.pattern_table.select("source", "target", "support", "distinct_users").row(0)
+    assert row == ("lights out in the _area_", "turn off the lights in the _area_", 5, 5)
+    assert RewriteMiner().fit(LogView.from_records(turns)).pattern_table.height == 0  # no homes: no names
+
+
+def test_k_anonymity_holds_for_pattern_rules() -> None:
+    """Four users (< k) in four homes hammering a bogus rephrase of one pattern: no pattern rule."""
+    users = [f"troll{i}" for i in range(4)]
+    turns: list[Turn] = []
+    for i, u in enumerate(users):
+        for k in range(30):
+            turns += repair(u, 2000 * k + i * 50, f"turn on the {ROOMS[i]} lamp", f"open the {ROOMS[i]} lamp")
+    tables = RewriteMiner().fit(LogView.from_records(turns), homes=_homes(users))
+    assert tables.pattern_table.height == 0 and tables.global_table.height == 0
+    assert tables.personal_table.height == 4
+
+
+def test_pattern_rule_target_only_uses_placeholders_the_source_fills() -> None:
+    users = [f"u{i}" for i in range(6)]
+    turns: list[Turn] = []
+    for i, u in enumerate(users):
+        turns += repair(u, 100 * i, "lights out please", f"turn off the lights in the {ROOMS[i]}", "HassTurnOff")
+    tables = RewriteMiner().fit(LogView.from_records(turns), homes=_homes(users))
+    assert tables.pattern_table.height == 0  # "_area_" would have nothing to fill it online

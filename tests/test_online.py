@@ -203,3 +203,59 @@ def test_rewrite_cli_uses_the_artifact_set_in_service(tmp_path: Path) -> None:
     assert answer["artifacts"] == version and answer["candidates"][0]["transferred"]
     missing = CliRunner().invoke(app, ["rewrite", "x", "--user", "u", "--artifacts", str(tmp_path / "none")])
     assert missing.exit_code == 2
+
+
+PATTERNS = table(
+    [
+        ("kill the lights in the _area_", "turn off the lights in the _area_", 0.6, 12),
+        ("_device_ to _number_ please", "preheat the _device_ to _number_ degrees", 0.7, 8),
+        ("lights out", "turn off the _area_ lights", 0.9, 9),
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def pattern_rewriter(encoder: Encoder) -> OnlineRewriter:
+    return OnlineRewriter(GLOBAL, encoder=encoder, pattern_table=PATTERNS)
+
+
+def test_pattern_rule_is_filled_with_this_homes_names(pattern_rewriter: OnlineRewriter, home: Home) -> None:
+    best = pattern_rewriter.best("kill the lights in the lounge", user_id="u", home=home)
+    assert best is not None and best.text == "turn off the lights in the lounge" and best.rule.layer == "global"
+    best = pattern_rewriter.best("oven to 200 please", user_id="u", home=home)
+    assert best is not None and best.text == "preheat the oven to 200 degrees"
+    variant = pattern_rewriter.best("kill the lights in the study please", user_id="u", home=home)
+    assert variant is not None and variant.text == "turn off the lights in the study please"
+
+
+def test_pattern_rule_needs_every_placeholder_and_a_known_name(
+    pattern_rewriter: OnlineRewriter, home: Home
+) -> None:
+    assert pattern_rewriter.best("lights out", user_id="u", home=home) is None  # which room? not said
+    assert pattern_rewriter.best("kill the lights in the dungeon", user_id="u", home=home) is None
+    assert pattern_rewriter.best("turn off the lights in the kitchen", user_id="u", home=home) is None
+
+
+def test_lexical_rules_come_before_pattern_rules(encoder: Encoder, home: Home) -> None:
+    lexical = table([("kill the lights in the kitchen", "turn off the kitchen light", 0.9, 6)])
+    rewriter = OnlineRewriter(lexical, encoder=encoder, pattern_table=PATTERNS)
+    best = rewriter.best("kill the lights in the kitchen", user_id="u", home=home)
+    assert best is not None and best.text == "turn off the kitchen light"
+
+
+def test_interpret_cli_applies_the_learned_rewrite_unless_told_not_to(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.cli import app
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    store.publish(lambda root: write_tables(root, GLOBAL, PERSONAL), meta={})
+    args = ["interpret", "turn on the kitten light", "--artifacts", str(store.root), "--json"]
+    turn = json.loads(CliRunner().invoke(app, args).stdout)["turn"]
+    assert turn["rewritten_text"] == "turn on the kitchen light" and turn["rewrite_source"] == "global"
+    assert turn["result_status"] == "success"
+    plain = json.loads(CliRunner().invoke(app, [*args, "--no-rewrite"]).stdout)["turn"]
+    assert plain["rewritten_text"] is None and plain["rewrite_source"] == "none"

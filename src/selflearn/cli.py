@@ -349,11 +349,17 @@ def interpret(
         str | None, typer.Option("--time", help="ISO time, e.g. 2026-03-02T07:10:00+00:00 (default: now).")
     ] = None,
     no_context: Annotated[bool, typer.Option("--no-context", help="Switch context re-ranking off.")] = False,
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+    ] = None,
+    no_rewrite: Annotated[
+        bool, typer.Option("--no-rewrite", help="Do not apply the learned rewrites of the artifact set in service.")
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run one utterance through the runtime and show every stage's decision, scores and timing. The speaker's taught
-    preferences come from the log store when it exists."""
+    preferences come from the log store when it exists; learned rewrites from the artifact set in service."""
     import json
     from datetime import UTC, datetime
 
@@ -377,7 +383,18 @@ def interpret(
     if (db or default_db()).exists():
         with Store(db) as store:
             taught = store.preferences(speaker)
-    runtime = Runtime(the_home, context=not no_context, preferences=lambda user: taught if user == speaker else [])
+    rewriter = None
+    if not no_rewrite:
+        from selflearn.artifacts import ArtifactStore
+        from selflearn.rewrite.online import LiveRewriter
+
+        rewriter = LiveRewriter(ArtifactStore(artifacts))
+    runtime = Runtime(
+        the_home,
+        context=not no_context,
+        rewriter=rewriter,
+        preferences=lambda user: taught if user == speaker else [],
+    )
     result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now)
     if as_json:
         print(json.dumps({"turn": result.turn.model_dump(mode="json"), "asks_feedback": result.asks_feedback}))
@@ -483,9 +500,12 @@ def demo(
             teaching=teach,
         )
     table = Table(
-        title=f"% of turns per day ({homes} homes, seed {seed}; failure points from gold)", box=box.SIMPLE_HEAD
+        title=f"% of turns per day ({homes} homes, seed {seed}; failure points from gold)",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
     )
-    for col in ("day", "turns", "defects", "no-learn", "wake", "asr", "nlu", "er", "result", "goals ok", "rewritten"):
+    for col in ("day", "turns", "defect", "control", "wake", "asr", "nlu", "er", "result", "goals", "rewrite"):
         table.add_column(col, justify="right")
     for d, c in zip(result.days, control.days, strict=True):
         table.add_row(
@@ -846,6 +866,10 @@ def learn_(
     labels: Annotated[
         bool, typer.Option("--labels", help="Also train the label model and the failure-point (FPI) model.")
     ] = False,
+    home: Annotated[
+        list[Path] | None,
+        typer.Option("--home", help="Home YAML(s) whose names pattern rules abstract over (default: shipped homes)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Learn from the stored logs (signals, rewrite mining, shadow check) and publish one artifact set atomically."""
@@ -860,11 +884,18 @@ def learn_(
         logs = store.logs()
     finally:
         store.close()
+    from selflearn.home import load_home, shipped_homes
+
     config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels)
+    homes = [load_home(p) for p in home] if home else shipped_homes()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("learning", total=None)
         report = learn(
-            logs, ArtifactStore(artifacts), config=config, progress=lambda m: bar.update(task, description=m)
+            logs,
+            ArtifactStore(artifacts),
+            config=config,
+            progress=lambda m: bar.update(task, description=m),
+            homes=homes,
         )
     if as_json:
         _print_json(report.to_dict())
@@ -878,6 +909,7 @@ def learn_(
         ("turns", f"{report.turns:,}"),
         ("defect rate (signals)", f"{report.defect_rate:.1%}"),
         ("global rewrites", report.global_rewrites),
+        ("global pattern rewrites", report.global_patterns),
         ("personal rewrites", f"{report.personal_rewrites} ({report.personal_users} users)"),
         ("rephrase detector", report.rephrase_detector),
     ]

@@ -10,7 +10,7 @@ as broken when the rewrite would change its intent.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,9 @@ from typing import Any
 import polars as pl
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.home import Home
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables
+from selflearn.rewrite.patterns import delexicalise_frame
 from selflearn.signals import DefectSignals, LogSource
 
 Progress = Callable[[str], None]
@@ -62,27 +64,37 @@ class LearnReport:
     seconds: float
     rephrase_detector: str
     parts: dict[str, Any] = field(default_factory=dict)  # other learners' summaries (fpi, labels, teach, ...)
+    global_patterns: int = 0  # global rules over delexicalised forms (needs the homes' configurations)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def shadow_evaluate(tables: RewriteTables, held_out: pl.DataFrame, since: str) -> ShadowReport:
-    """Log-only estimate of the held-out day's defect rate with ``tables`` in force (``held_out`` is scored)."""
+def shadow_evaluate(
+    tables: RewriteTables, held_out: pl.DataFrame, since: str, homes: Sequence[Home] = ()
+) -> ShadowReport:
+    """Log-only estimate of the held-out day's defect rate with ``tables`` in force (``held_out`` is scored);
+    pattern rules are matched on the held-out forms delexicalised with their homes' names."""
     g = tables.global_table.select(
         pl.col("source").alias("form"), g_target="target", g_p="probability", g_intent="target_intent"
     )
     p = tables.personal_table.select(
         "user_id", pl.col("source").alias("form"), p_target="target", p_p="probability", p_intent="target_intent"
     )
+    t = tables.pattern_table.select(
+        pl.col("source").alias("pattern"), t_target="target", t_p="probability", t_intent="target_intent"
+    )
+    frame = held_out.select("user_id", "home_id", "form", "defect", "nlu_intent")
+    patterns = delexicalise_frame(held_out, homes)["form"] if homes else frame["form"]
     hit = (
-        held_out.select("user_id", "form", "defect", "nlu_intent")
+        frame.with_columns(pattern=patterns)
         .join(g, on="form", how="left")
         .join(p, on=["user_id", "form"], how="left")
+        .join(t, on="pattern", how="left")
         .with_columns(
-            target=pl.coalesce("p_target", "g_target"),
-            prob=pl.coalesce("p_p", "g_p"),
-            target_intent=pl.coalesce("p_intent", "g_intent"),
+            target=pl.coalesce("p_target", "g_target", "t_target"),
+            prob=pl.coalesce("p_p", "g_p", "t_p"),
+            target_intent=pl.coalesce("p_intent", "g_intent", "t_intent"),
         )
         .filter(pl.col("target").is_not_null())
     )
@@ -102,8 +114,12 @@ def learn(
     *,
     config: LearnConfig | None = None,
     progress: Progress | None = None,
+    homes: Sequence[Home] = (),
 ) -> LearnReport:
-    """Learn from every log in ``logs`` and publish one artifact set (unless the shadow check rejects it)."""
+    """Learn from every log in ``logs`` and publish one artifact set (unless the shadow check rejects it).
+
+    ``homes`` (the assistant's home configurations, not labels) name the entities that pattern rules abstract
+    over; without them only lexical rules are mined."""
     cfg = config or LearnConfig()
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
@@ -122,9 +138,11 @@ def learn(
     detect = _rephrase_detector(train if train is not None else scored, scored, cfg, say)
     if train is not None and cutoff is not None:
         held = scored.filter(pl.col("ts") >= cutoff)
-        shadow = shadow_evaluate(miner.fit_frame(train, detect(train)), held, cutoff.isoformat())
+        shadow = shadow_evaluate(
+            miner.fit_frame(train, detect(train), homes=homes), held, cutoff.isoformat(), homes
+        )
     say("mining rewrites")
-    tables = miner.fit_frame(scored, detect(scored))
+    tables = miner.fit_frame(scored, detect(scored), homes=homes)
     previous = artifacts.current()
     defects = int(scored["defect"].sum()) if scored.height else 0
     report = LearnReport(
@@ -140,6 +158,7 @@ def learn(
         shadow=shadow,
         seconds=0.0,
         rephrase_detector="span_model" if cfg.rephrase_model else "rule",
+        global_patterns=tables.pattern_table.height,
     )
     save_labels = None
     if cfg.labels:

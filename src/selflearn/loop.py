@@ -121,13 +121,13 @@ class LoopResult:
 
 
 def rule_counts(rewriter: LiveRewriter | None) -> tuple[int, int]:
-    """Global forms in force, and users with a personal table in the current artifact set."""
+    """Global forms and patterns in force, and users with a personal table in the current artifact set."""
     current = rewriter.current if rewriter else None
     if current is None or current.artifact_dir is None:
         return (0, 0)
     personal = current.artifact_dir / "personal"
     users = sum(1 for _ in personal.glob("*/rewrites.parquet")) if personal.exists() else 0
-    return (len(current.global_index), users)
+    return (len(current.global_index) + len(current.pattern_index), users)
 
 
 def run_loop(
@@ -193,7 +193,9 @@ def run_loop(
                 on_day(stats)
             if learning and day < days:
                 stage(f"night {day}: learning from {len(result.turns):,} turns")
-                report = learn(LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config)
+                report = learn(
+                    LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config, homes=homes
+                )
                 if report.published:
                     if rewriter is None:
                         rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"))

@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 GLOBAL_TABLE = Path("rewrites") / "global.parquet"
+PATTERN_TABLE = Path("rewrites") / "patterns.parquet"  # global rules over delexicalised forms (rewrite/patterns.py)
 PERSONAL_DIR = Path("personal")
 PERSONAL_TABLE_NAME = "rewrites.parquet"
 
@@ -38,13 +39,18 @@ def personal_path(root: Path, user_id: str) -> Path:
     return root / PERSONAL_DIR / user_id / PERSONAL_TABLE_NAME
 
 
-def write_tables(root: Path, global_table: pl.DataFrame, personal: pl.DataFrame) -> list[Path]:
-    """Write the global table and one file per user of the personal table (columns in ``REWRITE_SCHEMA`` order)."""
+def write_tables(
+    root: Path, global_table: pl.DataFrame, personal: pl.DataFrame, patterns: pl.DataFrame | None = None
+) -> list[Path]:
+    """Write the global (and pattern) table and one file per user of the personal table (``REWRITE_SCHEMA``)."""
     written = []
-    path = root / GLOBAL_TABLE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    global_table.select(list(REWRITE_SCHEMA)).cast(REWRITE_SCHEMA).write_parquet(path)
-    written.append(path)
+    for relative, table in ((GLOBAL_TABLE, global_table), (PATTERN_TABLE, patterns)):
+        if table is None:
+            continue
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.select(list(REWRITE_SCHEMA)).cast(REWRITE_SCHEMA).write_parquet(path)
+        written.append(path)
     for (user_id,), rows in personal.partition_by("user_id", as_dict=True).items():
         path = personal_path(root, str(user_id))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +61,11 @@ def write_tables(root: Path, global_table: pl.DataFrame, personal: pl.DataFrame)
 
 def read_global(root: Path) -> pl.DataFrame:
     path = root / GLOBAL_TABLE
+    return pl.read_parquet(path).cast(REWRITE_SCHEMA) if path.exists() else empty_table()
+
+
+def read_patterns(root: Path) -> pl.DataFrame:
+    path = root / PATTERN_TABLE
     return pl.read_parquet(path).cast(REWRITE_SCHEMA) if path.exists() else empty_table()
 
 

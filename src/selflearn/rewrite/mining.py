@@ -11,6 +11,7 @@ keeps each user's own repeated repairs. Aggregation is Polars (no Python loops o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,9 @@ import polars as pl
 from scipy import sparse
 from scipy.sparse.linalg import splu
 
-from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, write_tables
+from selflearn.home import Home
+from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, read_patterns, write_tables
+from selflearn.rewrite.patterns import PLACEHOLDER, delexicalise_frame
 from selflearn.signals import DefectSignals, LogSource, SignalConfig
 from selflearn.text import with_normalized
 
@@ -47,15 +50,16 @@ class RewriteTables:
 
     global_table: pl.DataFrame = field(default_factory=empty_table)
     personal_table: pl.DataFrame = field(default_factory=empty_table)
+    pattern_table: pl.DataFrame = field(default_factory=empty_table)  # global rules over delexicalised forms
 
     def save(self, root: Path) -> list[Path]:
-        return write_tables(root, self.global_table, self.personal_table)
+        return write_tables(root, self.global_table, self.personal_table, self.pattern_table)
 
     @classmethod
     def load(cls, root: Path) -> RewriteTables:
         personal_files = sorted((root / "personal").glob("*/rewrites.parquet"))
         personal = pl.concat([pl.read_parquet(p) for p in personal_files]) if personal_files else empty_table()
-        return cls(read_global(root), personal.cast(REWRITE_SCHEMA))
+        return cls(read_global(root), personal.cast(REWRITE_SCHEMA), read_patterns(root))
 
 
 def intent_domain(intent: pl.Expr) -> pl.Expr:
@@ -194,12 +198,29 @@ class RewriteMiner:
     def __init__(self, config: MiningConfig | None = None):
         self.config = config or MiningConfig()
 
-    def fit(self, logs: LogSource, is_rephrase: pl.Series | None = None) -> RewriteTables:
-        return self.fit_frame(DefectSignals(self.config.signals).score(logs), is_rephrase)
+    def fit(
+        self, logs: LogSource, is_rephrase: pl.Series | None = None, *, homes: Sequence[Home] = ()
+    ) -> RewriteTables:
+        return self.fit_frame(DefectSignals(self.config.signals).score(logs), is_rephrase, homes=homes)
 
-    def fit_frame(self, scored: pl.DataFrame, is_rephrase: pl.Series | None = None) -> RewriteTables:
+    def fit_frame(
+        self, scored: pl.DataFrame, is_rephrase: pl.Series | None = None, *, homes: Sequence[Home] = ()
+    ) -> RewriteTables:
+        """Lexical global and personal tables from ``scored``; with ``homes`` (their configurations name the
+        entities) also the pattern table: the same mining and guardrails over delexicalised forms."""
+        links = baseline_rephrase(scored, self.config) if is_rephrase is None else is_rephrase
+        tables = self._fit_forms(scored, links)
+        if homes and scored.height:
+            patterns = self._fit_forms(delexicalise_frame(scored, homes), links).global_table
+            said, sent = (pl.col(c).str.extract_all(PLACEHOLDER.pattern) for c in ("source", "target"))
+            # A pattern rule must name a placeholder, and its target only ones the source fills.
+            tables.pattern_table = patterns.filter(
+                (said.list.len() > 0) & (sent.list.set_difference(said).list.len() == 0)
+            )
+        return tables
+
+    def _fit_forms(self, scored: pl.DataFrame, links: pl.Series) -> RewriteTables:
         c = self.config
-        links = baseline_rephrase(scored, c) if is_rephrase is None else is_rephrase
         ch = chains(scored, links)
         solved = absorb(ch)
         if solved.height == 0:

@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -30,8 +30,9 @@ from rapidfuzz import fuzz
 
 from selflearn.home import Endpoint, Home
 from selflearn.pipeline.runtime import Rewrite
-from selflearn.rewrite import empty_table, read_global, read_personal
+from selflearn.rewrite import empty_table, read_global, read_patterns, read_personal
 from selflearn.rewrite.encoder import Encoder, Vectors, shared_encoder
+from selflearn.rewrite.patterns import Delexicaliser, fill
 from selflearn.text import normalize
 
 if TYPE_CHECKING:
@@ -298,12 +299,16 @@ class OnlineRewriter:
         config: OnlineConfig | None = None,
         encoder: Encoder | None = None,
         personal_tables: dict[str, pl.DataFrame] | None = None,
+        pattern_table: pl.DataFrame | None = None,
     ) -> None:
         self.config = config or OnlineConfig()
         self.artifact_dir = artifact_dir
         self.encoder = encoder or shared_encoder()
         self.ranker = Ranker(self.config.weights)
         self.global_index = FormIndex.from_table(global_table, self.encoder, self.config)
+        patterns = pattern_table if pattern_table is not None else empty_table()
+        self.pattern_index = FormIndex.from_table(patterns, self.encoder, self.config)
+        self._delexicalisers: dict[str, Delexicaliser] = {}
         self._personal: dict[str, FormIndex] = {
             user: FormIndex.from_table(table, self.encoder, self.config)
             for user, table in (personal_tables or {}).items()
@@ -315,7 +320,13 @@ class OnlineRewriter:
         cls, artifact_dir: Path, *, config: OnlineConfig | None = None, encoder: Encoder | None = None
     ) -> OnlineRewriter:
         """Global table now; personal tables lazily on a user's first utterance (most users are never seen)."""
-        return cls(read_global(artifact_dir), artifact_dir=artifact_dir, config=config, encoder=encoder)
+        return cls(
+            read_global(artifact_dir),
+            artifact_dir=artifact_dir,
+            config=config,
+            encoder=encoder,
+            pattern_table=read_patterns(artifact_dir),
+        )
 
     @classmethod
     def from_index(
@@ -334,7 +345,8 @@ class OnlineRewriter:
         return index
 
     def candidates(self, text: str, *, user_id: str, home: Home) -> list[Candidate]:
-        """Candidates above the threshold, best first: the personal layer first, the global one if it has none."""
+        """Candidates above the threshold, best first: the personal layer first, then the global rules, then the
+        global pattern rules (delexicalised with this home's names, filled back in)."""
         query = normalize(text)
         if not query:
             return []
@@ -348,7 +360,25 @@ class OnlineRewriter:
             found = self._layer_candidates(query, layer, entities)
             if found:
                 return found
+        if "global" in self.config.layers and len(self.pattern_index):
+            return self._pattern_candidates(query, home)
         return []
+
+    def _pattern_candidates(self, query: str, home: Home) -> list[Candidate]:
+        """Pattern rules: "lights out in the lounge" -> "lights out in the _area_" -> the rule's target with
+        "lounge" put back. A target that needs a name the utterance did not give is skipped."""
+        delex = self._delexicalisers.get(home.id)
+        if delex is None:
+            delex = self._delexicalisers[home.id] = Delexicaliser.for_home(home)
+        pattern, values = delex.apply(query)
+        if not values:
+            return []
+        found = []
+        for candidate in self._layer_candidates(pattern, self.pattern_index, ()):
+            text = fill(candidate.text, values)
+            if text is not None and text != query and not flips(query, text):
+                found.append(replace(candidate, text=text))
+        return found
 
     def _layer_candidates(self, query: str, layer: FormIndex, entities: Sequence[str]) -> list[Candidate]:
         if not len(layer):

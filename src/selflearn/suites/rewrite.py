@@ -115,7 +115,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
             feedback += log.feedback
             gold += log.gold
         progress(f"rewrite: learning from {len(turns)} turns")
-        report = learn(LogView.from_records(turns, feedback), artifacts, config=None)
+        report = learn(LogView.from_records(turns, feedback), artifacts, config=None, homes=homes)
         current = artifacts.current_dir()
         arms: dict[str, tuple[list[Turn], dict[str, Gold]]] = {}
         for arm, layers in (("none", ()), ("global", ("global",)), ("personal", ("personal", "global"))):
@@ -151,6 +151,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         "rewrite_rate": sum(t.rewrite_source != "none" for t in p_turns) / max(len(p_turns), 1),
         **rephrase,
         "global_rules": report.global_rewrites,
+        "global_pattern_rules": report.global_patterns,
         "personal_rules": report.personal_rewrites,
     }
     return evaluate.EvalResult(n=len(p_turns), metrics=metrics, baseline={"defect_rate_none": rates["none"]})

@@ -1,0 +1,125 @@
+"""Delexicalised forms: a home's own names replaced by typed placeholders, so failing wordings pool across homes.
+
+"lights out in the lounge" (one home) and "lights out in the porch" (another) are the same failing wording with a
+different room; as forms they never reach k distinct users, as the pattern "lights out in the _area_" they do.
+The miner keys a pattern table by these forms and the online rewriter delexicalises an utterance with the *current*
+home's names, looks the pattern up and fills the placeholders back in. Names come from the home configuration
+(device names and aliases, area names and aliases, the home's and its people's towns, with and without their
+state), never from gold; numbers
+become ``_number_``. Placeholders are word tokens (``_area_``) so they survive ``text.normalize``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from selflearn.home import Home
+from selflearn.text import normalize
+
+PLACEHOLDER = re.compile(r"\b_(device|area|city|town|number)(\d*)_\b")
+_NUMBER = r"\d+(?:\.\d+)?"
+
+
+def typed_names(home: Home) -> list[tuple[str, str]]:
+    """(normalised name, type) for everything this home calls by name; longest first, so "kitchen lamp" is one
+    device rather than the area "kitchen" plus "lamp"."""
+    names: dict[str, str] = {}
+    for city in (home.city, *(p.city or "" for p in home.people)):
+        # "Wilkerson, California" is a _city_, a bare "wilkerson" a _town_: a rule that spells the state out must
+        # not be filled with the bare town (which may be ambiguous, which is what the repair fixed).
+        if normalize(city):
+            names.setdefault(normalize(city), "city")
+        if "," in city and normalize(city.split(",")[0]):
+            names.setdefault(normalize(city.split(",")[0]), "town")
+    for area in home.areas:
+        for name in (area.name, *area.aliases):
+            if normalize(name):
+                names.setdefault(normalize(name), "area")
+    for device in home.devices:
+        for name in device.names:
+            if normalize(name):
+                names[normalize(name)] = "device"
+    return sorted(names.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+
+
+@dataclass(frozen=True)
+class Delexicaliser:
+    """One home's names as a single regex (alternation, longest first) plus numbers."""
+
+    regex: re.Pattern[str]
+    types: dict[str, str]
+
+    @classmethod
+    def for_home(cls, home: Home) -> Delexicaliser:
+        names = typed_names(home)
+        alternatives = [re.escape(n) for n, _ in names] + [_NUMBER]
+        return cls(re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)"), dict(names))
+
+    def apply(self, form: str) -> tuple[str, dict[str, str]]:
+        """``form`` (normalised) -> (pattern, placeholder -> the words it stands for). A second name of the same
+        type gets ``_area2_`` and so on."""
+        values: dict[str, str] = {}
+        seen: dict[str, int] = {}
+
+        def swap(match: re.Match[str]) -> str:
+            word = match.group(0)
+            kind = self.types.get(word, "number")
+            seen[kind] = seen.get(kind, 0) + 1
+            token = f"_{kind}{seen[kind] if seen[kind] > 1 else ''}_"
+            values[token] = word
+            return token
+
+        return self.regex.sub(swap, form), values
+
+
+def placeholders(pattern: str) -> list[str]:
+    return [m.group(0) for m in PLACEHOLDER.finditer(pattern)]
+
+
+def fill(pattern: str, values: dict[str, str]) -> str | None:
+    """Put the words back; None if the pattern needs a placeholder the utterance did not have."""
+    if any(p not in values for p in placeholders(pattern)):
+        return None
+    return PLACEHOLDER.sub(lambda m: values[m.group(0)], pattern)
+
+
+def delexicalise_frame(frame: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFrame:
+    """Scored turns with ``form`` and the NLU text replaced by their patterns (per the turn's home) and the NLU
+    outcome reduced to intent + slot names, so repairs of different rooms in different homes are one success
+    state. Computed once per distinct (home, text); turns of homes not in ``homes`` keep numbers delexicalised."""
+    by_home = {h.id: Delexicaliser.for_home(h) for h in homes}
+    numbers_only = Delexicaliser(re.compile(rf"(?<!\w){_NUMBER}(?!\w)"), {})
+    nlu_text = pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))
+    frame = frame.with_columns(_nlu=nlu_text)
+    texts = pl.concat(
+        [frame.select("home_id", text=pl.col(c)) for c in ("form", "next_form", "_nlu")]
+    ).unique().drop_nulls()
+    mapped = [
+        by_home.get(home_id, numbers_only).apply(normalize(text))[0] for home_id, text in texts.iter_rows()
+    ]
+    lookup = texts.with_columns(pattern=pl.Series(mapped, dtype=pl.String))
+    slot_names = (
+        pl.col("nlu_slots")
+        .str.extract_all(r'"\w+"\s*:')
+        .list.eval(pl.element().str.strip_chars('": '))
+        .list.sort()
+        .list.join(",")
+    )
+    for column in ("form", "next_form", "_nlu"):
+        frame = frame.join(
+            lookup.rename({"text": column, "pattern": f"_{column}_pattern"}),
+            on=["home_id", column],
+            how="left",
+            maintain_order="left",
+        )
+    return frame.with_columns(
+        form=pl.col("_form_pattern"),
+        next_form=pl.col("_next_form_pattern"),
+        asr_text=pl.col("__nlu_pattern"),
+        rewritten_text=pl.lit(None, dtype=pl.String),
+        nlu_slots=slot_names.fill_null(""),
+    ).drop("_nlu", "_form_pattern", "_next_form_pattern", "__nlu_pattern")

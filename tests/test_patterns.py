@@ -1,0 +1,48 @@
+"""Delexicalised forms: a home's names -> typed placeholders and back."""
+
+from __future__ import annotations
+
+from selflearn.home import Area, Device, Endpoint, Home
+from selflearn.rewrite.patterns import Delexicaliser, fill, placeholders, typed_names
+
+
+def small_home(hid: str, room: str, lamp: str, city: str = "salem") -> Home:
+    return Home(
+        id=hid,
+        city=city,
+        areas=[Area(id="a1", name=room, aliases=[f"the {room} room"]), Area(id="a2", name="kitchen")],
+        devices=[Device(id="light.a1", name=lamp, domain="light", area="a1", aliases=[f"{room} lamp"])],
+        endpoints=[Endpoint(id="spk", type="speaker", area="a1")],
+    )
+
+
+def test_names_become_typed_placeholders_longest_first() -> None:
+    d = Delexicaliser.for_home(small_home("h", "lounge", "floor lamp"))
+    assert d.apply("turn off the lounge lamp") == ("turn off the _device_", {"_device_": "lounge lamp"})
+    assert d.apply("lights out in the lounge please") == ("lights out in the _area_ please", {"_area_": "lounge"})
+    assert d.apply("weather in salem") == ("weather in _city_", {"_city_": "salem"})
+    assert d.apply("dim the kitchen to 40") == ("dim the _area_ to _number_", {"_area_": "kitchen", "_number_": "40"})
+    assert d.apply("kitchen or lounge")[0] == "_area_ or _area2_"
+    assert d.apply("loungeroom on")[0] == "loungeroom on"  # whole words only
+
+
+def test_two_homes_share_one_pattern_and_fill_puts_each_homes_name_back() -> None:
+    a = Delexicaliser.for_home(small_home("a", "lounge", "floor lamp"))
+    b = Delexicaliser.for_home(small_home("b", "den", "reading light"))
+    pa, va = a.apply("kill the floor lamp")
+    pb, vb = b.apply("kill the reading light")
+    assert pa == pb == "kill the _device_"
+    assert fill("turn off the _device_", va) == "turn off the floor lamp"
+    assert fill("turn off the _device_", vb) == "turn off the reading light"
+    assert fill("turn off the _area_ lights", va) is None  # the utterance named no room
+    assert placeholders("set _area_ to _number_") == ["_area_", "_number_"]
+
+
+def test_typed_names_cover_devices_areas_aliases_and_towns() -> None:
+    names = dict(typed_names(small_home("h", "lounge", "floor lamp", city="Wilkerson, CA")))
+    assert names["floor lamp"] == "device" and names["lounge lamp"] == "device"
+    assert names["the lounge room"] == "area" and names["kitchen"] == "area"
+    assert names["wilkerson ca"] == "city" and names["wilkerson"] == "town"
+    d = Delexicaliser.for_home(small_home("h", "lounge", "floor lamp", city="Wilkerson, CA"))
+    pattern, values = d.apply("weather in wilkerson")
+    assert pattern == "weather in _town_" and fill("weather in _city_", values) is None
