@@ -13,7 +13,7 @@ from pathlib import Path
 
 from selflearn.home import Home
 from selflearn.pipeline.asr import default_calibration
-from selflearn.pipeline.nlu import compiled
+from selflearn.pipeline.nlu import prefilter
 from selflearn.schema import Feedback, Gold, Turn, write_parquet
 from selflearn.sim.annotators import FAILURE_POINTS
 from selflearn.sim.simulation import DayLog, SimConfig, Simulation
@@ -40,8 +40,8 @@ def simulate(
         sim = Simulation(homes, seed=seed, config=config)
         progress = (lambda _h: on_home_day(1)) if on_home_day else None
         return [sim.run_day(d, on_home=progress) for d in range(days)]
-    default_calibration()  # built once here: forked workers inherit it and the compiled templates
-    compiled()
+    default_calibration()  # built once here: forked workers inherit it and the compiled, indexed templates
+    prefilter()
     chunks = [list(range(i, len(homes), workers)) for i in range(min(workers, len(homes)))]
     per_chunk: list[list[DayLog]] = [[] for _ in chunks]
     with ProcessPoolExecutor(max_workers=len(chunks)) as pool:
