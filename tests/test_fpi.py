@@ -102,3 +102,28 @@ def test_cli_fpi_json_counts_every_turn() -> None:
     report = json.loads(result.stdout)
     assert set(report["stages"]) == set(FPI_CLASSES)
     assert sum(s["count"] for s in report["stages"].values()) == report["turns"] > 0
+
+
+def test_wording_evidence_separates_mishearings_recurring_wordings_and_unknown_voices() -> None:
+    import polars as pl
+
+    from selflearn.labels.wording import WordingStats, with_wording
+
+    rows = [("turn on the kitchen lights", "ana", True, False)] * 5 + [
+        ("warm it up to 18", "ana", False, True),
+        ("warm it up to 18", "ben", False, True),
+        ("turn what on the kitchen lights", "ben", False, True),
+        ("this episode is brought to you by", "tv", False, True),
+    ]
+    rows += [("breaking news tonight", "tv", False, True)] * 5
+    df = pl.DataFrame(rows, schema=["text", "user_id", "clean_success", "defect_evidence"], orient="row")
+    out = with_wording(df, WordingStats.from_frame(df), own=True)
+    near = dict(zip(out["text"], out["one_off_near"], strict=True))
+    assert near["turn what on the kitchen lights"]  # one word away from a working command, seen once: misheard
+    assert not near["warm it up to 18"]  # recurs and keeps failing: a wording problem
+    assert not near["turn on the kitchen lights"]  # a row never counts as its own neighbour or its own use
+    shares = dict(zip(out["user_id"], out["speaker_success"], strict=True))
+    assert shares["tv"] == 0.0 and shares["ana"] > 0.5
+    assert shares["ben"] is None  # too few turns to judge the voice
+    unseen = with_wording(df.head(1).with_columns(user_id=pl.lit("guest")), WordingStats.from_frame(df), own=False)
+    assert unseen["form_seen"][0] > 0 and unseen["speaker_success"][0] is None

@@ -33,10 +33,12 @@ from threadpoolctl import threadpool_limits
 
 from selflearn.labels.dialogue import FAILED_STATUSES, dialogue_frame
 from selflearn.labels.trace import flatten_trace, trace_names
+from selflearn.labels.wording import WordingStats, with_wording
 
 FPI_CLASSES = ("false_wake", "asr", "nlu", "er", "result", "correct")
 STATUSES = ("success", "no_match", "no_entity", "failed", "unsupported", "ignored", "feedback", "teach")
 NEAR_REPEAT = 0.8
+UNKNOWN_VOICE = 0.1  # a speaker whose turns almost never work (a television) was not talking to the assistant
 MODEL_FILE = "fpi.pkl"
 META_FILE = "fpi.json"
 
@@ -98,6 +100,11 @@ def base_features(df: pl.DataFrame) -> dict[str, np.ndarray]:
         "recovered": f("recovered"),
         "sig_defect": f("sig_defect"),
         "command_overlap": f("command_overlap"),
+        "nearest_command": f("nearest_command"),
+        "form_seen": f("form_seen"),
+        "form_fail_share": f("form_fail_share"),
+        "speaker_success": f("speaker_success"),
+        "one_off_near": f("one_off_near"),
     }
     cols.update(_status_onehot(df["result_status"], "status"))
     cols.update(_status_onehot(df["next_status"], "next_status"))
@@ -163,7 +170,8 @@ class RuleFpi:
 def diff_stage(df: pl.DataFrame, config: FpiConfig) -> np.ndarray:
     """Stage read off the diff to the rephrase that recovered a failed turn ("" where there is none).
 
-    Near-verbatim repeat with changed words: the user said the same thing, so ASR misheard. Different intent in
+    Near-verbatim repeat with changed words, or a one-off wording next to a working command (``one_off_near``):
+    the user said the same thing, so ASR misheard. Different intent in
     the successful rephrase: NLU. Same intent, different entities or no entity found: ER. Otherwise: the result.
     """
     idx = df["recovered_by"].to_numpy()
@@ -174,10 +182,11 @@ def diff_stage(df: pl.DataFrame, config: FpiConfig) -> np.ndarray:
     asr = df["asr_confidence"].to_numpy()
     sim = df["next_sim"].fill_null(0.0).fill_nan(0.0).to_numpy()
     removed = df["words_removed"].to_numpy()
+    misheard = df["one_off_near"].to_numpy() if "one_off_near" in df.columns else np.zeros(len(df), bool)
     out = np.full(len(df), "", dtype=object)
     for i in np.flatnonzero(defect):
         j = idx[i]
-        if asr[i] < config.asr_low or (sim[i] >= NEAR_REPEAT and removed[i] > 0):
+        if asr[i] < config.asr_low or (sim[i] >= NEAR_REPEAT and removed[i] > 0) or misheard[i]:
             out[i] = "asr"
         elif intents[i] != intents[j]:
             out[i] = "nlu"
@@ -211,13 +220,14 @@ class FpiModel:
     classifier: HistGradientBoostingClassifier
     feature_names: list[str]
     lexicon: list[str]
+    wording: WordingStats = field(default_factory=WordingStats)
     config: FpiConfig = field(default_factory=FpiConfig)
     n_train: int = 0
     weak_label_counts: dict[str, int] = field(default_factory=dict)
 
     def prepare(self, df: pl.DataFrame) -> pl.DataFrame:
-        """A ``dialogue_frame`` with the features that depend on the training logs (``command_overlap``)."""
-        return with_overlap(df, self.lexicon)
+        """A ``dialogue_frame`` with the features that depend on the training logs (``command_overlap``, wording)."""
+        return with_wording(with_overlap(df, self.lexicon), self.wording, own=False)
 
     def predict(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Labels and confidences for a prepared ``dialogue_frame``."""
@@ -240,6 +250,7 @@ class FpiModel:
         meta = {
             "feature_names": self.feature_names,
             "lexicon": self.lexicon,
+            "wording": asdict(self.wording),
             "config": asdict(self.config),
             "n_train": self.n_train,
             "weak_label_counts": self.weak_label_counts,
@@ -254,6 +265,11 @@ class FpiModel:
             classifier,
             meta["feature_names"],
             meta["lexicon"],
+            WordingStats(
+                meta["wording"]["success_forms"],
+                {k: (v[0], v[1]) for k, v in meta["wording"]["forms"].items()},
+                {k: (v[0], v[1]) for k, v in meta["wording"]["speakers"].items()},
+            ),
             FpiConfig(**meta["config"]),
             meta["n_train"],
             meta["weak_label_counts"],
@@ -280,6 +296,20 @@ class FpiLearner:
             # a stage the rules never call confidently still needs examples: take its most confident calls
             mine = rule_labels == stage
             confident |= mine & (rule_conf >= rule_conf[mine].max())
+        # a one-off failing wording next to a working command was misheard, whatever later stage gave up
+        misheard = (
+            df["one_off_near"].to_numpy()
+            & df["defect_evidence"].to_numpy()
+            & ~df["recovered"].to_numpy()
+            & df["result_status"].is_in(("no_match", "no_entity")).to_numpy()
+        )
+        rule_labels = np.where(misheard, "asr", rule_labels)
+        # a voice that never issued a command that worked, answered anyway: speech not meant for the assistant
+        unknown_voice = (df["speaker_success"].fill_null(1.0) < UNKNOWN_VOICE).to_numpy() & (
+            df["result_status"] != "ignored"
+        ).to_numpy()
+        rule_labels = np.where(unknown_voice, "false_wake", rule_labels)
+        confident |= misheard | unknown_voice
         keep = np.flatnonzero(confident)
         diff = diff_stage(df, self.config)
         aug = np.flatnonzero(diff != "")
@@ -290,7 +320,8 @@ class FpiLearner:
 
     def fit_frame(self, df: pl.DataFrame) -> FpiModel:
         lexicon = command_lexicon(df)
-        df = with_overlap(df, lexicon)
+        wording = WordingStats.from_frame(df)
+        df = with_wording(with_overlap(df, lexicon), wording, own=True)
         traces = [flatten_trace(t) for t in df["trace"].to_list()]
         names = list(base_features(df.head(0))) + [f"trace:{k}" for k in trace_names(traces)]
         rows, labels, augmented = self.weak_labels(df)
@@ -313,7 +344,7 @@ class FpiLearner:
         )
         with threadpool_limits(self.config.threads, user_api="openmp"):
             clf.fit(x, labels, sample_weight=weights)
-        return FpiModel(clf, names, lexicon, self.config, len(labels), dict(counts))
+        return FpiModel(clf, names, lexicon, wording, self.config, len(labels), dict(counts))
 
     def fit(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> FpiModel:
         return self.fit_frame(dialogue_frame(logs.turns(), signals))
