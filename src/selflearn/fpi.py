@@ -79,6 +79,12 @@ def base_features(df: pl.DataFrame) -> dict[str, np.ndarray]:
         "rewritten": df["rewritten_text"].is_not_null().cast(pl.Float32).to_numpy(),
         "has_intent": df["nlu_intent"].is_not_null().cast(pl.Float32).to_numpy(),
         "n_slots": f("n_slots"),
+        "next_slots_added": df.select(pl.col("n_slots").shift(-1).over("dialogue_id") - pl.col("n_slots"))
+        .to_series()
+        .cast(pl.Float32)
+        .fill_null(np.nan)
+        .to_numpy()
+        .astype(np.float32),
         "n_entities": df["resolved_entities"].str.count_matches(r'":').cast(pl.Float32).to_numpy(),
         "n_tokens": f("n_tokens"),
         "pos": f("pos"),
@@ -171,8 +177,10 @@ def diff_stage(df: pl.DataFrame, config: FpiConfig) -> np.ndarray:
     """Stage read off the diff to the rephrase that recovered a failed turn ("" where there is none).
 
     Near-verbatim repeat with changed words, or a one-off wording next to a working command (``one_off_near``):
-    the user said the same thing, so ASR misheard. Different intent in
-    the successful rephrase: NLU. Same intent, different entities or no entity found: ER. Otherwise: the result.
+    the user said the same thing, so ASR misheard. Different intent in the successful rephrase: NLU. Same intent,
+    and the rephrase spells out a slot the turn left to the assistant ("find me korean food"): the result (a taste
+    filled wrongly). Same intent, no entity found, different entities, or the same action redone: ER (the wrong
+    device). A failed execution: the result.
     """
     idx = df["recovered_by"].to_numpy()
     defect = df["defect_evidence"].to_numpy() & (idx >= 0)
@@ -182,6 +190,7 @@ def diff_stage(df: pl.DataFrame, config: FpiConfig) -> np.ndarray:
     asr = df["asr_confidence"].to_numpy()
     sim = df["next_sim"].fill_null(0.0).fill_nan(0.0).to_numpy()
     removed = df["words_removed"].to_numpy()
+    slots = df["n_slots"].fill_null(0.0).to_numpy()
     misheard = df["one_off_near"].to_numpy() if "one_off_near" in df.columns else np.zeros(len(df), bool)
     out = np.full(len(df), "", dtype=object)
     for i in np.flatnonzero(defect):
@@ -190,9 +199,11 @@ def diff_stage(df: pl.DataFrame, config: FpiConfig) -> np.ndarray:
             out[i] = "asr"
         elif intents[i] != intents[j]:
             out[i] = "nlu"
-        elif status[i] == "no_entity" or entities[i] != entities[j]:
+        elif slots[j] > slots[i]:
+            out[i] = "result"
+        elif status[i] in ("no_entity", "success") or entities[i] != entities[j]:
             out[i] = "er"
-        elif status[i] in FAILED_STATUSES or status[j] == "success":
+        elif status[i] in FAILED_STATUSES:
             out[i] = "result"
     return out.astype(str)
 
@@ -309,7 +320,21 @@ class FpiLearner:
             df["result_status"] != "ignored"
         ).to_numpy()
         rule_labels = np.where(unknown_voice, "false_wake", rule_labels)
-        confident |= misheard | unknown_voice
+        # a household voice's out-of-domain request, declined, not followed up: impossible, not a false wake
+        declined = (rule_labels == "false_wake") & ~unknown_voice & df["speaker_success"].is_not_null().to_numpy()
+        # a right answer cut short: barge-in on a success, no objection, nothing said after it
+        cut_short = (
+            df.select(
+                (pl.col("result_status") == "success")
+                & pl.col("barge_in")
+                & ~pl.col("negative")
+                & pl.col("next_text").is_null()
+            )
+            .to_series()
+            .to_numpy()
+        )
+        rule_labels = np.where(declined | cut_short, "correct", rule_labels)
+        confident |= misheard | unknown_voice | declined | cut_short
         keep = np.flatnonzero(confident)
         diff = diff_stage(df, self.config)
         aug = np.flatnonzero(diff != "")

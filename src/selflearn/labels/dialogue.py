@@ -21,7 +21,10 @@ NEUTRAL_STATUSES = ("unsupported", "feedback", "teach", "ignored")
 NEGATIVE_FEEDBACK = ("no", "correction", "unsatisfied")
 REPHRASE_SIMILARITY = 0.5
 REPHRASE_GAP_S = 60.0
-NEGATION_PREFIX = r"^(no|nope|not that|wrong|that's wrong|that is wrong|that's not it|stop|cancel)\b"
+NEGATION_PREFIX = (
+    r"^(no|nope|not that|wrong|that's wrong|that is wrong|that's not it|that's not what i (asked|said|meant|wanted)"
+    r"|ugh|stop|cancel)\b"
+)
 
 
 def _similarity(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
