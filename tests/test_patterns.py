@@ -46,3 +46,10 @@ def test_typed_names_cover_devices_areas_aliases_and_towns() -> None:
     d = Delexicaliser.for_home(small_home("h", "lounge", "floor lamp", city="Wilkerson, CA"))
     pattern, values = d.apply("weather in wilkerson")
     assert pattern == "weather in _town_" and fill("weather in _city_", values) is None
+
+
+def test_tastes_from_the_nlu_lists_pool_too() -> None:
+    d = Delexicaliser.for_home(small_home("h", "lounge", "floor lamp"))
+    assert d.apply("throw on some jazz") == ("throw on some _genre_", {"_genre_": "jazz"})
+    assert d.apply("i'm craving thai")[0] == "i'm craving _cuisine_"
+    assert d.apply("red sox game please")[0] == "_team_ game please"

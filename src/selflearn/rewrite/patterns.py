@@ -5,8 +5,8 @@ different room; as forms they never reach k distinct users, as the pattern "ligh
 The miner keys a pattern table by these forms and the online rewriter delexicalises an utterance with the *current*
 home's names, looks the pattern up and fills the placeholders back in. Names come from the home configuration
 (device names and aliases, area names and aliases, the home's and its people's towns, with and without their
-state), never from gold; numbers
-become ``_number_``. Placeholders are word tokens (``_area_``) so they survive ``text.normalize``.
+state) and the NLU's own taste lists (genres, cuisines, teams), never from gold; numbers become ``_number_``.
+Placeholders are word tokens (``_area_``) so they survive ``text.normalize``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import polars as pl
 
 from selflearn.home import Home
 from selflearn.text import normalize
 
-PLACEHOLDER = re.compile(r"\b_(device|area|city|town|number)(\d*)_\b")
+PLACEHOLDER = re.compile(r"\b_(device|area|city|town|genre|cuisine|team|number)(\d*)_\b")
 _NUMBER = r"\d+(?:\.\d+)?"
 
 
@@ -43,7 +44,28 @@ def typed_names(home: Home) -> list[tuple[str, str]]:
         for name in device.names:
             if normalize(name):
                 names[normalize(name)] = "device"
+    for name, kind in vocabulary().items():
+        names.setdefault(name, kind)
     return sorted(names.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+
+
+VOCABULARY_LISTS = ("genre", "cuisine", "team")
+
+
+@cache
+def vocabulary() -> dict[str, str]:
+    """The NLU's own value lists for tastes (genres, cuisines, teams): "throw on some jazz" and "throw on some
+    funk" are one wording, ``throw on some _genre_``."""
+    from selflearn.pipeline.nlu import template_dict
+
+    lists = template_dict()["lists"]
+    words: dict[str, str] = {}
+    for kind in VOCABULARY_LISTS:
+        for value in lists.get(kind, {}).get("values", []):
+            said = normalize(str(value["in"] if isinstance(value, dict) else value))
+            if said:
+                words.setdefault(said, kind)
+    return words
 
 
 @dataclass(frozen=True)
@@ -55,7 +77,10 @@ class Delexicaliser:
 
     @classmethod
     def for_home(cls, home: Home) -> Delexicaliser:
-        names = typed_names(home)
+        return cls.for_names(typed_names(home))
+
+    @classmethod
+    def for_names(cls, names: list[tuple[str, str]]) -> Delexicaliser:
         alternatives = [re.escape(n) for n, _ in names] + [_NUMBER]
         return cls(re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)"), dict(names))
 
@@ -90,16 +115,17 @@ def fill(pattern: str, values: dict[str, str]) -> str | None:
 def delexicalise_frame(frame: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFrame:
     """Scored turns with ``form`` and the NLU text replaced by their patterns (per the turn's home) and the NLU
     outcome reduced to intent + slot names, so repairs of different rooms in different homes are one success
-    state. Computed once per distinct (home, text); turns of homes not in ``homes`` keep numbers delexicalised."""
+    state. Computed once per distinct (home, text); turns of homes not in ``homes`` get tastes and numbers
+    delexicalised."""
     by_home = {h.id: Delexicaliser.for_home(h) for h in homes}
-    numbers_only = Delexicaliser(re.compile(rf"(?<!\w){_NUMBER}(?!\w)"), {})
+    without_home = Delexicaliser.for_names(sorted(vocabulary().items(), key=lambda kv: (-len(kv[0]), kv[0])))
     nlu_text = pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))
     frame = frame.with_columns(_nlu=nlu_text)
     texts = pl.concat(
         [frame.select("home_id", text=pl.col(c)) for c in ("form", "next_form", "_nlu")]
     ).unique().drop_nulls()
     mapped = [
-        by_home.get(home_id, numbers_only).apply(normalize(text))[0] for home_id, text in texts.iter_rows()
+        by_home.get(home_id, without_home).apply(normalize(text))[0] for home_id, text in texts.iter_rows()
     ]
     lookup = texts.with_columns(pattern=pl.Series(mapped, dtype=pl.String))
     slot_names = (
