@@ -146,13 +146,21 @@ def first_wordings(kind: str) -> tuple[str, ...]:
 
 def render(template: str, goal: Goal, naming: dict[str, str] | None = None) -> str:
     """Fill ``{slot}`` from the goal's words (a person's private ``naming`` wins); unknown slots stay literal."""
-    words = {**goal.words, **(naming or {})}
+    if not slots_of(template):
+        return template
+    words = {**goal.words, **naming} if naming else goal.words
     return _SLOT.sub(lambda m: words.get(m.group(1), m.group(0)), template)
 
 
 def fits(template: str, goal: Goal) -> bool:
     """A template can express the goal if the goal has a word for each of its slots."""
-    return all(s in goal.words for s in _SLOT.findall(template))
+    return all(s in goal.words for s in slots_of(template))
+
+
+@cache
+def slots_of(template: str) -> tuple[str, ...]:
+    """A template's slot names (templates are few and matched against many goals: parsed once)."""
+    return tuple(_SLOT.findall(template))
 
 
 def rephrase(goal: Goal, previous: str, rng: random.Random, *, official: bool) -> str:

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from selflearn.home import Home, Person
 from selflearn.pipeline.asr import FUNCTION_WORDS, AsrConfig, AsrModel
@@ -470,7 +470,8 @@ def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> 
         for _ in range(draws):
             goal = factory.make(kind, user.person, user.tastes, area, rng)
             fitting = [render(t, goal) for t in candidates[kind] if fits(t, goal)]
-            score = max((fuzz.ratio(said, f) for f in fitting), default=0.0) + 2.0 * (goal.slots.get("area") == area)
+            nearest = process.extractOne(said, fitting, scorer=fuzz.ratio)
+            score = (nearest[1] if nearest else 0.0) + 2.0 * (goal.slots.get("area") == area)
             if top is None or score > top[0]:
                 top = (score, goal)
         return top
