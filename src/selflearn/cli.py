@@ -759,6 +759,7 @@ def bench_simulate(
     homes: Annotated[int, typer.Option("--homes", help="Generated homes.")] = 30,
     days: Annotated[int, typer.Option("--days", help="Days per home.")] = 2,
     workers: Annotated[int, typer.Option("--workers", help="Processes for the parallel run.")] = 2,
+    repeats: Annotated[int, typer.Option("--repeats", help="Runs per mode; the fastest is kept.")] = 3,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -766,7 +767,7 @@ def bench_simulate(
     utterances (the floor: the simulator cannot be faster than the pipeline it drives)."""
     from selflearn.sim.bench import bench_simulate as run_bench
 
-    result = run_bench(homes=homes, days=days, workers=workers, seed=seed, log=err.print)
+    result = run_bench(homes=homes, days=days, workers=workers, seed=seed, repeats=repeats, log=err.print)
     if as_json:
         _print_json(result)
         return
