@@ -10,7 +10,9 @@ Two systems, one interface (``predict(frame) -> labels, confidence``):
 * ``FpiModel`` — scikit-learn ``HistGradientBoostingClassifier`` over log, context and trace features, trained by
   ``FpiLearner`` on weak labels only: the rule system's confident calls, plus stage labels read off the diff
   between a failed turn and the rephrase that later succeeded (a recovered turn is "correct", but the diff says
-  which stage broke; the row is added a second time with its recovery hidden, labelled with that stage).
+  which stage broke; the row is added a second time with its recovery hidden, labelled with that stage), and
+  corpus-level labelling functions over ``labels/wording.py`` evidence (a one-off wording next to a working command
+  was misheard; a voice that never issues a working command is not talking to the assistant).
   Gradient boosting fits tabular, mixed-scale, NaN-laden trace features without scaling or embeddings, trains in
   seconds and predicts ~1M rows/s — the dialogue model's embeddings would add little to stage attribution.
 """
