@@ -6,6 +6,7 @@ split over processes by home gives exactly the records of a single-process run, 
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -44,13 +45,19 @@ def simulate(
     prefilter()
     chunks = [list(range(i, len(homes), workers)) for i in range(min(workers, len(homes)))]
     per_chunk: list[list[DayLog]] = [[] for _ in chunks]
-    with ProcessPoolExecutor(max_workers=len(chunks)) as pool:
-        futures = {pool.submit(_some_homes, [homes[i] for i in c], seed, config, days): k for k, c in enumerate(chunks)}
-        for fut in as_completed(futures):
-            k = futures[fut]
-            per_chunk[k] = fut.result()
-            if on_home_day is not None:
-                on_home_day(days * len(chunks[k]))
+    gc.freeze()  # the workers' garbage collector then leaves inherited objects alone (no copy-on-write of the heap)
+    try:
+        with ProcessPoolExecutor(max_workers=len(chunks)) as pool:
+            futures = {
+                pool.submit(_some_homes, [homes[i] for i in c], seed, config, days): k for k, c in enumerate(chunks)
+            }
+            for fut in as_completed(futures):
+                k = futures[fut]
+                per_chunk[k] = fut.result()
+                if on_home_day is not None:
+                    on_home_day(days * len(chunks[k]))
+    finally:
+        gc.unfreeze()
     merged = []
     for d in range(days):
         by_home = {h.id: DayLog() for h in homes}
