@@ -12,6 +12,7 @@ substring of a haystack word"), and order is kept, so ``recognize``/``recognize_
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -56,6 +57,7 @@ class Prefilter:
                 self.by_key.setdefault(f, []).append(i)
         self.max_len = max((len(f) for f in frequency), default=0)
         self._cache: dict[tuple[int, ...], Intents] = {}
+        self._lock = threading.Lock()  # the service interprets on several threads
 
     def candidates(self, text: str) -> list[int]:
         """Indexes (into ``slots``) of the templates hassil's prefilter would keep for ``text``, in order."""
@@ -73,9 +75,11 @@ class Prefilter:
         kept = tuple(self.candidates(text))
         hit = self._cache.get(kept)
         if hit is None:
-            if len(self._cache) >= CACHE_SIZE:
-                del self._cache[next(iter(self._cache))]
-            hit = self._cache[kept] = self._build(kept)
+            hit = self._build(kept)
+            with self._lock:
+                if len(self._cache) >= CACHE_SIZE:
+                    del self._cache[next(iter(self._cache))]
+                self._cache[kept] = hit
         return hit
 
     def _build(self, kept: Iterable[int]) -> Intents:
