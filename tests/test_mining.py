@@ -197,3 +197,24 @@ def test_pattern_rule_target_only_uses_placeholders_the_source_fills() -> None:
         turns += repair(u, 100 * i, "lights out please", f"turn off the lights in the {ROOMS[i]}", "HassTurnOff")
     tables = RewriteMiner().fit(LogView.from_records(turns), homes=_homes(users))
     assert tables.pattern_table.height == 0  # "_area_" would have nothing to fill it online
+
+
+def test_learn_publishes_pattern_rules_and_the_rewriter_fills_in_a_new_homes_room(tmp_path: Path) -> None:
+    from selflearn.artifacts import ArtifactStore
+    from selflearn.learn import learn
+    from selflearn.rewrite.online import OnlineRewriter
+
+    users = [f"u{i}" for i in range(7)]
+    turns: list[Turn] = []
+    for i, u in enumerate(users[:5]):
+        room = ROOMS[i]
+        turns += repair(u, 100 * i, f"lights out in the {room}", f"turn off the lights in the {room}", "HassTurnOff")
+    homes = _homes(users)
+    store = ArtifactStore(tmp_path / "artifacts")
+    report = learn(LogView.from_records(turns), store, homes=homes[:5])
+    assert report.published and report.global_patterns == 1 and report.global_rewrites == 0
+    root = store.current_dir()
+    assert root is not None and RewriteTables.load(root).pattern_table.height == 1
+    unseen = homes[6]  # a home none of the five lives in, with its own room name
+    best = OnlineRewriter.load(root).best(f"lights out in the {ROOMS[6]}", user_id="u6", home=unseen)
+    assert best is not None and best.text == f"turn off the lights in the {ROOMS[6]}"

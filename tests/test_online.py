@@ -259,3 +259,9 @@ def test_interpret_cli_applies_the_learned_rewrite_unless_told_not_to(tmp_path: 
     assert turn["result_status"] == "success"
     plain = json.loads(CliRunner().invoke(app, [*args, "--no-rewrite"]).stdout)["turn"]
     assert plain["rewritten_text"] is None and plain["rewrite_source"] == "none"
+
+
+def test_placeholders_alone_do_not_open_the_encoding_gate(encoder: Encoder) -> None:
+    index = FormIndex.from_table(PATTERNS, encoder, OnlineConfig())
+    assert "_device_" not in index.anchors and "_area_" not in index.anchors
+    assert {"kill", "please", "lights", "out"} <= index.anchors

@@ -32,7 +32,7 @@ from selflearn.home import Endpoint, Home
 from selflearn.pipeline.runtime import Rewrite
 from selflearn.rewrite import empty_table, read_global, read_patterns, read_personal
 from selflearn.rewrite.encoder import Encoder, Vectors, shared_encoder
-from selflearn.rewrite.patterns import Delexicaliser, fill
+from selflearn.rewrite.patterns import PLACEHOLDER, Delexicaliser, fill
 from selflearn.text import normalize
 
 if TYPE_CHECKING:
@@ -239,7 +239,12 @@ class FormIndex:
             self.rules.setdefault(rule.source, []).append(rule)
         self.forms = list(self.rules)
         self.good = {r.target for rules in self.rules.values() for r in rules} - set(self.rules)
-        self.anchors = {a for rules in self.rules.values() for r in rules for a in edit_anchors(r.source, r.target)}
+        self.anchors: set[str] = set()
+        for rule in rules:
+            # Transfer needs every anchor of a rule, so one kind is enough for the gate: a pattern rule's words,
+            # not its placeholders (nearly every utterance names a device or a room).
+            anchors = edit_anchors(rule.source, rule.target)
+            self.anchors |= {a for a in anchors if not PLACEHOLDER.fullmatch(a)} or anchors
         self.config = config
         self._index = build_index(vectors, config) if self.forms and vectors is not None else None
 
