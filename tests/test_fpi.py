@@ -127,3 +127,27 @@ def test_wording_evidence_separates_mishearings_recurring_wordings_and_unknown_v
     assert shares["ben"] is None  # too few turns to judge the voice
     unseen = with_wording(df.head(1).with_columns(user_id=pl.lit("guest")), WordingStats.from_frame(df), own=False)
     assert unseen["form_seen"][0] > 0 and unseen["speaker_success"][0] is None
+
+
+def test_corpus_labelling_functions_name_mishearings_and_false_wakes() -> None:
+    from selflearn.home import shipped_homes
+    from selflearn.labels.wording import WordingStats, with_wording
+    from selflearn.sim import Simulation
+
+    sim = Simulation(shipped_homes(), seed=5)
+    logs = [sim.run_day(day) for day in range(14)]
+    turns = [t for log in logs for t in log.turns]
+    gold = {g.turn_id: g.failure_point for log in logs for g in log.gold}
+    df = dialogue_frame(LogView.from_records(turns).turns())
+    df = with_wording(with_overlap(df, []), WordingStats.from_frame(df), own=True)
+    rows, labels, augmented = FpiLearner(CONFIG).weak_labels(df)
+    truth = np.array([gold[t] for t in df["turn_id"]])[rows]
+    rules, _ = RuleFpi(CONFIG).predict(df)
+    overruled = (labels == "asr") & ~augmented & (rules[rows] != "asr")  # mishearings the rules call nlu/er
+    assert overruled.sum() >= 3
+    assert (truth[overruled] == "asr").mean() >= 0.5
+    # false wakes by voice: more precise than the rules' one-turn out-of-vocabulary guess
+    wake = (labels == "false_wake") & ~augmented
+    rule_wake = rules[rows] == "false_wake"
+    assert wake.sum() >= 3
+    assert (truth[wake] == "false_wake").mean() >= 0.9 > (truth[rule_wake] == "false_wake").mean()

@@ -274,14 +274,15 @@ class FpiModel:
     def load(cls, directory: Path) -> FpiModel:
         meta = json.loads((directory / META_FILE).read_text())
         classifier = pickle.loads((directory / MODEL_FILE).read_bytes())
+        words = meta.get("wording", {})  # absent in models published before the wording evidence: features NaN
         return cls(
             classifier,
             meta["feature_names"],
             meta["lexicon"],
             WordingStats(
-                meta["wording"]["success_forms"],
-                {k: (v[0], v[1]) for k, v in meta["wording"]["forms"].items()},
-                {k: (v[0], v[1]) for k, v in meta["wording"]["speakers"].items()},
+                words.get("success_forms", []),
+                {k: (v[0], v[1]) for k, v in words.get("forms", {}).items()},
+                {k: (v[0], v[1]) for k, v in words.get("speakers", {}).items()},
             ),
             FpiConfig(**meta["config"]),
             meta["n_train"],
