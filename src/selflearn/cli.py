@@ -869,7 +869,9 @@ def learn_(
     ] = False,
     home: Annotated[
         list[Path] | None,
-        typer.Option("--home", help="Home YAML(s) whose names pattern rules abstract over (default: shipped homes)."),
+        typer.Option(
+            "--home", help="Home YAML(s) or folder(s) of them whose names pattern rules use (default: shipped homes)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -888,7 +890,8 @@ def learn_(
     from selflearn.home import load_home, shipped_homes
 
     config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels)
-    homes = [load_home(p) for p in home] if home else shipped_homes()
+    files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
+    homes = [load_home(f) for f in files] if home else shipped_homes()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("learning", total=None)
         report = learn(
