@@ -35,6 +35,7 @@ def normalize_expr(column: pl.Expr) -> pl.Expr:
         .str.replace_all("[\u2019\u2018`\u00b4]", "'")
         .str.to_lowercase()
         .str.replace_all(_PL_NON_WORD, " ")
+        .str.replace_all("''+", " ")
         .str.replace_all(r"\s+", "  ")
         + pl.lit(" ")
     )
