@@ -218,3 +218,16 @@ def test_learn_publishes_pattern_rules_and_the_rewriter_fills_in_a_new_homes_roo
     unseen = homes[6]  # a home none of the five lives in, with its own room name
     best = OnlineRewriter.load(root).best(f"lights out in the {ROOMS[6]}", user_id="u6", home=unseen)
     assert best is not None and best.text == f"turn off the lights in the {ROOMS[6]}"
+
+
+def test_a_no_between_failure_and_repair_does_not_break_the_chain() -> None:
+    turns: list[Turn] = []
+    for u in range(5):
+        at = 100 * u
+        turns += [
+            turn(f"u{u}", at, "lights of", "no_match"),
+            turn(f"u{u}", at + 3, "no that's wrong", "no_match"),
+            turn(f"u{u}", at + 6, "lights off", intent="HassTurnOff"),
+        ]
+    table = RewriteMiner().fit(LogView.from_records(turns)).global_table
+    assert table.select("source", "target", "support", "distinct_users").rows() == [("lights of", "lights off", 5, 5)]

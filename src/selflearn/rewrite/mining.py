@@ -209,6 +209,11 @@ class RewriteMiner:
         """Lexical global and personal tables from ``scored``; with ``homes`` (their configurations name the
         entities) also the pattern table: the same mining and guardrails over delexicalised forms."""
         links = baseline_rephrase(scored, self.config) if is_rephrase is None else is_rephrase
+        if "meta" in scored.columns:
+            # A "no, that's wrong" or a teaching turn between a failure and its repair is talk about the request,
+            # not a step of the chain: without it the failure links to the repair (the signals skip it too).
+            requests = ~scored["meta"]
+            scored, links = scored.filter(requests), links.filter(requests)
         tables = self._fit_forms(scored, links)
         if homes and scored.height:
             patterns = self._fit_forms(delexicalise_frame(scored, homes), links).global_table
