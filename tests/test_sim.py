@@ -147,6 +147,9 @@ def test_simulate_command_writes_parquet_and_store(tmp_path: Path) -> None:
     assert report["turns"] == len(turns) > 0
     with Store(db) as store:
         assert len(store.gold()) == len(turns)
+    assert sorted(p.stem for p in (tmp_path / "o" / "homes").glob("*.yaml")) == sorted(
+        h.id for h in generate_homes(2, seed=3)
+    )
 
 
 def test_shipped_home_routines_become_goals_and_unknown_ones_are_skipped() -> None:

@@ -711,7 +711,9 @@ def simulate(
     homes: Annotated[int, typer.Option("--homes", help="Generated homes (seeded).")] = 10,
     days: Annotated[int, typer.Option("--days", help="Simulated days.")] = 1,
     seed: SeedOption = 0,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for turns/gold/feedback Parquet.")] = Path("sim-out"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for turns/gold/feedback Parquet and the homes (homes/).")
+    ] = Path("sim-out"),
     db: DbOption = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Only write Parquet, do not add to the store.")] = False,
     home: Annotated[Path | None, typer.Option("--home", help="Simulate this home YAML instead.")] = None,
@@ -722,7 +724,7 @@ def simulate(
     defect rate and where it fails (from gold)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from selflearn.home import load_home
+    from selflearn.home import dump_home, load_home
     from selflearn.sim import generate_homes
     from selflearn.sim.run import defect_stats, simulate, write_logs
     from selflearn.store import Store
@@ -732,6 +734,9 @@ def simulate(
         task = bar.add_task("simulate", total=len(world) * days)
         logs = simulate(world, days=days, seed=seed, workers=workers, on_home_day=lambda n: bar.advance(task, n))
     paths = write_logs(logs, out_dir)
+    (out_dir / "homes").mkdir(exist_ok=True)
+    for simulated in world:  # the world beside its logs: `selflearn learn --home OUT/homes` abstracts over its names
+        dump_home(simulated, out_dir / "homes" / f"{simulated.id}.yaml")
     gold = [g for log in logs for g in log.gold]
     if not no_store:
         with Store(db) as store:
