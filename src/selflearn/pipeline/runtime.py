@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from selflearn.feedback import FEEDBACK_QUESTION
 from selflearn.home import Endpoint, Home
 from selflearn.pipeline import context as ctx
 from selflearn.pipeline.context import Candidate, Situation
@@ -224,7 +225,7 @@ class Runtime:
             asks = self.feedback_policy.should_ask(
                 user_id=user_id, now=now, confidence=confidence, rewritten=rewrite_source != "none"
             )
-        response = outcome.response + (" Did I get that right?" if asks else "")
+        response = outcome.response + (f" {FEEDBACK_QUESTION}" if asks else "")
         turn = self._turn(
             ids, user_id, endpoint, now, text, asr_confidence, barge_in, started, stages,
             rewritten_text=nlu_text if nlu_text != text else None, rewrite_source=rewrite_source,
