@@ -10,6 +10,7 @@ teaching and answering feedback questions (the demo's setting).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from selflearn import evaluate
@@ -24,33 +25,25 @@ FULL = (32, 14)
 def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     n_homes, days = QUICK if config.quick else FULL
     homes, focus = eval_world(n_homes, config.seed, config.home)
+    arms = {  # name: (progress label, learning, teaching)
+        "control": ("control (nothing learned): ", False, False),
+        "learned": ("", True, False),
+        "taught": ("with teaching: ", True, True),
+    }
+    runs = {}
     with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
-        control = run_loop(
-            homes,
-            days=days,
-            seed=config.seed,
-            artifacts=ArtifactStore(Path(tmp) / "control"),
-            on_stage=lambda msg: progress(f"control (nothing learned): {msg}"),
-            focus=focus,
-            learning=False,
-        )
-        result = run_loop(
-            homes,
-            days=days,
-            seed=config.seed,
-            artifacts=ArtifactStore(Path(tmp) / "artifacts"),
-            on_stage=progress,
-            focus=focus,
-        )
-        taught = run_loop(
-            homes,
-            days=days,
-            seed=config.seed,
-            artifacts=ArtifactStore(Path(tmp) / "taught"),
-            on_stage=lambda msg: progress(f"with teaching: {msg}"),
-            focus=focus,
-            teaching=True,
-        )
+        for name, (label, learning, teaching) in arms.items():
+            runs[name] = run_loop(
+                homes,
+                days=days,
+                seed=config.seed,
+                artifacts=ArtifactStore(Path(tmp) / name),
+                on_stage=_prefixed(label),
+                focus=focus,
+                learning=learning,
+                teaching=teaching,
+            )
+    control, result, taught = runs["control"], runs["learned"], runs["taught"]
     metrics = result.metrics(control.days)
     with_teaching = taught.metrics(control.days)
     for key in ("defect_rate_last", "reduction_vs_control_last", "reduction_vs_control_mean"):
@@ -58,3 +51,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     metrics |= {f"rewrite_rate_day{d.day}": d.rewrite_rate for d in result.days}
     baseline = {k: v for k, v in metrics.items() if k.startswith("control_")}
     return evaluate.EvalResult(n=sum(d.turns for d in result.days), metrics=metrics, baseline=baseline)
+
+
+def _prefixed(label: str) -> Callable[[str], None]:
+    return lambda msg: progress(f"{label}{msg}")
