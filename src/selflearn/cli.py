@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 import selflearn
 from selflearn import evaluate
+
+if TYPE_CHECKING:
+    from selflearn.home import Home
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -84,6 +87,17 @@ ArtifactsOption = Annotated[
 ]
 artifacts_app = typer.Typer(help="Versioned artifact sets: list them, roll back to an earlier one.")
 app.add_typer(artifacts_app, name="artifacts")
+
+
+def _home_or_exit(ref: str) -> Home:
+    """What every `--home ID|FILE` option resolves to; an unknown id or a bad file is a usage error (exit 2)."""
+    from selflearn.home import HomeError, find_home
+
+    try:
+        return find_home(ref)
+    except HomeError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
 
 
 def _print_json(value: object) -> None:
@@ -248,17 +262,9 @@ def rewrite(
 ) -> None:
     """Try the online rewriter on one utterance with the artifact set in service: the rewrite and its candidates."""
     from selflearn.artifacts import ArtifactStore
-    from selflearn.home import load_home, shipped_homes
     from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
 
-    the_home = (
-        load_home(home)
-        if home.endswith((".yaml", ".yml"))
-        else next((h for h in shipped_homes() if h.id == home), None)
-    )
-    if the_home is None:
-        err.print(f"[red]error:[/red] unknown home {home!r}")
-        raise typer.Exit(2)
+    the_home = _home_or_exit(home)
     current = ArtifactStore(artifacts).current_dir()
     if current is None:
         err.print("[red]error:[/red] no artifact set yet: run `selflearn demo` or `selflearn learn` first")
@@ -363,17 +369,16 @@ def interpret(
     import json
     from datetime import UTC, datetime
 
-    from selflearn.home import HomeError, load_home, shipped_homes
+    from selflearn.home import HomeError
     from selflearn.paths import default_db
     from selflearn.pipeline.runtime import Runtime
     from selflearn.store import Store
 
+    the_home = _home_or_exit(home)
     try:
-        is_path = home.endswith((".yaml", ".yml"))
-        the_home = load_home(home) if is_path else next(h for h in shipped_homes() if h.id == home)
         endpoint = the_home.endpoint(device) if device else the_home.endpoints[0]
-    except (HomeError, StopIteration, IndexError) as e:
-        err.print(f"[red]error:[/red] {str(e) or f'unknown home {home!r}'}")
+    except (HomeError, IndexError) as e:
+        err.print(f"[red]error:[/red] {str(e) or f'home {home!r} has no endpoints'}")
         raise typer.Exit(2) from e
     speaker = user or (the_home.people[0].id if the_home.people else "cli.user")
     now = datetime.fromisoformat(at_time) if at_time else datetime.now(UTC)
@@ -967,16 +972,10 @@ def teach(
     (`selflearn interpret ... --user U`, the service, the simulator). Multi-turn teaching: the service or voice."""
     from datetime import UTC, datetime
 
-    from selflearn.home import HomeError, load_home, shipped_homes
     from selflearn.store import Store
     from selflearn.teach import Teacher
 
-    try:
-        is_path = home.endswith((".yaml", ".yml"))
-        the_home = load_home(home) if is_path else next(h for h in shipped_homes() if h.id == home)
-    except (HomeError, StopIteration) as e:
-        err.print(f"[red]error:[/red] {str(e) or f'unknown home {home!r}'}")
-        raise typer.Exit(2) from e
+    the_home = _home_or_exit(home)
     with Store(db) as store:
         reply = Teacher(store).handle(text, user_id=user, home=the_home, now=datetime.now(UTC), last_turn=None)
     if reply is None:
