@@ -118,22 +118,24 @@ def test_jsonl_and_parquet_round_trip_exactly(kind, strategy, tmp_path_factory) 
     check()
 
 
+MINIMAL_TURN: dict[str, object] = dict(
+    turn_id="t",
+    dialogue_id="d",
+    session_id="s",
+    user_id="u",
+    home_id="h",
+    device_id="e",
+    device_type="speaker",
+    ts=datetime(2026, 1, 1, tzinfo=UTC),
+    asr_text="hi",
+    asr_confidence=1.0,
+    result_status="success",
+    response_latency_ms=1.0,
+)
+
+
 def test_json_fields_accept_their_string_form() -> None:
-    t = Turn(
-        turn_id="t",
-        dialogue_id="d",
-        session_id="s",
-        user_id="u",
-        home_id="h",
-        device_id="e",
-        device_type="speaker",
-        ts=datetime(2026, 1, 1, tzinfo=UTC),
-        asr_text="hi",
-        asr_confidence=1.0,
-        result_status="success",
-        response_latency_ms=1.0,
-        nlu_slots='{"b": 1, "a": 2}',  # type: ignore[arg-type]
-    )
+    t = Turn.model_validate({**MINIMAL_TURN, "nlu_slots": '{"b": 1, "a": 2}'})
     assert t.nlu_slots == {"a": 2, "b": 1}
     assert to_arrow([t], Turn).column("nlu_slots")[0].as_py() == '{"a":2,"b":1}'
 
@@ -151,20 +153,6 @@ def test_json_fields_accept_their_string_form() -> None:
     ],
 )
 def test_invalid_turns_rejected(change: dict[str, object]) -> None:
-    base: dict[str, object] = dict(
-        turn_id="t",
-        dialogue_id="d",
-        session_id="s",
-        user_id="u",
-        home_id="h",
-        device_id="e",
-        device_type="speaker",
-        ts=datetime(2026, 1, 1, tzinfo=UTC),
-        asr_text="hi",
-        asr_confidence=1.0,
-        result_status="success",
-        response_latency_ms=1.0,
-    )
-    Turn.model_validate(base)
+    Turn.model_validate(MINIMAL_TURN)
     with pytest.raises(ValidationError):
-        Turn.model_validate({**base, **change})
+        Turn.model_validate({**MINIMAL_TURN, **change})
