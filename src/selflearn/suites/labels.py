@@ -50,11 +50,14 @@ def eval_homes(config: EvalConfig) -> list[Home]:
     return [load_home(config.home)] if config.home else list(shipped_homes())
 
 
-def simulate_split(config: EvalConfig, train_days: int, test_days: int) -> SimSplit:
-    """Run the simulator; the first ``train_days`` days are for learning, the rest for scoring against gold."""
+def simulate_split(
+    config: EvalConfig, train_days: int, test_days: int, homes: Sequence[Home] | None = None
+) -> SimSplit:
+    """Run the simulator; the first ``train_days`` days are for learning, the rest for scoring against gold.
+    ``homes`` replaces ``eval_homes(config)`` for a suite that needs a larger world."""
     from selflearn.sim import Simulation
 
-    sim = Simulation(eval_homes(config), seed=config.seed)
+    sim = Simulation(list(homes) if homes is not None else eval_homes(config), seed=config.seed)
     split = SimSplit([], [], [], [], {})
     for day in range(train_days + test_days):
         log = sim.run_day(day)
