@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from selflearn.home import Area, Device, Endpoint, Home
+from selflearn.home import Area, Device, Domain, Endpoint, Home
 from selflearn.rewrite import REWRITE_SCHEMA, personal_path, read_global, read_personal
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, absorb, intent_domain
 from selflearn.schema import Turn
@@ -176,6 +176,33 @@ def test_pattern_rules_pool_one_wording_across_homes_with_different_names() -> N
     row = tables.pattern_table.select("source", "target", "support", "distinct_users").row(0)
     assert row == ("lights out in the _area_", "turn off the lights in the _area_", 5, 5)
     assert RewriteMiner().fit(LogView.from_records(turns)).pattern_table.height == 0  # no homes: no names
+
+
+def test_device_placeholders_pool_only_within_one_device_domain() -> None:
+    """Six users repair the same wording of their "<room> box": as ``_device_`` that would be one rule; typed by
+    domain, three lights and three locks are two wordings of three users each (< k), and six lights are one."""
+    users = [f"u{i}" for i in range(6)]
+    turns: list[Turn] = []
+    for i, u in enumerate(users):
+        turns += repair(u, 100 * i, f"fire up the {ROOMS[i]} box", f"turn on the {ROOMS[i]} box", "HassTurnOn")
+
+    def homes(domains: list[Domain]) -> list[Home]:
+        return [
+            Home(
+                id=f"home-{u}",
+                areas=[Area(id="r", name="hall")],
+                devices=[Device(id=f"{d}.r", name=f"{ROOMS[i]} box", domain=d, area="r")],
+                endpoints=[Endpoint(id="speaker", type="speaker", area="r")],
+            )
+            for i, (u, d) in enumerate(zip(users, domains, strict=True))
+        ]
+
+    mixed = RewriteMiner().fit(LogView.from_records(turns), homes=homes(["light"] * 3 + ["lock"] * 3))
+    assert mixed.pattern_table.height == 0
+    lights = RewriteMiner().fit(LogView.from_records(turns), homes=homes(["light"] * 6)).pattern_table
+    assert lights.select("source", "target", "distinct_users").rows() == [
+        ("fire up the _light_", "turn on the _light_", 6)
+    ]
 
 
 def test_k_anonymity_holds_for_pattern_rules() -> None:

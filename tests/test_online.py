@@ -208,7 +208,7 @@ def test_rewrite_cli_uses_the_artifact_set_in_service(tmp_path: Path) -> None:
 PATTERNS = table(
     [
         ("kill the lights in the _area_", "turn off the lights in the _area_", 0.6, 12),
-        ("_device_ to _number_ please", "preheat the _device_ to _number_ degrees", 0.7, 8),
+        ("_oven_ to _number_ please", "preheat the _oven_ to _number_ degrees", 0.7, 8),
         ("lights out", "turn off the _area_ lights", 0.9, 9),
     ]
 )
@@ -228,9 +228,7 @@ def test_pattern_rule_is_filled_with_this_homes_names(pattern_rewriter: OnlineRe
     assert variant is not None and variant.text == "turn off the lights in the study please"
 
 
-def test_pattern_rule_needs_every_placeholder_and_a_known_name(
-    pattern_rewriter: OnlineRewriter, home: Home
-) -> None:
+def test_pattern_rule_needs_every_placeholder_and_a_known_name(pattern_rewriter: OnlineRewriter, home: Home) -> None:
     assert pattern_rewriter.best("lights out", user_id="u", home=home) is None  # which room? not said
     assert pattern_rewriter.best("kill the lights in the dungeon", user_id="u", home=home) is None
     assert pattern_rewriter.best("turn off the lights in the kitchen", user_id="u", home=home) is None
@@ -263,5 +261,5 @@ def test_interpret_cli_applies_the_learned_rewrite_unless_told_not_to(tmp_path: 
 
 def test_placeholders_alone_do_not_open_the_encoding_gate(encoder: Encoder) -> None:
     index = FormIndex.from_table(PATTERNS, encoder, OnlineConfig())
-    assert "_device_" not in index.anchors and "_area_" not in index.anchors
+    assert "_oven_" not in index.anchors and "_area_" not in index.anchors
     assert {"kill", "please", "lights", "out"} <= index.anchors

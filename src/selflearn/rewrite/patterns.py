@@ -6,7 +6,8 @@ The miner keys a pattern table by these forms and the online rewriter delexicali
 home's names, looks the pattern up and fills the placeholders back in. Names come from the home configuration
 (device names and aliases, area names and aliases, the home's and its people's towns, with and without their
 state) and the NLU's own taste lists (genres, cuisines, teams), never from gold; numbers become ``_number_``.
-Placeholders are word tokens (``_area_``) so they survive ``text.normalize``.
+A device name becomes its domain (``_light_``, ``_cover_``, ``_media_player_``, ...): a rule learned on lights must
+never be filled with a lock's name. Placeholders are word tokens (``_area_``) so they survive ``text.normalize``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import get_args
 
 import polars as pl
 
-from selflearn.home import Home
+from selflearn.home import Domain, Home
 from selflearn.text import normalize
 
-PLACEHOLDER = re.compile(r"\b_(device|area|city|town|genre|cuisine|team|number)(\d*)_\b")
+DEVICE_KINDS: tuple[str, ...] = get_args(Domain)  # a device's placeholder is its domain: _light_, _lock_, ...
+NAME_KINDS = ("area", "city", "town", "genre", "cuisine", "team", "number")
+_KINDS = "|".join(sorted((*DEVICE_KINDS, *NAME_KINDS), key=len, reverse=True))
+PLACEHOLDER = re.compile(rf"\b_({_KINDS})(\d*)_\b")
 _NUMBER = r"\d+(?:\.\d+)?"
 
 
@@ -43,7 +48,7 @@ def typed_names(home: Home) -> list[tuple[str, str]]:
     for device in home.devices:
         for name in device.names:
             if normalize(name):
-                names[normalize(name)] = "device"
+                names[normalize(name)] = device.domain
     for name, kind in vocabulary().items():
         names.setdefault(name, kind)
     return sorted(names.items(), key=lambda kv: (-len(kv[0]), kv[0]))
@@ -121,12 +126,12 @@ def delexicalise_frame(frame: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFra
     without_home = Delexicaliser.for_names(sorted(vocabulary().items(), key=lambda kv: (-len(kv[0]), kv[0])))
     nlu_text = pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))
     frame = frame.with_columns(_nlu=nlu_text)
-    texts = pl.concat(
-        [frame.select("home_id", text=pl.col(c)) for c in ("form", "next_form", "_nlu")]
-    ).unique().drop_nulls()
-    mapped = [
-        by_home.get(home_id, without_home).apply(normalize(text))[0] for home_id, text in texts.iter_rows()
-    ]
+    texts = (
+        pl.concat([frame.select("home_id", text=pl.col(c)) for c in ("form", "next_form", "_nlu")])
+        .unique()
+        .drop_nulls()
+    )
+    mapped = [by_home.get(home_id, without_home).apply(normalize(text))[0] for home_id, text in texts.iter_rows()]
     lookup = texts.with_columns(pattern=pl.Series(mapped, dtype=pl.String))
     slot_names = (
         pl.col("nlu_slots")
