@@ -78,6 +78,18 @@ def test_padded_shapes_and_forward() -> None:
     assert out["slots"].shape == (d, t, max(1, len(vocab.slots)))
 
 
+def test_slot_names_unseen_at_fit_time_are_ignored() -> None:
+    """Labelling new logs must not fail on a slot name the fitted vocabulary does not have (seed 7 had 'floor')."""
+    data = make_dialogues(30, seed=3)
+    table = turn_table(LogView.from_records(data.turns).turns())
+    vocab = build_vocab(table, min_count=1)
+    assert vocab.slots == ["name"]
+    vocab.slots = []
+    texts = sorted(set(table["text"].to_list()) | set(table["response_text"].to_list()))
+    batch = pad_dialogues(table, vocab, {t: i for i, t in enumerate(texts)}, max_turns=4)
+    assert batch.targets["slots"].shape[-1] == 0
+
+
 def test_pretraining_loss_decreases_and_finetuning_fits(trained: tuple[LogView, LabelModel]) -> None:
     _, model = trained
     h = model.history

@@ -219,7 +219,8 @@ def pad_dialogues(table: pl.DataFrame, vocab: Vocab, text_index: dict[str, int],
         slot_known = table["w_slots"].is_not_null().to_numpy()
         for row, s in enumerate(table["w_slots"].to_list()):
             for name in _slot_names(s) if s is not None else []:
-                slot_y[row, slot_index[name]] = 1.0
+                if name in slot_index:  # a slot name first seen after fitting has no head
+                    slot_y[row, slot_index[name]] = 1.0
         targets = {
             "boundary": grid(table["w_boundary"].to_numpy().astype(np.float32), 0.0, np.float32),
             "success": grid(table["w_success_soft"].to_numpy().astype(np.float32), 0.0, np.float32),
