@@ -7,7 +7,9 @@ import polars as pl
 import pytest
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.home import SHIPPED_HOMES_DIR, load_home
 from selflearn.learn import LearnConfig, learn
+from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite import read_global, read_personal
 from selflearn.schema import Turn
 from selflearn.store import LogView
@@ -120,3 +122,68 @@ def test_learn_with_the_span_rephrase_model(tmp_path: Path) -> None:
     assert report.rephrase_detector == "span_model" and report.published
     assert report.shadow is not None
     assert report.global_rewrites == 1
+
+
+def maple_turn(runtime: Runtime, user: str, at: float, text: str, **update: object) -> Turn:
+    """A turn as the shared runtime logs it in maple_house's kitchen (``update``: what the person did next)."""
+    logged = runtime.interpret(text, user_id=user, endpoint_id="ep.kitchen_speaker", now=T0 + timedelta(seconds=at))
+    return logged.turn.model_copy(update={"turn_id": f"{user}-{at}", **update})
+
+
+def test_replay_rejects_a_batch_that_rewrites_working_requests_into_wrong_ones(tmp_path: Path) -> None:
+    """Six people who wanted the desk lamp teach a global rule "kitchen light" -> "desk lamp"; the next day the
+    kitchen light works for everyone. The log-only estimate sees no harm (the intent stays HassTurnOn); the replay
+    sees the resolved device change on every clean turn, rejects the batch and keeps the set in service."""
+    maple = load_home(SHIPPED_HOMES_DIR / "maple_house.yaml")
+    runtime = Runtime(maple)
+    day = 86_400.0
+    training = []
+    for u in range(6):
+        training += [
+            maple_turn(runtime, f"u{u}", 60 * u, "turn on the kitchen light", barge_in=True),
+            maple_turn(runtime, f"u{u}", 60 * u + 5, "turn on the desk lamp"),
+        ]
+    held = [maple_turn(runtime, f"v{u}", day + 600 * u, "turn on the kitchen light") for u in range(20)]
+    store = ArtifactStore(tmp_path)
+    first = learn(LogView.from_records(training), store, config=LearnConfig(shadow=False), homes=[maple])
+    assert first.published and first.global_rewrites == 1
+    seen: list[pl.DataFrame] = []
+    report = learn(
+        LogView.from_records(training + held), store, homes=[maple], on_shadow=lambda _tables, t: seen.append(t)
+    )
+    assert report.shadow is not None and not report.shadow.accepted and not report.published
+    assert store.current() == first.version == report.version
+    assert report.shadow.replayed == 20 and report.shadow.would_break == 20 and report.shadow.log_only == 0
+    turns = seen[0]
+    assert set(turns["candidate_text"]) == {"turn on the desk lamp"}
+    assert turns["log_only_break"].sum() == 0  # the log-only estimate would have published it
+
+
+def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_differently() -> None:
+    from selflearn.learn import shadow_evaluate
+    from selflearn.rewrite import REWRITE_SCHEMA
+    from selflearn.rewrite.mining import RewriteTables
+    from selflearn.signals import DefectSignals
+
+    maple = load_home(SHIPPED_HOMES_DIR / "maple_house.yaml")
+    runtime = Runtime(maple)
+    rule = {"probability": 0.9, "support": 9, "distinct_users": 6, "layer": "global", "user_id": None}
+    rows = [
+        {"source": "tern on the kitchen light", "target": "turn on the kitchen light", "target_intent": "HassTurnOn"},
+        {"source": "lights kitchen", "target": "turn on the glorp", "target_intent": "HassTurnOn"},
+        {"source": "kitchen light on", "target": "turn on the kitchen lite", "target_intent": "HassTurnOn"},
+    ]
+    table = pl.DataFrame([r | rule | {"source_intent": None} for r in rows], schema=REWRITE_SCHEMA)
+    held = [
+        maple_turn(runtime, "a", 0, "tern on the kitchen light"),  # no match: fixed
+        maple_turn(runtime, "b", 600, "lights kitchen"),  # no match, and the rewrite finds no device either
+        maple_turn(runtime, "c", 1200, "kitchen light on"),  # works, and still does: same lamp, not broken
+    ]
+    view = LogView.from_records(held)
+    scored = DefectSignals().score_frame(view.turns(), view.feedback())
+    report = shadow_evaluate(RewriteTables(global_table=table), scored, "since", [maple])
+    assert report.defects == 2 and report.replayed == 3
+    assert report.would_fix == 1.0 and report.would_break == 0.0
+    assert report.accepted and report.defect_rate_after < report.defect_rate_before
+    fallback = shadow_evaluate(RewriteTables(global_table=table), scored, "since")  # no homes: log-only
+    assert fallback.log_only == 3 and fallback.replayed == 0 and fallback.would_fix == pytest.approx(1.8)

@@ -2,13 +2,16 @@
 
 ``learn`` is the one entry point (CLI ``selflearn learn``, the daily loop, the service). A batch is published only
 if a shadow evaluation on the most recent day, held out from mining, estimates that it would not raise the defect
-rate; otherwise the artifact set in service stays. The estimate uses logs only: for each held-out turn a rewrite
-would fire on, a turn the signals call defective counts as fixed with the rewrite's probability, a clean turn counts
-as broken when the rewrite would change its intent.
+rate; otherwise the artifact set in service stays. The estimate replays the held-out day: the candidate's online
+rewriter runs on every heard text, and where it would send the NLU other text than the logs show, the shared
+runtime interprets both (dry run). A turn the signals call defective counts as fixed when the new interpretation
+succeeds and differs; a clean turn counts as broken when its interpretation changes (``shadow_turns``).
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,8 +23,11 @@ import polars as pl
 
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
+from selflearn.pipeline.nlu import clean
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables
+from selflearn.rewrite.online import OnlineConfig
 from selflearn.rewrite.patterns import delexicalise_frame
+from selflearn.schema import Turn
 from selflearn.signals import DefectSignals, LogSource
 
 Progress = Callable[[str], None]
@@ -34,6 +40,7 @@ class LearnConfig:
     held_out_hours: float = 24.0  # "the most recent day": the last 24 h of logs (robust to late-night spill)
     rephrase_model: bool = False  # detect rephrases with the span model (rewrite/span.py) instead of the rule
     labels: bool = False  # also train the label model and the FPI model (labels/, fpi/ in the artifact set)
+    online: OnlineConfig = field(default_factory=OnlineConfig)  # the runtime's rewriter settings, for the shadow
 
 
 @dataclass(frozen=True)
@@ -41,12 +48,14 @@ class ShadowReport:
     held_out_since: str  # ISO timestamp: turns from here on were held out of mining and replayed
     turns: int
     defects: int
-    rewritten: int  # held-out turns a rewrite (trained without that day) would fire on
+    rewritten: int  # held-out turns the candidate (trained without that day) would treat differently than logged
     would_fix: float
     would_break: float
-    defect_rate_before: float
-    defect_rate_after: float
+    defect_rate_before: float  # by the defect signals, as logged
+    defect_rate_after: float  # estimated with the candidate in force
     accepted: bool
+    replayed: int = 0  # of them, turns replayed through the runtime (candidate's NLU text vs the logged one)
+    log_only: int = 0  # held-out turns of homes without a configuration: log-only estimate (``log_only_estimate``)
 
 
 @dataclass
@@ -70,42 +79,198 @@ class LearnReport:
         return asdict(self)
 
 
-def shadow_evaluate(
-    tables: RewriteTables, held_out: pl.DataFrame, since: str, homes: Sequence[Home] = ()
-) -> ShadowReport:
-    """Log-only estimate of the held-out day's defect rate with ``tables`` in force (``held_out`` is scored);
-    pattern rules are matched on the held-out forms delexicalised with their homes' names."""
+SHADOW_COLUMNS = {
+    "turn_id": pl.String(),
+    "defect": pl.Boolean(),
+    "replayed": pl.Boolean(),  # the candidate sends the NLU other text than logged: both replayed
+    "log_only": pl.Boolean(),  # no home configuration for the turn: the log-only estimate stands in
+    "logged_text": pl.String(),
+    "candidate_text": pl.String(),
+    "before_status": pl.String(),
+    "before_intent": pl.String(),
+    "before_slots": pl.String(),
+    "after_status": pl.String(),
+    "after_intent": pl.String(),
+    "after_slots": pl.String(),
+    "would_fix": pl.Float64(),
+    "would_break": pl.Float64(),
+    "log_only_fix": pl.Float64(),  # the log-only estimate of every turn (the suite's baseline)
+    "log_only_break": pl.Float64(),
+}
+REPLAYED_SOURCES = ("none", "global", "personal")  # feedback and taught rewrites do not come from the artifact set
+
+
+def log_only_estimate(tables: RewriteTables, held_out: pl.DataFrame, homes: Sequence[Home] = ()) -> pl.DataFrame:
+    """Per held-out turn (``turn_id``, ``log_fix``, ``log_break``), from logs alone: a turn a rule's source form
+    matches counts as fixed with the rule's probability when the signals call it a defect, and as broken when it is
+    clean and the rule's target intent differs from the logged one. Pattern rules are matched on the forms
+    delexicalised with their homes' names."""
     g = tables.global_table.select(
         pl.col("source").alias("form"), g_target="target", g_p="probability", g_intent="target_intent"
-    )
+    ).unique("form", keep="first", maintain_order=True)
     p = tables.personal_table.select(
         "user_id", pl.col("source").alias("form"), p_target="target", p_p="probability", p_intent="target_intent"
-    )
+    ).unique(["user_id", "form"], keep="first", maintain_order=True)
     t = tables.pattern_table.select(
         pl.col("source").alias("pattern"), t_target="target", t_p="probability", t_intent="target_intent"
-    )
-    frame = held_out.select("user_id", "home_id", "form", "defect", "nlu_intent")
+    ).unique("pattern", keep="first", maintain_order=True)
+    frame = held_out.select("turn_id", "user_id", "home_id", "form", "defect", "nlu_intent")
     patterns = delexicalise_frame(held_out, homes)["form"] if homes else frame["form"]
     hit = (
         frame.with_columns(pattern=patterns)
-        .join(g, on="form", how="left")
-        .join(p, on=["user_id", "form"], how="left")
-        .join(t, on="pattern", how="left")
+        .join(g, on="form", how="left", maintain_order="left")
+        .join(p, on=["user_id", "form"], how="left", maintain_order="left")
+        .join(t, on="pattern", how="left", maintain_order="left")
         .with_columns(
             target=pl.coalesce("p_target", "g_target", "t_target"),
             prob=pl.coalesce("p_p", "g_p", "t_p"),
             target_intent=pl.coalesce("p_intent", "g_intent", "t_intent"),
         )
-        .filter(pl.col("target").is_not_null())
     )
-    fix = float(hit.filter(pl.col("defect"))["prob"].sum())
-    changes_intent = pl.col("target_intent").ne_missing(pl.col("nlu_intent"))
-    brk = float(hit.filter(~pl.col("defect") & changes_intent).height)
-    n = max(held_out.height, 1)
-    defects = int(held_out["defect"].sum())
-    before = defects / n
-    after = (defects - fix + brk) / n
-    return ShadowReport(since, held_out.height, defects, hit.height, fix, brk, before, after, after <= before)
+    fires = pl.col("target").is_not_null()
+    return hit.select(
+        "turn_id",
+        log_fix=pl.when(fires & pl.col("defect")).then(pl.col("prob")).otherwise(0.0),
+        log_break=pl.when(fires & ~pl.col("defect") & pl.col("target_intent").ne_missing(pl.col("nlu_intent")))
+        .then(1.0)
+        .otherwise(0.0),
+    )
+
+
+def shadow_turns(
+    tables: RewriteTables,
+    held_out: pl.DataFrame,
+    homes: Sequence[Home] = (),
+    online: OnlineConfig | None = None,
+) -> pl.DataFrame:
+    """Per held-out turn (``SHADOW_COLUMNS``): what the candidate tables would change, from logs and a replay.
+
+    The candidate's ``OnlineRewriter`` (the runtime's code, loaded from the tables as saved) runs on each turn's
+    heard text. Where it sends the NLU other text than the logs show went there, both texts are replayed through
+    a private ``Runtime`` of the turn's home (dry run: its own copy of the device states, set to the logged
+    snapshot). A turn the signals call a defect is *fixed* when the candidate's interpretation succeeds and differs
+    from the logged one and from the replayed one; a clean turn is *broken* when its interpretation (status,
+    intent, slots, resolved devices) changes. Turns of a home not in ``homes`` get the log-only estimate.
+    """
+    log_only = log_only_estimate(tables, held_out, homes)
+    known = {h.id: h for h in homes}
+    rows = held_out.select(
+        "turn_id", "user_id", "home_id", "device_id", "ts", "asr_text", "rewritten_text", "rewrite_source",
+        "nlu_intent", "nlu_slots", "resolved_entities", "result_status", "device_state_snapshot", "meta", "defect",
+    ).to_dicts()  # fmt: skip
+    replay = _Replay(tables, known, online) if any(r["home_id"] in known for r in rows) else None
+    out: list[dict[str, Any]] = []
+    for row, (log_fix, log_break) in zip(rows, log_only.select("log_fix", "log_break").iter_rows(), strict=True):
+        entry = {
+            "turn_id": row["turn_id"], "defect": row["defect"], "replayed": False, "log_only": False,
+            "log_only_fix": log_fix, "log_only_break": log_break, "would_fix": 0.0, "would_break": 0.0,
+        }  # fmt: skip
+        if replay is None or not replay.knows(row):
+            entry |= {"log_only": True, "would_fix": log_fix, "would_break": log_break}
+        elif not row["meta"] and row["rewrite_source"] in REPLAYED_SOURCES:
+            entry |= replay.compare(row)
+        out.append(entry)
+    return pl.DataFrame(out, schema=SHADOW_COLUMNS)
+
+
+def shadow_evaluate(
+    tables: RewriteTables,
+    held_out: pl.DataFrame,
+    since: str,
+    homes: Sequence[Home] = (),
+    online: OnlineConfig | None = None,
+) -> ShadowReport:
+    """The held-out day's defect rate (by the signals) as logged and as estimated with ``tables`` in force."""
+    return summarise_shadow(shadow_turns(tables, held_out, homes, online), since)
+
+
+def summarise_shadow(turns: pl.DataFrame, since: str) -> ShadowReport:
+    """Accept iff the estimated defect rate does not rise (estimated fixes >= estimated breaks; a tie accepts)."""
+    n = max(turns.height, 1)
+    defects = int(turns["defect"].sum())
+    fix, brk = float(turns["would_fix"].sum()), float(turns["would_break"].sum())
+    before, after = defects / n, (defects - fix + brk) / n
+    changed = int(
+        (turns["replayed"] | (turns["log_only"] & (turns["log_only_fix"] + turns["log_only_break"] > 0))).sum()
+    )
+    return ShadowReport(
+        held_out_since=since,
+        turns=turns.height,
+        defects=defects,
+        rewritten=changed,
+        would_fix=fix,
+        would_break=brk,
+        defect_rate_before=before,
+        defect_rate_after=after,
+        accepted=after <= before,
+        replayed=int(turns["replayed"].sum()),
+        log_only=int(turns["log_only"].sum()),
+    )
+
+
+def interpretation(status: str | None, intent: str | None, slots: Any, entities: Any) -> tuple[Any, ...]:
+    """What a turn did, for comparing a replay with the log: status, intent, slots, resolved devices. A device
+    name or area counts by the devices it resolved to ("kitchen lite" and "kitchen light" are one lamp)."""
+    slots = json.loads(slots) if isinstance(slots, str) else slots or {}
+    entities = json.loads(entities) if isinstance(entities, str) else entities or {}
+    devices = tuple(sorted(entities.get("devices") or ()))
+    if devices:
+        slots = {k: v for k, v in slots.items() if k not in ("name", "area")}
+    return (status, intent, json.dumps(slots, sort_keys=True, default=str), devices)
+
+
+class _Replay:
+    """The candidate rewriter and one dry-run runtime per home, for ``shadow_turns``."""
+
+    def __init__(self, tables: RewriteTables, homes: dict[str, Home], online: OnlineConfig | None) -> None:
+        from selflearn.pipeline.runtime import Runtime
+        from selflearn.rewrite.online import OnlineRewriter
+
+        self.homes = homes
+        self.runtimes = {h: Runtime(home) for h, home in homes.items()}
+        self.initial = {h: {d.id: dict(d.state) for d in home.devices} for h, home in homes.items()}
+        with tempfile.TemporaryDirectory() as scratch:
+            tables.save(Path(scratch))
+            self.rewriter = OnlineRewriter.load(Path(scratch), config=online)
+            for user in tables.personal_table["user_id"].unique().to_list():
+                self.rewriter.personal(user)  # read now: the scratch copy goes away
+
+    def knows(self, row: dict[str, Any]) -> bool:
+        home = self.homes.get(row["home_id"])
+        return home is not None and any(e.id == row["device_id"] for e in home.endpoints)
+
+    def compare(self, row: dict[str, Any]) -> dict[str, Any]:
+        home = self.homes[row["home_id"]]
+        heard = row["asr_text"] or ""
+        logged = row["rewritten_text"] if row["rewrite_source"] != "none" and row["rewritten_text"] else heard
+        endpoint = home.endpoint(row["device_id"])
+        rw = self.rewriter.rewrite(heard, user_id=row["user_id"], home=home, endpoint=endpoint, now=row["ts"])
+        candidate = rw.text if rw is not None and clean(rw.text) != clean(heard) else heard
+        if clean(candidate) == clean(logged):
+            return {}
+        before, after = self._interpret(logged, row), self._interpret(candidate, row)
+        was = interpretation(row["result_status"], row["nlu_intent"], row["nlu_slots"], row["resolved_entities"])
+        b = interpretation(before.result_status, before.nlu_intent, before.nlu_slots, before.resolved_entities)
+        a = interpretation(after.result_status, after.nlu_intent, after.nlu_slots, after.resolved_entities)
+        fixed = row["defect"] and after.result_status == "success" and a != b and a != was
+        broken = not row["defect"] and a != b
+        return {
+            "replayed": True, "logged_text": logged, "candidate_text": candidate,
+            "before_status": before.result_status, "before_intent": before.nlu_intent,
+            "before_slots": json.dumps(before.nlu_slots, sort_keys=True, default=str),
+            "after_status": after.result_status, "after_intent": after.nlu_intent,
+            "after_slots": json.dumps(after.nlu_slots, sort_keys=True, default=str),
+            "would_fix": float(fixed), "would_break": float(broken),
+        }  # fmt: skip
+
+    def _interpret(self, text: str, row: dict[str, Any]) -> Turn:
+        runtime = self.runtimes[row["home_id"]]
+        runtime.state.clear()
+        runtime.state.update({d: dict(s) for d, s in self.initial[row["home_id"]].items()})
+        snapshot = json.loads(row["device_state_snapshot"] or "{}")
+        runtime.state.update({d: dict(s) for d, s in snapshot.items() if d in runtime.state})
+        runtime.forget(row["user_id"])
+        return runtime.interpret(text, user_id=row["user_id"], endpoint_id=row["device_id"], now=row["ts"]).turn
 
 
 def learn(
@@ -115,11 +280,14 @@ def learn(
     config: LearnConfig | None = None,
     progress: Progress | None = None,
     homes: Sequence[Home] = (),
+    on_shadow: Callable[[RewriteTables, pl.DataFrame], None] | None = None,
 ) -> LearnReport:
     """Learn from every log in ``logs`` and publish one artifact set (unless the shadow check rejects it).
 
     ``homes`` (the assistant's home configurations, not labels) name the entities that pattern rules abstract
-    over; without them only lexical rules are mined."""
+    over and let the shadow check replay the held-out day; without them only lexical rules are mined and the shadow
+    falls back to the log-only estimate. ``on_shadow`` receives the candidate tables and ``shadow_turns`` (the
+    ``loop`` suite scores them against gold)."""
     cfg = config or LearnConfig()
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
@@ -138,9 +306,12 @@ def learn(
     detect = _rephrase_detector(train if train is not None else scored, scored, cfg, say)
     if train is not None and cutoff is not None:
         held = scored.filter(pl.col("ts") >= cutoff)
-        shadow = shadow_evaluate(
-            miner.fit_frame(train, detect(train), homes=homes), held, cutoff.isoformat(), homes
-        )
+        candidate = miner.fit_frame(train, detect(train), homes=homes)
+        say(f"shadow check: replaying {held.height:,} held-out turns")
+        replayed = shadow_turns(candidate, held, homes, cfg.online)
+        shadow = summarise_shadow(replayed, cutoff.isoformat())
+        if on_shadow is not None:
+            on_shadow(candidate, replayed)
     say("mining rewrites")
     tables = miner.fit_frame(scored, detect(scored), homes=homes)
     previous = artifacts.current()

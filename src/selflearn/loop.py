@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,7 @@ class LoopResult:
     gold: list[Gold] = field(default_factory=list)
     feedback: list[Feedback] = field(default_factory=list)
     rewrite_cpu_ms: list[float] = field(default_factory=list)  # per rewriter call, thread CPU time
+    day_ends: list[int] = field(default_factory=list)  # len(turns) at the end of each day
 
     def metrics(self, control: Sequence[DayStats] = ()) -> dict[str, float]:
         """Day-1-to-last drop; with a control run (same days, nothing learned) also the reduction against it, on
@@ -142,6 +144,7 @@ def run_loop(
     on_day: Callable[[DayStats], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_log: Callable[[Any], None] | None = None,
+    on_shadow: Callable[[int, Any, Any], None] | None = None,
     focus: str | None = None,
     learning: bool = True,
     teaching: bool = False,
@@ -152,13 +155,15 @@ def run_loop(
     publishes. Daily stats cover every home, or only the home ``focus`` (an unseen home added to the world).
     ``learning=False`` replays the same seeded days with nothing learned: the control curve. ``teaching=True`` also
     lets people teach and answer "Did I get that right?" (``Teaching``), as in ``selflearn demo``.
-    ``on_log`` receives each day's ``DayLog`` (e.g. to keep it in a ``Store``)."""
-    from selflearn.learn import learn
+    ``on_log`` receives each day's ``DayLog`` (e.g. to keep it in a ``Store``); ``on_shadow(night, tables,
+    shadow_turns)`` each night's shadow check (``learn``'s ``on_shadow``)."""
+    from selflearn.learn import LearnConfig, learn
     from selflearn.sim import SimConfig, Simulation
     from selflearn.store import LogView
 
     stage = on_stage or (lambda _msg: None)
     config = sim_config or SimConfig()
+    learn_config = learn_config or LearnConfig(online=online or OnlineConfig())  # the shadow replays this rewriter
     with tempfile.TemporaryDirectory() as scratch:
         people = Teaching(Path(scratch)) if teaching else None
         sim = Simulation(
@@ -178,6 +183,7 @@ def run_loop(
             result.turns += log.turns
             result.gold += log.gold
             result.feedback += log.feedback
+            result.day_ends.append(len(result.turns))
             current = rewriter.current if rewriter else None
             shown = [t for t in log.turns if focus is None or t.home_id == focus]
             stats = day_stats(
@@ -194,7 +200,11 @@ def run_loop(
             if learning and day < days:
                 stage(f"night {day}: learning from {len(result.turns):,} turns")
                 report = learn(
-                    LogView.from_records(result.turns, result.feedback), artifacts, config=learn_config, homes=homes
+                    LogView.from_records(result.turns, result.feedback),
+                    artifacts,
+                    config=learn_config,
+                    homes=homes,
+                    on_shadow=None if on_shadow is None else partial(on_shadow, day),
                 )
                 if report.published:
                     if rewriter is None:
