@@ -5,17 +5,36 @@ Metrics: ``defect_rate_day<N>`` for every day, ``defect_rate_day1``, ``defect_ra
 nothing learned (the control): ``reduction_vs_control_last`` and ``reduction_vs_control_mean`` (days 2..N) are the
 learning effect with the world's day-to-day variation taken out. ``teaching_*``: the same, with people also
 teaching and answering feedback questions (the demo's setting).
+
+``shadow_*``: how right the nightly shadow check is (``learn.shadow_turns``: the candidate tables replayed on the
+held-out day, judged by the defect signals) against gold: the same replays (logged NLU text vs the candidate's)
+judged by the simulator's truth (``suites.rewrite.understood``: success, true intent, true slots). A gold *fix* is a
+turn the candidate's text gets right and the logged one did not, a gold *break* the reverse.
+``shadow_decision_accuracy``: nights where accept/reject agrees with "the gold defect rate did not rise";
+``shadow_fix_precision``: estimated fixes gold confirms; ``shadow_break_recall``: gold breaks the shadow caught;
+``shadow_delta_mae``: mean absolute error of the estimated vs gold defect-rate change. In the loop the candidate
+(mined without the last day) is nearly the set that ran that day, so little changes (``shadow_inloop_*``); the
+headline ``shadow_*`` numbers therefore replay each night's candidate on the control arm's same day (logged with
+nothing learned, scored by the signals on the control logs so far). ``baseline`` holds the same numbers for the
+log-only estimate (``learn.log_only_estimate``).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import polars as pl
 
 from selflearn import evaluate
 from selflearn.artifacts import ArtifactStore
-from selflearn.loop import eval_world, progress, run_loop
+from selflearn.home import Home
+from selflearn.loop import LoopResult, eval_world, progress, run_loop
+from selflearn.schema import Gold
 
 QUICK = (12, 6)  # homes, days
 FULL = (32, 14)
@@ -31,6 +50,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         "taught": ("with teaching: ", True, True),
     }
     runs = {}
+    nights: list[tuple[int, Any, pl.DataFrame]] = []
     with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
         for name, (label, learning, teaching) in arms.items():
             runs[name] = run_loop(
@@ -39,6 +59,9 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
                 seed=config.seed,
                 artifacts=ArtifactStore(Path(tmp) / name),
                 on_stage=_prefixed(label),
+                on_shadow=(lambda night, tables, turns: nights.append((night, tables, turns)))
+                if name == "learned"
+                else None,
                 focus=focus,
                 learning=learning,
                 teaching=teaching,
@@ -50,8 +73,122 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         metrics[f"teaching_{key}"] = with_teaching[key]
     metrics |= {f"rewrite_rate_day{d.day}": d.rewrite_rate for d in result.days}
     baseline = {k: v for k, v in metrics.items() if k.startswith("control_")}
+    progress("shadow check vs gold: each night's candidate on the control arm's same day")
+    fresh = [shadow_on(runs["control"], night, tables, homes) for night, tables, _ in nights]
+    for prefix, frames, gold in (
+        ("shadow_", [(n, f) for (n, _, _), f in zip(nights, fresh, strict=True)], runs["control"].gold),
+        ("shadow_inloop_", [(n, f) for n, _, f in nights], result.gold),
+    ):
+        scores = shadow_scores(frames, {g.turn_id: g for g in gold})
+        metrics |= {prefix + k: v for k, v in scores["shadow"].items()}
+        baseline |= {prefix + k: v for k, v in scores["log_only"].items()}
     return evaluate.EvalResult(n=sum(d.turns for d in result.days), metrics=metrics, baseline=baseline)
 
 
 def _prefixed(label: str) -> Callable[[str], None]:
     return lambda msg: progress(f"{label}{msg}")
+
+
+def shadow_on(control: LoopResult, night: int, tables: Any, homes: Sequence[Home]) -> pl.DataFrame:
+    """``shadow_turns`` of a night's candidate on the control arm's logs up to that day (held out: its last 24 h,
+    as ``learn`` holds out)."""
+    from datetime import timedelta
+
+    from selflearn.learn import LearnConfig, shadow_turns
+    from selflearn.signals import DefectSignals
+    from selflearn.store import LogView
+
+    cfg = LearnConfig()
+    turns = control.turns[: control.day_ends[night - 1]]
+    ids = {t.turn_id for t in turns}
+    view = LogView.from_records(turns, [f for f in control.feedback if f.turn_id in ids])
+    scored = DefectSignals(cfg.mining.signals).score_frame(view.turns(), view.feedback())
+    cutoff = scored["ts"].max() - timedelta(hours=cfg.held_out_hours)  # type: ignore[operator]
+    return shadow_turns(tables, scored.filter(pl.col("ts") >= cutoff), homes, cfg.online)
+
+
+def understood(status: str | None, intent: str | None, slots: str | None, gold: Gold) -> bool:
+    """``suites.rewrite.understood`` on a replayed interpretation; a request without a true intent is right only
+    when it is impossible and declined (chatter is a false wake whatever the rewrite does)."""
+    from selflearn.sim.judge import slot_matches
+
+    if gold.true_intent is None:
+        return gold.is_impossible and status in ("no_match", "unsupported", "ignored")
+    values = json.loads(slots or "{}")
+    return (
+        status == "success"
+        and intent == gold.true_intent
+        and all(slot_matches(values.get(k), str(v)) for k, v in gold.true_slots.items())
+    )
+
+
+@dataclass
+class _Tally:
+    nights: int = 0
+    decisions_right: int = 0
+    accepted: int = 0
+    est_fixes: int = 0
+    est_fixes_confirmed: int = 0
+    est_breaks: int = 0
+    est_breaks_confirmed: int = 0
+    gold_fixes: int = 0
+    gold_breaks: int = 0
+    gold_breaks_caught: int = 0
+    errors: list[float] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "decision_accuracy": self.decisions_right / max(self.nights, 1),
+            "accepted_nights": self.accepted,
+            "nights": self.nights,
+            "fix_precision": self.est_fixes_confirmed / max(self.est_fixes, 1),
+            "fix_recall": self.est_fixes_confirmed / max(self.gold_fixes, 1),
+            "break_precision": self.est_breaks_confirmed / max(self.est_breaks, 1),
+            "break_recall": self.gold_breaks_caught / max(self.gold_breaks, 1),
+            "delta_mae": sum(self.errors) / max(len(self.errors), 1),
+            "est_fixes": self.est_fixes,
+            "est_breaks": self.est_breaks,
+            "gold_fixes": self.gold_fixes,
+            "gold_breaks": self.gold_breaks,
+        }
+
+
+def shadow_scores(nights: Sequence[tuple[int, pl.DataFrame]], gold: dict[str, Gold]) -> dict[str, dict[str, float]]:
+    """The shadow's and the log-only estimate's per-turn calls and nightly decisions against gold (see the module
+    docstring). Only replayed turns can change under gold: elsewhere the candidate sends the logged text."""
+    tallies = {"shadow": _Tally(), "log_only": _Tally()}
+    for _night, frame in nights:
+        n = max(frame.height, 1)
+        gold_fix = gold_break = 0
+        calls = {name: [0.0, 0.0] for name in tallies}
+        for row in frame.iter_rows(named=True):
+            g = gold.get(row["turn_id"])
+            fixed = broken = False
+            if row["replayed"] and g is not None:
+                before = understood(row["before_status"], row["before_intent"], row["before_slots"], g)
+                after = understood(row["after_status"], row["after_intent"], row["after_slots"], g)
+                fixed, broken = after and not before, before and not after
+            gold_fix += fixed
+            gold_break += broken
+            for name, (fix, brk) in {
+                "shadow": (row["would_fix"], row["would_break"]),
+                "log_only": (row["log_only_fix"], row["log_only_break"]),
+            }.items():
+                tally = tallies[name]
+                calls[name][0] += fix
+                calls[name][1] += brk
+                tally.est_fixes += fix > 0
+                tally.est_fixes_confirmed += fix > 0 and fixed
+                tally.est_breaks += brk > 0
+                tally.est_breaks_confirmed += brk > 0 and broken
+                tally.gold_breaks_caught += brk > 0 and broken
+        gold_delta = (gold_break - gold_fix) / n
+        for name, tally in tallies.items():
+            est_delta = (calls[name][1] - calls[name][0]) / n
+            tally.nights += 1
+            tally.accepted += est_delta <= 0
+            tally.decisions_right += (est_delta <= 0) == (gold_delta <= 0)
+            tally.gold_fixes += gold_fix
+            tally.gold_breaks += gold_break
+            tally.errors.append(abs(est_delta - gold_delta))
+    return {name: tally.metrics() for name, tally in tallies.items()}
