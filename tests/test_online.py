@@ -104,6 +104,17 @@ def test_transfer_keeps_edits_at_the_edges_and_between_their_neighbours() -> Non
     assert transfer("please play music now", "play music", "play rock music") == "please play rock music now"
 
 
+def test_transfer_keeps_moved_words_in_their_context_and_repeats_it_deletes() -> None:
+    moved = ("set the brightness the _area_ to _number_", "set the _area_ brightness to _number_")
+    assert transfer("set the brightness in the _area_ to _number_", *moved) is None  # not "... brightness in to"
+    assert (
+        transfer("set the brightness the _area_ to _number_ now", *moved) == "set the _area_ brightness to _number_ now"
+    )
+    assert transfer("what time is", "what what time is it", "what time is it") is None
+    assert transfer("what what time is", "what what time is it", "what time is it") == "what time is"
+    assert transfer("x b y a z", "p a q b r", "p c q d r") is None  # edits out of the source's order
+
+
 def test_exact_hit_rewrites_without_encoding(rewriter: OnlineRewriter, home: Home) -> None:
     before = len(rewriter.encoder._cache)
     best = rewriter.best("Start brewing!", user_id="maple.ben", home=home)

@@ -13,6 +13,7 @@ above the threshold is applied; otherwise the utterance is left alone.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import re
 import time
@@ -105,16 +106,22 @@ def _metaphone(form: str) -> str:
 def transfer(query: str, source: str, target: str) -> str | None:
     """Apply the token edit source->target to ``query`` (all forms normalised); None if an edit has no place in it.
 
-    Replacements and deletions need the source span in the query; insertions need both neighbouring source tokens.
-    An edit at the start (end) of the source applies only at the start (end) of the query: "is the weather" ->
-    "what's the weather" must not turn "what is the weather" into "what what's the weather". A word the edit
-    doubles ("play some music" with "play music" -> "play some soul") is said once.
+    Replacements and deletions need the source span in the query (deleting a repeated word also the repetition:
+    "what what time is it" -> "what time is it" must not cut "what time is" to "time is"), insertions both
+    neighbouring source tokens. An edit at the start (end) of the source applies only at the start (end) of the
+    query: "is the weather" -> "what's the weather" must not turn "what is the weather" into "what what's the
+    weather". The edits must sit in the query in the source's order, and an edit that moves words (inserts what
+    another deletes) only where the words between them are the source's: "set the brightness the _area_ to
+    _number_" -> "set the _area_ brightness to _number_" must not turn "set the brightness in the _area_ ..." into
+    "set the _area_ brightness in ...". A word the edit doubles ("play some music" with "play music" -> "play some
+    soul") is said once.
     """
     if query == source:
         return target
     q, s, t = query.split(), source.split(), target.split()
     ops = [op for op in difflib.SequenceMatcher(a=s, b=t, autojunk=False).get_opcodes() if op[0] != "equal"]
-    for tag, i1, i2, j1, j2 in reversed(ops):
+    placed: list[tuple[int, int, int, int, list[str]]] = []  # (query start, query end, source i1, i2, new tokens)
+    for tag, i1, i2, j1, j2 in ops:
         new = t[j1:j2]
         if tag == "insert":
             if i1 == len(s):
@@ -126,13 +133,24 @@ def transfer(query: str, source: str, target: str) -> str | None:
                 pos = None if at is None else at + 1
             if pos is None:
                 return None
-            if q[pos : pos + len(new)] != new and q[max(pos - len(new), 0) : pos] != new:
-                q = q[:pos] + new + q[pos:]
+            if q[pos : pos + len(new)] == new or q[max(pos - len(new), 0) : pos] == new:
+                continue  # already said
+            placed.append((pos, pos, i1, i2, new))
         else:
             at = _find(q, s[i1:i2], start=i1 == 0, end=i2 == len(s))
             if at is None:
                 return None
-            q = q[:at] + new + q[at + i2 - i1 :]
+            end, n = at + i2 - i1, i2 - i1
+            repeat = s[i1:i2] in (s[i2 : i2 + n], s[max(i1 - n, 0) : i1])
+            if tag == "delete" and repeat and s[i1:i2] not in (q[end : end + n], q[max(at - n, 0) : at]):
+                return None
+            placed.append((at, end, i1, i2, new))
+    moved = {w for _, _, _, _, new in placed for w in new} & {w for _, _, i1, i2, _ in placed for w in s[i1:i2]}
+    for (_, end, _, i2, _), (at, _, i1, _, _) in itertools.pairwise(placed):
+        if at < end or (moved and q[end:at] != s[i2:i1]):
+            return None
+    for at, end, _, _, new in reversed(placed):
+        q = q[:at] + new + q[end:]
     said = set(zip(query.split(), query.split()[1:], strict=False))
     return " ".join(w for i, w in enumerate(q) if i == 0 or w != q[i - 1] or (w, w) in said)
 
