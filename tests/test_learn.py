@@ -159,7 +159,7 @@ def test_replay_rejects_a_batch_that_rewrites_working_requests_into_wrong_ones(t
     assert turns["log_only_break"].sum() == 0  # the log-only estimate would have published it
 
 
-def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_differently() -> None:
+def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_as_wanted() -> None:
     from selflearn.learn import shadow_evaluate
     from selflearn.rewrite import REWRITE_SCHEMA
     from selflearn.rewrite.mining import RewriteTables
@@ -178,12 +178,14 @@ def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_differently() -> Non
         maple_turn(runtime, "a", 0, "tern on the kitchen light"),  # no match: fixed
         maple_turn(runtime, "b", 600, "lights kitchen"),  # no match, and the rewrite finds no device either
         maple_turn(runtime, "c", 1200, "kitchen light on"),  # works, and still does: same lamp, not broken
+        maple_turn(runtime, "d", 1800, "tern on the kitchen light"),  # ... but d repaired it into the desk lamp:
+        maple_turn(runtime, "d", 1805, "turn on the desk lamp"),  # the kitchen light is not what d wanted
     ]
     view = LogView.from_records(held)
     scored = DefectSignals().score_frame(view.turns(), view.feedback())
     report = shadow_evaluate(RewriteTables(global_table=table), scored, "since", [maple])
-    assert report.defects == 2 and report.replayed == 3
+    assert report.defects == 3 and report.replayed == 4
     assert report.would_fix == 1.0 and report.would_break == 0.0
     assert report.accepted and report.defect_rate_after < report.defect_rate_before
     fallback = shadow_evaluate(RewriteTables(global_table=table), scored, "since")  # no homes: log-only
-    assert fallback.log_only == 3 and fallback.replayed == 0 and fallback.would_fix == pytest.approx(1.8)
+    assert fallback.log_only == 5 and fallback.replayed == 0 and fallback.would_fix == pytest.approx(2.7)

@@ -24,6 +24,7 @@ import polars as pl
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
 from selflearn.pipeline.nlu import clean
+from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables
 from selflearn.rewrite.online import OnlineConfig
 from selflearn.rewrite.patterns import delexicalise_frame
@@ -148,8 +149,9 @@ def shadow_turns(
     The candidate's ``OnlineRewriter`` (the runtime's code, loaded from the tables as saved) runs on each turn's
     heard text. Where it sends the NLU other text than the logs show went there, both texts are replayed through
     a private ``Runtime`` of the turn's home (dry run: its own copy of the device states, set to the logged
-    snapshot). A turn the signals call a defect is *fixed* when the candidate's interpretation succeeds and differs
-    from the logged one and from the replayed one; a clean turn is *broken* when its interpretation (status,
+    snapshot). A turn the signals call a defect is *fixed* when the candidate's interpretation succeeds, differs
+    from the logged one and from the replayed one, and, if the user rephrased it into a clean success next, is what
+    that repair got; a clean turn is *broken* when its interpretation (status,
     intent, slots, resolved devices) changes. Turns of a home not in ``homes`` get the log-only estimate.
     """
     log_only = log_only_estimate(tables, held_out, homes)
@@ -157,19 +159,28 @@ def shadow_turns(
     rows = held_out.select(
         "turn_id", "user_id", "home_id", "device_id", "ts", "asr_text", "rewritten_text", "rewrite_source",
         "nlu_intent", "nlu_slots", "resolved_entities", "result_status", "device_state_snapshot", "meta", "defect",
+        "rephrased", "next_turn_id",
     ).to_dicts()  # fmt: skip
-    replay = _Replay(tables, known, online) if any(r["home_id"] in known for r in rows) else None
+    repairs = {  # clean successes: what a user who rephrased right before them wanted
+        r["turn_id"]: interpretation(r["result_status"], r["nlu_intent"], r["nlu_slots"], r["resolved_entities"])
+        for r in rows
+        if r["result_status"] == "success" and not r["defect"]
+    }
+    for r in rows:
+        r["repair"] = repairs.get(r["next_turn_id"]) if r["rephrased"] else None
     out: list[dict[str, Any]] = []
-    for row, (log_fix, log_break) in zip(rows, log_only.select("log_fix", "log_break").iter_rows(), strict=True):
-        entry = {
-            "turn_id": row["turn_id"], "defect": row["defect"], "replayed": False, "log_only": False,
-            "log_only_fix": log_fix, "log_only_break": log_break, "would_fix": 0.0, "would_break": 0.0,
-        }  # fmt: skip
-        if replay is None or not replay.knows(row):
-            entry |= {"log_only": True, "would_fix": log_fix, "would_break": log_break}
-        elif not row["meta"] and row["rewrite_source"] in REPLAYED_SOURCES:
-            entry |= replay.compare(row)
-        out.append(entry)
+    with tempfile.TemporaryDirectory() as scratch:
+        replay = _Replay(tables, Path(scratch), known, online) if any(r["home_id"] in known for r in rows) else None
+        for row, (fix, brk) in zip(rows, log_only.select("log_fix", "log_break").iter_rows(), strict=True):
+            entry = {
+                "turn_id": row["turn_id"], "defect": row["defect"], "replayed": False, "log_only": False,
+                "log_only_fix": fix, "log_only_break": brk, "would_fix": 0.0, "would_break": 0.0,
+            }  # fmt: skip
+            if replay is None or not replay.knows(row):
+                entry |= {"log_only": True, "would_fix": fix, "would_break": brk}
+            elif not row["meta"] and row["rewrite_source"] in REPLAYED_SOURCES:
+                entry |= replay.compare(row)
+            out.append(entry)
     return pl.DataFrame(out, schema=SHADOW_COLUMNS)
 
 
@@ -220,20 +231,18 @@ def interpretation(status: str | None, intent: str | None, slots: Any, entities:
 
 
 class _Replay:
-    """The candidate rewriter and one dry-run runtime per home, for ``shadow_turns``."""
+    """The candidate rewriter (loaded from ``tables`` saved under ``scratch``, personal tables on a user's first
+    turn, as online) and a dry-run runtime per home, built on its first replay, for ``shadow_turns``."""
 
-    def __init__(self, tables: RewriteTables, homes: dict[str, Home], online: OnlineConfig | None) -> None:
-        from selflearn.pipeline.runtime import Runtime
+    def __init__(
+        self, tables: RewriteTables, scratch: Path, homes: dict[str, Home], online: OnlineConfig | None
+    ) -> None:
         from selflearn.rewrite.online import OnlineRewriter
 
         self.homes = homes
-        self.runtimes = {h: Runtime(home) for h, home in homes.items()}
-        self.initial = {h: {d.id: dict(d.state) for d in home.devices} for h, home in homes.items()}
-        with tempfile.TemporaryDirectory() as scratch:
-            tables.save(Path(scratch))
-            self.rewriter = OnlineRewriter.load(Path(scratch), config=online)
-            for user in tables.personal_table["user_id"].unique().to_list():
-                self.rewriter.personal(user)  # read now: the scratch copy goes away
+        self.runtimes: dict[str, Runtime] = {}
+        tables.save(scratch)
+        self.rewriter = OnlineRewriter.load(scratch, config=online)
 
     def knows(self, row: dict[str, Any]) -> bool:
         home = self.homes.get(row["home_id"])
@@ -253,6 +262,7 @@ class _Replay:
         b = interpretation(before.result_status, before.nlu_intent, before.nlu_slots, before.resolved_entities)
         a = interpretation(after.result_status, after.nlu_intent, after.nlu_slots, after.resolved_entities)
         fixed = row["defect"] and after.result_status == "success" and a != b and a != was
+        fixed = fixed and row["repair"] in (None, a)  # the user's own repair, if any, says what was wanted
         broken = not row["defect"] and a != b
         return {
             "replayed": True, "logged_text": logged, "candidate_text": candidate,
@@ -264,9 +274,12 @@ class _Replay:
         }  # fmt: skip
 
     def _interpret(self, text: str, row: dict[str, Any]) -> Turn:
-        runtime = self.runtimes[row["home_id"]]
+        home = self.homes[row["home_id"]]
+        runtime = self.runtimes.get(home.id)
+        if runtime is None:
+            runtime = self.runtimes[home.id] = Runtime(home)
         runtime.state.clear()
-        runtime.state.update({d: dict(s) for d, s in self.initial[row["home_id"]].items()})
+        runtime.state.update({d.id: dict(d.state) for d in home.devices})
         snapshot = json.loads(row["device_state_snapshot"] or "{}")
         runtime.state.update({d: dict(s) for d, s in snapshot.items() if d in runtime.state})
         runtime.forget(row["user_id"])
