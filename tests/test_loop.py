@@ -69,3 +69,59 @@ def test_loop_and_rewrite_suites_report_their_metrics() -> None:
     keys = {"defect_rate_none", "defect_rate_global", "defect_rate_personal", "reduction_global", "win_loss"}
     assert keys | {"rephrase_f1_model", "rephrase_f1_baseline", "rewrite_rate"} <= set(rewrite.metrics)
     assert rewrite.metrics["defect_rate_personal"] <= rewrite.metrics["defect_rate_none"]
+
+
+def test_shadow_scores_judge_the_replays_with_gold() -> None:
+    """Night 1: one fix gold confirms, two breaks the shadow misses: it accepts while gold's rate rises (wrong).
+    Night 2: a fix gold refutes (the rewrite succeeded at the wrong thing) and two caught breaks: rejected (right).
+    The log-only estimate (half a fix on each defect, no breaks) accepts both nights."""
+    import polars as pl
+
+    from selflearn.learn import SHADOW_COLUMNS
+    from selflearn.schema import Gold
+    from selflearn.suites.loop import shadow_scores
+
+    lamp = '{"name": "light.desk"}'
+
+    def row(turn: str, before: str, after: str, fix: float, brk: float) -> dict[str, object]:
+        return {
+            "turn_id": turn, "defect": fix > 0, "replayed": True, "log_only": False,
+            "before_status": before, "before_intent": "HassTurnOn" if before == "success" else None,
+            "before_slots": lamp, "after_status": after, "after_intent": "HassTurnOn" if after == "success" else None,
+            "after_slots": lamp, "would_fix": fix, "would_break": brk, "log_only_fix": fix / 2, "log_only_break": 0.0,
+        }  # fmt: skip
+
+    def gold(turn: str, intent: str = "HassTurnOn") -> Gold:
+        return Gold(turn_id=turn, true_text="x", true_intent=intent, true_slots={"name": "light.desk"},
+                    failure_point="nlu", goal_id=turn, goal_success=False)  # fmt: skip
+
+    night1 = [row("a", "no_match", "success", 1, 0), row("b", "success", "no_match", 0, 0)]
+    night1 += [row("c", "success", "no_match", 0, 0)]
+    night2 = [row("d", "no_match", "success", 1, 0), row("e", "success", "no_match", 0, 1)]
+    night2 += [row("g", "success", "failed", 0, 1), row("h", "success", "success", 0, 0)]
+    golds = {g.turn_id: g for g in [gold("a"), gold("b"), gold("c"), gold("d", "HassTurnOff"), gold("e"), gold("g")]}
+    frames = [(1, pl.DataFrame(night1, schema=SHADOW_COLUMNS)), (2, pl.DataFrame(night2, schema=SHADOW_COLUMNS))]
+    scores = shadow_scores(frames, golds)
+    shadow, log_only = scores["shadow"], scores["log_only"]
+    assert shadow["nights"] == 2 and shadow["accepted_nights"] == 1 and shadow["decision_accuracy"] == 0.5
+    assert shadow["fix_precision"] == 0.5 and shadow["gold_fixes"] == 1 and shadow["gold_breaks"] == 4
+    assert shadow["break_recall"] == 0.5 and shadow["break_precision"] == 1.0
+    assert shadow["delta_mae"] == pytest.approx((2 / 3 + 1 / 4) / 2)
+    assert log_only["accepted_nights"] == 2 and log_only["decision_accuracy"] == 0.0
+    assert log_only["fix_precision"] == 0.5 and log_only["break_recall"] == 0.0
+
+
+def test_shuffled_batch_moves_every_target_to_the_next_rule() -> None:
+    import polars as pl
+
+    from selflearn.rewrite import REWRITE_SCHEMA
+    from selflearn.rewrite.mining import RewriteTables
+    from selflearn.suites.loop import shuffled
+
+    rows = [{"source": s, "target": t, "target_intent": i} for s, t, i in [("a", "A", "X"), ("b", "B", "Y")]]
+    table = pl.DataFrame(rows).with_columns(
+        pl.lit(None, dtype=d).alias(c) for c, d in REWRITE_SCHEMA.items() if c not in rows[0]
+    )
+    twin = shuffled(RewriteTables(global_table=table))
+    assert twin.global_table.select("source", "target", "target_intent").rows() == [("a", "B", "Y"), ("b", "A", "X")]
+    assert twin.personal_table.height == 0

@@ -12,7 +12,9 @@ judged by the simulator's truth (``suites.rewrite.understood``: success, true in
 turn the candidate's text gets right and the logged one did not, a gold *break* the reverse.
 ``shadow_decision_accuracy``: nights where accept/reject agrees with "the gold defect rate did not rise";
 ``shadow_fix_precision``: estimated fixes gold confirms; ``shadow_break_recall``: gold breaks the shadow caught;
-``shadow_delta_mae``: mean absolute error of the estimated vs gold defect-rate change. In the loop the candidate
+``shadow_delta_mae``: mean absolute error of the estimated vs gold defect-rate change. ``shadow_shuffled_*``: the
+same for a deliberately harmful twin of each night's batch (targets moved to the next rule, ``shuffled``), which the
+shadow should reject. In the loop the candidate
 (mined without the last day) is nearly the set that ran that day, so little changes (``shadow_inloop_*``); the
 headline ``shadow_*`` numbers therefore replay each night's candidate on the control arm's same day (logged with
 nothing learned, scored by the signals on the control logs so far). ``baseline`` holds the same numbers for the
@@ -26,7 +28,6 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -34,6 +35,7 @@ from selflearn import evaluate
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
 from selflearn.loop import LoopResult, eval_world, progress, run_loop
+from selflearn.rewrite.mining import RewriteTables
 from selflearn.schema import Gold
 
 QUICK = (12, 6)  # homes, days
@@ -50,7 +52,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         "taught": ("with teaching: ", True, True),
     }
     runs = {}
-    nights: list[tuple[int, Any, pl.DataFrame]] = []
+    nights: list[tuple[int, RewriteTables, pl.DataFrame]] = []
     with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
         for name, (label, learning, teaching) in arms.items():
             runs[name] = run_loop(
@@ -74,9 +76,11 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     metrics |= {f"rewrite_rate_day{d.day}": d.rewrite_rate for d in result.days}
     baseline = {k: v for k, v in metrics.items() if k.startswith("control_")}
     progress("shadow check vs gold: each night's candidate on the control arm's same day")
-    fresh = [shadow_on(runs["control"], night, tables, homes) for night, tables, _ in nights]
+    fresh = [(night, shadow_on(control, night, tables, homes)) for night, tables, _ in nights]
+    harmful = [(night, shadow_on(control, night, shuffled(tables), homes)) for night, tables, _ in nights]
     for prefix, frames, gold in (
-        ("shadow_", [(n, f) for (n, _, _), f in zip(nights, fresh, strict=True)], runs["control"].gold),
+        ("shadow_", fresh, control.gold),
+        ("shadow_shuffled_", harmful, control.gold),
         ("shadow_inloop_", [(n, f) for n, _, f in nights], result.gold),
     ):
         scores = shadow_scores(frames, {g.turn_id: g for g in gold})
@@ -89,7 +93,7 @@ def _prefixed(label: str) -> Callable[[str], None]:
     return lambda msg: progress(f"{label}{msg}")
 
 
-def shadow_on(control: LoopResult, night: int, tables: Any, homes: Sequence[Home]) -> pl.DataFrame:
+def shadow_on(control: LoopResult, night: int, tables: RewriteTables, homes: Sequence[Home]) -> pl.DataFrame:
     """``shadow_turns`` of a night's candidate on the control arm's logs up to that day (held out: its last 24 h,
     as ``learn`` holds out)."""
     from datetime import timedelta
@@ -105,6 +109,19 @@ def shadow_on(control: LoopResult, night: int, tables: Any, homes: Sequence[Home
     scored = DefectSignals(cfg.mining.signals).score_frame(view.turns(), view.feedback())
     cutoff = scored["ts"].max() - timedelta(hours=cfg.held_out_hours)  # type: ignore[operator]
     return shadow_turns(tables, scored.filter(pl.col("ts") >= cutoff), homes, cfg.online)
+
+
+def shuffled(tables: RewriteTables) -> RewriteTables:
+    """A deliberately harmful twin of a batch: each rule's target (and target intent) moved to the next rule of its
+    table, so the forms the rules fire on are rewritten into someone else's request."""
+
+    def rotate(table: pl.DataFrame) -> pl.DataFrame:
+        return table.with_columns(
+            pl.Series(c, table[c].to_list()[-1:] + table[c].to_list()[:-1], dtype=pl.String())
+            for c in ("target", "target_intent")
+        )
+
+    return RewriteTables(rotate(tables.global_table), rotate(tables.personal_table), rotate(tables.pattern_table))
 
 
 def understood(status: str | None, intent: str | None, slots: str | None, gold: Gold) -> bool:
