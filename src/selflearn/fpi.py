@@ -41,6 +41,9 @@ FPI_CLASSES = ("false_wake", "asr", "nlu", "er", "result", "correct")
 STATUSES = ("success", "no_match", "no_entity", "failed", "unsupported", "ignored", "feedback", "teach")
 NEAR_REPEAT = 0.8
 UNKNOWN_VOICE = 0.1  # a speaker whose turns almost never work (a television) was not talking to the assistant
+TASTE_GAP = 0.3  # share of an intent's failed turns whose rephrase spelled out a slot this turn leaves open
+MIN_REPHRASES = 5  # an intent's slot gaps are only evidence once this many of its failed turns were rephrased
+SILENT_FAIL = 0.5  # a person's wording that failed at least this often elsewhere fails when nobody objects, too
 MODEL_FILE = "fpi.pkl"
 META_FILE = "fpi.json"
 
@@ -59,6 +62,7 @@ class FpiConfig:
     learning_rate: float = 0.1
     balance: float = 0.5  # class weight = (n / n_class) ** balance: 0 = none, 1 = fully balanced
     threads: int = 1  # OpenMP threads for boosting; more only helps on an idle machine (spin-waits under load)
+    speaker: bool = True  # use the voice evidence (``speaker_success``); False: the ablation without a speaker id
     seed: int = 0
 
 
@@ -113,13 +117,98 @@ def base_features(df: pl.DataFrame) -> dict[str, np.ndarray]:
         "form_fail_share": f("form_fail_share"),
         "speaker_success": f("speaker_success"),
         "one_off_near": f("one_off_near"),
+        "slot_gap": f("slot_gap"),
+        "recovered_same": f("recovered_same"),
+        "speaker_form_fail": f("speaker_form_fail"),
     }
     cols.update(_status_onehot(df["result_status"], "status"))
     cols.update(_status_onehot(df["next_status"], "next_status"))
     return cols
 
 
-RECOVERY_FEATURES = ("recovered",)
+RECOVERY_FEATURES = ("recovered", "recovered_same")
+
+
+def _keys(slots: str | None) -> set[str]:
+    return set(json.loads(slots or "{}"))
+
+
+def _devices(entities: str | None) -> list[str]:
+    return sorted(json.loads(entities or "{}").get("devices") or [])
+
+
+@dataclass
+class SlotGaps:
+    """Which slots people spell out when the assistant filled them itself, read from rephrases in the logs.
+
+    For every intent: the share of its turns with defect evidence whose next turn (same intent, same resolved
+    devices) adds a slot key, per key. "play some music" followed by "play some blues music" adds ``genre``, "put
+    the game on" followed by "put the seahawks game on" adds ``team``: a taste the assistant guessed or asked for,
+    not a device it got wrong (those rephrases change the devices) — the ``result`` stage.
+    """
+
+    shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    speaker_forms: dict[str, tuple[int, int]] = field(default_factory=dict)  # "user\ttext" -> (turns, defective)
+
+    @classmethod
+    def from_frame(cls, df: pl.DataFrame) -> SlotGaps:
+        """Gaps of a ``dialogue_frame`` (needs ``defect_evidence``)."""
+        over = "dialogue_id"
+        pairs = df.with_columns(
+            next_slots=pl.col("nlu_slots").shift(-1).over(over),
+            next_entities=pl.col("resolved_entities").shift(-1).over(over),
+        ).filter(pl.col("defect_evidence") & (pl.col("next_intent") == pl.col("nlu_intent")).fill_null(False))
+        tried: Counter[str] = Counter()
+        added: Counter[tuple[str, str]] = Counter()
+        for intent, slots, nxt, ents, next_ents in pairs.select(
+            "nlu_intent", "nlu_slots", "next_slots", "resolved_entities", "next_entities"
+        ).iter_rows():
+            tried[intent] += 1
+            if _devices(ents) == _devices(next_ents):
+                added.update((intent, k) for k in _keys(nxt) - _keys(slots))
+        shares: dict[str, dict[str, float]] = {}
+        for (intent, key), n in added.items():
+            if tried[intent] >= MIN_REPHRASES:
+                shares.setdefault(intent, {})[key] = n / tried[intent]
+        forms = df.group_by("user_id", "text").agg(n=pl.len(), bad=pl.col("defect_evidence").sum())
+        return cls(shares, {f"{u}\t{t}": (int(n), int(b)) for u, t, n, b in forms.iter_rows()})
+
+    def gap(self, intents: Sequence[str | None], slots: Sequence[str | None]) -> np.ndarray:
+        """Per turn: the largest share among the intent's gap slots that the turn leaves open (0 when none)."""
+        out = np.zeros(len(intents), dtype=np.float32)
+        for i, (intent, s) in enumerate(zip(intents, slots, strict=True)):
+            keys = self.shares.get(intent or "")
+            if keys:
+                have = _keys(s)
+                out[i] = max((v for k, v in keys.items() if k not in have), default=0.0)
+        return out
+
+
+def with_slot_evidence(df: pl.DataFrame, gaps: SlotGaps, *, own: bool = False) -> pl.DataFrame:
+    """Adds ``slot_gap`` (``SlotGaps.gap``), ``recovered_same`` and ``speaker_form_fail``.
+
+    ``recovered_same``: the turn that "recovered" this one asked for the very same thing (intent, slots, devices)
+    and got it: an identical request cannot fix what went wrong, the person gave up on a wrong result silently (the
+    clean-looking last turn is no evidence of success). ``speaker_form_fail``: the share of this person's other
+    turns with the same wording that had defect evidence (NaN under 2): a taste the assistant does not know fails
+    every time, also when the person lets it go without a word. ``own``: the rows are the logs ``gaps`` came from,
+    so each row is taken out of its own counts.
+    """
+    mine = 1 if own else 0
+    counts = [gaps.speaker_forms.get(f"{u}\t{t}", (0, 0)) for u, t in zip(df["user_id"], df["text"], strict=True)]
+    n = np.array([c[0] for c in counts]) - mine
+    bad = np.array([c[1] for c in counts]) - mine * df["defect_evidence"].to_numpy().astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        form_fail = np.where(n >= 2, bad / np.maximum(n, 1), np.nan)
+    idx = df["recovered_by"].to_numpy()
+    sig = list(zip(*(df[c].to_list() for c in ("nlu_intent", "nlu_slots", "resolved_entities")), strict=True))
+    status = df["result_status"].to_list()
+    same = [j >= 0 and status[i] == "success" and sig[j] == sig[i] for i, j in enumerate(idx)]
+    return df.with_columns(
+        slot_gap=pl.Series(gaps.gap(df["nlu_intent"].to_list(), df["nlu_slots"].to_list()), dtype=pl.Float32),
+        recovered_same=pl.Series(same, dtype=pl.Boolean),
+        speaker_form_fail=pl.Series(form_fail, dtype=pl.Float32).fill_nan(None),
+    )
 
 
 def command_lexicon(df: pl.DataFrame) -> list[str]:
@@ -139,7 +228,10 @@ class RuleFpi:
     """The transparent baseline: an ordered rule list, first match wins; each rule states its confidence.
 
     Needs ``command_overlap`` (``with_overlap``) for the false-wake rule: a one-turn dialogue nobody followed up,
-    not understood, in words the assistant's successful commands rarely use, was most likely not meant for it.
+    not understood, in words the assistant's successful commands rarely use, was most likely not meant for it; and
+    ``slot_gap`` / ``recovered_same`` (``with_slot_evidence``) for the result rules: an entity-less "which team?"
+    (``no_entity`` with nothing named) or an objected success that leaves open a slot people add when rephrasing
+    the same intent was understood and resolved, but the assistant filled in what the person left to it wrongly.
     """
 
     def __init__(self, config: FpiConfig | None = None):
@@ -151,12 +243,14 @@ class RuleFpi:
         return [
             (status.is_in(("ignored", "unsupported", "feedback", "teach")) | pl.col("is_negation"), "correct", 0.9),
             (~pl.col("defect_evidence"), "correct", 0.85),
-            (pl.col("recovered"), "correct", 0.8),
+            (pl.col("recovered") & ~pl.col("recovered_same"), "correct", 0.8),
             ((status == "no_match") & (pl.col("n_turns") == 1) & (pl.col("command_overlap") < 0.5), "false_wake", 0.6),
             (low_asr, "asr", 0.8),
+            ((status == "no_entity") & (pl.col("n_slots") == 0), "result", 0.8),
             (status == "no_entity", "er", 0.8),
             (status == "failed", "result", 0.85),
             (status == "no_match", "nlu", 0.7),
+            ((status == "success") & (pl.col("slot_gap") >= TASTE_GAP), "result", 0.75),
             ((pl.col("next_sim") >= NEAR_REPEAT) & (pl.col("words_removed") > 0), "asr", 0.6),
             ((pl.col("next_intent") != pl.col("nlu_intent")).fill_null(False), "nlu", 0.6),
             (pl.col("diff_in_slots") > 0, "er", 0.6),
@@ -180,12 +274,15 @@ def diff_stage(df: pl.DataFrame, config: FpiConfig) -> np.ndarray:
 
     Near-verbatim repeat with changed words, or a one-off wording next to a working command (``one_off_near``):
     the user said the same thing, so ASR misheard. Different intent in the successful rephrase: NLU. Same intent,
-    and the rephrase spells out a slot the turn left to the assistant ("find me korean food"): the result (a taste
-    filled wrongly). Same intent, no entity found, different entities, or the same action redone: ER (the wrong
-    device). A failed execution: the result.
+    same entities, and the rephrase spells out a slot the turn left to the assistant ("find me korean food"): the
+    result (a taste filled wrongly). Same intent, no entity found, different entities, or the same action redone:
+    ER (the wrong device). A failed execution: the result. A "recovery" by the identical request
+    (``recovered_same``) is none, and has no diff to read.
     """
     idx = df["recovered_by"].to_numpy()
     defect = df["defect_evidence"].to_numpy() & (idx >= 0)
+    if "recovered_same" in df.columns:
+        defect &= ~df["recovered_same"].to_numpy()
     intents = df["nlu_intent"].fill_null("").to_numpy()
     entities = df["resolved_entities"].to_numpy()
     status = df["result_status"].to_numpy()
@@ -201,7 +298,7 @@ def diff_stage(df: pl.DataFrame, config: FpiConfig) -> np.ndarray:
             out[i] = "asr"
         elif intents[i] != intents[j]:
             out[i] = "nlu"
-        elif slots[j] > slots[i]:
+        elif slots[j] > slots[i] and entities[i] == entities[j]:
             out[i] = "result"
         elif status[i] in ("no_entity", "success") or entities[i] != entities[j]:
             out[i] = "er"
@@ -237,10 +334,12 @@ class FpiModel:
     config: FpiConfig = field(default_factory=FpiConfig)
     n_train: int = 0
     weak_label_counts: dict[str, int] = field(default_factory=dict)
+    gaps: SlotGaps = field(default_factory=SlotGaps)
 
     def prepare(self, df: pl.DataFrame) -> pl.DataFrame:
-        """A ``dialogue_frame`` with the features that depend on the training logs (``command_overlap``, wording)."""
-        return with_wording(with_overlap(df, self.lexicon), self.wording, own=False)
+        """A ``dialogue_frame`` with the features that depend on the training logs (``command_overlap``, wording,
+        slot gaps)."""
+        return with_slot_evidence(with_wording(with_overlap(df, self.lexicon), self.wording, own=False), self.gaps)
 
     def predict(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Labels and confidences for a prepared ``dialogue_frame``."""
@@ -267,6 +366,8 @@ class FpiModel:
             "config": asdict(self.config),
             "n_train": self.n_train,
             "weak_label_counts": self.weak_label_counts,
+            "slot_gaps": self.gaps.shares,
+            "speaker_forms": self.gaps.speaker_forms,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=1))
 
@@ -287,6 +388,8 @@ class FpiModel:
             FpiConfig(**meta["config"]),
             meta["n_train"],
             meta["weak_label_counts"],
+            # absent in models published before the slot gaps: no gap evidence
+            SlotGaps(meta.get("slot_gaps", {}), {k: (v[0], v[1]) for k, v in meta.get("speaker_forms", {}).items()}),
         )
 
 
@@ -325,19 +428,34 @@ class FpiLearner:
         rule_labels = np.where(unknown_voice, "false_wake", rule_labels)
         # a household voice's out-of-domain request, declined, not followed up: impossible, not a false wake
         declined = (rule_labels == "false_wake") & ~unknown_voice & df["speaker_success"].is_not_null().to_numpy()
-        # a right answer cut short: barge-in on a success, no objection, nothing said after it
+        # a right answer cut short: barge-in on a success, no objection, nothing said after it, no slot left open
         cut_short = (
             df.select(
                 (pl.col("result_status") == "success")
                 & pl.col("barge_in")
                 & ~pl.col("negative")
                 & pl.col("next_text").is_null()
+                & (pl.col("slot_gap") < TASTE_GAP)
             )
             .to_series()
             .to_numpy()
         )
         rule_labels = np.where(declined | cut_short, "correct", rule_labels)
-        confident |= misheard | unknown_voice | declined | cut_short
+        # a carried-out request that leaves a taste open, whose wording failed for this person most other times:
+        # it failed here too, though they let it go without a word
+        silent = (
+            df.select(
+                (pl.col("result_status") == "success")
+                & ~pl.col("defect_evidence")
+                & (pl.col("slot_gap") >= TASTE_GAP)
+                & (pl.col("speaker_form_fail") >= SILENT_FAIL)
+            )
+            .to_series()
+            .fill_null(False)
+            .to_numpy()
+        )
+        rule_labels = np.where(silent, "result", rule_labels)
+        confident |= misheard | unknown_voice | declined | cut_short | silent
         keep = np.flatnonzero(confident)
         diff = diff_stage(df, self.config)
         aug = np.flatnonzero(diff != "")
@@ -349,7 +467,10 @@ class FpiLearner:
     def fit_frame(self, df: pl.DataFrame) -> FpiModel:
         lexicon = command_lexicon(df)
         wording = WordingStats.from_frame(df)
-        df = with_wording(with_overlap(df, lexicon), wording, own=True)
+        gaps = SlotGaps.from_frame(df)
+        df = with_slot_evidence(with_wording(with_overlap(df, lexicon), wording, own=True), gaps, own=True)
+        if not self.config.speaker:  # no voice evidence: neither a feature nor the labelling functions that use it
+            df = df.with_columns(speaker_success=pl.lit(None, pl.Float32))
         traces = [flatten_trace(t) for t in df["trace"].to_list()]
         names = list(base_features(df.head(0))) + [f"trace:{k}" for k in trace_names(traces)]
         rows, labels, augmented = self.weak_labels(df)
@@ -372,7 +493,7 @@ class FpiLearner:
         )
         with threadpool_limits(self.config.threads, user_api="openmp"):
             clf.fit(x, labels, sample_weight=weights)
-        return FpiModel(clf, names, lexicon, wording, self.config, len(labels), dict(counts))
+        return FpiModel(clf, names, lexicon, wording, self.config, len(labels), dict(counts), gaps)
 
     def fit(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> FpiModel:
         return self.fit_frame(dialogue_frame(logs.turns(), signals))

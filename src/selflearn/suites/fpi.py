@@ -1,22 +1,32 @@
 """Eval suite ``fpi``: failure-point isolation vs gold, learned model against the rule baseline and an annotator.
 
-Both systems see only logs: the learned model is fitted on the training days' weak labels (no gold), then both
-label the unseen test days. ``agreement_vs_annotator`` is the model's accuracy divided by the simulated single
-annotator's accuracy (goal: >= 1.0); ``baseline`` holds the same metrics for the rule system, plus the annotator's.
+The world is the shipped homes plus homes from the seeded generator (``generate_homes(n, seed)``): the shipped homes
+alone give about one irrecoverable ``result`` failure in 10 test days, the generated homes (tastes the home file
+leaves out, so "play some music" gets the wrong genre) give enough to measure the class. ``--home`` replaces the
+world with that one home. Both systems see only logs: the learned model is fitted on the training days' weak labels
+(no gold), then both label the unseen test days. ``no_speaker.*``: the same model trained without the voice
+evidence (``FpiConfig.speaker``), for a home whose speaker recognition cannot tell a television from a guest.
+``--quick`` simulates the shipped homes only (a smoke test: too few ``result`` turns to measure that class).
+``agreement_vs_annotator`` is the model's accuracy divided by the simulated single annotator's accuracy (goal:
+>= 1.0); ``baseline`` holds the same metrics for the rule system, plus the annotator's.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import numpy as np
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from selflearn.evaluate import EvalConfig, EvalResult, suite
 from selflearn.fpi import FPI_CLASSES, FpiConfig, FpiLearner, RuleFpi
+from selflearn.home import Home, load_home, shipped_homes
 from selflearn.labels.dialogue import dialogue_frame
 from selflearn.schema import Gold
-from selflearn.suites.labels import FULL_DAYS, QUICK_DAYS, annotator, simulate_split
+from selflearn.suites.labels import FULL_DAYS, QUICK_DAYS, SimSplit, annotator, simulate_split
+
+GENERATED_HOMES = (0, 24)  # (quick, full): generated homes simulated beside the shipped ones
 
 
 def reference(gold: Gold, who: str | None = None) -> str:
@@ -46,15 +56,27 @@ def classification_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, flo
     return out
 
 
+def fpi_world(config: EvalConfig) -> list[Home]:
+    """The homes the suite simulates: ``--home`` alone, else the shipped homes plus seeded generated ones."""
+    from selflearn.sim import generate_homes
+
+    if config.home:
+        return [load_home(config.home)]
+    return [*shipped_homes(), *generate_homes(GENERATED_HOMES[0 if config.quick else 1], config.seed)]
+
+
 @suite("fpi")
 def run(config: EvalConfig) -> EvalResult:
+    train_days, test_days = QUICK_DAYS if config.quick else FULL_DAYS
+    return score_split(simulate_split(config, train_days, test_days, fpi_world(config)), FpiConfig(seed=config.seed))
+
+
+def score_split(split: SimSplit, fpi_cfg: FpiConfig) -> EvalResult:
+    """Fit the model on the training days' weak labels, score model, rules and the annotator on the test days."""
     from selflearn.signals import DefectSignals
 
-    train_days, test_days = QUICK_DAYS if config.quick else FULL_DAYS
-    split = simulate_split(config, train_days, test_days)
     train, test = split.train_logs(), split.test_logs()
     signals = DefectSignals()
-    fpi_cfg = FpiConfig(seed=config.seed)
     print(f"training FPI model on {len(split.train_turns)} turns", file=sys.stderr)
     model = FpiLearner(fpi_cfg).fit(train, signals.score(train))
     frame = model.prepare(dialogue_frame(test.turns(), signals.score(test)))
@@ -71,4 +93,8 @@ def run(config: EvalConfig) -> EvalResult:
     baseline["annotator_accuracy"] = annotator_acc
     baseline["annotator_macro_f1"] = classification_metrics(truth[annotated], single[annotated])["macro_f1"]
     metrics["weak_labels"] = model.n_train
+    blind = FpiLearner(replace(fpi_cfg, speaker=False)).fit(train, signals.score(train))
+    blind_pred, _ = blind.predict(blind.prepare(dialogue_frame(test.turns(), signals.score(test))))
+    ablation = classification_metrics(truth, blind_pred)
+    metrics.update({f"no_speaker.{k}": ablation[k] for k in ("accuracy", "macro_f1", "f1.false_wake")})
     return EvalResult(n=len(truth), metrics=metrics, baseline=baseline)
