@@ -230,7 +230,7 @@ class RuleFpi:
     Needs ``command_overlap`` (``with_overlap``) for the false-wake rule: a one-turn dialogue nobody followed up,
     not understood, in words the assistant's successful commands rarely use, was most likely not meant for it; and
     ``slot_gap`` / ``recovered_same`` (``with_slot_evidence``) for the result rules: an entity-less "which team?"
-    (``no_entity`` with nothing named) or an objected success that leaves open a slot people add when rephrasing
+    (``no_entity`` with nothing named, the intent has a gap slot) or an objected success that leaves open a slot people add when rephrasing
     the same intent was understood and resolved, but the assistant filled in what the person left to it wrongly.
     """
 
@@ -246,7 +246,7 @@ class RuleFpi:
             (pl.col("recovered") & ~pl.col("recovered_same"), "correct", 0.8),
             ((status == "no_match") & (pl.col("n_turns") == 1) & (pl.col("command_overlap") < 0.5), "false_wake", 0.6),
             (low_asr, "asr", 0.8),
-            ((status == "no_entity") & (pl.col("n_slots") == 0), "result", 0.8),
+            ((status == "no_entity") & (pl.col("n_slots") == 0) & (pl.col("slot_gap") >= TASTE_GAP), "result", 0.8),
             (status == "no_entity", "er", 0.8),
             (status == "failed", "result", 0.85),
             (status == "no_match", "nlu", 0.7),
