@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
 from selflearn.labels.encoder import CachedEncoder
 from selflearn.labels.features import NUMERIC, build_vocab, pad_dialogues, turn_table
-from selflearn.labels.learner import LabelConfig, LabelLearner, LabelModel
+from selflearn.labels.learner import LabelConfig, LabelLearner, LabelModel, Negatives, guess_intents
 from selflearn.labels.model import DialogueLabeler, ModelShape
 from selflearn.store import LogView
 from synth_dialogues import make_dialogues
@@ -88,6 +89,45 @@ def test_slot_names_unseen_at_fit_time_are_ignored() -> None:
     texts = sorted(set(table["text"].to_list()) | set(table["response_text"].to_list()))
     batch = pad_dialogues(table, vocab, {t: i for i, t in enumerate(texts)}, max_turns=4)
     assert batch.targets["slots"].shape[-1] == 0
+
+
+def test_hard_negatives_come_from_look_alike_turns() -> None:
+    data = make_dialogues(80, seed=4)
+    table = turn_table(LogView.from_records(data.turns).turns())
+    vocab = build_vocab(table, min_count=1)
+    texts = sorted(set(table["text"].to_list()) | set(table["response_text"].to_list()))
+    batch = pad_dialogues(table, vocab, {t: i for i, t in enumerate(texts)}, max_turns=6)
+    rng = np.random.default_rng(0)
+    rows = np.arange(len(batch.dialogue_ids))
+    swap = batch.mask & (rng.random(batch.mask.shape) < 0.5)
+    intent = batch.cat[..., 1]
+    for kind in ("intent", "utterance"):
+        utter, resp = Negatives(batch, (kind,)).corrupt(rows, swap, rng)
+        assert (utter[~swap] == batch.utter[~swap]).all() and (resp[~swap] == batch.resp[~swap]).all()
+        moved, source = (utter, batch.utter) if kind == "utterance" else (resp, batch.resp)
+        assert (moved[swap] != source[swap]).any()
+        for d, t in zip(*np.nonzero(swap), strict=True):  # the stand-in comes from a turn with the same NLU intent
+            assert moved[d, t] in source[batch.mask & (intent == intent[d, t])]
+    with pytest.raises(ValueError, match="unknown"):
+        Negatives(batch, ("shuffled",))
+
+
+def test_never_understood_turns_get_the_intent_of_a_close_success() -> None:
+    table = pl.DataFrame(
+        {
+            "text": ["turn the volume down", "quieter please", "the detective looked", "no that's wrong"],
+            "result_status": ["success", "no_match", "no_match", "no_match"],
+            "w_success": [True, False, False, False],
+            "w_intent": ["HassSetVolumeRelative", "<none>", "<none>", "<none>"],
+            "w_intent_unsure": [False, True, True, False],
+        }
+    )
+    vectors = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.9, 0.1]])
+    index = {t: i for i, t in enumerate(table["text"].to_list())}
+    out = guess_intents(table, vectors, index, min_similarity=0.5)
+    # close to a success: its intent; far from every success: still no request; a sure "<none>" is kept
+    assert out["w_intent"].to_list() == ["HassSetVolumeRelative", "HassSetVolumeRelative", "<none>", "<none>"]
+    assert guess_intents(table, vectors, index, min_similarity=0.9)["w_intent"][1] == "<none>"
 
 
 def test_pretraining_loss_decreases_and_finetuning_fits(trained: tuple[LogView, LabelModel]) -> None:

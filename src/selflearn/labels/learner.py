@@ -58,6 +58,13 @@ class LabelConfig:
     batch_size: int = 128
     lr: float = 2e-3
     swap_rate: float = 0.5
+    # pretraining negatives, one kind drawn per swapped turn: "random" (a response from any turn), "intent" / "domain"
+    # (a response from a turn with the same NLU intent / domain: hard), "utterance" (the utterance of another turn
+    # with the same NLU intent, as a misrecognition would give)
+    negatives: tuple[str, ...] = ("random",)
+    # a never-understood, never-achieved turn is labelled with the intent of the most similar successful utterance
+    # when their MiniLM cosine similarity reaches this (else "<none>"); tuned on seed 7
+    intent_guess_similarity: float = 0.5
     pretrain: bool = True
     threshold: float = 0.8  # default operating point: label a turn when goal-success confidence >= this
     threads: int = 1  # torch intra-op threads; 1 is fastest for this small model on a shared 2-core box
@@ -73,6 +80,32 @@ def _embed(table: pl.DataFrame, encoder: TextEncoder) -> tuple[torch.Tensor, dic
     return torch.from_numpy(encoder.encode(texts)), {t: i for i, t in enumerate(texts)}
 
 
+def guess_intents(
+    table: pl.DataFrame, emb: torch.Tensor, text_index: dict[str, int], min_similarity: float
+) -> pl.DataFrame:
+    """Weak intent for turns the NLU never understood in a goal that never succeeded (``w_intent_unsure``): the
+    intent of the most similar utterance that did succeed, if close enough, so "quieter please" learns
+    HassSetVolumeRelative instead of "no request"; chatter far from every request keeps "<none>"."""
+    anchors = table.filter(
+        (pl.col("result_status") == "success") & pl.col("w_success") & ~pl.col("w_intent").is_in([NO_INTENT, UNKNOWN])
+    )
+    unsure = table["w_intent_unsure"].to_numpy()
+    if not anchors.height or not unsure.any():
+        return table
+    by_text = anchors.group_by("text").agg(pl.col("w_intent").mode().sort().first()).sort("text")
+    anchor_vecs = emb[[text_index[t] for t in by_text["text"].to_list()]]
+    queries = sorted(set(table.filter(pl.col("w_intent_unsure"))["text"].to_list()))
+    sims = emb[[text_index[t] for t in queries]] @ anchor_vecs.T
+    best, at = sims.max(dim=1)
+    names = by_text["w_intent"].to_list()
+    pairs = zip(queries, best.tolist(), at.tolist(), strict=True)
+    guess = {q: names[int(i)] for q, s, i in pairs if s >= min_similarity}
+    guessed = pl.Series([guess.get(t) for t in table["text"].to_list()], dtype=pl.String)
+    return table.with_columns(
+        w_intent=pl.when(pl.col("w_intent_unsure") & guessed.is_not_null()).then(guessed).otherwise(pl.col("w_intent"))
+    )
+
+
 def _tensors(b: Batchable, rows: np.ndarray) -> dict[str, torch.Tensor]:
     out = {
         "utter": torch.from_numpy(b.utter[rows]),
@@ -85,9 +118,8 @@ def _tensors(b: Batchable, rows: np.ndarray) -> dict[str, torch.Tensor]:
     return out
 
 
-def _forward(model: DialogueLabeler, emb: torch.Tensor, t: dict[str, torch.Tensor], resp: torch.Tensor | None = None):  # type: ignore[no-untyped-def]
-    r = t["resp"] if resp is None else resp
-    return model(emb[t["utter"]], emb[r], t["cat"], t["num"], t["mask"])
+def _forward(model: DialogueLabeler, emb: torch.Tensor, t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return model(emb[t["utter"]], emb[t["resp"]], t["cat"], t["num"], t["mask"])
 
 
 def _multitask_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -131,6 +163,7 @@ class LabelLearner:
         table = turn_table(logs.turns(), signals)
         vocab = build_vocab(table)
         emb, text_index = _embed(table, encoder)
+        table = guess_intents(table, emb, text_index, cfg.intent_guess_similarity)
         data = pad_dialogues(table, vocab, text_index, max_turns=cfg.max_turns)
         shape = ModelShape(
             text_dim=encoder.dim,
@@ -166,7 +199,7 @@ class LabelLearner:
     def _pretrain(
         self, model: DialogueLabeler, emb: torch.Tensor, data: Batchable, rng: np.random.Generator, h: History
     ) -> None:
-        pool = torch.from_numpy(data.resp[data.mask])
+        negatives = Negatives(data, self.config.negatives)
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr)
         model.train()
         for _ in range(self._epochs(self.config.pretrain_epochs, len(data.dialogue_ids))):
@@ -174,11 +207,10 @@ class LabelLearner:
             for rows in self._batches(len(data.dialogue_ids), rng):
                 t = _tensors(data, rows)
                 mask = t["mask"]
-                swap = (torch.rand(mask.shape) < self.config.swap_rate) & mask
-                other = pool[torch.randint(len(pool), mask.shape)]
-                resp = torch.where(swap, other, t["resp"])
-                target = (resp != t["resp"]).float()
-                out = _forward(model, emb, t, resp)
+                swap = (rng.random(mask.shape) < self.config.swap_rate) & mask.numpy()
+                utter, resp = (torch.from_numpy(x) for x in negatives.corrupt(rows, swap, rng))
+                target = ((resp != t["resp"]) | (utter != t["utter"])).float()
+                out = model(emb[utter], emb[resp], t["cat"], t["num"], mask)
                 loss = F.binary_cross_entropy_with_logits(out["swap"][mask], target[mask])
                 opt.zero_grad()
                 loss.backward()
@@ -209,6 +241,59 @@ class LabelLearner:
                 opt.step()
                 losses.append(loss.item())
             h.finetune_loss.append(float(np.mean(losses)))
+
+
+class Negatives:
+    """Corrupted (utterance, response) pairs for pretraining, drawn from turns that look alike (same NLU intent or
+    domain) so that telling them from real pairs needs the words, not just the status or the kind of request."""
+
+    KINDS = ("random", "intent", "domain", "utterance")
+
+    def __init__(self, data: Batchable, kinds: tuple[str, ...]):
+        unknown = set(kinds) - set(self.KINDS)
+        if unknown or not kinds:
+            raise ValueError(f"unknown pretraining negatives {sorted(unknown)}; choose from {self.KINDS}")
+        self.kinds = tuple(kinds)
+        self.width = data.mask.shape[1]
+        self.utter = data.utter.ravel()
+        self.resp = data.resp.ravel()
+        real = np.flatnonzero(data.mask.ravel())
+        self.groups = {
+            "random": np.zeros(data.mask.size, dtype=np.int64),
+            "intent": data.cat[..., 1].ravel(),
+            "utterance": data.cat[..., 1].ravel(),
+            "domain": data.cat[..., 0].ravel(),
+        }
+        self.sorted: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for kind in set(self.kinds):
+            key = self.groups[kind][real]
+            order = np.argsort(key, kind="stable")
+            values, starts, counts = np.unique(key[order], return_index=True, return_counts=True)
+            lo = np.zeros(int(self.groups[kind].max()) + 1, dtype=np.int64)
+            n = np.zeros_like(lo)
+            lo[values], n[values] = starts, counts
+            self.sorted[kind] = (real[order], lo, n)
+
+    def _draw(self, kind: str, flat: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Flat index of a random real turn in the same group as each of ``flat``."""
+        members, lo, n = self.sorted[kind]
+        key = self.groups[kind][flat]
+        return members[lo[key] + (rng.random(len(flat)) * n[key]).astype(np.int64)]
+
+    def corrupt(self, rows: np.ndarray, swap: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(utterance, response) index grids for dialogues ``rows`` with the ``swap`` positions corrupted."""
+        flat = (rows[:, None] * self.width + np.arange(swap.shape[1])[None, :]).ravel()
+        utter, resp = self.utter[flat].copy(), self.resp[flat].copy()
+        where = np.flatnonzero(swap.ravel())
+        kind = rng.integers(len(self.kinds), size=len(where))
+        for k, name in enumerate(self.kinds):
+            at = where[kind == k]
+            other = self._draw(name, flat[at], rng)
+            if name == "utterance":
+                utter[at] = self.utter[other]
+            else:
+                resp[at] = self.resp[other]
+        return utter.reshape(swap.shape), resp.reshape(swap.shape)
 
 
 def _span(text: str, value: str) -> list[int] | None:
@@ -364,4 +449,5 @@ class LabelModel:
         model = DialogueLabeler(ModelShape(**meta["shape"]))
         model.load_state_dict(torch.load(directory / WEIGHTS_FILE, weights_only=True))
         model.eval()
-        return cls(model, Vocab(**meta["vocab"]), LabelConfig(**meta["config"]), History(**meta["history"]), encoder)
+        config = LabelConfig(**{**meta["config"], "negatives": tuple(meta["config"].get("negatives", ("random",)))})
+        return cls(model, Vocab(**meta["vocab"]), config, History(**meta["history"]), encoder)
