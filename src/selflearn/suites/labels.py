@@ -4,8 +4,9 @@ Protocol: simulate ``train_days`` days (the learner sees their turns, feedback a
 label ``test_days`` further, unseen days and compare with gold. The single-annotator baseline is the simulator's
 ``annotator_labels["single"]`` (gold flipped at a realistic error rate); the three-annotator majority is reported
 alongside. ``pretrain_gain`` is the goal-success accuracy of the model minus that of the same model trained without
-the contrastive pretraining stage (same seed, same fine-tuning budget); ``pretrain_gain_10pct`` is the same
-difference when only 10% of the dialogues are used for fine-tuning (pretraining needs no labels, so it sees all).
+the contrastive pretraining stage (same seed, same fine-tuning budget); ``pretrain_gain_10pct`` / ``_3pct`` are the
+same difference when only 10% / 3% of the dialogues are used for fine-tuning (pretraining needs no labels, so it
+sees all).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from selflearn.text import normalize
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 QUICK_DAYS = (10, 3)  # (train, test) simulated days; the shipped homes log ~80 turns a day
 FULL_DAYS = (40, 10)
+FEW_LABEL_SHARES = (0.1, 0.03)  # pretrain_gain_10pct / _3pct: fine-tuning on this share of dialogues only
 
 
 @dataclass
@@ -214,15 +216,16 @@ def run(config: EvalConfig) -> EvalResult:
     metrics["no_pretrain_goal_success_accuracy"] = plain_metrics["goal_success_accuracy"]
     metrics["pretrain_gain"] = metrics["goal_success_accuracy"] - plain_metrics["goal_success_accuracy"]
     metrics["pretrain_swap_accuracy"] = model.history.pretrain_swap_accuracy[-1]
-    if not config.quick:
-        print("pretraining gain when only 10% of dialogues are used for fine-tuning", file=sys.stderr)
+    for share in () if config.quick else FEW_LABEL_SHARES:
+        pct = f"{round(share * 100)}pct"
+        print(f"pretraining gain when only {pct} of dialogues are used for fine-tuning", file=sys.stderr)
         few = {}
         for pretrain in (True, False):
-            cfg = replace(label_cfg, finetune_share=0.1, pretrain=pretrain)
+            cfg = replace(label_cfg, finetune_share=share, pretrain=pretrain)
             learned = LabelLearner(cfg, encoder=model.encoder).fit(train, train_signals)
             few[pretrain] = score(*model_frame(learned.apply(test, test_signals)), split.gold)["goal_success_accuracy"]
-        metrics["pretrain_gain_10pct"] = few[True] - few[False]
-        metrics["no_pretrain_goal_success_accuracy_10pct"] = few[False]
+        metrics[f"pretrain_gain_{pct}"] = few[True] - few[False]
+        metrics[f"no_pretrain_goal_success_accuracy_{pct}"] = few[False]
     metrics["train_seconds"] = model.history.seconds
     baseline = {k: v for k, v in score(annotator_frame(frame, split.gold, "single"), cont, split.gold).items()
                 if k in ANNOTATED}  # fmt: skip
