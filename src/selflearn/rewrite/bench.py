@@ -6,7 +6,8 @@ encoded; larger indexes (100k, 1M) reuse those vectors plus Gaussian jitter (re-
 million forms would take ~30 minutes and the online path never encodes the index anyway. Queries are (a) exact
 hits on indexed forms (no encoding), (b) near variants ("please <form> now": encode + ANN search + transfer +
 rerank, the full path) and (c) correct sentences no rule applies to (stopped by the anchor gate), timed one by one
-with an empty encoder cache.
+with an empty encoder cache. The approximate index is checked against exact search over the same vectors on the near
+queries (recall of the top-1 and of the top-k neighbours), so a faster index cannot hide a worse one.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class LookupRow:
     pass_p50_ms: float
     pass_p99_ms: float
     near_rewrite_rate: float
+    recall_at_1: float  # the index's nearest form is the exact nearest (near queries)
+    recall_at_k: float  # share of the exact k nearest forms the index returns
     cpu_exact_p99_ms: float  # the calling thread's CPU time: what the lookup costs when the machine is shared
     cpu_near_p50_ms: float
     cpu_near_p99_ms: float
@@ -93,6 +96,27 @@ class LookupRow:
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     p50, p99 = np.percentile(np.array(samples) * 1000.0, [50, 99])
     return float(p50), float(p99)
+
+
+def ann_recall(index: FormIndex, vectors: Vectors, queries: Vectors, k: int) -> tuple[float, float]:
+    """Recall@1 and recall@k of ``index.neighbours`` against exact inner-product search over ``vectors`` (the
+    vectors the index holds, in the order of ``index.forms``)."""
+    k = min(k, len(vectors))
+    scores, ids = [], []
+    for start in range(0, len(vectors), 100_000):
+        block = queries @ vectors[start : start + 100_000].T
+        top = np.argpartition(-block, min(k, block.shape[1]) - 1, axis=1)[:, :k]
+        scores.append(np.take_along_axis(block, top, 1))
+        ids.append(top + start)
+    best, every = np.concatenate(scores, axis=1), np.concatenate(ids, axis=1)
+    truth = np.take_along_axis(every, np.argsort(-best, axis=1)[:, :k], 1)
+    at_1, at_k = [], []
+    for query, exact in zip(queries, truth, strict=True):
+        found = [form for form, _ in index.neighbours(query, k)]
+        want = [index.forms[i] for i in exact]
+        at_1.append(bool(found) and found[0] == want[0])
+        at_k.append(len(set(found) & set(want)) / k)
+    return float(np.mean(at_1)), float(np.mean(at_k))
 
 
 def scaled_vectors(base: Vectors, n: int, rng: np.random.Generator, jitter: float = 0.03) -> Vectors:
@@ -151,6 +175,7 @@ def bench_lookup(
                 times[kind].append(time.perf_counter() - t0)
                 cpu[kind].append(time.thread_time() - c0)
                 fired += kind == "near" and hit is not None
+        recall = ann_recall(rewriter.global_index, vectors, np.stack([encoder.encode_one(q) for q in near_q]), config.k)
         rows.append(
             LookupRow(
                 size,
@@ -159,6 +184,7 @@ def bench_lookup(
                 *_percentiles(times["near"]),
                 *_percentiles(times["pass"]),
                 fired / len(near_q),
+                *recall,
                 _percentiles(cpu["exact"])[1],
                 *_percentiles(cpu["near"]),
                 _percentiles(cpu["pass"])[1],
@@ -221,9 +247,6 @@ def run_bench(
     from selflearn.home import shipped_homes
 
     homes = shipped_homes()
-    import faiss
-
-    faiss.omp_set_num_threads(1)  # one query at a time: threads only add scheduling noise
     encoder = Encoder()
     encoder.encode_one("warm up")
     lookup = bench_lookup(
