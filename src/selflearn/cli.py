@@ -932,7 +932,8 @@ def learn_(
         rows.append(
             (
                 f"shadow (since {s.held_out_since[:16]})",
-                f"{s.defect_rate_before:.1%} -> {s.defect_rate_after:.1%}, {'accepted' if s.accepted else 'REJECTED'}",
+                f"{s.defect_rate_before:.1%} -> {s.defect_rate_after:.1%}, {'accepted' if s.accepted else 'REJECTED'}"
+                f" ({s.replayed:,} turns replayed, {s.log_only:,} log-only: no home configuration)",
             )
         )
     rows.append(("artifact version", f"{report.version} ({'published' if report.published else 'previous kept'})"))
