@@ -295,7 +295,10 @@ class FormIndex:
 
 
 def build_index(vectors: Vectors, config: OnlineConfig) -> faiss.Index:
-    """Inner product on unit vectors = cosine. Exact (flat) for small tables; IVF (sqrt(n) lists) for large ones.
+    """Inner product on unit vectors = cosine. Exact (flat) for small tables; IVF for large ones: 2·sqrt(n) lists
+    found through a small HNSW graph over their centroids, so a query scans half the vectors that sqrt(n) lists
+    would at the same ``nprobe`` (at 1M forms: search CPU 1.9 instead of 3.4 ms on the loaded machine, recall@1 0.997
+    against exact search; 4·sqrt(n) flat lists were as fast but took twice as long to build).
 
     faiss runs single-threaded in this process: a lookup is one query, and OpenMP threads only wait on each other
     (a 10k-form flat search took 100 ms wall with two threads on the loaded 2-core machine, 1.7 ms with one)."""
@@ -306,10 +309,11 @@ def build_index(vectors: Vectors, config: OnlineConfig) -> faiss.Index:
     if n <= config.flat_limit:
         index: faiss.Index = faiss.IndexFlatIP(dim)
     else:
-        nlist = int(math.sqrt(n))
-        index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+        nlist = 2 * int(math.sqrt(n))
+        index = faiss.index_factory(dim, f"IVF{nlist}_HNSW32,Flat", faiss.METRIC_INNER_PRODUCT)
+        faiss.extract_index_ivf(index).cp.min_points_per_centroid = 20  # the same 40k-vector sample at 1M as before
         rng = np.random.default_rng(0)
-        index.train(vectors[rng.choice(n, size=min(n, 40 * nlist), replace=False)])
+        index.train(vectors[rng.choice(n, size=min(n, 20 * nlist), replace=False)])
         faiss.extract_index_ivf(index).nprobe = config.nprobe
     index.add(vectors)
     return index
