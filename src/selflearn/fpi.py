@@ -230,8 +230,9 @@ class RuleFpi:
     Needs ``command_overlap`` (``with_overlap``) for the false-wake rule: a one-turn dialogue nobody followed up,
     not understood, in words the assistant's successful commands rarely use, was most likely not meant for it; and
     ``slot_gap`` / ``recovered_same`` (``with_slot_evidence``) for the result rules: an entity-less "which team?"
-    (``no_entity`` with nothing named, the intent has a gap slot) or an objected success that leaves open a slot people add when rephrasing
-    the same intent was understood and resolved, but the assistant filled in what the person left to it wrongly.
+    (``no_entity`` with nothing named, the intent has a gap slot) or an objected success that leaves open a slot
+    people add when rephrasing the same intent was understood and resolved, but the assistant filled in what the
+    person left to it wrongly.
     """
 
     def __init__(self, config: FpiConfig | None = None):
