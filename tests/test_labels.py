@@ -57,6 +57,18 @@ def test_weak_labels_follow_rephrases_and_recovery() -> None:
     assert (starts == gold_starts).mean() > 0.9
 
 
+def test_a_lone_barge_in_does_not_fail_a_success() -> None:
+    """People cut off long right answers: a barge-in alone keeps a success; a "no" after it does not."""
+    data = make_dialogues(300, seed=5)
+    table = turn_table(LogView.from_records(data.turns).turns())
+    single = table.filter((pl.col("n_turns") == 1) & (pl.col("result_status") == "success"))["turn_id"].to_list()
+    chosen = set(single[:5])
+    turns = [t.model_copy(update={"barge_in": True}) if t.turn_id in chosen else t for t in data.turns]
+    barged = turn_table(LogView.from_records(turns).turns()).filter(pl.col("turn_id").is_in(sorted(chosen)))
+    assert barged.height == 5 and barged["barge_in"].all() and barged["w_success"].all()
+    assert not barged["clean_success"].any()  # the dialogue context (and FPI) still sees the barge-in as a defect
+
+
 def test_padded_shapes_and_forward() -> None:
     data = make_dialogues(50, seed=2)
     table = turn_table(LogView.from_records(data.turns).turns())
