@@ -189,3 +189,11 @@ def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_as_wanted() -> None:
     assert report.accepted and report.defect_rate_after < report.defect_rate_before
     fallback = shadow_evaluate(RewriteTables(global_table=table), scored, "since")  # no homes: log-only
     assert fallback.log_only == 5 and fallback.replayed == 0 and fallback.would_fix == pytest.approx(2.7)
+
+
+def test_shadow_margin_tolerates_a_net_break_or_two_not_more() -> None:
+    from selflearn.learn import LearnConfig, shadow_accepts
+
+    margin = LearnConfig().shadow_margin
+    assert shadow_accepts(10.0, 10.0 + margin, margin) and not shadow_accepts(10.0, 10.5 + margin, margin)
+    assert shadow_accepts(0.0, 0.0, 0) and not shadow_accepts(0.0, 1.0, 0)

@@ -101,7 +101,7 @@ def test_shadow_scores_judge_the_replays_with_gold() -> None:
     night2 += [row("g", "success", "failed", 0, 1), row("h", "success", "success", 0, 0)]
     golds = {g.turn_id: g for g in [gold("a"), gold("b"), gold("c"), gold("d", "HassTurnOff"), gold("e"), gold("g")]}
     frames = [(1, pl.DataFrame(night1, schema=SHADOW_COLUMNS)), (2, pl.DataFrame(night2, schema=SHADOW_COLUMNS))]
-    scores = shadow_scores(frames, golds)
+    scores = shadow_scores(frames, golds, margin=0)
     shadow, log_only = scores["shadow"], scores["log_only"]
     assert shadow["nights"] == 2 and shadow["accepted_nights"] == 1 and shadow["decision_accuracy"] == 0.5
     assert shadow["fix_precision"] == 0.5 and shadow["gold_fixes"] == 1 and shadow["gold_breaks"] == 4

@@ -170,9 +170,15 @@ class _Tally:
         }
 
 
-def shadow_scores(nights: Sequence[tuple[int, pl.DataFrame]], gold: dict[str, Gold]) -> dict[str, dict[str, float]]:
+def shadow_scores(
+    nights: Sequence[tuple[int, pl.DataFrame]], gold: dict[str, Gold], margin: int | None = None
+) -> dict[str, dict[str, float]]:
     """The shadow's and the log-only estimate's per-turn calls and nightly decisions against gold (see the module
-    docstring). Only replayed turns can change under gold: elsewhere the candidate sends the logged text."""
+    docstring). Only replayed turns can change under gold: elsewhere the candidate sends the logged text. Decisions
+    follow ``learn.shadow_accepts`` with ``margin`` (default: ``LearnConfig.shadow_margin``)."""
+    from selflearn.learn import LearnConfig, shadow_accepts
+
+    margin = LearnConfig().shadow_margin if margin is None else margin
     tallies = {"shadow": _Tally(), "log_only": _Tally()}
     for _night, frame in nights:
         n = max(frame.height, 1)
@@ -202,9 +208,10 @@ def shadow_scores(nights: Sequence[tuple[int, pl.DataFrame]], gold: dict[str, Go
         gold_delta = (gold_break - gold_fix) / n
         for name, tally in tallies.items():
             est_delta = (calls[name][1] - calls[name][0]) / n
+            accepts = shadow_accepts(calls[name][0], calls[name][1], margin)
             tally.nights += 1
-            tally.accepted += est_delta <= 0
-            tally.decisions_right += (est_delta <= 0) == (gold_delta <= 0)
+            tally.accepted += accepts
+            tally.decisions_right += accepts == (gold_delta <= 0)
             tally.gold_fixes += gold_fix
             tally.gold_breaks += gold_break
             tally.errors.append(abs(est_delta - gold_delta))
