@@ -258,3 +258,22 @@ def test_a_no_between_failure_and_repair_does_not_break_the_chain() -> None:
         ]
     table = RewriteMiner().fit(LogView.from_records(turns)).global_table
     assert table.select("source", "target", "support", "distinct_users").rows() == [("lights of", "lights off", 5, 5)]
+
+
+def test_after_no_result_the_next_words_are_a_rephrase_however_different() -> None:
+    """After "sorry, I didn't get that", what a user says seconds later is their second try, even in other words;
+    after a success, different words are a new request."""
+    from selflearn.rewrite.mining import baseline_rephrase
+    from selflearn.signals import DefectSignals
+
+    turns: list[Turn] = []
+    for u in range(5):
+        turns += repair(f"u{u}", 100 * u, "do i need an umbrella", "what is the weather", "HassGetWeather")
+    table = RewriteMiner().fit(LogView.from_records(turns)).global_table
+    assert table.select("source", "target", "support", "distinct_users").rows() == [
+        ("do i need an umbrella", "what is the weather", 5, 5)
+    ]
+    pairs = [turn("v", 0, "turn on the lamp"), turn("v", 5, "what is the weather", intent="HassGetWeather")]
+    scored = DefectSignals().score(LogView.from_records(pairs))
+    assert baseline_rephrase(scored, MiningConfig()).to_list() == [False, False]
+

@@ -23,7 +23,7 @@ from scipy.sparse.linalg import splu
 from selflearn.home import Home
 from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, read_patterns, write_tables
 from selflearn.rewrite.patterns import PLACEHOLDER, delexicalise_frame
-from selflearn.signals import DefectSignals, LogSource, SignalConfig
+from selflearn.signals import NO_RESULT_STATUSES, DefectSignals, LogSource, SignalConfig
 from selflearn.text import with_normalized
 
 SOLVE_BATCH = 256  # absorbing states solved per LU back-substitution (bounds memory to T x 256 floats)
@@ -81,11 +81,15 @@ def intent_domain(intent: pl.Expr) -> pl.Expr:
 
 
 def baseline_rephrase(scored: pl.DataFrame, config: MiningConfig) -> pl.Series:
-    """Rule baseline, per turn: its next turn (same user) is a rephrase of it (timing + rapidfuzz similarity)."""
+    """Rule baseline, per turn: its next turn (same user, within the window) is a rephrase of it: similar text
+    (rapidfuzz), or any text after a turn that got no result (the signals' own rephrase rule). Whoever hears "sorry,
+    I didn't get that" and says something else seconds later is trying again, often in other words ("do i need an
+    umbrella" -> "what is the weather"); a follow-up that was a new request is one user's noise, which the global
+    layer's support, k users and probability floors keep out."""
     return scored.select(
         is_rephrase=(
             (pl.col("gap_s") <= config.pair_window_s)
-            & (pl.col("similarity") >= config.similarity_min)
+            & ((pl.col("similarity") >= config.similarity_min) | pl.col("result_status").is_in(NO_RESULT_STATUSES))
             & ~pl.col("next_status").is_in(("feedback", "teach"))
         ).fill_null(False)
     )["is_rephrase"]
