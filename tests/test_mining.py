@@ -277,3 +277,18 @@ def test_after_no_result_the_next_words_are_a_rephrase_however_different() -> No
     scored = DefectSignals().score(LogView.from_records(pairs))
     assert baseline_rephrase(scored, MiningConfig()).to_list() == [False, False]
 
+
+def test_a_wording_that_names_nothing_pools_across_homes_on_intent_and_slot_names() -> None:
+    """The NLU fills the area of "turn up the volume" from the speaker's room: as forms, five homes' repairs of
+    "louder" are five outcomes of one user each; as a pattern (intent + slot names), one rule that needs no name."""
+    users = [f"u{i}" for i in range(5)]
+    turns: list[Turn] = []
+    for i, u in enumerate(users):
+        bad, good = repair(u, 100 * i, "louder", "turn up the volume", "HassSetVolumeRelative")
+        turns += [bad, good.model_copy(update={"nlu_slots": {"area": ROOMS[i], "volume_step": "up"}})]
+    tables = RewriteMiner().fit(LogView.from_records(turns), homes=_homes(users))
+    assert tables.global_table.height == 0
+    assert tables.pattern_table.select("source", "target", "distinct_users").rows() == [
+        ("louder", "turn up the volume", 5)
+    ]
+

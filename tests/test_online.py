@@ -274,3 +274,10 @@ def test_placeholders_alone_do_not_open_the_encoding_gate(encoder: Encoder) -> N
     index = FormIndex.from_table(PATTERNS, encoder, OnlineConfig())
     assert "_oven_" not in index.anchors and "_area_" not in index.anchors
     assert {"kill", "please", "lights", "out"} <= index.anchors
+
+
+def test_a_pattern_naming_nothing_applies(encoder: Encoder, home: Home) -> None:
+    patterns = table([("louder", "turn up the volume", 0.6, 19)])
+    rewriter = OnlineRewriter(table([]), encoder=encoder, pattern_table=patterns)
+    best = rewriter.best("louder", user_id="u", home=home)
+    assert best is not None and best.text == "turn up the volume"

@@ -222,10 +222,8 @@ class RewriteMiner:
         if homes and scored.height:
             patterns = self._fit_forms(delexicalise_frame(scored, homes), links).global_table
             said, sent = (pl.col(c).str.extract_all(PLACEHOLDER.pattern) for c in ("source", "target"))
-            # A pattern rule must name a placeholder, and its target only ones the source fills.
-            tables.pattern_table = patterns.filter(
-                (said.list.len() > 0) & (sent.list.set_difference(said).list.len() == 0)
-            )
+            # A pattern rule's target uses only placeholders its source fills.
+            tables.pattern_table = patterns.filter(sent.list.set_difference(said).list.len() == 0)
         return tables
 
     def _fit_forms(self, scored: pl.DataFrame, links: pl.Series) -> RewriteTables:

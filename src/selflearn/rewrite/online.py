@@ -403,8 +403,6 @@ class OnlineRewriter:
         if delex is None:
             delex = self._delexicalisers[home.id] = Delexicaliser.for_home(home)
         pattern, values = delex.apply(query)
-        if not values:
-            return []
         found = []
         for candidate in self._layer_candidates(pattern, self.pattern_index, ()):
             text = fill(candidate.text, values)
