@@ -292,3 +292,27 @@ def test_a_wording_that_names_nothing_pools_across_homes_on_intent_and_slot_name
         ("louder", "turn up the volume", 5)
     ]
 
+
+def test_a_persons_own_word_for_a_device_becomes_a_rule_for_that_domain() -> None:
+    """Five people call their vacuum "the hoover"; each home names it differently, so only the pattern
+    "start the hoover" -> "start the _vacuum_" reaches k users (filled online from a home with one vacuum)."""
+    users = [f"u{i}" for i in range(5)]
+    names = ["robot vacuum", "roomba", "dustbot", "cleaner", "robo"]
+    turns: list[Turn] = []
+    for i, u in enumerate(users):
+        bad, good = repair(u, 100 * i, "start the hoover", f"start the {names[i]}", "HassVacuumStart")
+        turns += [bad, good.model_copy(update={"nlu_slots": {"name": names[i]}})]
+    homes = [
+        Home(
+            id=f"home-{u}",
+            areas=[Area(id="r", name="hall")],
+            devices=[Device(id="vacuum.r", name=names[i], domain="vacuum", area="r")],
+            endpoints=[Endpoint(id="speaker", type="speaker", area="r")],
+        )
+        for i, u in enumerate(users)
+    ]
+    tables = RewriteMiner().fit(LogView.from_records(turns), homes=homes)
+    assert tables.global_table.height == 0
+    assert tables.pattern_table.select("source", "target", "distinct_users").rows() == [
+        ("start the hoover", "start the _vacuum_", 5)
+    ]

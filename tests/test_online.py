@@ -276,8 +276,21 @@ def test_placeholders_alone_do_not_open_the_encoding_gate(encoder: Encoder) -> N
     assert {"kill", "please", "lights", "out"} <= index.anchors
 
 
-def test_a_pattern_naming_nothing_applies(encoder: Encoder, home: Home) -> None:
-    patterns = table([("louder", "turn up the volume", 0.6, 19)])
+def test_a_pattern_naming_nothing_applies_and_an_own_device_word_takes_the_homes_only_device(
+    encoder: Encoder, home: Home
+) -> None:
+    patterns = table(
+        [
+            ("louder", "turn up the volume", 0.6, 19),
+            ("start the hoover", "start the _vacuum_", 0.7, 10),
+            ("turn on the tube", "turn on the _media_player_", 0.7, 9),
+            ("set the _area_ brightness to _number_", "close the _cover_", 0.9, 9),
+        ]
+    )
     rewriter = OnlineRewriter(table([]), encoder=encoder, pattern_table=patterns)
     best = rewriter.best("louder", user_id="u", home=home)
     assert best is not None and best.text == "turn up the volume"
+    best = rewriter.best("start the hoover", user_id="u", home=home)  # maple_house has one vacuum
+    assert best is not None and best.text == "start the robot vacuum"
+    assert rewriter.best("turn on the tube", user_id="u", home=home) is None  # a TV and a speaker: which?
+    assert rewriter.best("set the kitchen brightness to 40", user_id="u", home=home) is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from selflearn.home import Area, Device, Endpoint, Home
-from selflearn.rewrite.patterns import Delexicaliser, fill, placeholders, typed_names
+from selflearn.rewrite.patterns import Delexicaliser, fill, only_devices, own_device_word, placeholders, typed_names
 
 
 def small_home(hid: str, room: str, lamp: str, city: str = "salem") -> Home:
@@ -68,3 +68,20 @@ def test_device_placeholders_are_typed_by_domain_so_a_light_rule_never_names_a_l
     assert fill("turn off the _light_", values) is None  # a light rule has nothing to fill from a lock
     pattern, values = d.apply("floor lamp and front door")
     assert pattern == "_light_ and _lock_" and fill("_lock_ then _light_", values) == "front door then floor lamp"
+
+
+def test_own_device_word_is_one_swap_of_unnamed_words_for_one_device() -> None:
+    assert own_device_word("start the hoover", "start the _vacuum_") == "vacuum"
+    assert own_device_word("turn on the idiot box", "turn on the _media_player_") == "media_player"
+    assert own_device_word("switch on the tube", "turn on the _media_player_") is None  # the request changed too
+    assert own_device_word("set the _area_ brightness to _number_", "close the _cover_") is None  # names something
+    assert own_device_word("play music", "play _genre_ music") is None  # a taste, not a device
+    assert own_device_word("start the hoover", "start the _vacuum_ in the _area_") is None
+    assert own_device_word("lights out please", "turn off the _area_ lights") is None
+
+
+def test_only_devices_names_a_domain_only_when_the_home_has_one_of_it() -> None:
+    home = small_home("h", "lounge", "floor lamp")
+    assert only_devices(home) == {"_light_": "floor lamp", "_lock_": "front door", "_media_player_": "telly"}
+    two = home.model_copy(update={"devices": [*home.devices, home.devices[0].model_copy(update={"id": "light.b"})]})
+    assert "_light_" not in only_devices(two)

@@ -22,7 +22,7 @@ from scipy.sparse.linalg import splu
 
 from selflearn.home import Home
 from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, read_patterns, write_tables
-from selflearn.rewrite.patterns import PLACEHOLDER, delexicalise_frame
+from selflearn.rewrite.patterns import PLACEHOLDER, delexicalise_frame, own_device_word
 from selflearn.signals import NO_RESULT_STATUSES, DefectSignals, LogSource, SignalConfig
 from selflearn.text import with_normalized
 
@@ -222,8 +222,12 @@ class RewriteMiner:
         if homes and scored.height:
             patterns = self._fit_forms(delexicalise_frame(scored, homes), links).global_table
             said, sent = (pl.col(c).str.extract_all(PLACEHOLDER.pattern) for c in ("source", "target"))
-            # A pattern rule's target uses only placeholders its source fills.
-            tables.pattern_table = patterns.filter(sent.list.set_difference(said).list.len() == 0)
+            # A pattern rule's target uses only placeholders its source fills, or it swaps a person's own word
+            # for a device for that device (filled online only from a home with one device of that domain).
+            own_word = [own_device_word(s, t) is not None for s, t in patterns.select("source", "target").iter_rows()]
+            tables.pattern_table = patterns.filter(
+                (sent.list.set_difference(said).list.len() == 0) | pl.Series(own_word, dtype=pl.Boolean)
+            )
         return tables
 
     def _fit_forms(self, scored: pl.DataFrame, links: pl.Series) -> RewriteTables:

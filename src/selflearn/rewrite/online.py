@@ -33,7 +33,7 @@ from selflearn.home import Endpoint, Home
 from selflearn.pipeline.runtime import Rewrite
 from selflearn.rewrite import empty_table, read_global, read_patterns, read_personal
 from selflearn.rewrite.encoder import Encoder, Vectors, shared_encoder
-from selflearn.rewrite.patterns import PLACEHOLDER, Delexicaliser, fill
+from selflearn.rewrite.patterns import PLACEHOLDER, Delexicaliser, fill, only_devices, own_device_word
 from selflearn.text import normalize
 
 if TYPE_CHECKING:
@@ -341,6 +341,7 @@ class OnlineRewriter:
         patterns = pattern_table if pattern_table is not None else empty_table()
         self.pattern_index = FormIndex.from_table(patterns, self.encoder, self.config)
         self._delexicalisers: dict[str, Delexicaliser] = {}
+        self._only_devices: dict[str, dict[str, str]] = {}
         self._personal: dict[str, FormIndex] = {
             user: FormIndex.from_table(table, self.encoder, self.config)
             for user, table in (personal_tables or {}).items()
@@ -403,9 +404,14 @@ class OnlineRewriter:
         if delex is None:
             delex = self._delexicalisers[home.id] = Delexicaliser.for_home(home)
         pattern, values = delex.apply(query)
+        if home.id not in self._only_devices:
+            self._only_devices[home.id] = only_devices(home)
         found = []
         for candidate in self._layer_candidates(pattern, self.pattern_index, ()):
             text = fill(candidate.text, values)
+            if text is None and not values and own_device_word(candidate.rule.source, candidate.rule.target):
+                # "start the hoover": the utterance names nothing, so the device can only be the home's one vacuum.
+                text = fill(candidate.text, self._only_devices[home.id])
             if text is not None and text != query and not flips(query, text):
                 found.append(replace(candidate, text=text))
         return found

@@ -12,6 +12,7 @@ never be filled with a lock's name. Placeholders are word tokens (``_area_``) so
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +116,33 @@ def fill(pattern: str, values: dict[str, str]) -> str | None:
     if any(p not in values for p in placeholders(pattern)):
         return None
     return PLACEHOLDER.sub(lambda m: values[m.group(0)], pattern)
+
+
+def own_device_word(source: str, target: str) -> str | None:
+    """The device domain if the rule only swaps a person's own word for a device for that device ("start the
+    hoover" -> "start the _vacuum_"): the source names nothing, and the one edit replaces some of its words by one
+    device placeholder, so the request itself (the verb, the rest) stays what the person said. Such a target can be
+    filled only from the home (its one device of that domain), never from the utterance."""
+    if placeholders(source):
+        return None
+    s, t = source.split(), target.split()
+    edits = [op for op in difflib.SequenceMatcher(a=s, b=t, autojunk=False).get_opcodes() if op[0] != "equal"]
+    if len(edits) != 1 or edits[0][0] != "replace":
+        return None
+    _, _, _, j1, j2 = edits[0]
+    match = PLACEHOLDER.fullmatch(" ".join(t[j1:j2]))
+    if match is None or match.group(1) not in DEVICE_KINDS or match.group(2) or len(placeholders(target)) != 1:
+        return None
+    return match.group(1)
+
+
+def only_devices(home: Home) -> dict[str, str]:
+    """Device placeholder -> the name of the home's one device of that domain (domains with several are left out:
+    which of them a person's own word means is theirs to say)."""
+    by_domain: dict[str, list[str]] = {}
+    for device in home.devices:
+        by_domain.setdefault(device.domain, []).append(normalize(device.name))
+    return {f"_{domain}_": names[0] for domain, names in by_domain.items() if len(names) == 1 and names[0]}
 
 
 def delexicalise_frame(frame: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFrame:
