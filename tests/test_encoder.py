@@ -40,8 +40,24 @@ def _shipped_vectors(texts: list[str], encoder: Encoder) -> list[np.ndarray]:
 def test_int8_graph_runs_integer_products() -> None:
     import onnx
 
-    ops = {node.op_type for node in onnx.load(str(int8_model())).graph.node}
-    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+    graph = onnx.load(str(int8_model())).graph
+    ops = [node.op_type for node in graph.node]
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= set(ops)
+    assert ops.count("MultiHeadAttention") == 6 and "Softmax" not in ops  # the export's attention, fused per layer
+    types = {i.name: i.data_type for i in graph.initializer}
+    weights = {types[node.input[1]] for node in graph.node if node.op_type == "MatMulInteger"}
+    assert weights == {onnx.TensorProto.INT8}  # u8 x s8 products (VNNI)
+
+
+def test_fused_attention_honours_the_mask(encoder: Encoder) -> None:
+    """The fused node takes the attention mask as its key padding mask: padded tokens are not attended to (without
+    the mask, 20 pads moved the vector of the real tokens to cosine 0.82)."""
+    ids = encoder._tokenizer.encode(TEXTS[0]).ids
+    padded = np.array([ids + [0] * 20], dtype=np.int64)
+    mask = np.array([[1] * len(ids) + [0] * 20], dtype=np.int64)
+    feeds = {"input_ids": padded, "attention_mask": mask, "token_type_ids": padded * 0}
+    pooled = encoder._session.run(None, feeds)[0][0][: len(ids)].mean(axis=0)
+    assert float(encoder.encode_one(TEXTS[0]) @ (pooled / np.linalg.norm(pooled))) > 0.98
 
 
 def test_int8_vectors_agree_with_the_shipped_graph(encoder: Encoder) -> None:
