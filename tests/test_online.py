@@ -18,6 +18,7 @@ from selflearn.rewrite.online import (
     Ranker,
     RankWeights,
     Rule,
+    _mentions,
     build_index,
     flips,
     home_entities,
@@ -150,6 +151,11 @@ def test_personal_layer_only_for_its_user(rewriter: OnlineRewriter, home: Home) 
     assert ana is not None and ana.rule.layer == "personal" and ana.text.endswith("wilkerson california")
     assert ana.entity
     assert rewriter.best("what's the weather in wilkerson", user_id="maple.ben", home=home) is None
+
+
+def test_a_name_is_mentioned_only_as_whole_words() -> None:
+    assert _mentions("turn on the lounge lamp", "lounge") and _mentions("lights in the living room", "living room")
+    assert not _mentions("turn on the loungeroom lamp", "lounge") and not _mentions("the lounge", "lounge lamp")
 
 
 def test_home_entities_include_devices_areas_and_city(home: Home) -> None:

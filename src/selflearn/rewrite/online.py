@@ -119,9 +119,8 @@ def transfer(query: str, source: str, target: str) -> str | None:
     if query == source:
         return target
     q, s, t = query.split(), source.split(), target.split()
-    ops = [op for op in difflib.SequenceMatcher(a=s, b=t, autojunk=False).get_opcodes() if op[0] != "equal"]
     placed: list[tuple[int, int, int, int, list[str]]] = []  # (query start, query end, source i1, i2, new tokens)
-    for tag, i1, i2, j1, j2 in ops:
+    for tag, i1, i2, j1, j2 in _edits(source, target):
         new = t[j1:j2]
         if tag == "insert":
             if i1 == len(s):
@@ -153,6 +152,14 @@ def transfer(query: str, source: str, target: str) -> str | None:
         q = q[:at] + new + q[end:]
     said = set(zip(query.split(), query.split()[1:], strict=False))
     return " ".join(w for i, w in enumerate(q) if i == 0 or w != q[i - 1] or (w, w) in said)
+
+
+@lru_cache(maxsize=50_000)
+def _edits(source: str, target: str) -> tuple[tuple[str, int, int, int, int], ...]:
+    """The token edits source -> target (difflib opcodes without the unchanged spans), cached: the same few rules are
+    the neighbours of many queries, and difflib was a third of the transfer + rank time."""
+    opcodes = difflib.SequenceMatcher(a=source.split(), b=target.split(), autojunk=False).get_opcodes()
+    return tuple(op for op in opcodes if op[0] != "equal")
 
 
 def edit_anchors(source: str, target: str) -> set[str]:
@@ -206,8 +213,14 @@ def home_entities(home: Home, user_id: str) -> list[str]:
     return sorted({normalize(n) for n in names if n and normalize(n)}, key=len, reverse=True)
 
 
+@lru_cache(maxsize=10_000)
+def _name_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+
+
 def _mentions(form: str, name: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", form) is not None
+    """``name`` as whole words in ``form``; the substring test first, since most names are not there at all."""
+    return name in form and _name_pattern(name).search(form) is not None
 
 
 class Ranker:
