@@ -186,6 +186,20 @@ def test_ranker_score_grows_with_evidence() -> None:
     assert weak is not None and strong is not None and strong.score > weak.score
 
 
+def test_floor_drops_only_candidates_that_could_not_reach_it() -> None:
+    """The online path passes its threshold as ``floor``: a rule with no chance skips the transfer, any other is
+    scored exactly as without a floor."""
+    ranker = Ranker(RankWeights())
+    rule = Rule("turn on the kitten light", "turn on the kitchen light", 0.9, 5, "global")
+    far = "please could you switch the kitten light in the hall on for me"
+    weak = ranker.score(far, rule, 0.8, [])
+    assert weak is not None and weak.transferred and weak.score < 0.55
+    assert ranker.score(far, rule, 0.8, [], floor=0.55) is None
+    near = ranker.score("turn off the kitten light", rule, 0.9, ["kitchen"])
+    assert near is not None and near.score >= 0.55
+    assert ranker.score("turn off the kitten light", rule, 0.9, ["kitchen"], floor=0.55) == near
+
+
 def test_ivf_index_finds_the_nearest_form() -> None:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(3000, 384)).astype(np.float32)

@@ -229,22 +229,16 @@ class Ranker:
     def __init__(self, weights: RankWeights) -> None:
         self.w = weights
 
-    def score(self, query: str, rule: Rule, cosine: float, entities: Sequence[str]) -> Candidate | None:
+    def score(
+        self, query: str, rule: Rule, cosine: float, entities: Sequence[str], *, floor: float = 0.0
+    ) -> Candidate | None:
+        """The scored candidate, or None if the rule does not apply. ``floor``: a rule that could not reach it even
+        with the entity bonus is dropped before the transfer (difflib: most of the cost when the neighbours are
+        unrelated forms); the online path passes its threshold, below which it drops candidates anyway."""
         w = self.w
         exact = query == rule.source
-        text = transfer(query, rule.source, rule.target)
-        transferred = text is not None
-        if text is None:
-            # The edit has no place in the query: the whole target is used only if the query is closer to the
-            # failing form than to its fix (otherwise it is most likely a working variant already) and says
-            # nothing the target would drop ("... to 19 degrees please" must not become "... to 18").
-            said = set(query.split()) - set(rule.source.split()) - set(rule.target.split()) - FILLER
-            if said or fuzz.ratio(query, rule.source) <= fuzz.ratio(query, rule.target):
-                return None
-            text = rule.target
-        if text == query or flips(query, text):
-            return None
-        string = fuzz.ratio(query, rule.source) / 100.0
+        ratio = fuzz.ratio(query, rule.source)
+        string = ratio / 100.0
         phonetic = fuzz.ratio(_metaphone(query), _metaphone(rule.source)) / 100.0
         if exact:
             similarity = 1.0
@@ -252,10 +246,25 @@ class Ranker:
             similarity = (w.cosine * cosine + w.string * string + w.phonetic * phonetic) / (
                 w.cosine + w.string + w.phonetic
             )
-            similarity *= 1.0 if transferred else w.untransferred
-        entity = any(_mentions(text, n) and not _mentions(query, n) for n in entities)
         evidence = w.base + (1 - w.base) * rule.probability * rule.support / (rule.support + w.support_half)
-        evidence += w.personal_bonus * (rule.layer == "personal") + w.entity_bonus * entity
+        bonus = w.personal_bonus * (rule.layer == "personal")
+        if math.pow(max(similarity, 0.0), w.sharpness) * min(1.0, evidence + (bonus + w.entity_bonus)) < floor:
+            return None
+        text = transfer(query, rule.source, rule.target)
+        transferred = text is not None
+        if text is None:
+            # The edit has no place in the query: the whole target is used only if the query is closer to the
+            # failing form than to its fix (otherwise it is most likely a working variant already) and says
+            # nothing the target would drop ("... to 19 degrees please" must not become "... to 18").
+            said = set(query.split()) - set(rule.source.split()) - set(rule.target.split()) - FILLER
+            if said or ratio <= fuzz.ratio(query, rule.target):
+                return None
+            text = rule.target
+        if text == query or flips(query, text):
+            return None
+        similarity *= 1.0 if transferred else w.untransferred
+        entity = any(_mentions(text, n) and not _mentions(query, n) for n in entities)
+        evidence += bonus + w.entity_bonus * entity
         score = math.pow(max(similarity, 0.0), w.sharpness) * min(1.0, evidence)
         return Candidate(text, rule, cosine, string, phonetic, transferred, entity, score)
 
@@ -443,7 +452,7 @@ class OnlineRewriter:
             c
             for form, cosine in hits
             for rule in layer.rules[form]
-            if (c := self.ranker.score(query, rule, cosine, entities)) is not None
+            if (c := self.ranker.score(query, rule, cosine, entities, floor=self.config.threshold)) is not None
         ]
         found.sort(key=lambda c: -c.score)
         return [c for c in found if c.score >= self.config.threshold]
