@@ -197,3 +197,49 @@ def test_shadow_margin_tolerates_a_net_break_or_two_not_more() -> None:
     margin = LearnConfig().shadow_margin
     assert shadow_accepts(10.0, 10.0 + margin, margin) and not shadow_accepts(10.0, 10.5 + margin, margin)
     assert shadow_accepts(0.0, 0.0, 0) and not shadow_accepts(0.0, 1.0, 0)
+
+
+def test_replay_does_not_count_an_unrepaired_failure_rewritten_into_another_request_as_fixed() -> None:
+    """Six people repaired "tern on the kitchen light" into the kitchen light. A harmful batch rewrites it into
+    "what time is it" (which succeeds) and the working kitchen light into the desk lamp. On the held-out day nobody
+    repairs their failures, so only the other days' repairs say what the form wants: the clock is not it, the 20
+    failures stay unfixed, the 5 breaks stand and the batch is rejected (counted as fixes, it would pass); the
+    right rule's 20 fixes are confirmed by the same evidence."""
+    from selflearn.learn import repair_intents, shadow_turns, summarise_shadow
+    from selflearn.rewrite import REWRITE_SCHEMA
+    from selflearn.rewrite.mining import RewriteTables
+    from selflearn.signals import DefectSignals
+
+    maple = load_home(SHIPPED_HOMES_DIR / "maple_house.yaml")
+    runtime = Runtime(maple)
+    day = 86_400.0
+    training = []
+    for u in range(6):
+        training += [
+            maple_turn(runtime, f"u{u}", 60 * u, "tern on the kitchen light"),
+            maple_turn(runtime, f"u{u}", 60 * u + 5, "turn on the kitchen light"),
+        ]
+    held = [maple_turn(runtime, f"v{u}", day + 600 * u, "tern on the kitchen light") for u in range(20)]
+    held += [maple_turn(runtime, f"w{u}", day + 600 * u + 60, "turn on the kitchen light") for u in range(5)]
+    view = LogView.from_records(training + held)
+    scored = DefectSignals().score_frame(view.turns(), view.feedback())
+    repaired = repair_intents(scored, [maple])
+    assert set(repaired.filter(pl.col("form") == "tern on the kitchen light")["intent"]) == {"HassTurnOn"}
+    held_out = scored.filter(pl.col("ts") >= T0 + timedelta(seconds=day))
+    rule = {"probability": 0.9, "support": 6, "distinct_users": 6, "layer": "global", "user_id": None}
+
+    def shadow(rows: list[tuple[str, str, str]]) -> tuple[float, float, bool]:
+        table = pl.DataFrame(
+            [{"source": s, "target": t, "target_intent": i, "source_intent": None} | rule for s, t, i in rows],
+            schema=REWRITE_SCHEMA,
+        )
+        turns = shadow_turns(RewriteTables(global_table=table), held_out, [maple], repaired=repaired)
+        report = summarise_shadow(turns, "since", margin=2)
+        return report.would_fix, report.would_break, report.accepted
+
+    harmful = [
+        ("tern on the kitchen light", "what time is it", "HassGetCurrentTime"),
+        ("turn on the kitchen light", "turn on the desk lamp", "HassTurnOn"),
+    ]
+    assert shadow(harmful) == (0.0, 5.0, False)
+    assert shadow([("tern on the kitchen light", "turn on the kitchen light", "HassTurnOn")]) == (20.0, 0.0, True)

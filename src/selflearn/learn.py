@@ -5,7 +5,8 @@ if a shadow evaluation on the most recent day, held out from mining, estimates t
 rate; otherwise the artifact set in service stays. The estimate replays the held-out day: the candidate's online
 rewriter runs on every heard text, and where it would send the NLU other text than the logs show, the shared
 runtime interprets both (dry run). A turn the signals call defective counts as fixed when the new interpretation
-succeeds and differs; a clean turn counts as broken when its interpretation changes (``shadow_turns``).
+succeeds, differs, and gets what users who repaired that form reached (``repair_intents``); a clean turn counts as
+broken when its interpretation changes (``shadow_turns``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
 from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
-from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables
+from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, baseline_rephrase, chains
 from selflearn.rewrite.online import OnlineConfig
 from selflearn.rewrite.patterns import delexicalise_frame
 from selflearn.schema import Turn
@@ -139,11 +140,31 @@ def log_only_estimate(tables: RewriteTables, held_out: pl.DataFrame, homes: Sequ
     )
 
 
+def repair_intents(
+    scored: pl.DataFrame,
+    homes: Sequence[Home] = (),
+    is_rephrase: pl.Series | None = None,
+    config: MiningConfig | None = None,
+) -> pl.DataFrame:
+    """(``form``, ``intent``): the intents users reached when they repaired a failing form (a rephrase chain ending
+    in a clean success, linked as mining links them), for the lexical forms and, with ``homes``, their patterns.
+    The shadow's evidence for what a failing form wants when nobody repaired it on the held-out day: a rule that
+    rewrites it into some other request that happens to succeed is not a fix."""
+    cfg = config or MiningConfig()
+    links = baseline_rephrase(scored, cfg) if is_rephrase is None else is_rephrase
+    if "meta" in scored.columns:  # as the miner: talk about a request is not a step of its chain
+        scored, links = scored.filter(~scored["meta"]), links.filter(~scored["meta"])
+    frames = [scored, delexicalise_frame(scored, homes)] if homes and scored.height else [scored]
+    intent = pl.col("target").str.split("|").list.first().replace("", None)
+    return pl.concat([chains(frame, links).select("form", intent=intent) for frame in frames]).drop_nulls().unique()
+
+
 def shadow_turns(
     tables: RewriteTables,
     held_out: pl.DataFrame,
     homes: Sequence[Home] = (),
     online: OnlineConfig | None = None,
+    repaired: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Per held-out turn (``SHADOW_COLUMNS``): what the candidate tables would change, from logs and a replay.
 
@@ -151,16 +172,18 @@ def shadow_turns(
     heard text. Where it sends the NLU other text than the logs show went there, both texts are replayed through
     a private ``Runtime`` of the turn's home (dry run: its own copy of the device states, set to the logged
     snapshot). A turn the signals call a defect is *fixed* when the candidate's interpretation succeeds, differs
-    from the logged one and from the replayed one, and, if the user rephrased it into a clean success next, is what
-    that repair got; a clean turn is *broken* when its interpretation (status,
-    intent, slots, resolved devices) changes. Turns of a home not in ``homes`` get the log-only estimate.
+    from the logged one and from the replayed one, and is what was wanted: if the user rephrased it into a clean
+    success next, what that repair got; otherwise an intent that users who repaired the rule's source form (or the
+    heard form) reached, per ``repaired`` (``repair_intents`` of all logs; default: of ``held_out``). A clean turn
+    is *broken* when its interpretation (status, intent, slots, resolved devices) changes. Turns of a home not in
+    ``homes`` get the log-only estimate.
     """
     log_only = log_only_estimate(tables, held_out, homes)
     known = {h.id: h for h in homes}
     rows = held_out.select(
         "turn_id", "user_id", "home_id", "device_id", "ts", "asr_text", "rewritten_text", "rewrite_source",
         "nlu_intent", "nlu_slots", "resolved_entities", "result_status", "device_state_snapshot", "meta", "defect",
-        "rephrased", "next_turn_id",
+        "rephrased", "next_turn_id", "form",
     ).to_dicts()  # fmt: skip
     repairs = {  # clean successes: what a user who rephrased right before them wanted
         r["turn_id"]: interpretation(r["result_status"], r["nlu_intent"], r["nlu_slots"], r["resolved_entities"])
@@ -171,7 +194,10 @@ def shadow_turns(
         r["repair"] = repairs.get(r["next_turn_id"]) if r["rephrased"] else None
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as scratch:
-        replay = _Replay(tables, Path(scratch), known, online) if any(r["home_id"] in known for r in rows) else None
+        replay = None
+        if any(r["home_id"] in known for r in rows):
+            evidence = repair_intents(held_out, homes) if repaired is None else repaired
+            replay = _Replay(tables, Path(scratch), known, online, evidence)
         for row, (fix, brk) in zip(rows, log_only.select("log_fix", "log_break").iter_rows(), strict=True):
             entry = {
                 "turn_id": row["turn_id"], "defect": row["defect"], "replayed": False, "log_only": False,
@@ -241,14 +267,22 @@ def interpretation(status: str | None, intent: str | None, slots: Any, entities:
 
 class _Replay:
     """The candidate rewriter (loaded from ``tables`` saved under ``scratch``, personal tables on a user's first
-    turn, as online) and a dry-run runtime per home, built on its first replay, for ``shadow_turns``."""
+    turn, as online), a dry-run runtime per home, built on its first replay, and the repaired forms' intents
+    (``repair_intents``), for ``shadow_turns``."""
 
     def __init__(
-        self, tables: RewriteTables, scratch: Path, homes: dict[str, Home], online: OnlineConfig | None
+        self,
+        tables: RewriteTables,
+        scratch: Path,
+        homes: dict[str, Home],
+        online: OnlineConfig | None,
+        repaired: pl.DataFrame,
     ) -> None:
         from selflearn.rewrite.online import OnlineRewriter
 
         self.homes = homes
+        grouped = repaired.group_by("form").agg("intent")
+        self.wanted: dict[str, set[str]] = dict(zip(grouped["form"], map(set, grouped["intent"]), strict=True))
         self.runtimes: dict[str, Runtime] = {}
         tables.save(scratch)
         self.rewriter = OnlineRewriter.load(scratch, config=online)
@@ -261,9 +295,8 @@ class _Replay:
         home = self.homes[row["home_id"]]
         heard = row["asr_text"] or ""
         logged = row["rewritten_text"] if row["rewrite_source"] != "none" and row["rewritten_text"] else heard
-        endpoint = home.endpoint(row["device_id"])
-        rw = self.rewriter.rewrite(heard, user_id=row["user_id"], home=home, endpoint=endpoint, now=row["ts"])
-        candidate = rw.text if rw is not None and clean(rw.text) != clean(heard) else heard
+        best = self.rewriter.best(heard, user_id=row["user_id"], home=home)  # what ``rewrite`` would send
+        candidate = best.text if best is not None and clean(best.text) != clean(heard) else heard
         if clean(candidate) == clean(logged):
             return {}
         before, after = self._interpret(logged, row), self._interpret(candidate, row)
@@ -271,7 +304,11 @@ class _Replay:
         b = interpretation(before.result_status, before.nlu_intent, before.nlu_slots, before.resolved_entities)
         a = interpretation(after.result_status, after.nlu_intent, after.nlu_slots, after.resolved_entities)
         fixed = row["defect"] and after.result_status == "success" and a != b and a != was
-        fixed = fixed and row["repair"] in (None, a)  # the user's own repair, if any, says what was wanted
+        if fixed and row["repair"] is not None:  # the user's own repair says what was wanted
+            fixed = row["repair"] == a
+        elif fixed and best is not None:  # else what others who repaired the rule's source (or this form) reached
+            wanted = self.wanted.get(best.rule.source, set()) | self.wanted.get(row["form"], set())
+            fixed = after.nlu_intent in wanted
         broken = not row["defect"] and a != b
         return {
             "replayed": True, "logged_text": logged, "candidate_text": candidate,
@@ -326,16 +363,18 @@ def learn(
         say(f"shadow check: mining without the turns since {cutoff.isoformat()}, replaying them")
         train = signals.score_frame(turns.filter(pl.col("ts") < cutoff), feedback)
     detect = _rephrase_detector(train if train is not None else scored, scored, cfg, say)
+    links = detect(scored)
     if train is not None and cutoff is not None:
         held = scored.filter(pl.col("ts") >= cutoff)
         candidate = miner.fit_frame(train, detect(train), homes=homes)
         say(f"shadow check: replaying {held.height:,} held-out turns")
-        replayed = shadow_turns(candidate, held, homes, cfg.online)
+        repaired = repair_intents(scored, homes, links, cfg.mining)
+        replayed = shadow_turns(candidate, held, homes, cfg.online, repaired)
         shadow = summarise_shadow(replayed, cutoff.isoformat(), cfg.shadow_margin)
         if on_shadow is not None:
             on_shadow(candidate, replayed)
     say("mining rewrites")
-    tables = miner.fit_frame(scored, detect(scored), homes=homes)
+    tables = miner.fit_frame(scored, links, homes=homes)
     previous = artifacts.current()
     defects = int(scored["defect"].sum()) if scored.height else 0
     report = LearnReport(

@@ -76,8 +76,11 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     metrics |= {f"rewrite_rate_day{d.day}": d.rewrite_rate for d in result.days}
     baseline = {k: v for k, v in metrics.items() if k.startswith("control_")}
     progress("shadow check vs gold: each night's candidate on the control arm's same day")
-    fresh = [(night, shadow_on(control, night, tables, homes)) for night, tables, _ in nights]
-    harmful = [(night, shadow_on(control, night, shuffled(tables), homes)) for night, tables, _ in nights]
+    fresh, harmful = [], []
+    for night, tables, _ in nights:
+        real, twin = shadow_on(control, night, [tables, shuffled(tables)], homes)
+        fresh.append((night, real))
+        harmful.append((night, twin))
     for prefix, frames, gold in (
         ("shadow_", fresh, control.gold),
         ("shadow_shuffled_", harmful, control.gold),
@@ -93,12 +96,15 @@ def _prefixed(label: str) -> Callable[[str], None]:
     return lambda msg: progress(f"{label}{msg}")
 
 
-def shadow_on(control: LoopResult, night: int, tables: RewriteTables, homes: Sequence[Home]) -> pl.DataFrame:
-    """``shadow_turns`` of a night's candidate on the control arm's logs up to that day (held out: its last 24 h,
-    as ``learn`` holds out)."""
+def shadow_on(
+    control: LoopResult, night: int, batches: Sequence[RewriteTables], homes: Sequence[Home]
+) -> list[pl.DataFrame]:
+    """``shadow_turns`` of each of a night's batches on the control arm's logs up to that day (held out: its last
+    24 h, as ``learn`` holds out; the repairs' evidence from all of those logs, as ``learn`` passes all of its
+    logs)."""
     from datetime import timedelta
 
-    from selflearn.learn import LearnConfig, shadow_turns
+    from selflearn.learn import LearnConfig, repair_intents, shadow_turns
     from selflearn.signals import DefectSignals
     from selflearn.store import LogView
 
@@ -108,7 +114,9 @@ def shadow_on(control: LoopResult, night: int, tables: RewriteTables, homes: Seq
     view = LogView.from_records(turns, [f for f in control.feedback if f.turn_id in ids])
     scored = DefectSignals(cfg.mining.signals).score_frame(view.turns(), view.feedback())
     cutoff = scored["ts"].max() - timedelta(hours=cfg.held_out_hours)  # type: ignore[operator]
-    return shadow_turns(tables, scored.filter(pl.col("ts") >= cutoff), homes, cfg.online)
+    held = scored.filter(pl.col("ts") >= cutoff)
+    repaired = repair_intents(scored, homes, config=cfg.mining)
+    return [shadow_turns(tables, held, homes, cfg.online, repaired) for tables in batches]
 
 
 def shuffled(tables: RewriteTables) -> RewriteTables:
