@@ -202,10 +202,10 @@ def test_shadow_margin_tolerates_a_net_break_or_two_not_more() -> None:
 def test_replay_does_not_count_an_unrepaired_failure_rewritten_into_another_request_as_fixed() -> None:
     """Six people repaired "tern on the kitchen light" into the kitchen light. A harmful batch rewrites it into
     "what time is it" (which succeeds) and the working kitchen light into the desk lamp. On the held-out day nobody
-    repairs their failures, so only the other days' repairs say what the form wants: the clock is not it, the 20
-    failures stay unfixed, the 5 breaks stand and the batch is rejected (counted as fixes, it would pass); the
-    right rule's 20 fixes are confirmed by the same evidence."""
-    from selflearn.learn import repair_intents, shadow_turns, summarise_shadow
+    repairs their failures, so only the other days' repairs say what the form wants (``repair_outcomes``: turning
+    something on, by name): the clock is not it, the 20 failures stay unfixed, the 5 breaks stand and the batch is
+    rejected (counted as fixes, it would pass); the right rule's 20 fixes are confirmed by the same evidence."""
+    from selflearn.learn import repair_outcomes, shadow_turns, summarise_shadow
     from selflearn.rewrite import REWRITE_SCHEMA
     from selflearn.rewrite.mining import RewriteTables
     from selflearn.signals import DefectSignals
@@ -223,8 +223,9 @@ def test_replay_does_not_count_an_unrepaired_failure_rewritten_into_another_requ
     held += [maple_turn(runtime, f"w{u}", day + 600 * u + 60, "turn on the kitchen light") for u in range(5)]
     view = LogView.from_records(training + held)
     scored = DefectSignals().score_frame(view.turns(), view.feedback())
-    repaired = repair_intents(scored, [maple])
-    assert set(repaired.filter(pl.col("form") == "tern on the kitchen light")["intent"]) == {"HassTurnOn"}
+    repaired = repair_outcomes(scored, [maple])
+    wanted = repaired.filter(pl.col("form") == "tern on the kitchen light").select("intent", "slot_names")
+    assert wanted.rows() == [("HassTurnOn", "name")]
     held_out = scored.filter(pl.col("ts") >= T0 + timedelta(seconds=day))
     rule = {"probability": 0.9, "support": 6, "distinct_users": 6, "layer": "global", "user_id": None}
 

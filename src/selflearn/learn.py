@@ -5,8 +5,8 @@ if a shadow evaluation on the most recent day, held out from mining, estimates t
 rate; otherwise the artifact set in service stays. The estimate replays the held-out day: the candidate's online
 rewriter runs on every heard text, and where it would send the NLU other text than the logs show, the shared
 runtime interprets both (dry run). A turn the signals call defective counts as fixed when the new interpretation
-succeeds, differs, and gets what users who repaired that form reached (``repair_intents``); a clean turn counts as
-broken when its interpretation changes (``shadow_turns``).
+succeeds, differs, and is what users who repaired that form reached (intent and slot names, ``repair_outcomes``); a
+clean turn counts as broken when its interpretation changes (``shadow_turns``).
 """
 
 from __future__ import annotations
@@ -140,23 +140,31 @@ def log_only_estimate(tables: RewriteTables, held_out: pl.DataFrame, homes: Sequ
     )
 
 
-def repair_intents(
+def repair_outcomes(
     scored: pl.DataFrame,
     homes: Sequence[Home] = (),
     is_rephrase: pl.Series | None = None,
     config: MiningConfig | None = None,
 ) -> pl.DataFrame:
-    """(``form``, ``intent``): the intents users reached when they repaired a failing form (a rephrase chain ending
-    in a clean success, linked as mining links them), for the lexical forms and, with ``homes``, their patterns.
-    The shadow's evidence for what a failing form wants when nobody repaired it on the held-out day: a rule that
-    rewrites it into some other request that happens to succeed is not a fix."""
+    """(``form``, ``intent``, ``slot_names``): what users reached when they repaired a failing form (a rephrase
+    chain ending in a clean success, linked as mining links them: its intent and sorted slot names, values left out
+    so a repair transfers across rooms and homes), for the lexical forms and, with ``homes``, their patterns. The
+    shadow's evidence for what a failing form wants when nobody repaired it on the held-out day: a rule that
+    rewrites it into some other request that happens to succeed ("coffee please" -> the weather, the living room
+    lights -> the TV) is not a fix."""
     cfg = config or MiningConfig()
     links = baseline_rephrase(scored, cfg) if is_rephrase is None else is_rephrase
     if "meta" in scored.columns:  # as the miner: talk about a request is not a step of its chain
         scored, links = scored.filter(~scored["meta"]), links.filter(~scored["meta"])
     frames = [scored, delexicalise_frame(scored, homes)] if homes and scored.height else [scored]
-    intent = pl.col("target").str.split("|").list.first().replace("", None)
-    return pl.concat([chains(frame, links).select("form", intent=intent) for frame in frames]).drop_nulls().unique()
+    intent, slots = (pl.col("target").str.splitn("|", 2).struct.field(f) for f in ("field_0", "field_1"))
+    keys = slots.str.extract_all(r'"\w+"\s*:').list.eval(pl.element().str.strip_chars('": '))
+    names = keys.list.sort().list.join(",")
+    outcomes = [
+        chains(frame, links).select("form", intent=intent.replace("", None), slot_names=names if i == 0 else slots)
+        for i, frame in enumerate(frames)
+    ]
+    return pl.concat(outcomes).drop_nulls().unique()
 
 
 def shadow_turns(
@@ -173,8 +181,9 @@ def shadow_turns(
     a private ``Runtime`` of the turn's home (dry run: its own copy of the device states, set to the logged
     snapshot). A turn the signals call a defect is *fixed* when the candidate's interpretation succeeds, differs
     from the logged one and from the replayed one, and is what was wanted: if the user rephrased it into a clean
-    success next, what that repair got; otherwise an intent that users who repaired the rule's source form (or the
-    heard form) reached, per ``repaired`` (``repair_intents`` of all logs; default: of ``held_out``). A clean turn
+    success next, what that repair got; otherwise an intent and slot names that users who repaired the rule's
+    source form (or the heard form) reached, per ``repaired`` (``repair_outcomes`` of all logs; default: of
+    ``held_out``). A clean turn
     is *broken* when its interpretation (status, intent, slots, resolved devices) changes. Turns of a home not in
     ``homes`` get the log-only estimate.
     """
@@ -196,7 +205,7 @@ def shadow_turns(
     with tempfile.TemporaryDirectory() as scratch:
         replay = None
         if any(r["home_id"] in known for r in rows):
-            evidence = repair_intents(held_out, homes) if repaired is None else repaired
+            evidence = repair_outcomes(held_out, homes) if repaired is None else repaired
             replay = _Replay(tables, Path(scratch), known, online, evidence)
         for row, (fix, brk) in zip(rows, log_only.select("log_fix", "log_break").iter_rows(), strict=True):
             entry = {
@@ -267,8 +276,8 @@ def interpretation(status: str | None, intent: str | None, slots: Any, entities:
 
 class _Replay:
     """The candidate rewriter (loaded from ``tables`` saved under ``scratch``, personal tables on a user's first
-    turn, as online), a dry-run runtime per home, built on its first replay, and the repaired forms' intents
-    (``repair_intents``), for ``shadow_turns``."""
+    turn, as online), a dry-run runtime per home, built on its first replay, and the repaired forms' outcomes
+    (``repair_outcomes``: form -> {(intent, slot names)}), for ``shadow_turns``."""
 
     def __init__(
         self,
@@ -281,8 +290,10 @@ class _Replay:
         from selflearn.rewrite.online import OnlineRewriter
 
         self.homes = homes
-        grouped = repaired.group_by("form").agg("intent")
-        self.wanted: dict[str, set[str]] = dict(zip(grouped["form"], map(set, grouped["intent"]), strict=True))
+        wanted: dict[str, set[tuple[str, str]]] = {}
+        for form, intent, names in repaired.select("form", "intent", "slot_names").iter_rows():
+            wanted.setdefault(form, set()).add((intent, names))
+        self.wanted = wanted
         self.runtimes: dict[str, Runtime] = {}
         tables.save(scratch)
         self.rewriter = OnlineRewriter.load(scratch, config=online)
@@ -308,7 +319,7 @@ class _Replay:
             fixed = row["repair"] == a
         elif fixed and best is not None:  # else what others who repaired the rule's source (or this form) reached
             wanted = self.wanted.get(best.rule.source, set()) | self.wanted.get(row["form"], set())
-            fixed = after.nlu_intent in wanted
+            fixed = (after.nlu_intent, ",".join(sorted(after.nlu_slots))) in wanted
         broken = not row["defect"] and a != b
         return {
             "replayed": True, "logged_text": logged, "candidate_text": candidate,
@@ -368,7 +379,7 @@ def learn(
         held = scored.filter(pl.col("ts") >= cutoff)
         candidate = miner.fit_frame(train, detect(train), homes=homes)
         say(f"shadow check: replaying {held.height:,} held-out turns")
-        repaired = repair_intents(scored, homes, links, cfg.mining)
+        repaired = repair_outcomes(scored, homes, links, cfg.mining)
         replayed = shadow_turns(candidate, held, homes, cfg.online, repaired)
         shadow = summarise_shadow(replayed, cutoff.isoformat(), cfg.shadow_margin)
         if on_shadow is not None:

@@ -104,7 +104,7 @@ def shadow_on(
     logs)."""
     from datetime import timedelta
 
-    from selflearn.learn import LearnConfig, repair_intents, shadow_turns
+    from selflearn.learn import LearnConfig, repair_outcomes, shadow_turns
     from selflearn.signals import DefectSignals
     from selflearn.store import LogView
 
@@ -115,7 +115,7 @@ def shadow_on(
     scored = DefectSignals(cfg.mining.signals).score_frame(view.turns(), view.feedback())
     cutoff = scored["ts"].max() - timedelta(hours=cfg.held_out_hours)  # type: ignore[operator]
     held = scored.filter(pl.col("ts") >= cutoff)
-    repaired = repair_intents(scored, homes, config=cfg.mining)
+    repaired = repair_outcomes(scored, homes, config=cfg.mining)
     return [shadow_turns(tables, held, homes, cfg.online, repaired) for tables in batches]
 
 
