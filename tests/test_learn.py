@@ -130,6 +130,17 @@ def maple_turn(runtime: Runtime, user: str, at: float, text: str, **update: obje
     return logged.turn.model_copy(update={"turn_id": f"{user}-{at}", **update})
 
 
+def maple_repairs(runtime: Runtime, failing: str, repair: str, **update: object) -> list[Turn]:
+    """Six people, a minute apart, each saying ``failing`` (``update``: how it failed) and then ``repair``."""
+    turns = []
+    for u in range(6):
+        turns += [
+            maple_turn(runtime, f"u{u}", 60 * u, failing, **update),
+            maple_turn(runtime, f"u{u}", 60 * u + 5, repair),
+        ]
+    return turns
+
+
 def test_replay_rejects_a_batch_that_rewrites_working_requests_into_wrong_ones(tmp_path: Path) -> None:
     """Six people who wanted the desk lamp teach a global rule "kitchen light" -> "desk lamp"; the next day the
     kitchen light works for everyone. The log-only estimate sees no harm (the intent stays HassTurnOn); the replay
@@ -137,12 +148,7 @@ def test_replay_rejects_a_batch_that_rewrites_working_requests_into_wrong_ones(t
     maple = load_home(SHIPPED_HOMES_DIR / "maple_house.yaml")
     runtime = Runtime(maple)
     day = 86_400.0
-    training = []
-    for u in range(6):
-        training += [
-            maple_turn(runtime, f"u{u}", 60 * u, "turn on the kitchen light", barge_in=True),
-            maple_turn(runtime, f"u{u}", 60 * u + 5, "turn on the desk lamp"),
-        ]
+    training = maple_repairs(runtime, "turn on the kitchen light", "turn on the desk lamp", barge_in=True)
     held = [maple_turn(runtime, f"v{u}", day + 600 * u, "turn on the kitchen light") for u in range(20)]
     store = ArtifactStore(tmp_path)
     first = learn(LogView.from_records(training), store, config=LearnConfig(shadow=False), homes=[maple])
@@ -213,12 +219,7 @@ def test_replay_does_not_count_an_unrepaired_failure_rewritten_into_another_requ
     maple = load_home(SHIPPED_HOMES_DIR / "maple_house.yaml")
     runtime = Runtime(maple)
     day = 86_400.0
-    training = []
-    for u in range(6):
-        training += [
-            maple_turn(runtime, f"u{u}", 60 * u, "tern on the kitchen light"),
-            maple_turn(runtime, f"u{u}", 60 * u + 5, "turn on the kitchen light"),
-        ]
+    training = maple_repairs(runtime, "tern on the kitchen light", "turn on the kitchen light")
     held = [maple_turn(runtime, f"v{u}", day + 600 * u, "tern on the kitchen light") for u in range(20)]
     held += [maple_turn(runtime, f"w{u}", day + 600 * u + 60, "turn on the kitchen light") for u in range(5)]
     view = LogView.from_records(training + held)
