@@ -12,7 +12,6 @@ above the threshold is applied; otherwise the utterance is left alone.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import re
@@ -33,7 +32,14 @@ from selflearn.home import Endpoint, Home
 from selflearn.pipeline.runtime import Rewrite
 from selflearn.rewrite import empty_table, read_global, read_patterns, read_personal
 from selflearn.rewrite.encoder import Encoder, Vectors, shared_encoder
-from selflearn.rewrite.patterns import PLACEHOLDER, Delexicaliser, fill, only_devices, own_device_word
+from selflearn.rewrite.patterns import (
+    PLACEHOLDER,
+    Delexicaliser,
+    fill,
+    only_devices,
+    own_device_word,
+    token_edits,
+)
 from selflearn.text import normalize
 
 if TYPE_CHECKING:
@@ -120,7 +126,7 @@ def transfer(query: str, source: str, target: str) -> str | None:
         return target
     q, s, t = query.split(), source.split(), target.split()
     placed: list[tuple[int, int, int, int, list[str]]] = []  # (query start, query end, source i1, i2, new tokens)
-    for tag, i1, i2, j1, j2 in _edits(source, target):
+    for tag, i1, i2, j1, j2 in token_edits(source, target):
         new = t[j1:j2]
         if tag == "insert":
             if i1 == len(s):
@@ -154,20 +160,12 @@ def transfer(query: str, source: str, target: str) -> str | None:
     return " ".join(w for i, w in enumerate(q) if i == 0 or w != q[i - 1] or (w, w) in said)
 
 
-@lru_cache(maxsize=50_000)
-def _edits(source: str, target: str) -> tuple[tuple[str, int, int, int, int], ...]:
-    """The token edits source -> target (difflib opcodes without the unchanged spans), cached: the same few rules are
-    the neighbours of many queries, and difflib was a third of the transfer + rank time."""
-    opcodes = difflib.SequenceMatcher(a=source.split(), b=target.split(), autojunk=False).get_opcodes()
-    return tuple(op for op in opcodes if op[0] != "equal")
-
-
 def edit_anchors(source: str, target: str) -> set[str]:
     """Source tokens a query must contain for the rule's edit to have a place in it (see ``transfer``): the replaced
     or deleted tokens, or an inserted span's neighbours. A query with none of a layer's anchors skips encoding."""
-    s, t = source.split(), target.split()
+    s = source.split()
     anchors: set[str] = set()
-    for tag, i1, i2, _, _ in difflib.SequenceMatcher(a=s, b=t, autojunk=False).get_opcodes():
+    for tag, i1, i2, _, _ in token_edits(source, target):
         if tag in ("replace", "delete"):
             anchors.update(s[i1:i2])
         elif tag == "insert":
