@@ -28,7 +28,7 @@ from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, baseline_rephrase, chains
 from selflearn.rewrite.online import OnlineConfig
-from selflearn.rewrite.patterns import delexicalise_frame
+from selflearn.rewrite.patterns import delexicalise_frame, slot_names
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals, LogSource
 
@@ -158,8 +158,7 @@ def repair_outcomes(
         scored, links = scored.filter(~scored["meta"]), links.filter(~scored["meta"])
     frames = [scored, delexicalise_frame(scored, homes)] if homes and scored.height else [scored]
     intent, slots = (pl.col("target").str.splitn("|", 2).struct.field(f) for f in ("field_0", "field_1"))
-    keys = slots.str.extract_all(r'"\w+"\s*:').list.eval(pl.element().str.strip_chars('": '))
-    names = keys.list.sort().list.join(",")
+    names = slot_names(slots)
     outcomes = [
         chains(frame, links).select("form", intent=intent.replace("", None), slot_names=names if i == 0 else slots)
         for i, frame in enumerate(frames)

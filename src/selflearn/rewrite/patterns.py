@@ -153,6 +153,11 @@ def only_devices(home: Home) -> dict[str, str]:
     return {f"_{domain}_": names[0] for domain, names in by_domain.items() if len(names) == 1 and names[0]}
 
 
+def slot_names(slots: pl.Expr) -> pl.Expr:
+    """The sorted, comma-joined keys of a JSON slots column ("area,name"): an NLU outcome without its values."""
+    return slots.str.extract_all(r'"\w+"\s*:').list.eval(pl.element().str.strip_chars('": ')).list.sort().list.join(",")
+
+
 def delexicalise_frame(frame: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFrame:
     """Scored turns with ``form`` and the NLU text replaced by their patterns (per the turn's home) and the NLU
     outcome reduced to intent + slot names, so repairs of different rooms in different homes are one success
@@ -169,13 +174,7 @@ def delexicalise_frame(frame: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFra
     )
     mapped = [by_home.get(home_id, without_home).apply(normalize(text))[0] for home_id, text in texts.iter_rows()]
     lookup = texts.with_columns(pattern=pl.Series(mapped, dtype=pl.String))
-    slot_names = (
-        pl.col("nlu_slots")
-        .str.extract_all(r'"\w+"\s*:')
-        .list.eval(pl.element().str.strip_chars('": '))
-        .list.sort()
-        .list.join(",")
-    )
+    names = slot_names(pl.col("nlu_slots"))
     for column in ("form", "next_form", "_nlu"):
         frame = frame.join(
             lookup.rename({"text": column, "pattern": f"_{column}_pattern"}),
@@ -188,5 +187,5 @@ def delexicalise_frame(frame: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFra
         next_form=pl.col("_next_form_pattern"),
         asr_text=pl.col("__nlu_pattern"),
         rewritten_text=pl.lit(None, dtype=pl.String),
-        nlu_slots=slot_names.fill_null(""),
+        nlu_slots=names.fill_null(""),
     ).drop("_nlu", "_form_pattern", "_next_form_pattern", "__nlu_pattern")
