@@ -209,6 +209,18 @@ def test_ivf_index_finds_the_nearest_form() -> None:
     assert ids[0][0] == 7
 
 
+def test_ivf_scores_are_exact_cosines() -> None:
+    """The lists hold lossy PQ codes; the cosine floor and the ranker must still see exact cosines (re-scored)."""
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(3000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = vectors[11] + 0.5 * vectors[12]
+    query /= np.linalg.norm(query)
+    scores, ids = build_index(vectors, OnlineConfig(flat_limit=1000, nprobe=64)).search(query.reshape(1, -1), 8)
+    assert ids[0][0] == 11
+    np.testing.assert_allclose(scores[0], vectors[ids[0]] @ query, atol=1e-5)
+
+
 def test_empty_tables_never_rewrite(encoder: Encoder, home: Home) -> None:
     rewriter = OnlineRewriter(table([]), encoder=encoder)
     assert len(rewriter.global_index) == 0
