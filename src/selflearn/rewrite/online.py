@@ -333,12 +333,15 @@ def build_index(vectors: Vectors, config: OnlineConfig) -> faiss.Index:
         index: faiss.Index = faiss.IndexFlatIP(dim)
     else:
         nlist = 2 * int(math.sqrt(n))
-        index = faiss.index_factory(dim, f"IVF{nlist}_HNSW32,PQ{dim // 2}x4fsr,RFlat", faiss.METRIC_INNER_PRODUCT)
-        faiss.extract_index_ivf(index).cp.min_points_per_centroid = 20  # the same 40k-vector sample at 1M as before
+        lists = faiss.index_factory(dim, f"IVF{nlist}_HNSW32,PQ{dim // 2}x4fsr", faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.extract_index_ivf(lists)
+        ivf.cp.min_points_per_centroid = 20  # the same 40k-vector sample at 1M as before
+        ivf.nprobe = config.nprobe
+        refined = faiss.IndexRefineFlat(lists)
+        refined.k_factor = config.refine
         rng = np.random.default_rng(0)
-        index.train(vectors[rng.choice(n, size=min(n, 20 * nlist), replace=False)])
-        faiss.extract_index_ivf(index).nprobe = config.nprobe
-        faiss.downcast_index(index).k_factor = config.refine
+        refined.train(vectors[rng.choice(n, size=min(n, 20 * nlist), replace=False)])
+        index = refined
     index.add(vectors)
     return index
 
