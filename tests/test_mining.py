@@ -316,3 +316,25 @@ def test_a_persons_own_word_for_a_device_becomes_a_rule_for_that_domain() -> Non
     assert tables.pattern_table.select("source", "target", "distinct_users").rows() == [
         ("start the hoover", "start the _vacuum_", 5)
     ]
+
+
+def test_a_persons_routine_after_no_result_yields_to_the_populations_repair() -> None:
+    """One person says "coffee please", hears "sorry", and asks for the weather as every morning: a weak link (no
+    one understood the source, the follow-up shares none of its words). Where other users repaired the same form
+    to another intent, their global rule wins; without one, the person's own rule stands."""
+    person = [
+        t for i in range(3) for t in repair("p", 1000 * i, "coffee please", "what is the weather", "HassGetWeather")
+    ]
+    others = [t for u in range(5) for t in repair(f"u{u}", 100 * u, "coffee please", "make coffee", "HassCoffee")]
+    alone = RewriteMiner().fit(LogView.from_records(person))
+    assert alone.personal_table.select("user_id", "target").rows() == [("p", "what is the weather")]
+    tables = RewriteMiner().fit(LogView.from_records(person + others))
+    assert tables.global_table.select("source", "target").rows() == [("coffee please", "make coffee")]
+    assert "p" not in tables.personal_table["user_id"].to_list()
+    similar = [
+        t
+        for i in range(3)
+        for t in repair("p", 1000 * i, "coffee please", "coffee please in ten minutes", "HassStartTimer")
+    ]
+    kept = RewriteMiner().fit(LogView.from_records(similar + others)).personal_table
+    assert kept.filter(pl.col("user_id") == "p").select("target").rows() == [("coffee please in ten minutes",)]

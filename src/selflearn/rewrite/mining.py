@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from rapidfuzz import fuzz, process
 from scipy import sparse
 from scipy.sparse.linalg import splu
 
@@ -260,11 +261,17 @@ class RewriteMiner:
         ).select(*_COLUMNS, layer=pl.lit("global"), user_id=pl.lit(None, dtype=pl.String))
         return RewriteTables(
             global_table.sort("source").cast(REWRITE_SCHEMA),
-            self._personal(ch, source_intents).cast(REWRITE_SCHEMA),
+            self._personal(ch, source_intents, global_table).cast(REWRITE_SCHEMA),
         )
 
-    def _personal(self, ch: pl.DataFrame, source_intents: pl.DataFrame) -> pl.DataFrame:
-        """Each user's own repairs: source -> outcome seen at least ``personal_min_support`` times for that user."""
+    def _personal(self, ch: pl.DataFrame, source_intents: pl.DataFrame, global_table: pl.DataFrame) -> pl.DataFrame:
+        """Each user's own repairs: source -> outcome seen at least ``personal_min_support`` times for that user.
+
+        After "sorry, I didn't get that" the next words link however different they are, so a person who moves on
+        to their routine looks like a repair ("coffee please" -> "what is the weather", six times for one person;
+        "get the oven hot to 190" -> "set a timer for 15 minutes"). Such a weak link (a source nobody's NLU
+        understood, a follow-up sharing few of its words) yields to the global rule for the same source when that
+        one reaches another intent: the population's repair ("make coffee") is the better evidence."""
         c = self.config
         tries = ch.group_by("user_id", "form").len("tries")
         own = (
@@ -276,11 +283,17 @@ class RewriteMiner:
         )
         best = _describe(own, source_intents).sort(["support", "target"], descending=[True, False])
         best = best.unique(["user_id", "source"], keep="first", maintain_order=True)
+        similarity = process.cpdist(best["source"], best["target"], scorer=fuzz.token_set_ratio, workers=-1) / 100.0
+        best = best.with_columns(
+            weak_link=pl.col("source_intent").is_null() & (pl.Series(similarity) < c.similarity_min)
+        ).join(global_table.select("source", global_intent="target_intent"), on="source", how="left")
+        overruled = pl.col("weak_link") & (pl.col("global_intent") != pl.col("target_intent")).fill_null(False)
         return (
             best.filter(
                 (pl.col("support") >= c.personal_min_support)
                 & (pl.col("probability") >= c.min_probability)
                 & (~pl.col("domain_change") | (pl.col("support") >= c.personal_domain_change_support))
+                & ~overruled
             )
             .select(*_COLUMNS, layer=pl.lit("personal"), user_id="user_id")
             .sort("user_id", "source")
