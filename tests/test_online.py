@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from selflearn.home import Home, shipped_homes
-from selflearn.rewrite import REWRITE_SCHEMA, write_tables
+from selflearn.rewrite import GLOBAL_TABLE, REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.rewrite.encoder import Encoder
 from selflearn.rewrite.online import (
     FormIndex,
@@ -22,6 +22,9 @@ from selflearn.rewrite.online import (
     build_index,
     flips,
     home_entities,
+    index_path,
+    read_index,
+    save_indexes,
     transfer,
 )
 
@@ -209,6 +212,22 @@ def test_ivf_index_finds_the_nearest_form() -> None:
     assert ids[0][0] == 7
 
 
+def test_a_saved_ivf_index_reads_back_with_the_configs_search_settings(tmp_path: Path) -> None:
+    import faiss
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3000, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rules = [Rule(f"form {i}", f"fixed {i}", 0.9, 5, "global") for i in range(3000)]
+    config = OnlineConfig(flat_limit=1000, nprobe=64)
+    path = FormIndex(rules, vectors, config).save(tmp_path / "global.parquet")
+    assert path == index_path(tmp_path / "global.parquet", [r.source for r in rules])
+    index = read_index(path, OnlineConfig(flat_limit=1000, nprobe=48, refine=4))
+    assert isinstance(index, faiss.IndexRefine) and index.k_factor == 4
+    assert faiss.extract_index_ivf(index).nprobe == 48
+    assert index.search(vectors[[7]], 1)[1][0][0] == 7
+
+
 def test_ivf_scores_are_exact_cosines() -> None:
     """The lists hold lossy PQ codes; the cosine floor and the ranker must still see exact cosines (re-scored)."""
     rng = np.random.default_rng(2)
@@ -326,3 +345,24 @@ def test_a_pattern_naming_nothing_applies_and_an_own_device_word_takes_the_homes
     assert best is not None and best.text == "start the robot vacuum"
     assert rewriter.best("turn on the tube", user_id="u", home=home) is None  # a TV and a speaker: which?
     assert rewriter.best("set the kitchen brightness to 40", user_id="u", home=home) is None
+
+
+def test_a_saved_index_is_served_without_encoding_the_table(
+    tmp_path: Path, encoder: Encoder, home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The artifact set carries the global layer's dense index, so a fresh process does not encode every source
+    form; a table edited after its index was written is encoded again rather than searched with stale vectors."""
+    write_tables(tmp_path, GLOBAL, empty_table(), empty_table())
+    forms = ["turn on the kitten light", "start brewing", "play some jas"]
+    assert save_indexes(tmp_path, encoder) == [index_path(tmp_path / GLOBAL_TABLE, forms)]  # no patterns: no index
+    encoded: list[str] = []
+    real = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda texts: encoded.extend(texts) or real(texts))
+    served = OnlineRewriter.load(tmp_path, encoder=encoder)
+    assert encoded == []
+    best = served.best("turn off the kitten light", user_id="u", home=home)
+    assert best is not None and best.text == "turn off the kitchen light" and best.cosine < 1.0
+    edited = pl.concat([GLOBAL, table([("switch of the fan", "switch off the fan", 0.9, 6)])])
+    write_tables(tmp_path, edited, empty_table(), empty_table())
+    assert OnlineRewriter.load(tmp_path, encoder=encoder).best("switch of the fan please", user_id="u", home=home)
+    assert "switch of the fan" in encoded

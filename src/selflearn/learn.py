@@ -27,7 +27,7 @@ from selflearn.home import Home
 from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, baseline_rephrase, chains
-from selflearn.rewrite.online import OnlineConfig
+from selflearn.rewrite.online import OnlineConfig, save_indexes
 from selflearn.rewrite.patterns import delexicalise_frame, slot_names
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals, LogSource
@@ -413,6 +413,7 @@ def learn(
 
         def build(root: Path) -> None:
             tables.save(root)
+            save_indexes(root, config=cfg.online)
             if save_labels is not None:
                 save_labels(root)
 
