@@ -41,3 +41,13 @@ def test_misspell_changes_one_word() -> None:
         bad = misspell(form, rng)
         assert bad != form
         assert sum(a != b for a, b in zip(bad.split(), form.split(), strict=True)) == 1
+
+
+def test_load_bench_loads_the_same_rules_both_ways() -> None:
+    from selflearn.home import shipped_homes
+    from selflearn.rewrite.bench import bench_load
+    from selflearn.rewrite.encoder import Encoder
+
+    load = bench_load(shipped_homes(), forms=20, seed=0, encoder=Encoder())
+    assert load["forms"] == 20
+    assert load["load_saved_index_s"] > 0 and load["load_encoding_s"] > 0

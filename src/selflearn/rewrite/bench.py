@@ -7,23 +7,28 @@ million forms would take ~30 minutes and the online path never encodes the index
 hits on indexed forms (no encoding), (b) near variants ("please <form> now": encode + ANN search + transfer +
 rerank, the full path) and (c) correct sentences no rule applies to (stopped by the anchor gate), timed one by one
 with an empty encoder cache. The approximate index is checked against exact search over the same vectors on the near
-queries (recall of the top-1 and of the top-k neighbours), so a faster index cannot hide a worse one.
+queries (recall of the top-1 and of the top-k neighbours), so a faster index cannot hide a worse one. Last, the
+time to load an artifact set in a fresh process: reading the index ``learn`` saved beside the table vs encoding.
 """
 
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from selflearn.home import Home
+from selflearn.rewrite import REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.rewrite.encoder import Encoder, Vectors
-from selflearn.rewrite.online import FormIndex, OnlineConfig, OnlineRewriter, Rule
+from selflearn.rewrite.online import FormIndex, OnlineConfig, OnlineRewriter, Rule, save_indexes
 from selflearn.text import normalize
 
 
@@ -241,8 +246,45 @@ def bench_runtime(home: Home, *, utterances: int, seed: int, encoder: Encoder) -
     return out
 
 
+def bench_load(homes: list[Home], *, forms: int, seed: int, encoder: Encoder) -> dict[str, float]:
+    """Seconds for a process to load an artifact set of ``forms`` global rules (empty encoder cache): reading the
+    index ``learn`` saved beside the table vs encoding every source form."""
+    rng = random.Random(seed)
+    rules = {misspell(t, rng): t for t in grammar_sentences(homes, forms, seed)}
+    table = pl.DataFrame({"source": list(rules), "target": list(rules.values())}).with_columns(
+        probability=0.9, support=5, distinct_users=5, source_intent=None, target_intent=None, layer=pl.lit("global")
+    )
+
+    def load_seconds(root: Path) -> float:
+        encoder.clear_cache()
+        start = time.perf_counter()
+        OnlineRewriter.load(root, encoder=encoder)
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_tables(root, table.with_columns(user_id=None).cast(REWRITE_SCHEMA), empty_table())
+        saved = save_indexes(root, encoder)
+        with_index = load_seconds(root)
+        for path in saved:
+            path.unlink()
+        encoding = load_seconds(root)
+    return {
+        "forms": float(len(rules)),
+        "load_saved_index_s": with_index,
+        "load_encoding_s": encoding,
+        "ratio_saved_vs_encoding": with_index / encoding,
+    }
+
+
 def run_bench(
-    sizes: list[int], *, queries: int, utterances: int, seed: int, progress: Callable[[str], None]
+    sizes: list[int],
+    *,
+    queries: int,
+    utterances: int,
+    seed: int,
+    progress: Callable[[str], None],
+    load_forms: int = 2000,
 ) -> dict[str, Any]:
     from selflearn.home import shipped_homes
 
@@ -254,4 +296,12 @@ def run_bench(
     )
     progress(f"runtime: {utterances} utterances, with and without rewriting")
     runtime = bench_runtime(homes[0], utterances=utterances, seed=seed, encoder=encoder)
-    return {"seed": seed, "encoder_threads": 1, "lookup": [asdict(r) for r in lookup], "runtime": runtime}
+    progress(f"loading an artifact set of {load_forms:,} rules: saved index vs encoding")
+    load = bench_load(homes, forms=load_forms, seed=seed, encoder=encoder)
+    return {
+        "seed": seed,
+        "encoder_threads": 1,
+        "lookup": [asdict(r) for r in lookup],
+        "runtime": runtime,
+        "load": load,
+    }
