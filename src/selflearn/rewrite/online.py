@@ -391,7 +391,7 @@ def read_index(path: Path, config: OnlineConfig) -> faiss.Index:
 
 def save_indexes(root: Path, encoder: Encoder | None = None, config: OnlineConfig | None = None) -> list[Path]:
     """The global and pattern layers' dense indexes beside their tables in an artifact set being built: a process
-    that loads the set (the service, a swap) reads them instead of encoding every source form (`bench rewrite`:
+    that loads the set (the service, a swap) reads them instead of encoding every source form (``bench rewrite``:
     2,000 forms in 0.05 instead of 4.3 s). Personal layers stay lazily encoded: small, and deleted with the user."""
     encoder = encoder or shared_encoder()
     config = config or OnlineConfig()
