@@ -357,14 +357,10 @@ def build_index(vectors: Vectors, config: OnlineConfig) -> faiss.Index:
     else:
         nlist = 2 * int(math.sqrt(n))
         lists = faiss.index_factory(dim, f"IVF{nlist}_HNSW32,PQ{dim // 2}x4fsr", faiss.METRIC_INNER_PRODUCT)
-        ivf = faiss.extract_index_ivf(lists)
-        ivf.cp.min_points_per_centroid = 20  # the same 40k-vector sample at 1M as before
-        ivf.nprobe = config.nprobe
-        refined = faiss.IndexRefineFlat(lists)
-        refined.k_factor = config.refine
+        faiss.extract_index_ivf(lists).cp.min_points_per_centroid = 20  # the same 40k-vector sample at 1M as before
+        index = search_settings(faiss.IndexRefineFlat(lists), config)
         rng = np.random.default_rng(0)
-        refined.train(vectors[rng.choice(n, size=min(n, 20 * nlist), replace=False)])
-        index = refined
+        index.train(vectors[rng.choice(n, size=min(n, 20 * nlist), replace=False)])
     index.add(vectors)
     return index
 
@@ -377,16 +373,22 @@ def index_path(table_path: Path, forms: Sequence[str]) -> Path:
     return table_path.with_name(f"{table_path.stem}.{Path(INT8_MODEL).stem}.{digest}.faiss")
 
 
+def search_settings(index: faiss.Index, config: OnlineConfig) -> faiss.Index:
+    """The config's probes and re-scoring on an IVF index (built or read back); a flat index has none."""
+    import faiss
+
+    if isinstance(index, faiss.IndexRefine):
+        index.k_factor = config.refine
+        faiss.extract_index_ivf(index).nprobe = config.nprobe
+    return index
+
+
 def read_index(path: Path, config: OnlineConfig) -> faiss.Index:
     """A saved index with this config's search settings."""
     import faiss
 
     faiss.omp_set_num_threads(1)
-    index = faiss.read_index(str(path))
-    if isinstance(index, faiss.IndexRefine):
-        index.k_factor = config.refine
-        faiss.extract_index_ivf(index).nprobe = config.nprobe
-    return index
+    return search_settings(faiss.read_index(str(path)), config)
 
 
 def save_indexes(root: Path, encoder: Encoder | None = None, config: OnlineConfig | None = None) -> list[Path]:
