@@ -26,7 +26,7 @@ from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
 from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
-from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, baseline_rephrase, chains
+from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, save_indexes
 from selflearn.rewrite.patterns import delexicalise_frame, slot_names
 from selflearn.schema import Turn
@@ -152,10 +152,7 @@ def repair_outcomes(
     shadow's evidence for what a failing form wants when nobody repaired it on the held-out day: a rule that
     rewrites it into some other request that happens to succeed ("coffee please" -> the weather, the living room
     lights -> the TV) is not a fix."""
-    cfg = config or MiningConfig()
-    links = baseline_rephrase(scored, cfg) if is_rephrase is None else is_rephrase
-    if "meta" in scored.columns:  # as the miner: talk about a request is not a step of its chain
-        scored, links = scored.filter(~scored["meta"]), links.filter(~scored["meta"])
+    scored, links = linked_requests(scored, is_rephrase, config or MiningConfig())
     frames = [scored, delexicalise_frame(scored, homes)] if homes and scored.height else [scored]
     intent, slots = (pl.col("target").str.splitn("|", 2).struct.field(f) for f in ("field_0", "field_1"))
     names = slot_names(slots)

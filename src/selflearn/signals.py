@@ -123,6 +123,13 @@ class DefectSignals:
         )
 
 
+def text_similarity(a: pl.Series, b: pl.Series) -> pl.Series:
+    """Pairwise rapidfuzz token-set ratio in [0, 1]: the one text similarity every rephrase rule compares with its
+    ``similarity_min``."""
+    ratios = process.cpdist(a.to_list(), b.to_list(), scorer=fuzz.token_set_ratio, workers=-1)
+    return pl.Series("similarity", ratios, dtype=pl.Float64) / 100.0
+
+
 def with_next_turn(turns: pl.DataFrame, config: SignalConfig) -> pl.DataFrame:
     """Sort by user and time; add the form, whether the turn is meta (feedback, teaching, a bare "no, that's
     wrong"), the user's next request turn (id, form, status, gap; meta turns skipped and given none), the pair's
@@ -148,10 +155,7 @@ def with_next_turn(turns: pl.DataFrame, config: SignalConfig) -> pl.DataFrame:
     )
     df = df.join(requests, on="turn_id", how="left", maintain_order="left")
     pairs = df.select("form", "next_form").unique().filter(pl.col("next_form").is_not_null())
-    similarity = process.cpdist(
-        pairs["form"].to_list(), pairs["next_form"].to_list(), scorer=fuzz.token_set_ratio, workers=-1
-    )
-    pairs = pairs.with_columns(similarity=pl.Series(similarity, dtype=pl.Float64) / 100.0)
+    pairs = pairs.with_columns(similarity=text_similarity(pairs["form"], pairs["next_form"]))
     return df.join(pairs, on=["form", "next_form"], how="left", maintain_order="left").with_columns(
         pl.col("similarity").fill_null(0.0),
         quick_next=(pl.col("gap_s") <= config.rephrase_window_s).fill_null(False),

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from rapidfuzz import fuzz, process
 from scipy import sparse
 from scipy.sparse.linalg import splu
 
 from selflearn.home import Home
 from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, read_patterns, write_tables
 from selflearn.rewrite.patterns import PLACEHOLDER, delexicalise_frame, own_device_word
-from selflearn.signals import NO_RESULT_STATUSES, DefectSignals, LogSource, SignalConfig
+from selflearn.signals import NO_RESULT_STATUSES, DefectSignals, LogSource, SignalConfig, text_similarity
 from selflearn.text import with_normalized
 
 SOLVE_BATCH = 256  # absorbing states solved per LU back-substitution (bounds memory to T x 256 floats)
@@ -94,6 +93,19 @@ def baseline_rephrase(scored: pl.DataFrame, config: MiningConfig) -> pl.Series:
             & ~pl.col("next_status").is_in(("feedback", "teach"))
         ).fill_null(False)
     )["is_rephrase"]
+
+
+def linked_requests(
+    scored: pl.DataFrame, is_rephrase: pl.Series | None, config: MiningConfig
+) -> tuple[pl.DataFrame, pl.Series]:
+    """The turns that are steps of a chain, with their rephrase links (``baseline_rephrase`` unless given). A "no,
+    that's wrong" or a teaching turn between a failure and its repair is talk about the request, not a step of the
+    chain: without it the failure links to the repair (the signals skip it too)."""
+    links = baseline_rephrase(scored, config) if is_rephrase is None else is_rephrase
+    if "meta" not in scored.columns:
+        return scored, links
+    requests = ~scored["meta"]
+    return scored.filter(requests), links.filter(requests)
 
 
 def chains(scored: pl.DataFrame, is_rephrase: pl.Series) -> pl.DataFrame:
@@ -213,12 +225,7 @@ class RewriteMiner:
     ) -> RewriteTables:
         """Lexical global and personal tables from ``scored``; with ``homes`` (their configurations name the
         entities) also the pattern table: the same mining and guardrails over delexicalised forms."""
-        links = baseline_rephrase(scored, self.config) if is_rephrase is None else is_rephrase
-        if "meta" in scored.columns:
-            # A "no, that's wrong" or a teaching turn between a failure and its repair is talk about the request,
-            # not a step of the chain: without it the failure links to the repair (the signals skip it too).
-            requests = ~scored["meta"]
-            scored, links = scored.filter(requests), links.filter(requests)
+        scored, links = linked_requests(scored, is_rephrase, self.config)
         tables = self._fit_forms(scored, links)
         if homes and scored.height:
             patterns = self._fit_forms(delexicalise_frame(scored, homes), links).global_table
@@ -283,10 +290,10 @@ class RewriteMiner:
         )
         best = _describe(own, source_intents).sort(["support", "target"], descending=[True, False])
         best = best.unique(["user_id", "source"], keep="first", maintain_order=True)
-        similarity = process.cpdist(best["source"], best["target"], scorer=fuzz.token_set_ratio, workers=-1) / 100.0
-        best = best.with_columns(
-            weak_link=pl.col("source_intent").is_null() & (pl.Series(similarity) < c.similarity_min)
-        ).join(global_table.select("source", global_intent="target_intent"), on="source", how="left")
+        similarity = text_similarity(best["source"], best["target"])
+        best = best.with_columns(weak_link=pl.col("source_intent").is_null() & (similarity < c.similarity_min)).join(
+            global_table.select("source", global_intent="target_intent"), on="source", how="left"
+        )
         overruled = pl.col("weak_link") & (pl.col("global_intent") != pl.col("target_intent")).fill_null(False)
         return (
             best.filter(
