@@ -205,3 +205,17 @@ def test_result_rules_find_tastes_left_to_the_assistant() -> None:
     assert (truth == "result").sum() >= 10
     assert (truth[called] == "result").mean() >= 0.7  # precise ...
     assert (rules[truth == "result"] == "result").mean() >= 0.5  # ... and finds most of them
+
+
+def test_rules_and_learner_run_on_turns_without_asr_confidence_latency_or_device_type() -> None:
+    """Home Assistant logs none of the three; the label features treat them as missing, not as zero."""
+    data = make_dialogues(300, seed=6)
+    bare = [t.model_copy(update={"asr_confidence": None, "response_latency_ms": None, "device_type": None})
+            for t in data.turns]  # fmt: skip
+    logs = LogView.from_records(bare)
+    df = with_slot_evidence(with_overlap(dialogue_frame(logs.turns()), []), SlotGaps())
+    labels, _ = RuleFpi().predict(df)
+    assert len(labels) == len(bare) and set(labels) <= set(FPI_CLASSES)
+    assert (diff_stage(df, CONFIG) != "").sum() > 10
+    model = FpiLearner(CONFIG).fit(logs)
+    assert len(model.predict(model.prepare(dialogue_frame(logs.turns())))[0]) == len(bare)

@@ -148,7 +148,7 @@ def test_json_fields_accept_their_string_form() -> None:
         {"asr_text": "x" * 10_001},
         {"response_latency_ms": -1.0},
         {"turn_id": ""},
-        {"schema_version": 2},
+        {"schema_version": 3},
         {"unknown": 1},
     ],
 )
@@ -156,3 +156,16 @@ def test_invalid_turns_rejected(change: dict[str, object]) -> None:
     Turn.model_validate(MINIMAL_TURN)
     with pytest.raises(ValidationError):
         Turn.model_validate({**MINIMAL_TURN, **change})
+
+
+def test_a_turn_from_home_assistant_needs_no_device_type_asr_confidence_or_latency(tmp_path: Path) -> None:
+    """Schema 2: what a real Home Assistant cannot supply is optional, and None survives JSONL and Parquet."""
+    bare = {k: v for k, v in MINIMAL_TURN.items() if k not in ("device_type", "asr_confidence", "response_latency_ms")}
+    t = Turn.model_validate(bare)
+    assert (t.device_type, t.asr_confidence, t.response_latency_ms, t.schema_version) == (None, None, None, 2)
+    write_jsonl([t], tmp_path / "t.jsonl")
+    write_parquet([t], tmp_path / "t.parquet", Turn)
+    assert list(read_jsonl(tmp_path / "t.jsonl", Turn)) == [t]
+    assert read_parquet(tmp_path / "t.parquet", Turn) == [t]
+    v1 = Turn.model_validate({**MINIMAL_TURN, "schema_version": 1})  # old logs stay readable
+    assert v1.asr_confidence == 1.0

@@ -113,3 +113,24 @@ def test_tiny_logs(n: int) -> None:
     assert set(frame.columns) >= {"turn_id", "barge_in", "rephrased", "repeated", "abandoned", "explicit_negative",
                                   "no_result", "defect_score", "defect"}  # fmt: skip
     assert isinstance(frame, pl.DataFrame)
+
+
+def test_signals_and_mining_need_no_device_type_asr_confidence_or_latency() -> None:
+    """Real use through Home Assistant logs none of the three: every signal and every mined rule stays the same."""
+    from selflearn.rewrite.mining import RewriteMiner
+    from selflearn.schema import ARROW_SCHEMAS
+
+    turns, _ = generate(6_000, seed=5)
+    bare = turns.with_columns(
+        device_type=pl.lit(None, pl.String),
+        asr_confidence=pl.lit(None, pl.Float64),
+        response_latency_ms=pl.lit(None, pl.Float64),
+    )
+    empty = ARROW_SCHEMAS[Feedback].empty_table()
+    views = [LogView(t.to_arrow().cast(ARROW_SCHEMAS[Turn]), empty) for t in (turns, bare)]
+    full, without = (DefectSignals().score(v).sort("turn_id") for v in views)
+    cols = ["turn_id", "defect_score", "defect", "rephrased", "repeated", "abandoned", "no_result", "barge_in"]
+    assert full["defect"].sum() > 100
+    assert full.select(cols).equals(without.select(cols))
+    rules = [RewriteMiner().fit(v).global_table.sort("source") for v in views]
+    assert rules[0].height > 10 and rules[0].equals(rules[1])

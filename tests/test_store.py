@@ -539,3 +539,52 @@ def test_vectorised_predicate_is_sound_for_every_kind(model: type) -> None:
             model.model_validate(table.to_pylist()[0])
 
     check()
+
+
+# The turns table exactly as the schema-1 code created it (before the fields Home Assistant cannot supply became
+# optional): a store written then must open, read and take schema-2 turns.
+_V1_TURNS_DDL = (
+    'CREATE TABLE turns ("turn_id" VARCHAR NOT NULL, "dialogue_id" VARCHAR NOT NULL, "session_id" VARCHAR NOT NULL, '
+    '"user_id" VARCHAR NOT NULL, "home_id" VARCHAR NOT NULL, "device_id" VARCHAR NOT NULL, '
+    '"device_type" VARCHAR NOT NULL, "ts" TIMESTAMPTZ NOT NULL, "area" VARCHAR, "asr_text" VARCHAR NOT NULL, '
+    '"asr_confidence" DOUBLE NOT NULL, "rewritten_text" VARCHAR, "rewrite_source" VARCHAR NOT NULL, '
+    '"nlu_intent" VARCHAR, "nlu_slots" VARCHAR NOT NULL, "nlu_confidence" DOUBLE NOT NULL, '
+    '"resolved_entities" VARCHAR NOT NULL, "result_status" VARCHAR NOT NULL, "response_text" VARCHAR NOT NULL, '
+    '"barge_in" BOOLEAN NOT NULL, "response_latency_ms" DOUBLE NOT NULL, "device_state_snapshot" VARCHAR NOT NULL, '
+    '"explicit_feedback" VARCHAR, "trace" VARCHAR NOT NULL, "schema_version" INTEGER NOT NULL, PRIMARY KEY ("turn_id"))'
+)
+
+
+def test_a_schema_1_store_is_migrated_on_open_and_takes_turns_without_the_optional_fields(tmp_path: Path) -> None:
+    db = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(_V1_TURNS_DDL)
+    con.execute(
+        "INSERT INTO turns VALUES ('old', 'd', 's', 'u1', 'h', 'ep', 'speaker', TIMESTAMPTZ '2026-03-02 08:00:00+00', "
+        "'kitchen', 'turn on the light', 0.93, NULL, 'none', 'HassTurnOn', '{}', 0.9, '{}', 'success', 'ok', false, "
+        "120.5, '{}', NULL, '{}', 1)"
+    )
+    with pytest.raises(duckdb.ConstraintException):  # the v1 layout really refuses a turn without them
+        con.execute(
+            "INSERT INTO turns (turn_id, dialogue_id, session_id, user_id, home_id, device_id, device_type, ts, "
+            "asr_text, asr_confidence, rewrite_source, nlu_slots, nlu_confidence, resolved_entities, result_status, "
+            "response_text, barge_in, response_latency_ms, device_state_snapshot, trace, schema_version) VALUES "
+            "('x', 'd', 's', 'u', 'h', 'e', NULL, now(), 'hi', NULL, 'none', '{}', 0, '{}', 'success', '', false, "
+            "NULL, '{}', '{}', 2)"
+        )
+    con.close()
+    new = turn(1, device_type=None, asr_confidence=None, response_latency_ms=None)
+    assert new.schema_version == 2
+    with Store(db) as store:
+        old = store.turn("old")
+        assert old is not None
+        assert (old.schema_version, old.asr_confidence, old.response_latency_ms, old.device_type) == (
+            1, 0.93, 120.5, "speaker"
+        )  # fmt: skip
+        store.add(turns=[new])
+        assert store.turn(new.turn_id) == new
+    with Store(db) as store:  # reopening a migrated store is a no-op
+        frame = store.logs().turns()
+        assert frame["turn_id"].to_list() == ["old", new.turn_id]
+        assert frame["asr_confidence"].to_list() == [0.93, None]
+        assert frame["device_type"].to_list() == ["speaker", None]

@@ -72,8 +72,8 @@ class Endpoint(_Config):
     """A microphone people talk to: a smart speaker, a screen, a TV."""
 
     id: str
-    type: DeviceType
-    area: str
+    type: DeviceType | None = None  # None: unknown (a Home Assistant satellite says nothing of its kind)
+    area: str | None = None  # None: unknown, so no room context (a satellite the home file does not place)
     name: str = ""
 
 
@@ -117,7 +117,7 @@ class Home(_Config):
                 raise ValueError(f"duplicate {kind} id(s): {', '.join(dupes)}")
         placed: list[Device | Endpoint] = [*self.devices, *self.endpoints]
         for item in placed:
-            if item.area not in area_ids:
+            if item.area is not None and item.area not in area_ids:
                 raise ValueError(f"{item.id!r} is in unknown area {item.area!r} (known: {', '.join(sorted(area_ids))})")
         endpoint_ids = {e.id for e in self.endpoints}
         for person in self.people:
@@ -144,7 +144,7 @@ class Home(_Config):
                 return p
         raise HomeError(f"home {self.id!r} has no person {person_id!r}")
 
-    def devices_in(self, area_id: str) -> Iterator[Device]:
+    def devices_in(self, area_id: str | None) -> Iterator[Device]:
         return (d for d in self.devices if d.area == area_id)
 
 

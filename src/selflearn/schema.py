@@ -2,7 +2,9 @@
 
 Turns are what learners read. Gold is written only by the simulator (or a human annotation effort) and read only by
 evaluation code; it shares ``turn_id`` with the turn it describes. Every record carries ``schema_version`` so that
-old logs stay readable when fields are added.
+old logs stay readable when fields are added. Version 2 made the Turn fields a real Home Assistant cannot supply
+(``device_type``, ``asr_confidence``, ``response_latency_ms``) optional; stores written by version 1 are migrated
+on open (``store._migrate``) and their rows keep ``schema_version`` 1.
 
 JSON-valued fields (slots, entities, device state, traces) are dicts in Python and canonical JSON strings in Arrow
 and Parquet, so a JSONL -> Parquet -> JSONL round trip is exact.
@@ -20,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_TEXT_CHARS = 10_000
 MAX_LATENCY_MS = 600_000.0
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
@@ -88,11 +90,15 @@ class Turn(LogRecord):
     user_id: str = Field(min_length=1, max_length=128)
     home_id: str = Field(min_length=1, max_length=128)
     device_id: str = Field(min_length=1, max_length=128)
-    device_type: DeviceType
+    device_type: DeviceType | None = Field(
+        default=None, description="Kind of endpoint; None when the client does not say (a Home Assistant satellite)."
+    )
     ts: Timestamp
     area: str | None = None
     asr_text: str
-    asr_confidence: float = Field(ge=0.0, le=1.0)
+    asr_confidence: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Recognizer confidence; None when only the text reached us."
+    )
     rewritten_text: str | None = None
     rewrite_source: RewriteSource = "none"
     nlu_intent: str | None = None
@@ -102,7 +108,9 @@ class Turn(LogRecord):
     result_status: ResultStatus
     response_text: str = ""
     barge_in: bool = False
-    response_latency_ms: float = Field(ge=0.0, le=MAX_LATENCY_MS)
+    response_latency_ms: float | None = Field(
+        default=None, ge=0.0, le=MAX_LATENCY_MS, description="Time to answer; None when not measured end to end."
+    )
     device_state_snapshot: JsonDict = Field(default_factory=dict)
     explicit_feedback: ExplicitFeedback | None = None
     trace: JsonDict = Field(
@@ -184,11 +192,11 @@ ARROW_SCHEMAS: dict[type[LogRecord], pa.Schema] = {
             ("user_id", pa.string(), False),
             ("home_id", pa.string(), False),
             ("device_id", pa.string(), False),
-            ("device_type", pa.string(), False),
+            ("device_type", pa.string()),
             ("ts", _TS, False),
             ("area", pa.string()),
             ("asr_text", pa.string(), False),
-            ("asr_confidence", pa.float64(), False),
+            ("asr_confidence", pa.float64()),
             ("rewritten_text", pa.string()),
             ("rewrite_source", pa.string(), False),
             ("nlu_intent", pa.string()),
@@ -198,7 +206,7 @@ ARROW_SCHEMAS: dict[type[LogRecord], pa.Schema] = {
             ("result_status", pa.string(), False),
             ("response_text", pa.string(), False),
             ("barge_in", pa.bool_(), False),
-            ("response_latency_ms", pa.float64(), False),
+            ("response_latency_ms", pa.float64()),
             ("device_state_snapshot", pa.string(), False),
             ("explicit_feedback", pa.string()),
             ("trace", pa.string(), False),

@@ -7,7 +7,8 @@ and by writes.
 
 Every write is one transaction per batch and idempotent by record id (INSERT OR IGNORE), so a crash mid-ingest
 leaves the database valid and a re-run completes it: rows already stored count as duplicates. Reads and writes name
-the schema's columns, and opening a store adds columns that newer optional fields need, so old files keep working.
+the schema's columns, and opening a store migrates its tables to the schema (new optional columns, NOT NULL dropped
+where a field became optional), so old files keep working.
 """
 
 from __future__ import annotations
@@ -76,13 +77,16 @@ def _sql_literal(value: Any) -> str:
 
 
 def _migrate(con: duckdb.DuckDBPyConnection, kind: Kind) -> None:
-    """Add columns a newer schema has and this file's table lacks (new optional fields), with the field default."""
+    """Bring an older file's table to the schema: add columns of new optional fields (with the field default) and
+    drop NOT NULL from columns that became optional (schema 2: the Turn fields Home Assistant cannot supply)."""
     model = RECORD_TYPES[kind]
-    have = {
-        r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [kind]).fetchall()
-    }
+    have = dict(
+        con.execute("SELECT column_name, is_nullable FROM duckdb_columns() WHERE table_name = ?", [kind]).fetchall()
+    )
     for f in ARROW_SCHEMAS[model]:
         if f.name in have:
+            if f.nullable and not have[f.name]:
+                con.execute(f'ALTER TABLE {kind} ALTER COLUMN "{f.name}" DROP NOT NULL')
             continue
         info = model.model_fields[f.name]
         if info.is_required():

@@ -148,16 +148,20 @@ class Runtime:
         user_id: str,
         endpoint_id: str,
         now: datetime,
-        asr_confidence: float = 1.0,
+        asr_confidence: float | None = 1.0,
         session_id: str | None = None,
         dialogue_id: str | None = None,
         turn_id: str | None = None,
         barge_in: bool = False,
+        endpoint: Endpoint | None = None,
     ) -> Interpretation:
+        """One utterance through every stage, logged as a Turn. ``endpoint`` stands in for a microphone the home file
+        does not list (a Home Assistant satellite: no area, no type); otherwise ``endpoint_id`` names one it does.
+        ``asr_confidence`` None: only the text reached us."""
         started = time.perf_counter()
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
-        endpoint = self.home.endpoint(endpoint_id)
+        endpoint = endpoint if endpoint is not None else self.home.endpoint(endpoint_id)
         stages: dict[str, dict[str, Any]] = {}
         ids = self._ids(user_id, now, session_id, dialogue_id, turn_id)
 
@@ -326,7 +330,7 @@ class Runtime:
         endpoint: Endpoint,
         now: datetime,
         text: str,
-        asr_confidence: float,
+        asr_confidence: float | None,
         barge_in: bool,
         started: float,
         stages: dict[str, dict[str, Any]],
@@ -345,7 +349,7 @@ class Runtime:
             ts=now.astimezone(UTC),
             area=endpoint.area,
             asr_text=text,
-            asr_confidence=max(0.0, min(1.0, asr_confidence)),
+            asr_confidence=None if asr_confidence is None else max(0.0, min(1.0, asr_confidence)),
             barge_in=barge_in,
             response_latency_ms=latency,
             trace=stages,

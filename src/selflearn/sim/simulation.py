@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz, process
 
-from selflearn.home import Home, Person
+from selflearn.home import Home, HomeError, Person
 from selflearn.pipeline.asr import FUNCTION_WORDS, AsrConfig, AsrModel
 from selflearn.pipeline.runtime import FeedbackPolicy, Interpretation, Rewriter, Runtime, Teacher
 from selflearn.schema import FailurePoint, Feedback, Gold, Preference, Turn
@@ -206,6 +206,8 @@ class Simulation:
             return
         endpoint = ctx.rng.choice(user.endpoints)
         area = ctx.home.endpoint(endpoint).area
+        if area is None:
+            raise HomeError(f"endpoint {endpoint!r} has no area: simulated people talk to endpoints placed in a room")
         success = True
         for step, kind in enumerate(kinds):
             goal = self._goal(ctx, user, kind, area, text)
@@ -257,7 +259,7 @@ class Simulation:
                 fp = "er"  # a name the home does not know: the entity is the problem, whichever stage gave up
             item = _Pending(interp.turn, text, goal, fp, previous)
             pending.append(item)
-            when += timedelta(milliseconds=interp.turn.response_latency_ms)
+            when += timedelta(milliseconds=interp.turn.response_latency_ms or 0.0)
             if fp == "correct":
                 if rng.random() < cfg.barge_in_on_success:  # cutting a long right answer short: not a defect
                     item.barge_in = True
