@@ -108,3 +108,8 @@ def test_homes_list_and_generate(tmp_path: Path) -> None:
     written = sorted(tmp_path.glob("*.yaml"))
     assert len(written) == 2
     assert find_home(written[0]).devices
+
+
+def test_wyoming_refuses_a_uri_it_cannot_serve_and_an_unknown_home() -> None:
+    assert runner.invoke(app, ["wyoming", "--uri", "stdio://"]).exit_code == 2
+    assert runner.invoke(app, ["wyoming", "--home", "no_such_home"]).exit_code == 2

@@ -694,6 +694,44 @@ def serve(
         service.close()
 
 
+@app.command()
+def wyoming(
+    uri: Annotated[
+        str, typer.Option("--uri", help="Where to listen: tcp://HOST:PORT or unix://PATH.")
+    ] = "tcp://0.0.0.0:10700",
+    home: Annotated[
+        str, typer.Option("--home", help="The home (shipped id or YAML file) whose names HA's entities carry.")
+    ] = "maple_house",
+    db: DbOption = None,
+    artifacts: Annotated[
+        Path | None, typer.Option("--artifacts", help="Artifact folder. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+    ] = None,
+) -> None:
+    """Serve Home Assistant's Wyoming integration (2024.11+) as an intent service; see docs/home-assistant.md."""
+    import asyncio
+    import logging
+
+    from selflearn.integrations.wyoming import WyomingAgent, serve
+    from selflearn.service import Service
+
+    if not uri.startswith(("tcp://", "unix://")):
+        err.print(f"[red]error:[/red] --uri must be tcp://HOST:PORT or unix://PATH, not {uri!r}")
+        raise typer.Exit(2)
+    the_home = _home_or_exit(home)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = Service([the_home], db=db, artifacts=artifacts)
+    err.print(f"wyoming intent service for home {the_home.id} on {uri} (store {service.store.path})")
+    try:
+        asyncio.run(serve(uri, WyomingAgent(service, the_home)))
+    except KeyboardInterrupt:
+        pass
+    except (OSError, ValueError) as e:
+        err.print(f"[red]error:[/red] cannot listen on {uri}: {e}")
+        raise typer.Exit(2) from e
+    finally:
+        service.close()
+
+
 @bench_app.command("serve")
 def bench_serve(
     requests: Annotated[int, typer.Option("--requests", help="Timed interpret requests.")] = 3000,

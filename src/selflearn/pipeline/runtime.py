@@ -63,6 +63,16 @@ class Teacher(Protocol):
     ) -> TeachReply | None: ...
 
 
+@dataclass(frozen=True)
+class Act:
+    """One request as carried out: its reading, the devices it resolved to, the outcome. A taught phrase may
+    stand for several; integrations hand each on (e.g. one Home Assistant intent per act)."""
+
+    reading: Candidate | None
+    resolution: Resolution | None
+    outcome: Outcome
+
+
 @dataclass
 class Interpretation:
     turn: Turn
@@ -70,6 +80,7 @@ class Interpretation:
     response: str
     hypotheses: list[Candidate] = field(default_factory=list)
     asks_feedback: bool = False
+    acts: list[Act] = field(default_factory=list)  # empty when the teacher answered (teaching, feedback)
 
     @property
     def status(self) -> str:
@@ -237,7 +248,8 @@ class Runtime:
             nlu_confidence=confidence, resolved_entities=_entities(res), result_status=outcome.status,
             response_text=response, device_state_snapshot=snapshot,
         )  # fmt: skip
-        return self._emit(Interpretation(turn, stages, response, cands, asks))
+        done = [Act(a[1], a[2], a[3]) for a in acts]
+        return self._emit(Interpretation(turn, stages, response, cands, asks, done))
 
     def _act(
         self,
