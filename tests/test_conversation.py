@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from selflearn.home import find_home
 from selflearn.integrations.conversation import (
     ConversationInput,
-    UnsupportedLanguage,
     converse,
     endpoint_for,
     household_user,
@@ -68,9 +67,9 @@ def test_not_understood_abstains_and_nothing_is_sent_to_carry_out() -> None:
 
 def test_other_languages_and_bad_input_are_refused_clearly() -> None:
     runtime = Runtime(find_home("maple_house"))
-    with pytest.raises(UnsupportedLanguage, match="'de'"):
-        converse(runtime, ConversationInput(text="mach das Licht an", language="de"), NOW)
     assert not converse(runtime, ConversationInput(text="turn on the tv", language="en-GB"), NOW).abstained
-    for bad in ({"text": ""}, {"text": "x" * 1001}, {"text": "hi", "speaker": "ana"}, {"text": 3}):
+    bad_input = ({"text": ""}, {"text": "x" * 1001}, {"text": "hi", "speaker": "ana"}, {"text": 3}, {"text": "Licht an",
+                 "language": "de"})  # fmt: skip
+    for bad in bad_input:
         with pytest.raises(ValidationError):
             ConversationInput.model_validate(bad)

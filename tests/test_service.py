@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,7 @@ def test_openapi_documents_the_endpoints(env: dict[str, Any]) -> None:
     spec = env["client"].get("/openapi.json").json()
     for path in (
         "/v1/interpret",
+        "/v1/conversation",
         "/v1/feedback",
         "/v1/teach",
         "/v1/users/{user_id}/preferences",
@@ -320,3 +322,53 @@ def test_an_artifact_set_published_elsewhere_is_picked_up_without_restart(tmp_pa
         assert client.get("/healthz").json()["artifacts"] == version
     finally:
         service.close()
+
+
+def test_conversation_takes_home_assistants_input_without_a_speaker(env: dict[str, Any]) -> None:
+    """HA's shape (text, language, conversation_id, device_id, satellite_id, agent_id): answered, never 404/422."""
+    c, h, service = env["client"], env["maple"], env["service"]
+    body = {
+        "text": "turn on the kitchen light",
+        "language": "en",
+        "conversation_id": "01JD8ZKX1ZQ4G3M6V2N5T7W9YA",
+        "device_id": "4a1b9d0c2e3f",
+        "satellite_id": "assist_satellite.kitchen_voice",
+        "agent_id": "conversation.selflearn",
+    }
+    r = c.post("/v1/conversation", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["intent"], out["slots"]) == ("HassTurnOn", {"name": "light.kitchen_ceiling"})
+    assert out["intents"] == [{"name": "HassTurnOn", "entities": {"name": "Kitchen Light"}}]
+    assert out["speech"] and not out["abstained"] and not out["handled"]
+    assert out["user_id"] == "maple_house.household.assist_satellite.kitchen_voice"
+    assert out["conversation_id"] == body["conversation_id"]
+    nothing = c.post("/v1/conversation", json={"text": "purple monkey dishwasher", "language": "en"}, headers=h).json()
+    assert nothing["abstained"] and nothing["intents"] == [] and nothing["user_id"] == "maple_house.household"
+    service.flush()
+    turns = service.store.logs().turns()
+    assert set(turns["user_id"]) == {out["user_id"], "maple_house.household"}
+    assert turns["asr_confidence"].null_count() == 2
+    assert c.post("/v1/interpret", json={"text": "hi", "language": "en"}, headers=h).status_code == 422
+
+
+def test_conversation_refuses_other_languages_and_admin_tokens(env: dict[str, Any]) -> None:
+    c = env["client"]
+    r = c.post("/v1/conversation", json={"text": "Licht an", "language": "de"}, headers=env["maple"])
+    assert r.status_code == 422 and "language" in r.json()["error"]["message"]
+    assert c.post("/v1/conversation", json={"text": "hi"}, headers=env["admin"]).status_code == 403
+    assert c.post("/v1/conversation", json={"text": "hi"}).status_code == 401
+
+
+def test_docs_pages_work_offline(env: dict[str, Any]) -> None:
+    """/docs and /redoc load their scripts, styles and icon from this server, never from a CDN."""
+    c = env["client"]
+    for page in ("/docs", "/redoc"):
+        html = c.get(page)
+        assert html.status_code == 200
+        refs = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html.text)
+        assert refs and not [u for u in refs if re.match(r"^(https?:)?//", u)], refs
+        assert not re.search(r"https?://(?!testserver)", html.text)
+        assert page == "/redoc" or '"validatorUrl": null' in html.text  # no validator badge from swagger.io
+        for ref in refs:
+            assert c.get(ref).status_code == 200, ref

@@ -192,6 +192,7 @@ async def _raw(port: int, data: bytes, then: Event | None = None) -> list[Event]
         (b'{"type": "transcript", "data": {"text": 42}}\n', "bad-transcript", True),
         (b'{"type": "transcript", "data": {"text": "hi", "context": "kitchen"}}\n', "bad-transcript", True),
         (OVERSIZED_TEXT, "bad-transcript", True),
+        (b'{"type": "transcript", "data": {"text": "Licht an", "language": "de"}}\n', "bad-transcript", True),
     ],
 )
 def test_bad_input_gets_an_error_event_and_the_server_keeps_serving(

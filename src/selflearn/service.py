@@ -7,6 +7,10 @@ types, unknown users or devices) get a 4xx JSON error ``{"error": {"code", "mess
 a client's input with a 500. Turns are buffered and written to the store in batches by a background thread, so
 ``interpret`` never waits on a disk write. A newly published artifact set is picked up without restart (the
 rewriter follows the ArtifactStore's ``current`` pointer).
+
+``POST /v1/conversation`` takes Home Assistant's conversation input (no speaker id: a household user per satellite,
+``integrations/conversation.py``) and answers the HA intents to carry out. ``/docs`` and ``/redoc`` load their assets
+from the package (fastapi-offline), so they work without internet.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -35,6 +40,7 @@ from selflearn.artifacts import ArtifactStore
 from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.feedback import pending_root as default_pending_root
 from selflearn.home import Home
+from selflearn.integrations.conversation import ConversationInput, converse
 from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
 from selflearn.store import Store
 from selflearn.teach import TASTE_KINDS, Teacher, vocabulary
@@ -81,6 +87,23 @@ class InterpretResponse(BaseModel):
     response: str
     asks_feedback: bool
     turn: Turn = Field(description="The logged Turn, trace included (every stage's decision).")
+
+
+class HaIntentOut(BaseModel):
+    name: str = Field(description="Home Assistant intent type, e.g. HassTurnOn (or one an intent_script handles).")
+    entities: dict[str, Any] = Field(description="Slot name -> value as HA's intent handlers take them.")
+
+
+class ConversationResponse(BaseModel):
+    intent: str | None = Field(description="selflearn's reading of the request (its first part), if any.")
+    slots: dict[str, Any] = Field(description="selflearn's slots of that reading (device and area ids).")
+    intents: list[HaIntentOut] = Field(description="What HA should carry out, in order; empty if abstained/handled.")
+    speech: str
+    abstained: bool = Field(description="Not understood or not doable here: HA should answer on its own.")
+    handled: bool = Field(description="selflearn answered by itself (teaching, feedback): only speak the speech.")
+    conversation_id: str
+    turn_id: str
+    user_id: str = Field(description="The household user the request was logged for (docs/home-assistant.md).")
 
 
 class FeedbackRequest(_Body):
@@ -422,11 +445,12 @@ def _error(code: int, message: str, headers: Mapping[str, str] | None = None) ->
 
 
 def create_app(service: Service) -> FastAPI:
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets shipped in the package: no CDN, works offline
         title="selflearn",
         version=__version__,
         description="A smart-home voice assistant that learns from its own interactions.",
         responses=ERRORS,
+        swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would fetch a badge from validator.swagger.io
     )
     app.state.service = service
 
@@ -465,6 +489,28 @@ def create_app(service: Service) -> FastAPI:
         service.metrics.events[f"turn_{result.turn.result_status}"] += 1
         answer = InterpretResponse(response=result.response, asks_feedback=result.asks_feedback, turn=result.turn)
         return Response(answer.model_dump_json(), media_type="application/json")  # one serialisation, no re-check
+
+    @app.post("/v1/conversation", response_model=ConversationResponse)
+    async def conversation(body: ConversationInput, tok: HomeToken) -> ConversationResponse:
+        """Home Assistant's conversation input (no speaker: a household user per satellite/device), through the same
+        runtime as interpret; the answer says which HA intents to carry out, or that selflearn abstained."""
+        home = service.homes.get(tok.home or "")
+        if home is None:
+            raise HTTPException(404, f"home {tok.home!r} is not served here")
+        reply = converse(service.runtimes[home.id], body)
+        turn = reply.turn
+        service.metrics.events[f"conversation_{turn.result_status}"] += 1
+        return ConversationResponse(
+            intent=turn.nlu_intent,
+            slots=turn.nlu_slots,
+            intents=[HaIntentOut(name=i.name, entities=i.entities) for i in reply.intents],
+            speech=reply.speech,
+            abstained=reply.abstained,
+            handled=reply.handled,
+            conversation_id=body.conversation_id or turn.session_id,
+            turn_id=turn.turn_id,
+            user_id=turn.user_id,
+        )
 
     @app.post("/v1/feedback", response_model=Feedback)
     async def feedback(body: FeedbackRequest, tok: HomeToken) -> Feedback:

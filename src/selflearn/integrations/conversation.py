@@ -28,12 +28,9 @@ from selflearn.schema import Turn
 
 MAX_TEXT_CHARS = 1000
 LANGUAGES = ("en",)  # the NLU's templates are English
+LANGUAGE_PATTERN = r"^[Ee][Nn](?:[-_][A-Za-z0-9]{1,8}){0,3}$"
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,47}")
 HANDLED_STATUSES = ("teach", "feedback")  # the teacher answered: nothing for HA to carry out
-
-
-class UnsupportedLanguage(ValueError):
-    """A request in a language the NLU has no templates for."""
 
 
 class ConversationInput(BaseModel):
@@ -43,7 +40,9 @@ class ConversationInput(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="What was said (HA's STT text).")
-    language: str = Field(default="en", max_length=35, description="BCP 47 tag, e.g. en or en-US.")
+    language: str = Field(
+        default="en", pattern=LANGUAGE_PATTERN, description="BCP 47 tag; English only (en, en-US, ...)."
+    )
     conversation_id: str | None = Field(default=None, max_length=200, description="HA's chat session id.")
     device_id: str | None = Field(default=None, max_length=200, description="HA device that heard it, if any.")
     satellite_id: str | None = Field(default=None, max_length=200, description="HA assist satellite entity, if any.")
@@ -78,13 +77,11 @@ def endpoint_for(home: Home, satellite_id: str | None, device_id: str | None) ->
 
 def converse(runtime: Runtime, request: ConversationInput, now: datetime | None = None) -> Reply:
     """Run one HA request through the runtime (rewrites, context, taught preferences) and log it as a Turn."""
-    if request.language.split("-")[0].lower() not in LANGUAGES:
-        raise UnsupportedLanguage(f"language {request.language!r} not supported (supported: {', '.join(LANGUAGES)})")
     home = runtime.home
     endpoint = endpoint_for(home, request.satellite_id, request.device_id)
     result = runtime.interpret(
         request.text,
-        user_id=household_user(home.id, request.satellite_id or request.device_id),
+        user_id=household_user(home.id, request.satellite_id or request.device_id or None),
         endpoint_id=endpoint.id,
         endpoint=endpoint,
         now=now or datetime.now(UTC),

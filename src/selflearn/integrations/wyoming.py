@@ -35,7 +35,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 
 from selflearn import __version__
 from selflearn.home import Home
-from selflearn.integrations.conversation import LANGUAGES, ConversationInput, UnsupportedLanguage, converse
+from selflearn.integrations.conversation import LANGUAGES, ConversationInput, converse
 from selflearn.service import Service
 
 MAX_EVENT_BYTES = 64 * 1024  # header line, data and payload each: far above any transcript (text <= 1,000 chars)
@@ -92,8 +92,6 @@ class WyomingAgent:
             first = e.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
             return [Error(f"bad transcript: {where}: {first['msg']}", code="bad-transcript").event()]
-        except UnsupportedLanguage as e:
-            return [Error(str(e), code="unsupported-language").event()]
         self.service.metrics.events[f"wyoming_{reply.turn.result_status}"] += 1
         speech = _no_template(reply.speech)
         if reply.handled:
