@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import yaml
 
 from selflearn.home import find_home
 from selflearn.integrations.intents import NEEDS_INTENT_SCRIPT, HaIntent, to_ha
@@ -43,3 +45,11 @@ def test_readings_become_ha_intents_with_ha_entity_names(text: str, name: str, e
 def test_intents_without_ha_handler_are_the_documented_intent_script_ones() -> None:
     assert {"WeatherIn", "StartProgram"} <= set(NEEDS_INTENT_SCRIPT)
     assert not {i.name for i in ha("play some jazz") + ha("make coffee")} & set(NEEDS_INTENT_SCRIPT)
+
+
+def test_the_docs_have_a_ready_intent_script_for_each_intent_ha_lacks() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "home-assistant.md").read_text(encoding="utf-8")
+    block = text.split("```yaml\nintent_script:", 1)[1].split("```", 1)[0]
+    scripts = yaml.safe_load("intent_script:" + block)["intent_script"]
+    assert set(NEEDS_INTENT_SCRIPT) <= set(scripts)
+    assert all("speech" in script for script in scripts.values())

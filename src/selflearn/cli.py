@@ -802,6 +802,23 @@ def simulate(
     err.print(f"wrote {', '.join(str(p) for p in paths.values())}{stored}")
 
 
+@bench_app.command("wyoming")
+def bench_wyoming(
+    requests: Annotated[int, typer.Option("--requests", help="Timed requests per kind.")] = 1000,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed requests per kind first.")] = 50,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Wyoming round trip (new connection per request, as HA) vs HTTP interpret/conversation on 127.0.0.1: p50/p99."""
+    from selflearn.integrations.bench import run_bench
+
+    result = run_bench(requests=requests, warmup=warmup, seed=seed, progress=err.print)
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(result)
+
+
 @bench_app.command("simulate")
 def bench_simulate(
     homes: Annotated[int, typer.Option("--homes", help="Generated homes.")] = 30,
