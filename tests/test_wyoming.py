@@ -230,3 +230,28 @@ def test_a_client_gone_mid_request_is_a_log_line_and_the_server_keeps_serving(
         after = run_with_server(service, body)
     assert any("went away mid-request" in r.getMessage() for r in caplog.records)
     assert Intent.from_event(after[0]).name == "HassTurnOff"
+
+
+def test_real_use_feeds_learn_and_the_learned_rewrite_answers_the_next_request(service: Service) -> None:
+    """A satellite's household repairs a wording HA's templates lack; after `learn` the wording itself works."""
+    from selflearn.learn import learn
+
+    agent = WyomingAgent(service, service.runtimes["maple_house"].home)
+
+    def ask(text: str) -> Event:
+        (answer,) = agent.answer(Transcript(text, context=SATELLITE, language="en").event())
+        return answer
+
+    for _ in range(3):
+        assert NotRecognized.is_type(ask("switch on the cooking light").type)
+        assert Intent.is_type(ask("turn on the kitchen light").type)
+    service.flush()
+    learn(service.store.logs(), service.artifacts, homes=list(service.homes.values()))
+    service.rewriter.reload_if_changed()
+    answer = ask("switch on the cooking light")
+    assert Intent.is_type(answer.type), answer
+    intent = Intent.from_event(answer)
+    assert (intent.name, {e.name: e.value for e in intent.entities}) == ("HassTurnOn", {"name": "Kitchen Light"})
+    service.flush()
+    last = service.store.logs().turns().sort("ts").row(-1, named=True)
+    assert last["rewrite_source"] in ("personal", "global") and last["rewritten_text"] == "turn on the kitchen light"
