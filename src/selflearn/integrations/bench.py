@@ -127,6 +127,7 @@ def run_bench(
             subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for cmd in (serve, wyoming)
         ]
+        load_before = os.getloadavg()[0]
         try:
             progress("starting the HTTP and Wyoming services ...")
             url = f"http://127.0.0.1:{http_port}"
@@ -148,4 +149,5 @@ def run_bench(
         "utterance": TEXT,
         "artifacts": version,
         "cores": os.cpu_count(),
+        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before / after: a shared machine
     }
