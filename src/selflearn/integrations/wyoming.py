@@ -92,7 +92,6 @@ class WyomingAgent:
             first = e.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
             return [Error(f"bad transcript: {where}: {first['msg']}", code="bad-transcript").event()]
-        self.service.metrics.events[f"wyoming_{reply.turn.result_status}"] += 1
         speech = _no_template(reply.speech)
         if reply.handled:
             return [Handled(text=speech).event()]
