@@ -23,6 +23,7 @@ from selflearn.home import find_home
 from selflearn.integrations.wyoming import WyomingAgent, serve
 from selflearn.service import Service
 from selflearn.signals import DefectSignals
+from selflearn.store import Store
 
 OVERSIZED_TEXT = json.dumps({"type": "transcript", "data": {"text": "turn on the light " * 60}}).encode() + b"\n"
 SATELLITE = {"conversation_id": "01JD8ZKX1ZQ4G3M6V2N5T7W9YA", "satellite_id": "ep.kitchen_speaker", "device_id": "9f8e"}
@@ -255,3 +256,50 @@ def test_real_use_feeds_learn_and_the_learned_rewrite_answers_the_next_request(s
     service.flush()
     last = service.store.logs().turns().sort("ts").row(-1, named=True)
     assert last["rewrite_source"] in ("personal", "global") and last["rewritten_text"] == "turn on the kitchen light"
+
+
+def test_serve_with_wyoming_learns_from_real_use_while_running(tmp_path: Path) -> None:
+    """`selflearn serve --wyoming`: HA talks Wyoming, an admin's POST /v1/learn learns from it in the same process
+    (one store, one writer), and the next Wyoming request uses what was learned, without a restart."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from selflearn.home import SHIPPED_HOMES_DIR
+    from selflearn.servebench import _free_port, _wait_ready
+    from selflearn.tokens import Tokens
+
+    admin, _ = Tokens(tmp_path / "tokens.json").create(home=None, admin=True)
+    http_port, wy_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("SELFLEARN_DB", "SELFLEARN_ARTIFACTS")}
+    env["SELFLEARN_HOME"] = str(tmp_path)
+    cmd = [sys.executable, "-c", "from selflearn.cli import app; app()", "serve", "--port", str(http_port)]
+    cmd += ["--home", str(SHIPPED_HOMES_DIR / "maple_house.yaml"), "--wyoming", f"tcp://127.0.0.1:{wy_port}"]
+    cmd += ["--db", str(tmp_path / "db.duckdb")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        _wait_ready(url, proc)
+
+        async def say(text: str) -> Event:
+            return (await ha_process(wy_port, text))[0]
+
+        async def repairs() -> None:
+            for _ in range(3):
+                assert NotRecognized.is_type((await say("switch on the cooking light")).type)
+                assert Intent.is_type((await say("turn on the kitchen light")).type)
+
+        asyncio.run(repairs())
+        learned = httpx.post(url + "/v1/learn", headers={"Authorization": f"Bearer {admin}"}, timeout=120)
+        assert learned.status_code == 200, learned.text
+        answer = asyncio.run(say("switch on the cooking light"))
+        assert Intent.is_type(answer.type) and Intent.from_event(answer).name == "HassTurnOn"
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr.decode()
+    with Store(tmp_path / "db.duckdb") as store:  # SIGTERM right after the last request: its turn was written
+        assert store.logs().turns()["asr_text"].to_list()[-1] == "switch on the cooking light"
+        assert len(store.logs()) == 7

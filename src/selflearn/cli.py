@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +16,10 @@ import selflearn
 from selflearn import evaluate
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from selflearn.home import Home
+    from selflearn.service import Service
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -674,6 +678,14 @@ def serve(
     artifacts: Annotated[
         Path | None, typer.Option("--artifacts", help="Artifact folder. Default: $SELFLEARN_ARTIFACTS or the data dir.")
     ] = None,
+    wyoming: Annotated[
+        str | None,
+        typer.Option(
+            "--wyoming",
+            help="Also serve Home Assistant's Wyoming integration on this URI (tcp://HOST:PORT), same process and "
+            "store, so POST /v1/learn learns from it while it runs. Needs exactly one --home.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs); tokens come from `selflearn tokens create --home H`."""
     import uvicorn
@@ -686,12 +698,60 @@ def serve(
     except HomeError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
+    if wyoming is not None and (len(homes) != 1 or not wyoming.startswith(("tcp://", "unix://"))):
+        err.print("[red]error:[/red] --wyoming needs a tcp://HOST:PORT or unix://PATH URI and exactly one --home")
+        raise typer.Exit(2)
     service = Service(homes, db=db, artifacts=artifacts)
+    app = create_app(service)
     err.print(f"serving {len(homes)} home(s) on http://{host}:{port} (OpenAPI: /docs)")
+    # uvicorn re-raises a captured SIGTERM after its shutdown; with the default handler that would kill the process
+    # before the buffered turns are written, so SIGTERM exits through ``finally`` instead
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", access_log=False)
+        if wyoming is None:
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        else:
+            err.print(f"and Home Assistant's Wyoming integration on {wyoming}")
+            _serve_both(
+                uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False), service, wyoming
+            )
     finally:
         service.close()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _serve_both(config: uvicorn.Config, service: Service, uri: str) -> None:
+    """uvicorn and the Wyoming server in one event loop; uvicorn owns the signals and ends both."""
+    import asyncio
+
+    import uvicorn
+
+    from selflearn.integrations.wyoming import WyomingAgent
+    from selflearn.integrations.wyoming import serve as serve_wyoming
+
+    async def both() -> None:
+        agent = WyomingAgent(service, next(iter(service.homes.values())))
+        started = asyncio.Event()
+        task = asyncio.create_task(serve_wyoming(uri, agent, started, handle_signals=False))
+        waiter = asyncio.create_task(started.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            task.result()  # it could not listen: raise that here
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(both())
+    except OSError as e:
+        err.print(f"[red]error:[/red] cannot listen on {uri}: {e}")
+        raise typer.Exit(2) from e
 
 
 @app.command()

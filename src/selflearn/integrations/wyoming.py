@@ -191,14 +191,17 @@ class IntentHandler(AsyncEventHandler):
         return True
 
 
-async def serve(uri: str, agent: WyomingAgent, started: asyncio.Event | None = None) -> None:
-    """Listen on ``uri`` (tcp://HOST:PORT, unix://PATH) until cancelled, SIGTERM or SIGINT (then return, so the
-    caller can flush the turns still buffered); ``started`` is set once it accepts connections."""
+async def serve(
+    uri: str, agent: WyomingAgent, started: asyncio.Event | None = None, *, handle_signals: bool = True
+) -> None:
+    """Listen on ``uri`` (tcp://HOST:PORT, unix://PATH) until cancelled, or SIGTERM / SIGINT when
+    ``handle_signals`` (then return, so the caller can flush the turns still buffered; off when another server in the
+    same loop owns the signals); ``started`` is set once it accepts connections."""
     server = AsyncServer.from_uri(uri)
     await server.start(partial(IntentHandler, agent=agent))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
     for sig in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not on every platform/thread
             loop.add_signal_handler(sig, stop.set)
