@@ -303,3 +303,25 @@ def test_serve_with_wyoming_learns_from_real_use_while_running(tmp_path: Path) -
     with Store(tmp_path / "db.duckdb") as store:  # SIGTERM right after the last request: its turn was written
         assert store.logs().turns()["asr_text"].to_list()[-1] == "switch on the cooking light"
         assert len(store.logs()) == 7
+
+
+def test_a_unix_socket_uri_is_served_too(service: Service, tmp_path: Path) -> None:
+    from wyoming.client import AsyncUnixClient
+
+    path = tmp_path / "selflearn.sock"
+
+    async def main() -> Event | None:
+        started = asyncio.Event()
+        agent = WyomingAgent(service, service.runtimes["maple_house"].home)
+        task = asyncio.create_task(serve(f"unix://{path}", agent, started, handle_signals=False))
+        await asyncio.wait_for(started.wait(), 10)
+        try:
+            async with AsyncUnixClient(str(path)) as client:
+                await client.write_event(Transcript("turn on the kitchen light", context=SATELLITE).event())
+                return await client.read_event()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    event = asyncio.run(main())
+    assert event is not None and Intent.from_event(event).name == "HassTurnOn"
