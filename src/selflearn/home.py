@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from selflearn.errors import UsageError
 from selflearn.schema import DeviceType
 
 Domain = Literal[
@@ -37,7 +38,7 @@ Domain = Literal[
 SHIPPED_HOMES_DIR = Path(__file__).parent / "data" / "homes"
 
 
-class HomeError(ValueError):
+class HomeError(UsageError, ValueError):
     """A home file that cannot be used, with the reason in words a user can act on."""
 
 
