@@ -17,8 +17,9 @@ class SelflearnError(Exception):
     http_status: ClassVar[int] = 500
 
 
-class UsageError(SelflearnError):
-    """A bad argument or bad input: a malformed file, a value out of range, an unknown name (exit 2, HTTP 422)."""
+class UsageError(SelflearnError, ValueError):
+    """A bad argument or bad input: a malformed file, a value out of range, an unknown name (exit 2, HTTP 422).
+    Also a ``ValueError``, so callers that guard a parse with ``except ValueError`` keep working."""
 
     exit_code = 2
     http_status = 422

@@ -38,7 +38,7 @@ Domain = Literal[
 SHIPPED_HOMES_DIR = Path(__file__).parent / "data" / "homes"
 
 
-class HomeError(UsageError, ValueError):
+class HomeError(UsageError):
     """A home file that cannot be used, with the reason in words a user can act on."""
 
 

@@ -53,7 +53,7 @@ _MARKERS: tuple[tuple[str, Kind], ...] = (
 )
 
 
-class IngestError(UsageError, ValueError):
+class IngestError(UsageError):
     """A path that cannot be ingested at all (missing, or not a JSONL/Parquet file)."""
 
 
