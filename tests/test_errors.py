@@ -20,7 +20,8 @@ from selflearn.home import HomeError
 from selflearn.store import Store, StoreError
 
 # (argv with placeholders, expected exit code); {tmp} is a scratch folder, {locked} a store another process holds,
-# {db} a fresh store path, {logs} a small valid log folder, {bad_yaml} / {bad_json} / {not_log} / {junk_db} bad files.
+# {db} a fresh store path, {empty_db} a store with no turns, {logs} a small valid log folder, {bad_yaml} (not YAML),
+# {partial_yaml} (YAML, not a home), {not_log}, {junk_db} (not a DuckDB file): bad files.
 # "--json" is added wherever the command has that option.
 BAD: list[tuple[str, int]] = [
     # top level
@@ -33,6 +34,7 @@ BAD: list[tuple[str, int]] = [
     ("eval context --home {tmp}/missing.yaml --json", 2),
     ("eval context --home {tmp} --json", 2),
     ("eval context --home {bad_yaml} --json", 2),
+    ("eval context --home {partial_yaml} --json", 2),
     ("eval ingest --seed -1 --json", 2),
     # learn
     ("learn --db {locked} --json", 1),
@@ -58,10 +60,13 @@ BAD: list[tuple[str, int]] = [
     ("fpi --db {tmp}/missing.duckdb --json", 2),
     ("fpi --top -1 --json", 2),
     ("fpi --home {bad_yaml} --days 1 --json", 2),
+    ("fpi --db {empty_db} --json", 2),
     # bench
     ("bench ingest --rows 0 --json", 2),
     ("bench simulate --homes 0 --json", 2),
     ("bench rewrite --queries 0 --json", 2),
+    ("bench rewrite --sizes abc --json", 2),
+    ("bench rewrite --sizes 0 --json", 2),
     ("bench serve --concurrency 0 --json", 2),
     ("bench labels --dialogues 0 --json", 2),
     ("bench fpi --dialogues -3 --json", 2),
@@ -123,6 +128,8 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     logs = tmp / "logs"
     logsample.write_log(logsample.generate(20, seed=1), logs, fmt="jsonl")
     (tmp / "bad.yaml").write_text("id: [unclosed\n  areas: {")
+    (tmp / "partial.yaml").write_text("id: half_a_home\n")
+    Store(tmp / "empty.duckdb").close()
     (tmp / "not_a_log.txt").write_text("hello")
     (tmp / "junk.duckdb").write_text("not a database")
     (tmp / "empty").mkdir()
@@ -141,6 +148,8 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         "tmp": str(tmp),
         "logs": str(logs),
         "bad_yaml": str(tmp / "bad.yaml"),
+        "partial_yaml": str(tmp / "partial.yaml"),
+        "empty_db": str(tmp / "empty.duckdb"),
         "good_yaml": str(good),
         "not_log": str(tmp / "not_a_log.txt"),
         "junk_db": str(tmp / "junk.duckdb"),

@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 
 import selflearn
 from selflearn import evaluate
-from selflearn.errors import NotFound, SelflearnError, UsageError
+from selflearn.errors import NotFound, SelflearnError, UsageError, validation_summary
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -121,8 +121,7 @@ def describe(e: BaseException) -> tuple[str, int]:
     if isinstance(e, typer.Abort):
         return "aborted", 1
     if isinstance(e, ValidationError):
-        problems = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'value'}: {x['msg']}" for x in e.errors())
-        return _one_line(f"invalid {e.title}: {problems}"), 2
+        return _one_line(f"invalid {e.title}: {validation_summary(e)}"), 2
     if isinstance(e, FileNotFoundError | IsADirectoryError | NotADirectoryError | FileExistsError):
         return _one_line(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)), 2
     if isinstance(e, OSError):
@@ -405,6 +404,17 @@ def rewrite(
     out.print(table)
 
 
+def _sizes(value: str) -> list[int]:
+    """``--sizes 10000,100000``: positive whole numbers."""
+    try:
+        sizes = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError as e:
+        raise typer.BadParameter(f"{value!r} is not a list of whole numbers", param_hint="'--sizes'") from e
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter(f"{value!r}: give one or more sizes of at least 1", param_hint="'--sizes'")
+    return sizes
+
+
 @bench_app.command("rewrite")
 def bench_rewrite(
     sizes: Annotated[str, typer.Option("--sizes", help="Index sizes (forms), comma-separated.")] = "10000,100000",
@@ -418,7 +428,7 @@ def bench_rewrite(
     from selflearn.rewrite.bench import run_bench
 
     result = run_bench(
-        [int(s) for s in sizes.split(",") if s] + ([1_000_000] if million else []),
+        [*_sizes(sizes), *([1_000_000] if million else [])],
         queries=queries,
         utterances=utterances,
         seed=seed,

@@ -7,7 +7,10 @@ Modules raise a subclass with a message that says what was wrong and where, in o
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class SelflearnError(Exception):
@@ -35,3 +38,8 @@ class Conflict(SelflearnError):
     """The operation cannot run now: the store is in use by another process, a publish is refused (exit 1, 409)."""
 
     http_status = 409
+
+
+def validation_summary(e: ValidationError) -> str:
+    """Pydantic's report in one line: ``field.path: message`` per problem (its own text spans lines and links)."""
+    return "; ".join(f"{'.'.join(map(str, x['loc'])) or 'value'}: {x['msg']}" for x in e.errors())
