@@ -51,7 +51,7 @@ class _App(typer.Typer):
     """The Typer app whose call (the ``selflearn`` console script) runs ``main``."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        sys.exit(main())
+        sys.exit(main(kwargs.get("args")))
 
 
 _JSON = "selflearn.json"
