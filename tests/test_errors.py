@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,9 +20,10 @@ from selflearn.errors import Conflict, NotFound, SelflearnError, UsageError
 from selflearn.home import HomeError
 from selflearn.store import Store, StoreError
 
-# (argv with placeholders, expected exit code); {tmp} is a scratch folder, {locked} a store another process holds,
-# {db} a fresh store path, {empty_db} a store with no turns, {logs} a small valid log folder, {bad_yaml} (not YAML),
-# {partial_yaml} (YAML, not a home), {not_log}, {junk_db} (not a DuckDB file): bad files.
+# (argv with placeholders, expected exit code). Placeholders: {tmp} a scratch folder, {locked} a store another
+# process holds, {busy_port} a port another socket listens on, {db} a fresh store path, {empty_db} a store with no
+# turns, {logs} a small valid log folder; bad files: {bad_yaml} (not YAML), {partial_yaml} (YAML, not a home),
+# {not_log}, {junk_db} (not a DuckDB file).
 # "--json" is added wherever the command has that option.
 BAD: list[tuple[str, int]] = [
     # top level
@@ -100,6 +102,7 @@ BAD: list[tuple[str, int]] = [
     # serve (fails before it listens)
     ("serve --db {locked} --port 0", 1),
     ("serve --port 70000", 2),
+    ("serve --port {busy_port} --db {db}", 1),
     ("serve --home {tmp}/missing.yaml", 2),
     ("serve --home {bad_yaml} --db {db}", 2),
     # forget, artifacts, rewrite
@@ -144,7 +147,9 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         text=True,
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+    busy = socket.create_server(("127.0.0.1", 0))
     yield {
+        "busy_port": str(busy.getsockname()[1]),
         "tmp": str(tmp),
         "logs": str(logs),
         "bad_yaml": str(tmp / "bad.yaml"),
@@ -156,6 +161,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         "locked": str(locked),
         "holder_pid": str(holder.pid),
     }
+    busy.close()
     assert holder.stdin is not None
     holder.stdin.close()
     holder.wait(timeout=30)
