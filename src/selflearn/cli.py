@@ -801,26 +801,29 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP service (OpenAPI at /docs); tokens come from `selflearn tokens create --home H`."""
-    import socket
-
     import uvicorn
 
     from selflearn.home import load_home, shipped_homes
     from selflearn.service import Service, create_app
 
     homes = [load_home(p) for p in home] if home else shipped_homes()
-    try:  # bound here and handed to uvicorn: a taken port is one error line, not uvicorn's log and exit code 3
-        listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    _check_listen(host, port)
+    service = Service(homes, db=db, artifacts=artifacts)
+    err.print(f"serving {len(homes)} home(s) on http://{host}:{port} (OpenAPI: /docs)")
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        service.close()
+
+
+def _check_listen(host: str, port: int) -> None:
+    """A taken or unusable address is one error line before anything starts (uvicorn would log it and exit 3)."""
+    import socket
+
+    try:
+        socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
     except OSError as e:
         raise SelflearnError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    with listener:
-        service = Service(homes, db=db, artifacts=artifacts)
-        err.print(f"serving {len(homes)} home(s) on http://{host}:{listener.getsockname()[1]} (OpenAPI: /docs)")
-        try:
-            config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
-            uvicorn.Server(config).run(sockets=[listener])
-        finally:
-            service.close()
 
 
 @bench_app.command("serve")
