@@ -5,11 +5,12 @@ import json
 import pytest
 
 from selflearn import evaluate
+from selflearn.errors import NotFound
 
 
 def test_registry_finds_suites_and_rejects_unknown() -> None:
     assert "ingest" in evaluate.available()
-    with pytest.raises(KeyError, match="unknown eval suite"):
+    with pytest.raises(NotFound, match="unknown eval suite"):
         evaluate.run("no-such-suite", evaluate.EvalConfig())
 
 

@@ -143,6 +143,21 @@ def test_statement_is_stored_and_listed_per_user(home: Home) -> None:
     assert teacher.handle("turn on the tv", user_id="maple.ana", home=home, now=NOW, last_turn=None) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("when I say " + "la " * 80 + "I mean turn on the tv", "phrase is too long"),  # key over 200 characters
+        ("when I say movie night I mean " + "turn on the tv and " * 80 + "turn on the lamp", "too long"),  # value
+    ],
+    ids=["key", "value"],
+)
+def test_a_statement_longer_than_a_preference_holds_is_answered_not_stored(home: Home, text: str, says: str) -> None:
+    store = MemoryPreferences()
+    reply = Teacher(store).handle(text, user_id="maple.ana", home=home, now=NOW, last_turn=None)
+    assert reply is not None and says in reply.response and reply.preferences == ()
+    assert store.preferences("maple.ana") == []
+
+
 def test_clarifying_question_then_choice(home: Home) -> None:
     store = MemoryPreferences()
     teacher = Teacher(store)

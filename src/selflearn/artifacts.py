@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from selflearn import paths
+from selflearn.errors import UsageError
 
 META = "meta.json"
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(UsageError, RuntimeError):
     """An artifact operation that cannot proceed (unknown version, nothing to roll back to)."""
 
 

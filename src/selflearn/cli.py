@@ -1,46 +1,158 @@
 """The ``selflearn`` command. Thin: parse options, call the library, print with Rich (stdout stays machine-clean
-where ``--json`` is asked for; progress and tables for people go to stderr)."""
+where ``--json`` is asked for; progress and tables for people go to stderr).
+
+Errors are handled once, in the app's group (``_Group``, ``describe``): any failure is one line ``error: ...`` on
+stderr with exit code 2 (bad argument or input) or 1 (a failure), and with ``--json`` also
+``{"error": message, "code": exit code}`` on stdout; the traceback only with ``selflearn --debug``."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from typer._click.core import Context as ClickContext  # Typer vendors Click: these two have no public name
+from typer._click.exceptions import NoArgsIsHelpError
+from typer.core import TyperGroup
 
 import selflearn
 from selflearn import evaluate
+from selflearn.errors import NotFound, SelflearnError, UsageError, validation_summary
 
 if TYPE_CHECKING:
     import uvicorn
 
-    from selflearn.home import Home
     from selflearn.service import Service
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-app = typer.Typer(
+
+class _Group(TyperGroup):
+    """The app's command group: a failing command becomes one ``error:`` line and its exit code (``describe``)."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        ctx.meta[_JSON] = "--json" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, NoArgsIsHelpError):
+            raise
+        except Exception as e:  # the one place a command's failure is turned into a message
+            if ctx.params.get("debug"):
+                raise
+            raise typer.Exit(_fail(e, as_json=ctx.meta.get(_JSON, False))) from e
+
+
+class _App(typer.Typer):
+    """The Typer app whose call (the ``selflearn`` console script) runs ``main``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        sys.exit(main(kwargs.get("args")))
+
+
+_JSON = "selflearn.json"
+app = _App(
     name="selflearn",
+    cls=_Group,
     help="A smart-home voice assistant that learns from its own interactions.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(selflearn.__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show the Python traceback too.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the selflearn version and exit."),
+    ] = False,
+) -> None:
+    """A smart-home voice assistant that learns from its own interactions."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default: the process arguments) and return its exit code. Commands' failures are
+    mapped inside the group; what fails before a command runs (an unknown global option) is mapped here."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = typer.main.get_command(app).main(args, prog_name="selflearn", standalone_mode=False)
+    except NoArgsIsHelpError as e:
+        e.show()
+        return 2
+    except Exception as e:
+        if "--debug" in args:
+            raise
+        return _fail(e, as_json="--json" in args)
+    return result if isinstance(result, int) else 0
+
+
+def _fail(e: Exception, *, as_json: bool) -> int:
+    """Report a failure: one line on stderr, and the same as a JSON object on stdout with ``--json``."""
+    message, code = describe(e)
+    if as_json:
+        print(json.dumps({"error": message, "code": code}))
+    sys.stderr.write(f"error: {message}\n")
+    return code
+
+
+def describe(e: BaseException) -> tuple[str, int]:
+    """A one-line message and exit code for any failure: the project's errors, Click's usage errors, files, DuckDB,
+    pydantic validation; anything else is an internal error whose traceback ``--debug`` shows."""
+    import duckdb
+    from pydantic import ValidationError
+
+    if isinstance(e, SelflearnError):
+        return _one_line(str(e)), e.exit_code
+    if isinstance(e, typer.TyperException):  # Click's usage errors: bad option, value out of range, missing file
+        where = getattr(e, "ctx", None)
+        prefix = f"{where.command_path}: " if where is not None else ""
+        return _one_line(prefix + e.format_message()), e.exit_code
+    if isinstance(e, typer.Abort):
+        return "aborted", 1
+    if isinstance(e, ValidationError):
+        return _one_line(f"invalid {e.title}: {validation_summary(e)}"), 2
+    if isinstance(e, FileNotFoundError | IsADirectoryError | NotADirectoryError | FileExistsError):
+        return _one_line(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)), 2
+    if isinstance(e, OSError):
+        return _one_line(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)), 1
+    if isinstance(e, duckdb.Error):
+        return _one_line(str(e).split(". See also")[0]), 1
+    return _one_line(f"internal error {type(e).__name__}: {e} (run `selflearn --debug ...` for the traceback)"), 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip()) or "failed"
+
+
 bench_app = typer.Typer(help="Benchmarks: speed and memory, as ratios against a baseline measured in the same run.")
 app.add_typer(bench_app, name="bench")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True)  # progress bars on it are transient: a failed run leaves only its one error line
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="Log store (DuckDB file). Default: $SELFLEARN_DB or the user data dir.")
+    Path | None,
+    typer.Option("--db", dir_okay=False, help="Log store (DuckDB file). Default: $SELFLEARN_DB or the user data dir."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result.")]
+SeedOption = Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives the same result.")]
 
 
 @app.command()
@@ -54,7 +166,10 @@ def eval_(
     suite: Annotated[str, typer.Argument(help="Suite name; `selflearn eval list` shows them.")],
     seed: SeedOption = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A smaller run that finishes in under 60 s.")] = False,
-    home: Annotated[Path | None, typer.Option("--home", help="Run on this home YAML, not the shipped ones.")] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", exists=True, dir_okay=False, help="Run on this home YAML, not the shipped ones."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run an eval suite: exactly one JSON object on stdout with --json (the README's numbers come from here)."""
@@ -62,11 +177,7 @@ def eval_(
         for name in evaluate.available():
             out.print(name)
         return
-    try:
-        report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home))
-    except KeyError as e:
-        err.print(f"[red]error:[/red] {e.args[0]}")
-        raise typer.Exit(2) from e
+    report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home))
     if as_json:
         print(report.to_json())
         return
@@ -87,21 +198,12 @@ def eval_(
 
 ArtifactsOption = Annotated[
     Path | None,
-    typer.Option("--artifacts", help="Artifact folder. Default: $SELFLEARN_ARTIFACTS or the user data dir."),
+    typer.Option(
+        "--artifacts", file_okay=False, help="Artifact folder. Default: $SELFLEARN_ARTIFACTS or the user data dir."
+    ),
 ]
 artifacts_app = typer.Typer(help="Versioned artifact sets: list them, roll back to an earlier one.")
 app.add_typer(artifacts_app, name="artifacts")
-
-
-def _home_or_exit(ref: str) -> Home:
-    """What every `--home ID|FILE` option resolves to; an unknown id or a bad file is a usage error (exit 2)."""
-    from selflearn.home import HomeError, find_home
-
-    try:
-        return find_home(ref)
-    except HomeError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
 
 
 def _print_json(value: object) -> None:
@@ -115,22 +217,19 @@ def ingest(
     sources: Annotated[list[Path], typer.Argument(help="JSONL/Parquet files or folders (searched recursively).")],
     db: DbOption = None,
     quarantine: Annotated[
-        Path | None, typer.Option("--quarantine", help="Where rejected rows go. Default: <db>.quarantine.jsonl.")
+        Path | None,
+        typer.Option("--quarantine", dir_okay=False, help="Where rejected rows go. Default: <db>.quarantine.jsonl."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate and store logs; bad rows go to the quarantine file with the reason (never dropped)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from selflearn.ingest import IngestError, discover
-    from selflearn.store import Store, StoreError
+    from selflearn.ingest import discover
+    from selflearn.store import Store
 
-    try:
-        total = sum(p.stat().st_size for p in discover(sources))
-        store = Store(db)
-    except (IngestError, StoreError) as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
+    total = sum(p.stat().st_size for p in discover(sources))
+    store = Store(db)
     with (
         store,
         Progress(
@@ -139,6 +238,7 @@ def ingest(
             DownloadColumn(),
             TimeRemainingColumn(),
             console=err,
+            transient=True,
         ) as progress,
     ):
         task = progress.add_task("ingest", total=total)
@@ -158,20 +258,18 @@ def forget(
     db: DbOption = None,
     artifacts: ArtifactsOption = None,
     quarantine: Annotated[
-        Path | None, typer.Option("--quarantine", help="Also scrub this quarantine file (the default one always is).")
+        Path | None,
+        typer.Option(
+            "--quarantine", dir_okay=False, help="Also scrub this quarantine file (the default one always is)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete everything about a user: turns, gold, feedback, preferences, quarantined lines, personal artifacts."""
     from selflearn.artifacts import ArtifactStore
-    from selflearn.store import Store, StoreError
+    from selflearn.store import Store
 
-    try:
-        store = Store(db)
-    except StoreError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
-    with store:
+    with Store(db) as store:
         counts = store.forget(user, quarantine=quarantine)
     counts["artifact_files"] = ArtifactStore(artifacts).forget_user(user)
     from selflearn.feedback import PendingRewrites, pending_root
@@ -211,13 +309,9 @@ def artifacts_rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Put an earlier artifact set back in service (an atomic pointer switch)."""
-    from selflearn.artifacts import ArtifactError, ArtifactStore
+    from selflearn.artifacts import ArtifactStore
 
-    try:
-        current = ArtifactStore(artifacts).rollback(version)
-    except ArtifactError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
+    current = ArtifactStore(artifacts).rollback(version)
     if as_json:
         _print_json({"current": current})
         return
@@ -226,7 +320,7 @@ def artifacts_rollback(
 
 @bench_app.command("ingest")
 def bench_ingest(
-    rows: Annotated[int, typer.Option("--rows", help="Turns per file format.")] = 200_000,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Turns per file format.")] = 200_000,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -260,19 +354,22 @@ def rewrite(
     user: Annotated[str, typer.Option("--user", help="Who said it (their personal layer is checked first).")],
     home: Annotated[str, typer.Option("--home", help="A home YAML path or a shipped home id.")] = "maple_house",
     artifacts: Annotated[
-        Path | None, typer.Option("--artifacts", help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+        Path | None,
+        typer.Option(
+            "--artifacts", file_okay=False, help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Try the online rewriter on one utterance with the artifact set in service: the rewrite and its candidates."""
     from selflearn.artifacts import ArtifactStore
+    from selflearn.home import find_home
     from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
 
-    the_home = _home_or_exit(home)
+    the_home = find_home(home)
     current = ArtifactStore(artifacts).current_dir()
     if current is None:
-        err.print("[red]error:[/red] no artifact set yet: run `selflearn demo` or `selflearn learn` first")
-        raise typer.Exit(2)
+        raise NotFound("no artifact set yet: run `selflearn demo` or `selflearn learn` first")
     rewriter = OnlineRewriter.load(current)
     chosen = rewriter.best(text, user_id=user, home=the_home)
     everything = OnlineRewriter.load(current, config=OnlineConfig(threshold=0.0))
@@ -313,12 +410,23 @@ def rewrite(
     out.print(table)
 
 
+def _sizes(value: str) -> list[int]:
+    """``--sizes 10000,100000``: positive whole numbers."""
+    try:
+        sizes = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError as e:
+        raise typer.BadParameter(f"{value!r} is not a list of whole numbers", param_hint="'--sizes'") from e
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter(f"{value!r}: give one or more sizes of at least 1", param_hint="'--sizes'")
+    return sizes
+
+
 @bench_app.command("rewrite")
 def bench_rewrite(
     sizes: Annotated[str, typer.Option("--sizes", help="Index sizes (forms), comma-separated.")] = "10000,100000",
     million: Annotated[bool, typer.Option("--million", help="Also 1M forms (~2 GB RAM, ~1 min to build).")] = False,
-    queries: Annotated[int, typer.Option("--queries", help="Timed lookups per kind and size.")] = 300,
-    utterances: Annotated[int, typer.Option("--utterances", help="Utterances for the runtime ratio.")] = 300,
+    queries: Annotated[int, typer.Option("--queries", min=1, help="Timed lookups per kind and size.")] = 300,
+    utterances: Annotated[int, typer.Option("--utterances", min=1, help="Utterances for the runtime ratio.")] = 300,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -326,7 +434,7 @@ def bench_rewrite(
     from selflearn.rewrite.bench import run_bench
 
     result = run_bench(
-        [int(s) for s in sizes.split(",") if s] + ([1_000_000] if million else []),
+        [*_sizes(sizes), *([1_000_000] if million else [])],
         queries=queries,
         utterances=utterances,
         seed=seed,
@@ -347,6 +455,19 @@ def bench_rewrite(
     out.print({k: v for k, v in result.items() if k != "lookup"})
 
 
+def _iso_time(value: str) -> datetime:
+    """A ``--time`` value: ISO 8601 (no zone is UTC), years 2000-2099 as in the service, so every stage can add
+    hours and days to it without leaving the calendar."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise typer.BadParameter(f"{value!r} is not an ISO time such as 2026-03-02T07:10:00+00:00") from e
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    if not 2000 <= when.year <= 2099:
+        raise typer.BadParameter(f"{value!r} is outside the years 2000-2099")
+    return when
+
+
 @app.command()
 def interpret(
     text: Annotated[str, typer.Argument(help="What the user said.")],
@@ -356,11 +477,20 @@ def interpret(
     ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Who speaks (default: the home's first person).")] = None,
     at_time: Annotated[
-        str | None, typer.Option("--time", help="ISO time, e.g. 2026-03-02T07:10:00+00:00 (default: now).")
+        datetime | None,
+        typer.Option(
+            "--time",
+            parser=_iso_time,
+            metavar="TIME",
+            help="ISO time, years 2000-2099, e.g. 2026-03-02T07:10:00+00:00; no zone is UTC (default: now).",
+        ),
     ] = None,
     no_context: Annotated[bool, typer.Option("--no-context", help="Switch context re-ranking off.")] = False,
     artifacts: Annotated[
-        Path | None, typer.Option("--artifacts", help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+        Path | None,
+        typer.Option(
+            "--artifacts", file_okay=False, help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir."
+        ),
     ] = None,
     no_rewrite: Annotated[
         bool, typer.Option("--no-rewrite", help="Do not apply the learned rewrites of the artifact set in service.")
@@ -370,24 +500,17 @@ def interpret(
 ) -> None:
     """Run one utterance through the runtime and show every stage's decision, scores and timing. The speaker's taught
     preferences come from the log store when it exists; learned rewrites from the artifact set in service."""
-    import json
-    from datetime import UTC, datetime
-
-    from selflearn.home import HomeError
+    from selflearn.home import find_home
     from selflearn.paths import default_db
     from selflearn.pipeline.runtime import Runtime
     from selflearn.store import Store
 
-    the_home = _home_or_exit(home)
-    try:
-        endpoint = the_home.endpoint(device) if device else the_home.endpoints[0]
-    except (HomeError, IndexError) as e:
-        err.print(f"[red]error:[/red] {str(e) or f'home {home!r} has no endpoints'}")
-        raise typer.Exit(2) from e
+    the_home = find_home(home)
+    if not device and not the_home.endpoints:
+        raise UsageError(f"home {home!r} has no endpoints to speak to")
+    endpoint = the_home.endpoint(device) if device else the_home.endpoints[0]
     speaker = user or (the_home.people[0].id if the_home.people else "cli.user")
-    now = datetime.fromisoformat(at_time) if at_time else datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
+    now = at_time or datetime.now(UTC)
     taught = []
     if (db or default_db()).exists():
         with Store(db) as store:
@@ -425,8 +548,8 @@ def interpret(
 
 @bench_app.command("interpret")
 def bench_interpret(
-    per_intent: Annotated[int, typer.Option("--per-intent", help="hassil samples per intent and home.")] = 8,
-    repeats: Annotated[int, typer.Option("--repeats", help="Best of N timings per utterance.")] = 3,
+    per_intent: Annotated[int, typer.Option("--per-intent", min=1, help="hassil samples per intent and home.")] = 8,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Best of N timings per utterance.")] = 3,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -446,15 +569,21 @@ def bench_interpret(
 
 @app.command()
 def demo(
-    homes: Annotated[int, typer.Option("--homes", help="Simulated homes (generated, seeded).")] = 32,
-    days: Annotated[int, typer.Option("--days", help="Simulated days; learning runs each night in between.")] = 14,
+    homes: Annotated[int, typer.Option("--homes", min=1, help="Simulated homes (generated, seeded).")] = 32,
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="Simulated days; learning runs each night in between.")
+    ] = 14,
     seed: SeedOption = 0,
     out_path: Annotated[
-        Path | None, typer.Option("--out", help="HTML report path. Default: <data dir>/demo-report.html")
+        Path | None,
+        typer.Option("--out", dir_okay=False, help="HTML report path. Default: <data dir>/demo-report.html"),
     ] = None,
     db: DbOption = None,
     artifacts: Annotated[
-        Path | None, typer.Option("--artifacts", help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+        Path | None,
+        typer.Option(
+            "--artifacts", file_okay=False, help="Artifact root. Default: $SELFLEARN_ARTIFACTS or the data dir."
+        ),
     ] = None,
     teach: Annotated[
         bool, typer.Option("--teach/--no-teach", help="People may also teach and answer feedback questions.")
@@ -477,7 +606,9 @@ def demo(
     report_path = out_path or paths.data_dir() / "demo-report.html"
     with (
         Store(db) as store,
-        Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar,
+        Progress(
+            TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
+        ) as bar,
     ):
         control_task = bar.add_task("control: the same days, nothing learned", total=days)
         control = run_loop(
@@ -569,8 +700,7 @@ def tokens_create(
     try:
         token, info = Tokens().create(home=home, admin=admin, name=name)
     except ValueError as e:
-        err.print(f"[red]error:[/red] {e}; pass --home H or --admin")
-        raise typer.Exit(2) from e
+        raise UsageError(f"{e}; pass --home H or --admin") from e
     if as_json:
         print(json.dumps({"token": token, "id": info.id, "home": info.home, "admin": info.admin}))
         return
@@ -599,8 +729,7 @@ def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The id shown by 
     from selflearn.tokens import Tokens
 
     if not Tokens().revoke(token_id):
-        err.print(f"[red]error:[/red] no token {token_id!r}")
-        raise typer.Exit(1)
+        raise SelflearnError(f"no token {token_id!r}")
     err.print(f"revoked {token_id}")
 
 
@@ -630,10 +759,6 @@ def prefs_set(
     db: DbOption = None,
 ) -> None:
     """Set (add or replace) one preference of a user."""
-    from datetime import UTC, datetime
-
-    from pydantic import ValidationError
-
     from selflearn.schema import Preference
     from selflearn.store import Store
     from selflearn.teach import TASTE_KINDS, vocabulary
@@ -642,11 +767,7 @@ def prefs_set(
         found = vocabulary().lookup(value, (kind,))
         if len(found) == 1:
             value = found[0][1]
-    try:
-        pref = Preference(user_id=user, kind=kind, key=key, value=value, scope=scope, ts=datetime.now(UTC))
-    except ValidationError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
+    pref = Preference(user_id=user, kind=kind, key=key, value=value, scope=scope, ts=datetime.now(UTC))
     with Store(db) as store:
         store.put_preference(pref)
     err.print(f"{user}: {kind} {key + ' ' if key else ''}= {value}")
@@ -670,13 +791,19 @@ def prefs_delete(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
     home: Annotated[
-        list[Path] | None, typer.Option("--home", help="Home YAML to serve (repeatable). Default: the shipped homes.")
+        list[Path] | None,
+        typer.Option(
+            "--home", exists=True, dir_okay=False, help="Home YAML to serve (repeatable). Default: the shipped homes."
+        ),
     ] = None,
     db: DbOption = None,
     artifacts: Annotated[
-        Path | None, typer.Option("--artifacts", help="Artifact folder. Default: $SELFLEARN_ARTIFACTS or the data dir.")
+        Path | None,
+        typer.Option(
+            "--artifacts", file_okay=False, help="Artifact folder. Default: $SELFLEARN_ARTIFACTS or the data dir."
+        ),
     ] = None,
     wyoming: Annotated[
         str | None,
@@ -690,17 +817,13 @@ def serve(
     """Run the HTTP service (OpenAPI at /docs); tokens come from `selflearn tokens create --home H`."""
     import uvicorn
 
-    from selflearn.home import HomeError, load_home, shipped_homes
+    from selflearn.home import load_home, shipped_homes
     from selflearn.service import Service, create_app
 
-    try:
-        homes = [load_home(p) for p in home] if home else shipped_homes()
-    except HomeError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
+    homes = [load_home(p) for p in home] if home else shipped_homes()
     if wyoming is not None and (len(homes) != 1 or not wyoming.startswith(("tcp://", "unix://"))):
-        err.print("[red]error:[/red] --wyoming needs a tcp://HOST:PORT or unix://PATH URI and exactly one --home")
-        raise typer.Exit(2)
+        raise UsageError("--wyoming needs a tcp://HOST:PORT or unix://PATH URI and exactly one --home")
+    _check_listen(host, port)
     service = Service(homes, db=db, artifacts=artifacts)
     app = create_app(service)
     err.print(f"serving {len(homes)} home(s) on http://{host}:{port} (OpenAPI: /docs)")
@@ -750,8 +873,7 @@ def _serve_both(config: uvicorn.Config, service: Service, uri: str) -> None:
     try:
         asyncio.run(both())
     except OSError as e:
-        err.print(f"[red]error:[/red] cannot listen on {uri}: {e}")
-        raise typer.Exit(2) from e
+        raise UsageError(f"cannot listen on {uri}: {e}") from e
 
 
 @app.command()
@@ -771,13 +893,13 @@ def wyoming(
     import asyncio
     import logging
 
+    from selflearn.home import find_home
     from selflearn.integrations.wyoming import WyomingAgent, serve
     from selflearn.service import Service
 
     if not uri.startswith(("tcp://", "unix://")):
-        err.print(f"[red]error:[/red] --uri must be tcp://HOST:PORT or unix://PATH, not {uri!r}")
-        raise typer.Exit(2)
-    the_home = _home_or_exit(home)
+        raise UsageError(f"--uri must be tcp://HOST:PORT or unix://PATH, not {uri!r}")
+    the_home = find_home(home)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = Service([the_home], db=db, artifacts=artifacts)
     err.print(f"wyoming intent service for home {the_home.id} on {uri} (store {service.store.path})")
@@ -786,16 +908,25 @@ def wyoming(
     except KeyboardInterrupt:
         pass
     except (OSError, ValueError) as e:
-        err.print(f"[red]error:[/red] cannot listen on {uri}: {e}")
-        raise typer.Exit(2) from e
+        raise UsageError(f"cannot listen on {uri}: {e}") from e
     finally:
         service.close()
 
 
+def _check_listen(host: str, port: int) -> None:
+    """A taken or unusable address is one error line before anything starts (uvicorn would log it and exit 3)."""
+    import socket
+
+    try:
+        socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+    except OSError as e:
+        raise SelflearnError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+
+
 @bench_app.command("serve")
 def bench_serve(
-    requests: Annotated[int, typer.Option("--requests", help="Timed interpret requests.")] = 3000,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight.")] = 4,
+    requests: Annotated[int, typer.Option("--requests", min=1, help="Timed interpret requests.")] = 3000,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight.")] = 4,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -811,16 +942,19 @@ def bench_serve(
 
 @app.command()
 def simulate(
-    homes: Annotated[int, typer.Option("--homes", help="Generated homes (seeded).")] = 10,
-    days: Annotated[int, typer.Option("--days", help="Simulated days.")] = 1,
+    homes: Annotated[int, typer.Option("--homes", min=1, help="Generated homes (seeded).")] = 10,
+    days: Annotated[int, typer.Option("--days", min=1, help="Simulated days.")] = 1,
     seed: SeedOption = 0,
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for turns/gold/feedback Parquet and the homes (homes/).")
+        Path,
+        typer.Option("--out", file_okay=False, help="Folder for turns/gold/feedback Parquet and the homes (homes/)."),
     ] = Path("sim-out"),
     db: DbOption = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Only write Parquet, do not add to the store.")] = False,
-    home: Annotated[Path | None, typer.Option("--home", help="Simulate this home YAML instead.")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Processes (split by home; same records).")] = 1,
+    home: Annotated[
+        Path | None, typer.Option("--home", exists=True, dir_okay=False, help="Simulate this home YAML instead.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes (split by home; same records).")] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Simulate people living with the untrained assistant: Parquet logs + gold, added to the store; prints the
@@ -833,7 +967,9 @@ def simulate(
     from selflearn.store import Store
 
     world = [load_home(home)] if home else generate_homes(homes, seed)
-    with Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
+    with Progress(
+        TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as bar:
         task = bar.add_task("simulate", total=len(world) * days)
         logs = simulate(world, days=days, seed=seed, workers=workers, on_home_day=lambda n: bar.advance(task, n))
     paths = write_logs(logs, out_dir)
@@ -881,10 +1017,10 @@ def bench_wyoming(
 
 @bench_app.command("simulate")
 def bench_simulate(
-    homes: Annotated[int, typer.Option("--homes", help="Generated homes.")] = 30,
-    days: Annotated[int, typer.Option("--days", help="Days per home.")] = 2,
-    workers: Annotated[int, typer.Option("--workers", help="Processes for the parallel run.")] = 2,
-    repeats: Annotated[int, typer.Option("--repeats", help="Runs per mode; the fastest is kept.")] = 3,
+    homes: Annotated[int, typer.Option("--homes", min=1, help="Generated homes.")] = 30,
+    days: Annotated[int, typer.Option("--days", min=1, help="Days per home.")] = 2,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for the parallel run.")] = 2,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Runs per mode; the fastest is kept.")] = 3,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -908,13 +1044,19 @@ def bench_simulate(
 
 @app.command("fpi")
 def fpi_(
-    days: Annotated[int, typer.Option("--days", help="Simulate this many days (or, with --db, the last N days).")] = 3,
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="Simulate this many days (or, with --db, the last N days).")
+    ] = 3,
     seed: SeedOption = 0,
     db: Annotated[
-        Path | None, typer.Option("--db", help="Read the logs from this store instead of simulating.")
+        Path | None,
+        typer.Option("--db", exists=True, dir_okay=False, help="Read the logs from this store instead of simulating."),
     ] = None,
-    home: Annotated[Path | None, typer.Option("--home", help="Simulate this home YAML, not the shipped ones.")] = None,
-    top: Annotated[int, typer.Option("--top", help="Failing utterance forms to list per stage.")] = 5,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", exists=True, dir_okay=False, help="Simulate this home YAML, not the shipped ones."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="Failing utterance forms to list per stage.")] = 5,
     as_json: JsonOption = False,
 ) -> None:
     """Failure-point isolation: failure counts by pipeline stage and the top failing utterance forms per stage.
@@ -943,7 +1085,9 @@ def fpi_(
 
 @bench_app.command("labels")
 def bench_labels_(
-    dialogues: Annotated[int, typer.Option("--dialogues", help="Synthetic dialogues to train and label.")] = 100_000,
+    dialogues: Annotated[
+        int, typer.Option("--dialogues", min=1, help="Synthetic dialogues to train and label.")
+    ] = 100_000,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -955,7 +1099,9 @@ def bench_labels_(
 
 @bench_app.command("fpi")
 def bench_fpi_(
-    dialogues: Annotated[int, typer.Option("--dialogues", help="Synthetic dialogues to train and label.")] = 100_000,
+    dialogues: Annotated[
+        int, typer.Option("--dialogues", min=1, help="Synthetic dialogues to train and label.")
+    ] = 100_000,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -995,7 +1141,9 @@ def learn_(
     home: Annotated[
         list[Path] | None,
         typer.Option(
-            "--home", help="Home YAML(s) or folder(s) of them whose names pattern rules use (default: shipped homes)."
+            "--home",
+            exists=True,
+            help="Home YAML(s) or folder(s) of them whose names pattern rules use (default: shipped homes).",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -1017,7 +1165,9 @@ def learn_(
     config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels)
     files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     homes = [load_home(f) for f in files] if home else shipped_homes()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+    ) as bar:
         task = bar.add_task("learning", total=None)
         report = learn(
             logs,
@@ -1059,9 +1209,9 @@ def learn_(
 
 @bench_app.command("learn")
 def bench_learn(
-    turns: Annotated[int, typer.Option("--turns", help="Generated turns to mine.")] = 1_000_000,
+    turns: Annotated[int, typer.Option("--turns", min=1, help="Generated turns to mine.")] = 1_000_000,
     baseline_turns: Annotated[
-        int, typer.Option("--baseline-turns", help="Turns for the row-by-row Python baseline.")
+        int, typer.Option("--baseline-turns", min=1, help="Turns for the row-by-row Python baseline.")
     ] = 100_000,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
@@ -1086,17 +1236,15 @@ def teach(
 ) -> None:
     """Teach the assistant one thing by statement; stored in the log store, used by the user's next request
     (`selflearn interpret ... --user U`, the service, the simulator). Multi-turn teaching: the service or voice."""
-    from datetime import UTC, datetime
-
+    from selflearn.home import find_home
     from selflearn.store import Store
     from selflearn.teach import Teacher
 
-    the_home = _home_or_exit(home)
+    the_home = find_home(home)
     with Store(db) as store:
         reply = Teacher(store).handle(text, user_id=user, home=the_home, now=datetime.now(UTC), last_turn=None)
     if reply is None:
-        err.print('[yellow]not a teaching statement[/yellow]: try "I\'m a Warriors fan" or "when I say X I mean Y"')
-        raise typer.Exit(1)
+        raise SelflearnError('not a teaching statement: try "I\'m a Warriors fan" or "when I say X I mean Y"')
     if as_json:
         taught = [p.model_dump(mode="json") for p in reply.preferences]
         print(json.dumps({"response": reply.response, "preferences": taught}))
@@ -1133,7 +1281,7 @@ def homes_list(as_json: JsonOption = False) -> None:
 
 @homes_app.command("generate")
 def homes_generate(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write <home id>.yaml files into.")],
+    out_dir: Annotated[Path, typer.Option("--out", file_okay=False, help="Folder to write <home id>.yaml files into.")],
     count: Annotated[int, typer.Option("--count", min=1, help="How many homes.")] = 1,
     seed: SeedOption = 777,
 ) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selflearn import suites as _suites_pkg
+from selflearn.errors import NotFound
 
 Number = int | float
 
@@ -87,7 +88,7 @@ def _load(name: str) -> None:
     if name not in _REGISTRY:
         names = available()
         if name not in _REGISTRY:
-            raise KeyError(f"unknown eval suite {name!r}; available: {', '.join(names)}")
+            raise NotFound(f"unknown eval suite {name!r}; available: {', '.join(names)}")
 
 
 def run(name: str, config: EvalConfig) -> Report:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from selflearn import paths
+from selflearn.errors import UsageError
 from selflearn.home import Endpoint, Home
 from selflearn.text import normalize
 
@@ -154,7 +155,7 @@ class PendingRewrites:
     def _file(self, user_id: str) -> Path:
         assert self.root is not None
         if not _SAFE_ID.fullmatch(user_id):
-            raise ValueError(f"user id {user_id!r} cannot name a directory")
+            raise UsageError(f"user id {user_id!r} cannot name a directory")
         return self.root / "personal" / user_id / "feedback_rewrites.jsonl"
 
 

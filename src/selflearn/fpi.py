@@ -33,6 +33,7 @@ import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
+from selflearn.errors import NotFound
 from selflearn.labels.dialogue import FAILED_STATUSES, dialogue_frame
 from selflearn.labels.trace import flatten_trace, trace_names
 from selflearn.labels.wording import WordingStats, with_wording
@@ -543,6 +544,8 @@ def fpi_report(
         since = latest - timedelta(days=days) if isinstance(latest, datetime) else None
         turns, feedback = view.turns(since=since), view.feedback()
         store.close()
+        if turns.is_empty():
+            raise NotFound(f"store {db} has no turns to isolate failures in")
         source = f"store {db}, last {days} days"
     else:
         from selflearn.home import load_home, shipped_homes

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from selflearn.errors import UsageError, validation_summary
 from selflearn.schema import DeviceType
 
 Domain = Literal[
@@ -37,7 +38,7 @@ Domain = Literal[
 SHIPPED_HOMES_DIR = Path(__file__).parent / "data" / "homes"
 
 
-class HomeError(ValueError):
+class HomeError(UsageError):
     """A home file that cannot be used, with the reason in words a user can act on."""
 
 
@@ -157,7 +158,7 @@ def load_home(path: str | Path) -> Home:
     try:
         return Home.model_validate(data)
     except ValidationError as e:
-        raise HomeError(f"invalid home file {path}:\n{e}") from e
+        raise HomeError(f"invalid home file {path}: {validation_summary(e)}") from e
 
 
 def shipped_homes() -> list[Home]:

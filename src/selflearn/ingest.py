@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from selflearn import fastpath
+from selflearn.errors import UsageError
 from selflearn.schema import (
     ARROW_SCHEMAS,
     MAX_TEXT_CHARS,
@@ -52,7 +53,7 @@ _MARKERS: tuple[tuple[str, Kind], ...] = (
 )
 
 
-class IngestError(ValueError):
+class IngestError(UsageError):
     """A path that cannot be ingested at all (missing, or not a JSONL/Parquet file)."""
 
 

@@ -25,6 +25,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 SCHEMA_VERSION = 2
 MAX_TEXT_CHARS = 10_000
 MAX_LATENCY_MS = 600_000.0
+MAX_KEY_CHARS = 200  # a preference's phrase ("when I say KEY ...")
+MAX_VALUE_CHARS = 1000  # a preference's value
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -171,8 +173,8 @@ class Preference(LogRecord):
 
     user_id: str = Field(min_length=1, max_length=128)
     kind: PreferenceKind
-    key: str = Field(default="", max_length=200, description="The phrase the preference applies to, if any.")
-    value: str = Field(min_length=1, max_length=1000)
+    key: str = Field(default="", max_length=MAX_KEY_CHARS, description="The phrase the preference applies to, if any.")
+    value: str = Field(min_length=1, max_length=MAX_VALUE_CHARS)
     scope: str = Field(default="*", description="A home id, or * for every home of this user.")
     ts: Timestamp
     source: Literal["statement", "guided", "moment", "correction"] = "statement"

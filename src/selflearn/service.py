@@ -37,6 +37,7 @@ from starlette.routing import Match
 
 from selflearn import __version__
 from selflearn.artifacts import ArtifactStore
+from selflearn.errors import SelflearnError
 from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.feedback import pending_root as default_pending_root
 from selflearn.home import Home
@@ -56,11 +57,26 @@ Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 # ISO 8601 with a zone, years 2000-2099, only real calendar days (Feb 29 is left out for a simple exact pattern),
-# so that every string the OpenAPI schema allows is accepted: the fuzz test holds the service to its schema.
-TIME_PATTERN = (
-    r"^20[0-9]{2}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
-    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.][0-9]{1,6})?)?(?:Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9])$"
+# so that every string the OpenAPI schema allows is accepted: the fuzz test holds the service to its schema. The
+# instant must stay inside the records' UTC range too, so on 2000-01-01 no offset east of UTC is allowed and on
+# 2099-12-31 none west. Built from alternatives: pydantic's regex engine has no lookaround.
+_CLOCK = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.][0-9]{1,6})?)?"
+_ZONE = r"(?:Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9])"
+_DAY = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+_DAY_AFTER_JAN_1 = (
+    r"(?:01-(?:0[2-9]|[12][0-9]|3[01])|(?:0[2-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[3-9]|1[0-2])-(?:29|30)"
+    r"|(?:0[3578]|1[02])-31)"
 )
+_DAY_BEFORE_DEC_31 = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|10)-31)"
+TIME_PATTERN = (
+    rf"^(?:20(?:0[1-9]|[1-8][0-9]|9[0-8])-{_DAY}{_CLOCK}{_ZONE}"
+    rf"|2000-{_DAY_AFTER_JAN_1}{_CLOCK}{_ZONE}|2000-01-01{_CLOCK}(?:Z|[+]00:00|-(?:0[0-9]|1[0-3]):[0-5][0-9])"
+    rf"|2099-{_DAY_BEFORE_DEC_31}{_CLOCK}{_ZONE}|2099-12-31{_CLOCK}(?:Z|-00:00|[+](?:0[0-9]|1[0-3]):[0-5][0-9]))$"
+)
+PATTERN_HINTS = {
+    "time": "expected ISO 8601 with a zone in the years 2000-2099 (UTC), e.g. 2026-11-25T18:00:00Z",
+    "scope": "expected * or a home id",
+}
 Time = Annotated[
     str, Field(pattern=TIME_PATTERN, description="When it was said: ISO 8601 with a zone, e.g. 2026-11-25T18:00:00Z.")
 ]
@@ -153,7 +169,9 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+}
 
 
 @dataclass
@@ -464,12 +482,20 @@ def create_app(service: Service) -> FastAPI:
             headers["Allow"] = ", ".join(sorted(methods))
         return _error(exc.status_code, str(exc.detail), headers)
 
+    @app.exception_handler(SelflearnError)
+    async def _refused(request: Request, exc: SelflearnError) -> JSONResponse:
+        """The library's own errors carry their status (bad input 422, unknown 404, busy 409)."""
+        return _error(exc.http_status, str(exc))
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for e in exc.errors()[:5]:
-            where = ".".join(str(x) for x in e.get("loc", ()))
-            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+            loc = e.get("loc", ())
+            message = e.get("msg", "invalid")
+            if e.get("type") == "string_pattern_mismatch":  # the pattern itself is no message for a person
+                message = PATTERN_HINTS.get(str(loc[-1]) if loc else "", "not in the form the OpenAPI schema gives")
+            parts.append(f"{'.'.join(str(x) for x in loc)}: {message}")
         return _error(422, "; ".join(parts) or "invalid request")
 
     @app.post("/v1/interpret", response_model=InterpretResponse)

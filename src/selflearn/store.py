@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +30,7 @@ import polars as pl
 import pyarrow as pa
 
 from selflearn import paths
+from selflearn.errors import SelflearnError
 from selflearn.ingest import BATCH_ROWS, KINDS, Kind, discover, read_file
 from selflearn.schema import (
     ARROW_SCHEMAS,
@@ -98,7 +100,7 @@ def _migrate(con: duckdb.DuckDBPyConnection, kind: Kind) -> None:
         con.execute(f'ALTER TABLE {kind} ADD COLUMN "{f.name}" {_SQL_TYPES[f.type]}{clause}')
 
 
-class StoreError(RuntimeError):
+class StoreError(SelflearnError, RuntimeError):
     """The store cannot be opened (e.g. another process holds it: DuckDB allows one writing process per file)."""
 
 
@@ -106,7 +108,11 @@ def _connect(path: Path | str) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path))
     except duckdb.IOException as e:
-        raise StoreError(f"cannot open log store {path}: {e}") from e
+        held = re.search(r"Conflicting lock is held in .*\(PID (\d+)\)", str(e))
+        if held:
+            raise StoreError(f"cannot open log store {path}: it is in use by another process (pid {held[1]})") from e
+        reason = str(e).removeprefix("IO Error: ").split(". See also")[0]
+        raise StoreError(f"cannot open log store {path}: {reason}") from e
     con.execute("SET TimeZone='UTC'")
     return con
 

@@ -31,10 +31,11 @@ from typing import Literal, Protocol, get_args
 import yaml
 from rapidfuzz import fuzz, process
 
+from selflearn.errors import UsageError
 from selflearn.feedback import FEEDBACK_QUESTION, FeedbackAnswer, FeedbackPolicy, PendingRewrites, parse_answer
 from selflearn.home import Home
 from selflearn.pipeline import runtime
-from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
+from selflearn.schema import MAX_KEY_CHARS, MAX_VALUE_CHARS, Feedback, Preference, PreferenceKind, Turn
 from selflearn.text import normalize
 
 VOCABULARY_FILE = Path(__file__).parent / "data" / "teach" / "vocabulary.yaml"
@@ -324,6 +325,10 @@ def applicable(prefs: Sequence[Preference], home_id: str) -> list[Preference]:
 # ---------------------------------------------------------------- the teacher
 
 
+class TooLong(UsageError):
+    """A statement understood whose phrase or value is longer than a preference holds (the teacher says so)."""
+
+
 @dataclass(frozen=True)
 class TeachReply(runtime.TeachReply):
     """The runtime's teach reply plus the records it produced (the runtime logs the turn; callers may keep these)."""
@@ -436,7 +441,10 @@ class Teacher:
     def handle(
         self, text: str, *, user_id: str, home: Home, now: datetime, last_turn: Turn | None
     ) -> TeachReply | None:
-        reply = self._handle(text, user_id=user_id, home=home, now=now, last_turn=last_turn)
+        try:
+            reply = self._handle(text, user_id=user_id, home=home, now=now, last_turn=last_turn)
+        except TooLong as e:  # understood, but more than a preference holds: say so instead of failing the turn
+            reply = TeachReply(str(e), "teach")
         if reply is not None and reply.feedback is not None and self.on_feedback is not None:
             self.on_feedback(reply.feedback)
         return reply
@@ -633,6 +641,10 @@ class Teacher:
         return TeachReply(msg, "teach", preferences=(pref,))
 
     def _put(self, t: Taught, *, user_id: str, home: Home, now: datetime, source: Source) -> Preference:
+        if len(t.key) > MAX_KEY_CHARS:
+            raise TooLong(f"That phrase is too long for me to remember: at most {MAX_KEY_CHARS} characters.")
+        if len(t.value) > MAX_VALUE_CHARS:
+            raise TooLong(f"That is too long for me to remember: at most {MAX_VALUE_CHARS} characters.")
         scope = home.id if t.kind == "device_alias" else "*"
         pref = Preference(user_id=user_id, kind=t.kind, key=t.key, value=t.value, scope=scope, ts=now, source=source)
         self.store.put_preference(pref)

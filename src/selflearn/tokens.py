@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from selflearn import paths
+from selflearn.errors import SelflearnError
 
 PREFIX = "slt_"
 
@@ -53,7 +54,10 @@ class Tokens:
             return []
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if self._cache is None or self._cache[0] != stamp:
-            infos = [TokenInfo(**row) for row in json.loads(self.path.read_text(encoding="utf-8"))]
+            try:
+                infos = [TokenInfo(**row) for row in json.loads(self.path.read_text(encoding="utf-8"))]
+            except (ValueError, TypeError) as e:  # not JSON, not a list of records, or records of another shape
+                raise SelflearnError(f"token file {self.path} is damaged ({e}); restore it or delete it") from e
             self._cache = (stamp, infos)
         return list(self._cache[1])
 
