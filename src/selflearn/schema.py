@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from selflearn.ids import Id
+
 SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 10_000
 MAX_LATENCY_MS = 600_000.0
@@ -85,9 +87,9 @@ class Turn(LogRecord):
     turn_id: str = Field(min_length=1, max_length=128)
     dialogue_id: str = Field(min_length=1, max_length=128)
     session_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=128)
-    home_id: str = Field(min_length=1, max_length=128)
-    device_id: str = Field(min_length=1, max_length=128)
+    user_id: Id
+    home_id: Id
+    device_id: Id
     device_type: DeviceType
     ts: Timestamp
     area: str | None = None
@@ -140,7 +142,7 @@ class Feedback(LogRecord):
 
     feedback_id: str = Field(min_length=1, max_length=128)
     turn_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: Id
     ts: Timestamp
     kind: FeedbackKind
     text: str = ""
@@ -161,7 +163,7 @@ PreferenceKind = Literal[
 class Preference(LogRecord):
     """What one user taught the assistant. Per user by construction: every lookup is keyed by ``user_id``."""
 
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: Id
     kind: PreferenceKind
     key: str = Field(default="", max_length=200, description="The phrase the preference applies to, if any.")
     value: str = Field(min_length=1, max_length=1000)
