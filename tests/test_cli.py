@@ -57,14 +57,14 @@ def test_ingest_and_forget(tmp_path: Path) -> None:
     artifacts = tmp_path / "art"
 
     def build(d: Path) -> None:
-        (d / "personal").mkdir()
-        (d / "personal" / f"{user}.json").write_text("{}")
+        (d / "personal" / user).mkdir(parents=True)
+        (d / "personal" / user / "rewrites.parquet").write_text("{}")
 
     ArtifactStore(artifacts).publish(build, meta={})
     out = _json(["forget", user, "--db", str(db), "--artifacts", str(artifacts), "--json"])
     assert out["user_id"] == user
     assert out["deleted"]["turns"] == n_user and out["deleted"]["gold"] == n_user
-    assert out["deleted"]["artifact_files"] == 1
+    assert out["deleted"]["personal_artifacts"] == 1 and out["verified"] and out["left"] == []
     with Store(db) as store:
         assert store.logs().turns(user_id=user).height == 0
     plain = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "--db", str(db)])

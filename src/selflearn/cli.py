@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 import selflearn
-from selflearn import evaluate
+from selflearn import evaluate, ids
 
 if TYPE_CHECKING:
     from selflearn.home import Home
@@ -100,6 +100,17 @@ def _home_or_exit(ref: str) -> Home:
         raise typer.Exit(2) from e
 
 
+def _id_or_exit(value: str, what: str) -> str:
+    """An id option or argument, checked (``ids.check``); an invalid one is a usage error (exit 2) before any work."""
+    from selflearn.ids import InvalidId, check
+
+    try:
+        return check(value, what)
+    except InvalidId as e:
+        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        raise typer.Exit(2) from e
+
+
 def _print_json(value: object) -> None:
     import json
 
@@ -150,7 +161,7 @@ def ingest(
 
 @app.command()
 def forget(
-    user: Annotated[str, typer.Argument(help="The user id whose data is deleted.")],
+    user: Annotated[str, typer.Argument(help="The user id whose data is deleted (exactly this id).")],
     db: DbOption = None,
     artifacts: ArtifactsOption = None,
     quarantine: Annotated[
@@ -158,25 +169,39 @@ def forget(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete everything about a user: turns, gold, feedback, preferences, quarantined lines, personal artifacts."""
+    """Delete everything about a user (turns, gold, feedback, preferences, quarantined lines, personal artifacts in
+    every version, pending feedback rewrites), then scan every file for their id and phrases; exit 1 if any is left."""
+    from dataclasses import asdict
+
     from selflearn.artifacts import ArtifactStore
+    from selflearn.feedback import PendingRewrites, pending_root
+    from selflearn.forget import forget_user
     from selflearn.store import Store, StoreError
 
+    _id_or_exit(user, "user")
     try:
         store = Store(db)
     except StoreError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
     with store:
-        counts = store.forget(user, quarantine=quarantine)
-    counts["artifact_files"] = ArtifactStore(artifacts).forget_user(user)
-    from selflearn.feedback import PendingRewrites, pending_root
-
-    counts["pending_rewrites"] = PendingRewrites(pending_root()).forget(user)
+        done = forget_user(
+            user,
+            store=store,
+            artifacts=ArtifactStore(artifacts),
+            pending=PendingRewrites(pending_root()),
+            quarantine=quarantine,
+        )
     if as_json:
-        _print_json({"user_id": user, "deleted": counts})
-        return
-    err.print(f"forgot {user}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        _print_json(asdict(done))
+    else:
+        err.print(f"forgot {user}: " + ", ".join(f"{v} {k}" for k, v in done.deleted.items()))
+        err.print(
+            f"scanned {done.files_scanned} files for the id and {done.phrases} phrases: "
+            + ("nothing left" if done.verified else "still in " + ", ".join(done.left))
+        )
+    if not done.verified:
+        raise typer.Exit(1)
 
 
 @artifacts_app.command("list")
@@ -261,6 +286,7 @@ def rewrite(
     as_json: JsonOption = False,
 ) -> None:
     """Try the online rewriter on one utterance with the artifact set in service: the rewrite and its candidates."""
+    _id_or_exit(user, "user")
     from selflearn.artifacts import ArtifactStore
     from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
 
@@ -366,6 +392,10 @@ def interpret(
 ) -> None:
     """Run one utterance through the runtime and show every stage's decision, scores and timing. The speaker's taught
     preferences come from the log store when it exists; learned rewrites from the artifact set in service."""
+    if user is not None:
+        _id_or_exit(user, "user")
+    if device is not None:
+        _id_or_exit(device, "device")
     import json
     from datetime import UTC, datetime
 
@@ -605,6 +635,7 @@ def prefs_list(
     user: Annotated[str, typer.Argument(help="User id.")], db: DbOption = None, as_json: JsonOption = False
 ) -> None:
     """List a user's preferences (stored in the log store, table `preferences`)."""
+    _id_or_exit(user, "user")
     from selflearn.store import Store
 
     with Store(db) as store:
@@ -626,6 +657,7 @@ def prefs_set(
     db: DbOption = None,
 ) -> None:
     """Set (add or replace) one preference of a user."""
+    _id_or_exit(user, "user")
     from datetime import UTC, datetime
 
     from pydantic import ValidationError
@@ -656,6 +688,7 @@ def prefs_delete(
     db: DbOption = None,
 ) -> None:
     """Delete a user's preferences (all of them, or one kind / key)."""
+    _id_or_exit(user, "user")
     from selflearn.store import Store
 
     with Store(db) as store:
@@ -741,7 +774,7 @@ def simulate(
     paths = write_logs(logs, out_dir)
     (out_dir / "homes").mkdir(exist_ok=True)
     for simulated in world:  # the world beside its logs: `selflearn learn --home OUT/homes` abstracts over its names
-        dump_home(simulated, out_dir / "homes" / f"{simulated.id}.yaml")
+        dump_home(simulated, ids.child_path(out_dir / "homes", f"{simulated.id}.yaml"))
     gold = [g for log in logs for g in log.gold]
     if not no_store:
         with Store(db) as store:
@@ -971,6 +1004,7 @@ def teach(
 ) -> None:
     """Teach the assistant one thing by statement; stored in the log store, used by the user's next request
     (`selflearn interpret ... --user U`, the service, the simulator). Multi-turn teaching: the service or voice."""
+    _id_or_exit(user, "user")
     from datetime import UTC, datetime
 
     from selflearn.store import Store
@@ -1028,6 +1062,6 @@ def homes_generate(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for home in generate_homes(count, seed=seed):
-        path = out_dir / f"{home.id}.yaml"
+        path = ids.child_path(out_dir, f"{home.id}.yaml")
         dump_home(home, path)
         out.print(str(path))

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from selflearn.ids import Id
 from selflearn.schema import DeviceType
 
 Domain = Literal[
@@ -55,7 +56,7 @@ class Area(_Config):
 class Device(_Config):
     """Something the assistant can act on or ask about."""
 
-    id: str
+    id: Id
     name: str
     domain: Domain
     area: str
@@ -71,7 +72,7 @@ class Device(_Config):
 class Endpoint(_Config):
     """A microphone people talk to: a smart speaker, a screen, a TV."""
 
-    id: str
+    id: Id
     type: DeviceType
     area: str
     name: str = ""
@@ -87,7 +88,7 @@ class Routine(_Config):
 
 
 class Person(_Config):
-    id: str
+    id: Id
     name: str
     endpoints: list[str] = Field(default_factory=list, description="Endpoint ids this person usually talks to.")
     habits: dict[str, str] = Field(
@@ -98,7 +99,7 @@ class Person(_Config):
 
 
 class Home(_Config):
-    id: str
+    id: Id
     name: str = ""
     city: str = ""
     timezone: str = "UTC"

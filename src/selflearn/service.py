@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,19 +34,18 @@ from selflearn import __version__
 from selflearn.artifacts import ArtifactStore
 from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.feedback import pending_root as default_pending_root
+from selflearn.forget import forget_user
 from selflearn.home import Home
+from selflearn.ids import MAX_LENGTH, PATTERN, Id
 from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
 from selflearn.store import Store
 from selflearn.teach import TASTE_KINDS, Teacher, vocabulary
 from selflearn.tokens import TokenInfo, Tokens
 
 MAX_BODY_BYTES = 64 * 1024
-ID_PATTERN = r"^[A-Za-z0-9_@:-][A-Za-z0-9_.@:-]{0,127}$"  # no leading dot: ids name per-user folders
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 512
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 1000)
-
-Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 # ISO 8601 with a zone, years 2000-2099, only real calendar days (Feb 29 is left out for a simple exact pattern),
@@ -118,7 +117,10 @@ class Deleted(BaseModel):
 class Forgotten(BaseModel):
     user_id: str
     deleted: dict[str, int]
-    verified: bool = Field(description="A re-read after the delete found nothing left of this user.")
+    phrases: int = Field(description="The user's own phrases looked for (said by nobody else).")
+    files_scanned: int = Field(description="Files under the data dir, artifacts and feedback read by the scan.")
+    left: list[str] = Field(description="Files that still hold the user's id or one of their phrases.")
+    verified: bool = Field(description="The scan of every file found none of the user's id and phrases.")
 
 
 class ErrorDetail(BaseModel):
@@ -280,21 +282,21 @@ class Service:
         return turn
 
     def forget(self, user_id: str) -> Forgotten:
+        """Forget the user on disk (``forget.forget_user``: store, artifact sets, pending rewrites, then a scan of
+        every file) and at once in memory: the rewriter's personal layer, preferences cache, teacher, feedback
+        policy and runtimes."""
         self.flush()
         with self.store_lock:
-            counts = dict(self.store.forget(user_id))
-        counts["personal_artifacts"] = self.artifacts.forget_user(user_id)
-        counts["pending_rewrites"] = self.pending.forget(user_id)
+            done = forget_user(user_id, store=self.store, artifacts=self.artifacts, pending=self.pending)
+        forget_rewriter = getattr(self.rewriter, "forget", None)
+        if forget_rewriter is not None:
+            forget_rewriter(user_id)
         self.teacher.forget(user_id)
+        self.policy.forget(user_id)
         for runtime in self.runtimes.values():
             runtime.forget(user_id)
         self.prefs.invalidate(user_id)
-        with self.store_lock:
-            left = sum(self.store.user_rows(user_id).values())
-        current = self.artifacts.current_dir()
-        left += len(list(current.glob(f"personal/{user_id}*"))) if current else 0
-        left += len(self.pending.all(user_id))
-        return Forgotten(user_id=user_id, deleted=counts, verified=left == 0)
+        return Forgotten(**asdict(done))
 
 
 class _LockedPreferences:
@@ -414,7 +416,7 @@ async def _home_token(info: Annotated[TokenInfo, Depends(_token)]) -> TokenInfo:
 
 AnyToken = Annotated[TokenInfo, Depends(_token)]
 HomeToken = Annotated[TokenInfo, Depends(_home_token)]
-UserId = Annotated[str, PathParam(pattern=ID_PATTERN)]
+UserId = Annotated[str, PathParam(pattern=PATTERN, min_length=1, max_length=MAX_LENGTH)]
 
 
 def _error(code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
