@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from selflearn.home import Home, Person, shipped_homes
+from selflearn.rewrite import REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.schema import Turn
 from selflearn.service import MAX_BODY_BYTES, Service, create_app
 from selflearn.tokens import Tokens
@@ -229,6 +231,38 @@ def test_forget_user_is_verified_and_leaves_others(env: dict[str, Any]) -> None:
     assert service.store.logs().turns(user_id="maple.ben").height == 1
     assert len(c.get("/v1/users/maple.ben/preferences", headers=h).json()) == 1
     assert service.pending.get("maple.ben", "switch on the cooking light") is not None
+
+
+def test_after_forget_the_personal_rewrite_no_longer_fires(env: dict[str, Any]) -> None:
+    c, h, service = env["client"], env["maple"], env["service"]
+    rule = {"source": "switch on the cooking light", "target": "turn on the kitchen light", "probability": 1.0}
+    rule |= {"support": 3, "distinct_users": 1, "source_intent": None, "target_intent": "HassTurnOn"}
+    rows = [rule | {"layer": "personal", "user_id": "maple.ana"}]
+    rows.append(rule | {"source": "cooking light on", "layer": "personal", "user_id": "maple.ana.jr"})  # a prefix
+    personal = pl.DataFrame(rows, schema=REWRITE_SCHEMA)
+
+    def build(root: Path) -> None:
+        write_tables(root, empty_table(), personal)
+
+    service.artifacts.publish(build, meta={})
+    service.rewriter.reload_if_changed()
+    assert say(env, "switch on the cooking light").json()["turn"]["rewrite_source"] == "personal"  # layer in memory
+    r = c.delete("/v1/users/maple.ana", headers=h)
+    assert r.status_code == 200 and r.json()["verified"], r.text
+    assert say(env, "switch on the cooking light").json()["turn"]["rewrite_source"] == "none"  # the very next turn
+    current = service.artifacts.current_dir()
+    assert current is not None and (current / "personal" / "maple.ana.jr").is_dir()  # no prefix match
+
+
+@pytest.mark.parametrize("hostile", ["..", "..%2F..%2Fetc", "x%2F..%2Fmaple.ben", ".hidden", "a%00b", "x" * 129])
+def test_hostile_user_ids_get_a_4xx_and_nothing_is_deleted(env: dict[str, Any], hostile: str) -> None:
+    say(env, "turn on the kitchen light")
+    r = env["client"].delete(f"/v1/users/{hostile}", headers=env["maple"])
+    assert 400 <= r.status_code < 500, r.text
+    body = {"text": "hi", "user_id": hostile.replace("%2F", "/"), "device_id": "ep.kitchen_speaker"}
+    assert env["client"].post("/v1/interpret", json=body, headers=env["maple"]).status_code == 422
+    env["service"].flush()
+    assert env["service"].store.user_rows("maple.ana")["turns"] == 1
 
 
 def test_admin_learn_publishes_and_the_service_picks_it_up(env: dict[str, Any]) -> None:

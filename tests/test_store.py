@@ -147,6 +147,31 @@ def test_parquet_corruptions_vectorised_and_nothing_lost(store: Store, tmp_path:
         assert json.loads(e["raw"])["turn_id"] == rows[e["line"] - 1]["turn_id"]
 
 
+HOSTILE_IDS = ["..", "../../etc", "x/../maple.ben", "/abs", "a\\b", ".hidden", "a\x00b", "", "x" * 129, "maple.ben\n"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_hostile_ids_are_quarantined_with_a_clear_reason(store: Store, tmp_path: Path, fmt: str) -> None:
+    good = [turn(0, user="maple.ben"), turn(1, user="h003_marsh.emil")]
+    rows = to_arrow(good, Turn).to_pylist() if fmt == "parquet" else [json.loads(t.model_dump_json()) for t in good]
+    for i, hostile in enumerate(HOSTILE_IDS):
+        field = ("user_id", "home_id", "device_id")[i % 3]
+        rows.append({**rows[0], "turn_id": f"bad{i}", field: hostile})
+    src = tmp_path / f"turns.{fmt}"
+    if fmt == "jsonl":
+        src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows, schema=ARROW_SCHEMAS[Turn]), src)
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([src], quarantine=q)
+    assert (report.ingested, report.quarantined) == (2, len(HOSTILE_IDS))
+    for entry in _quarantine(q):
+        reason = str(entry["reason"])
+        assert "not a valid id" in reason or "at least 1 character" in reason or "at most 128" in reason, reason
+        assert "\n" not in reason
+    assert sorted(store.logs().turns()["user_id"]) == ["h003_marsh.emil", "maple.ben"]
+
+
 def test_parquet_with_wrong_column_type_is_checked_row_by_row(store: Store, tmp_path: Path) -> None:
     turns = [turn(i) for i in range(4)]
     rows = [json.loads(t.model_dump_json()) for t in turns]
@@ -178,6 +203,7 @@ _turn_rows = st.fixed_dictionaries(
         "ts": st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(3000, 1, 1), timezones=st.just(UTC)),
         "schema_version": st.integers(min_value=-1, max_value=3),
         "explicit_feedback": st.sampled_from([None, "yes", "maybe"]),
+        "user_id": st.sampled_from([*HOSTILE_IDS, "maple.ben", "h003_marsh.emil"]) | st.text(max_size=20),
     }
 )
 

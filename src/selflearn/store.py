@@ -420,12 +420,12 @@ class Store:
 
     @_locked
     def phrases(self, user_id: str, *, min_chars: int = MIN_PHRASE_CHARS) -> set[str]:
-        """What the user said or taught (turn and gold texts, feedback, preference keys and values), of at least
+        """What the user said or taught (heard and true texts, feedback, preference keys and values: not the
+        assistant's rewrites and answers, which are rules' and everyone's words), of at least
         ``min_chars`` characters and two words: shorter ones ("yes", "stop") cannot be told apart from anyone's."""
         ids.check(user_id, "user")
         said = self._con.execute(
             """SELECT asr_text FROM turns WHERE user_id = $u
-               UNION SELECT rewritten_text FROM turns WHERE user_id = $u
                UNION SELECT text FROM feedback WHERE user_id = $u
                UNION SELECT correction_text FROM feedback WHERE user_id = $u
                UNION SELECT key FROM preferences WHERE user_id = $u
