@@ -67,11 +67,12 @@ def test_learn_on_hostile_user_ids_writes_nothing_outside_and_plants_nothing(tmp
     users = [hostile.get(u, u) for u in turns["user_id"].to_pylist()]
     turns = turns.set_column(turns.schema.get_field_index("user_id"), "user_id", pa.array(users, pa.string()))
     store = ArtifactStore(tmp_path / "art" / "artifacts")
-    report = learn(LogView(turns, to_arrow([], Feedback)), store, config=LearnConfig(shadow=False))
+    report = learn(LogView(turns, to_arrow([], Feedback)), store)  # the shadow replay meets the hostile ids too
     assert report.published and report.personal_users == 1  # only u5 has a valid id
     root = store.current_dir()
     assert root is not None and sorted(p.name for p in (root / "personal").iterdir()) == ["u5"]
     assert read_personal(root, "u5")["support"].to_list() == [3]  # u5's own rules, none planted by x/../u5
+    assert read_personal(root, "x/../u5").height == 0  # what the shadow replay reads for such a logged id
     outside = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "art" not in p.parts)
     assert outside == []
 

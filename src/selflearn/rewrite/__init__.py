@@ -73,5 +73,8 @@ def read_patterns(root: Path) -> pl.DataFrame:
 
 
 def read_personal(root: Path, user_id: str) -> pl.DataFrame:
+    """The user's table; empty for an id no folder can be named by (e.g. replaying logs stored before the id rule)."""
+    if not ids.is_valid(user_id):
+        return empty_table()
     path = personal_path(root, user_id)
     return pl.read_parquet(path).cast(REWRITE_SCHEMA) if path.exists() else empty_table()
