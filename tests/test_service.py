@@ -247,8 +247,12 @@ def test_after_forget_the_personal_rewrite_no_longer_fires(env: dict[str, Any]) 
     service.artifacts.publish(build, meta={})
     service.rewriter.reload_if_changed()
     assert say(env, "switch on the cooking light").json()["turn"]["rewrite_source"] == "personal"  # layer in memory
+    encoder = service.rewriter.current.encoder
+    encoder.encode_one("switch on the cooking light")  # as a near-variant query would have cached it
+    service.flush()
     r = c.delete("/v1/users/maple.ana", headers=h)
     assert r.status_code == 200 and r.json()["verified"], r.text
+    assert "switch on the cooking light" not in encoder._cache
     assert say(env, "switch on the cooking light").json()["turn"]["rewrite_source"] == "none"  # the very next turn
     current = service.artifacts.current_dir()
     assert current is not None and (current / "personal" / "maple.ana.jr").is_dir()  # no prefix match

@@ -287,10 +287,11 @@ class Service:
         policy and runtimes."""
         self.flush()
         with self.store_lock:
+            said = self.store.phrases(user_id, min_chars=0)  # what the rewriter may have cached vectors for
             done = forget_user(user_id, store=self.store, artifacts=self.artifacts, pending=self.pending)
         forget_rewriter = getattr(self.rewriter, "forget", None)
         if forget_rewriter is not None:
-            forget_rewriter(user_id)
+            forget_rewriter(user_id, said)
         self.teacher.forget(user_id)
         self.policy.forget(user_id)
         for runtime in self.runtimes.values():
