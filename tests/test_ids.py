@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from selflearn import ids
 from selflearn.home import SHIPPED_HOMES_DIR, load_home
@@ -69,3 +71,16 @@ def test_child_path_stays_under_its_root(tmp_path: Path) -> None:
 def test_mention_matches_the_exact_id_only() -> None:
     text = b'{"user_id":"h003_marsh.emil"} h003_marsh.victor xh003_marsh "h003_marsh" h003_marsh. end'
     assert len(ids.mention("h003_marsh").findall(text)) == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.sampled_from("a.b/\\-_:@ \x00~é"), max_size=12), min_size=1, max_size=3))
+def test_child_path_either_refuses_or_stays_under_root(parts: list[str]) -> None:
+    root = Path("/srv/selflearn/artifacts")
+    try:
+        path = ids.child_path(root, *parts)
+    except ids.InvalidId:
+        assert not all(ids.is_valid(p) for p in parts)  # no symlinks under this root: only a bad id is refused
+        return
+    assert all(ids.is_valid(p) for p in parts)
+    assert path.resolve().is_relative_to(root.resolve()) and path.parts[-len(parts) :] == tuple(parts)

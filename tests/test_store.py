@@ -344,6 +344,22 @@ def test_forget_deletes_turns_gold_feedback_preferences(store: Store) -> None:
     assert store.forget("u1") == {"gold": 0, "feedback": 0, "turns": 0, "preferences": 0, "quarantine": 0}
 
 
+def test_deleted_text_stays_in_the_file_until_compact(store: Store) -> None:
+    """Why ``forget`` rewrites the files: DuckDB keeps deleted strings in freed blocks, CHECKPOINT and VACUUM too."""
+    secret = "zebra quokka lantern"
+    store.add(turns=[turn(i, user="u1", asr_text=f"{secret} {i}") for i in range(50)] + [turn(99, user="u2")])
+    store._con.execute("CHECKPOINT")
+    assert secret.encode() in store.path.read_bytes()
+    for statement in ("DELETE FROM turns WHERE user_id = 'u1'", "CHECKPOINT", "VACUUM", "CHECKPOINT"):
+        store._con.execute(statement)
+    assert secret.encode() in store.path.read_bytes()  # still readable: deleting is not enough
+    store.compact()
+    assert secret.encode() not in store.path.read_bytes()
+    assert store.user_rows("u2")["turns"] == 1 and store.user_rows("u1")["turns"] == 0
+    store.add(turns=[turn(99, user="u2")])  # keys survive the rewrite: a stored id is still a duplicate
+    assert store.counts()["turns"] == 1
+
+
 def test_forget_scrubs_quarantined_lines_of_the_user(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "turns.jsonl"
     src.write_bytes(b"\n".join([_line(turn(1), asr_confidence=7), _line(turn(2, user="u2"), asr_confidence=7)]))
