@@ -581,3 +581,17 @@ def test_vectorised_predicate_is_sound_for_every_kind(model: type) -> None:
             model.model_validate(table.to_pylist()[0])
 
     check()
+
+
+def test_shared_finds_other_users_phrases_in_any_text_column(store: Store) -> None:
+    store.add(
+        turns=[turn(1, user="u1", asr_text="what's the time in oslo"), turn(2, user="u2", asr_text="what's the time")],
+        gold=[
+            Gold(turn_id="t2", true_text="play jazz (live) please", failure_point="asr", goal_id="g", goal_success=True)
+        ],
+    )
+    store.put_preference(Preference(user_id="u2", kind="phrase", key="movie night", value="lights off", ts=T0))
+    said = {"what's the time", "play jazz (live)", "movie night", "lights off", "nobody said this"}
+    assert store.shared(said, besides="u1") == said - {"nobody said this"}
+    assert store.shared({"what's the time in oslo"}, besides="u1") == set()
+    assert store.shared({"what's the time in oslo"}) == {"what's the time in oslo"}

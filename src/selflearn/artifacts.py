@@ -40,14 +40,6 @@ class Version:
     current: bool
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -99,7 +91,7 @@ class ArtifactStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.pointer)
-        _fsync_dir(self.root)
+        paths.fsync_dir(self.root)
 
     def _clean_stale(self) -> None:
         """Remove temp dirs left by publishers that died (their pid is no longer running)."""
@@ -146,7 +138,7 @@ class ArtifactStore:
                 if (self.versions_dir / name).exists():
                     continue
                 raise
-            _fsync_dir(self.versions_dir)
+            paths.fsync_dir(self.versions_dir)
             return name
 
     def rollback(self, version: str | None = None) -> str:

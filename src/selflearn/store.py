@@ -445,10 +445,14 @@ class Store:
 
     @_locked
     def shared(self, phrases: Iterable[str], *, besides: str | None = None) -> set[str]:
-        """The phrases some stored row (not of user ``besides``) holds anywhere in its text: another user's words."""
+        """The phrases some stored row (not of user ``besides``) holds anywhere in its text: another user's words.
+
+        One RE2 pass over every row's text finds the rows holding any of them; only those are matched phrase by
+        phrase."""
         todo = sorted(set(phrases))
         if not todo:
             return set()
+        any_of = "|".join(_re2_literal(p) for p in todo)
         theirs = self._con.sql("SELECT turn_id FROM turns WHERE user_id = ?", params=[besides or ""]).to_arrow_table()
         found: set[str] = set()
         for con, kinds in ((self._con, ("turns", "feedback", "preferences")), (self._gold_con(), ("gold",))):
@@ -458,10 +462,10 @@ class Store:
                 for kind in kinds:
                     own = "turn_id IN (SELECT turn_id FROM _theirs)" if kind == "gold" else "user_id = ?"
                     rows = con.execute(
-                        f"SELECT DISTINCT p.phrase FROM _phrases p, "
-                        f"(SELECT CAST(t AS VARCHAR) AS row FROM {kind} t WHERE NOT ({own})) r "
-                        "WHERE contains(r.row, p.phrase)",
-                        [] if kind == "gold" else [besides or ""],
+                        f"WITH r AS (SELECT {_text_of(kind)} AS row FROM {kind} WHERE NOT ({own})), "
+                        "hit AS (SELECT row FROM r WHERE regexp_matches(row, ?)) "
+                        "SELECT DISTINCT p.phrase FROM _phrases p, hit WHERE contains(hit.row, p.phrase)",
+                        [*([] if kind == "gold" else [besides or ""]), any_of],
                     ).fetchall()
                     found.update(r[0] for r in rows)
             finally:
@@ -535,9 +539,23 @@ class Store:
                 with open(fresh, "rb") as f:
                     os.fsync(f.fileno())
                 os.replace(fresh, path)
-                _fsync_dir(path.parent)
+                paths.fsync_dir(path.parent)
             finally:
                 setattr(self, attr, _connect(path))
+
+
+def _text_of(kind: Kind) -> str:
+    """SQL for all of a row's text columns in one string (a unit separator between them, so no phrase spans two)."""
+    names = [f'"{f.name}"' for f in ARROW_SCHEMAS[RECORD_TYPES[kind]] if f.type == pa.string()]
+    return f"concat_ws(chr(31), {', '.join(names)})"
+
+
+def _re2_literal(text: str) -> str:
+    """``text`` as an RE2 pattern matching itself (ASCII punctuation and control characters escaped)."""
+    return "".join(
+        f"\\x{{{ord(c):x}}}" if not c.isprintable() else "\\" + c if c.isascii() and not c.isalnum() and c != " " else c
+        for c in text
+    )
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -587,14 +605,6 @@ def _scrub_quarantine(path: Path, user_id: str, phrases: set[str]) -> int:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return len(lines) - len(keep)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _where(conditions: list[tuple[str, object]]) -> tuple[str, list[object]]:
