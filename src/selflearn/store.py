@@ -455,7 +455,11 @@ class Store:
         any_of = "|".join(_re2_literal(p) for p in todo)
         theirs = self._con.sql("SELECT turn_id FROM turns WHERE user_id = ?", params=[besides or ""]).to_arrow_table()
         found: set[str] = set()
-        for con, kinds in ((self._con, ("turns", "feedback", "preferences")), (self._gold_con(), ("gold",))):
+        where: tuple[tuple[duckdb.DuckDBPyConnection, tuple[Kind, ...]], ...] = (
+            (self._con, ("turns", "feedback", "preferences")),
+            (self._gold_con(), ("gold",)),
+        )
+        for con, kinds in where:
             con.register("_phrases", pa.table({"phrase": todo}))
             con.register("_theirs", theirs)
             try:
