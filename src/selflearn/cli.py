@@ -102,11 +102,9 @@ def _home_or_exit(ref: str) -> Home:
 
 def _id_or_exit(value: str, what: str) -> str:
     """An id option or argument, checked (``ids.check``); an invalid one is a usage error (exit 2) before any work."""
-    from selflearn.ids import InvalidId, check
-
     try:
-        return check(value, what)
-    except InvalidId as e:
+        return ids.check(value, what)
+    except ids.InvalidId as e:
         err.print(f"[red]error:[/red] {e}", soft_wrap=True)
         raise typer.Exit(2) from e
 

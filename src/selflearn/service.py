@@ -119,7 +119,7 @@ class Forgotten(BaseModel):
     deleted: dict[str, int]
     phrases: int = Field(description="The user's own phrases looked for (said by nobody else).")
     files_scanned: int = Field(description="Files under the data dir, artifacts and feedback read by the scan.")
-    left: list[str] = Field(description="Files that still hold the user's id or one of their phrases.")
+    left: list[str] = Field(description="Names of the files that still hold the user's id or one of their phrases.")
     verified: bool = Field(description="The scan of every file found none of the user's id and phrases.")
 
 
@@ -297,7 +297,7 @@ class Service:
         for runtime in self.runtimes.values():
             runtime.forget(user_id)
         self.prefs.invalidate(user_id)
-        return Forgotten(**asdict(done))
+        return Forgotten(**(asdict(done) | {"left": [Path(f).name for f in done.left]}))  # no server paths out
 
 
 class _LockedPreferences:
