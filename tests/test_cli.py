@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import selflearn
@@ -108,3 +109,21 @@ def test_homes_list_and_generate(tmp_path: Path) -> None:
     written = sorted(tmp_path.glob("*.yaml"))
     assert len(written) == 2
     assert find_home(written[0]).devices
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["forget", "../../etc"],
+        ["prefs", "list", "x/../maple.ben"],
+        ["prefs", "delete", ".hidden"],
+        ["teach", "I'm a Warriors fan", "--user", "/etc/passwd"],
+        ["interpret", "turn on the light", "--user", ".."],
+        ["interpret", "turn on the light", "--device", "../ep"],
+        ["rewrite", "lights of", "--user", "a\\b"],
+    ],
+)
+def test_hostile_ids_are_a_one_line_usage_error(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "is not a valid id" in result.stderr and len(result.stderr.strip().splitlines()) == 1
