@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,42 @@ def test_admin_learn_publishes_and_the_service_picks_it_up(env: dict[str, Any]) 
     assert version and c.get("/healthz").json()["artifacts"] == version
     assert env["service"].rewriter.current.artifact_dir.name == version
     assert f'selflearn_artifact_info{{version="{version}"}} 1' in c.get("/metrics").text
+
+
+def test_a_forget_during_learn_removes_what_that_learn_publishes(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import selflearn.learn
+
+    started, release = threading.Event(), threading.Event()
+    personal = pl.DataFrame(
+        [{"source": "cooking light", "target": "kitchen light", "layer": "personal", "user_id": "maple.ana"}],
+        schema=REWRITE_SCHEMA,
+    )
+
+    def slow_learn(logs: Any, artifacts: Any, **_: Any) -> dict[str, int]:  # its snapshot still held maple.ana
+        started.set()
+        release.wait(10)
+        artifacts.publish(lambda root: write_tables(root, empty_table(), personal) and None, meta={})
+        return {}
+
+    monkeypatch.setattr(selflearn.learn, "learn", slow_learn)
+    say(env, "switch on the cooking light")
+    c = env["client"]
+    learned = threading.Thread(target=lambda: c.post("/v1/learn", headers=env["admin"]))
+    learned.start()
+    assert started.wait(10)
+    answers: list[Any] = []
+    forgot = threading.Thread(target=lambda: answers.append(c.delete("/v1/users/maple.ana", headers=env["maple"])))
+    forgot.start()
+    forgot.join(5)  # unblocked, a forget here takes about a second
+    assert forgot.is_alive()  # it waits for the learn to publish
+    release.set()
+    learned.join(10)
+    forgot.join(30)
+    assert answers[0].status_code == 200 and answers[0].json()["verified"], answers[0].text
+    current = env["service"].artifacts.current_dir()
+    assert current is not None and not (current / "personal" / "maple.ana").exists()
 
 
 def test_openapi_documents_the_endpoints(env: dict[str, Any]) -> None:

@@ -200,6 +200,7 @@ class Service:
         self.homes = {h.id: h for h in homes}
         self.store = Store(db)
         self.store_lock = threading.Lock()
+        self.learn_lock = threading.Lock()  # a forget waits for a running learn, whose snapshot may hold the user
         self.artifacts = ArtifactStore(artifacts)
         self.tokens = tokens or Tokens()
         self.pending = PendingRewrites(pending_root or default_pending_root())
@@ -284,9 +285,9 @@ class Service:
     def forget(self, user_id: str) -> Forgotten:
         """Forget the user on disk (``forget.forget_user``: store, artifact sets, pending rewrites, then a scan of
         every file) and at once in memory: the rewriter's personal layer, preferences cache, teacher, feedback
-        policy and runtimes."""
+        policy and runtimes. A running learn publishes first: its snapshot may hold the user's turns."""
         self.flush()
-        with self.store_lock:
+        with self.learn_lock, self.store_lock:
             said = self.store.phrases(user_id, min_chars=0)  # what the rewriter may have cached vectors for
             done = forget_user(user_id, store=self.store, artifacts=self.artifacts, pending=self.pending)
         forget_rewriter = getattr(self.rewriter, "forget", None)
@@ -538,8 +539,8 @@ def create_app(service: Service) -> FastAPI:
         return Deleted(deleted=service.teacher.store.delete_preferences(user_id, kind=kind, key=key))
 
     @app.delete("/v1/users/{user_id}", response_model=Forgotten)
-    async def forget(user_id: UserId, tok: HomeToken) -> Forgotten:
-        """Forget a user: turns, gold, feedback, preferences, personal rewrites; verified by a re-read."""
+    def forget(user_id: UserId, tok: HomeToken) -> Forgotten:
+        """Forget a user everywhere (after a running learn has published), verified by a scan of every file."""
         service.person_home(tok, user_id)
         return service.forget(user_id)
 
@@ -550,13 +551,14 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(403, "learn needs an admin token")
         from selflearn.learn import learn as run_learn
 
-        service.flush()
-        with service.store_lock:
-            logs = service.store.logs()
-        report = run_learn(logs, service.artifacts, homes=list(service.homes.values()))
-        reload = getattr(service.rewriter, "reload_if_changed", None)
-        if reload is not None:
-            reload()  # swap now; other publishers (the CLI's learn) are picked up within a second
+        with service.learn_lock:
+            service.flush()
+            with service.store_lock:
+                logs = service.store.logs()
+            report = run_learn(logs, service.artifacts, homes=list(service.homes.values()))
+            reload = getattr(service.rewriter, "reload_if_changed", None)
+            if reload is not None:
+                reload()  # swap now; other publishers (the CLI's learn) are picked up within a second
         return {"version": service.artifacts.current(), "report": _jsonable(report)}
 
     @app.get("/healthz")
