@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from selflearn.artifacts import ArtifactError, ArtifactStore
+from selflearn.ids import InvalidId
 
 
 def _writer(text: str, user: str | None = None):  # type: ignore[no-untyped-def]
@@ -17,10 +18,9 @@ def _writer(text: str, user: str | None = None):  # type: ignore[no-untyped-def]
         (d / "rewrites").mkdir()
         (d / "rewrites" / "global.txt").write_text(text)
         if user:
-            (d / "personal" / user).mkdir(parents=True)
-            (d / "personal" / user / "rewrites.parquet").write_text(text)
-            (d / "personal" / f"{user}.json").write_text("{}")
-            (d / "personal" / f"{user}0.json").write_text("{}")  # another user whose id starts the same
+            for who in (user, f"{user}.emil", f"{user}0"):  # other users whose ids start the same
+                (d / "personal" / who).mkdir(parents=True)
+                (d / "personal" / who / "rewrites.parquet").write_text(text)
 
     return build
 
@@ -69,12 +69,37 @@ def test_forget_user_removes_personal_files_in_every_version(tmp_path: Path) -> 
     store = ArtifactStore(tmp_path)
     store.publish(_writer("one", user="u1"), meta={})
     store.publish(_writer("two", user="u1"), meta={})
-    assert store.forget_user("u1") == 4
+    stale = store.tmp_dir / "999999999-dead"  # a publisher that died mid-build (no such pid)
+    live = store.tmp_dir / f"{os.getpid()}-building"
+    for folder in (stale, live):
+        folder.mkdir()
+        _writer("building", user="u1")(folder)
+    assert store.forget_user("u1") == 3
+    assert not stale.exists()
+    assert sorted(p.name for p in (live / "personal").iterdir()) == ["u1.emil", "u10"]
     for v in store.versions():
         personal = store.versions_dir / v.version / "personal"
-        assert sorted(p.name for p in personal.iterdir()) == ["u10.json"]
+        assert sorted(p.name for p in personal.iterdir()) == ["u1.emil", "u10"]
         assert (store.versions_dir / v.version / "rewrites" / "global.txt").exists()
     assert store.forget_user("u1") == 0
+
+
+@pytest.mark.parametrize("hostile", ["..", "../../etc", "u1/..", "/tmp", ""])
+def test_forget_user_refuses_a_hostile_id_before_deleting(tmp_path: Path, hostile: str) -> None:
+    store = ArtifactStore(tmp_path / "a")
+    store.publish(_writer("one", user="u1"), meta={})
+    with pytest.raises(InvalidId):
+        store.forget_user(hostile)
+    assert (store.current_dir() / "personal" / "u1").is_dir()  # type: ignore[operator]
+
+
+def test_a_pointer_naming_a_path_is_not_followed(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "a")
+    store.publish(_writer("one"), meta={})
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "meta.json").write_text("{}")
+    store.pointer.write_text("../../outside\n")
+    assert store.current() is None and store.current_dir() is None
 
 
 _CHILD = textwrap.dedent(

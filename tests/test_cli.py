@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import selflearn
@@ -57,14 +58,14 @@ def test_ingest_and_forget(tmp_path: Path) -> None:
     artifacts = tmp_path / "art"
 
     def build(d: Path) -> None:
-        (d / "personal").mkdir()
-        (d / "personal" / f"{user}.json").write_text("{}")
+        (d / "personal" / user).mkdir(parents=True)
+        (d / "personal" / user / "rewrites.parquet").write_text("{}")
 
     ArtifactStore(artifacts).publish(build, meta={})
     out = _json(["forget", user, "--db", str(db), "--artifacts", str(artifacts), "--json"])
     assert out["user_id"] == user
     assert out["deleted"]["turns"] == n_user and out["deleted"]["gold"] == n_user
-    assert out["deleted"]["artifact_files"] == 1
+    assert out["deleted"]["personal_artifacts"] == 1 and out["verified"] and out["left"] == []
     with Store(db) as store:
         assert store.logs().turns(user_id=user).height == 0
     plain = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "--db", str(db)])
@@ -113,3 +114,19 @@ def test_homes_list_and_generate(tmp_path: Path) -> None:
 def test_wyoming_refuses_a_uri_it_cannot_serve_and_an_unknown_home() -> None:
     assert runner.invoke(app, ["wyoming", "--uri", "stdio://"]).exit_code == 2
     assert runner.invoke(app, ["wyoming", "--home", "no_such_home"]).exit_code == 2
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["forget", "../../etc"],
+        ["prefs", "list", "x/../maple.ben"],
+        ["prefs", "delete", ".hidden"],
+        ["teach", "I'm a Warriors fan", "--user", "/etc/passwd"],
+        ["interpret", "turn on the light", "--user", ".."],
+        ["interpret", "turn on the light", "--device", "../ep"],
+        ["rewrite", "lights of", "--user", "a\\b"],
+    ],
+)
+def test_hostile_ids_are_a_one_line_usage_error(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "is not a valid id" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from selflearn.artifacts import ArtifactStore
@@ -11,7 +12,7 @@ from selflearn.home import SHIPPED_HOMES_DIR, load_home
 from selflearn.learn import LearnConfig, learn
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite import read_global, read_personal
-from selflearn.schema import Turn
+from selflearn.schema import Feedback, Turn, to_arrow
 from selflearn.store import LogView
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -56,6 +57,24 @@ def test_learn_publishes_global_and_personal_tables(tmp_path: Path) -> None:
     assert read_personal(root, "u0")["support"].to_list() == [3]
     assert report.turns == len(turns) and report.global_rewrites == 1 and report.personal_users == 6
     assert report.to_dict()["shadow"]["held_out_since"].startswith("2026-11-02T08:05")
+
+
+def test_learn_on_hostile_user_ids_writes_nothing_outside_and_plants_nothing(tmp_path: Path) -> None:
+    """Ids that schema validation would refuse, in logs stored before it existed: no personal rules for them."""
+    hostile = {"u0": "../../../../../outside", "u1": "x/../u5", "u2": str(tmp_path / "abs"), "u3": "..", "u4": ".u5"}
+    day = 86_400.0
+    turns = to_arrow(repairs(range(6), 0) + repairs(range(6), 3600) + repairs(range(6), day), Turn)
+    users = [hostile.get(u, u) for u in turns["user_id"].to_pylist()]
+    turns = turns.set_column(turns.schema.get_field_index("user_id"), "user_id", pa.array(users, pa.string()))
+    store = ArtifactStore(tmp_path / "art" / "artifacts")
+    report = learn(LogView(turns, to_arrow([], Feedback)), store)  # the shadow replay meets the hostile ids too
+    assert report.published and report.personal_users == 1  # only u5 has a valid id
+    root = store.current_dir()
+    assert root is not None and sorted(p.name for p in (root / "personal").iterdir()) == ["u5"]
+    assert read_personal(root, "u5")["support"].to_list() == [3]  # u5's own rules, none planted by x/../u5
+    assert read_personal(root, "x/../u5").height == 0  # what the shadow replay reads for such a logged id
+    outside = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "art" not in p.parts)
+    assert outside == []
 
 
 def test_shadow_check_rejects_a_batch_that_would_break_the_held_out_day(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+import selflearn.ids
 from selflearn.schema import (
     ARROW_SCHEMAS,
     Feedback,
@@ -23,6 +24,7 @@ from selflearn.schema import (
 )
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20)
+entity_ids = st.from_regex(selflearn.ids.CORE, fullmatch=True).filter(lambda s: len(s) <= selflearn.ids.MAX_LENGTH)
 texts = st.text(max_size=60)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | texts,
@@ -38,9 +40,9 @@ turns = st.builds(
     turn_id=ids,
     dialogue_id=ids,
     session_id=ids,
-    user_id=ids,
-    home_id=ids,
-    device_id=ids,
+    user_id=entity_ids,
+    home_id=entity_ids,
+    device_id=entity_ids,
     device_type=st.sampled_from(["speaker", "screen", "tv"]),
     ts=timestamps,
     area=st.none() | texts,
@@ -77,7 +79,7 @@ feedbacks = st.builds(
     Feedback,
     feedback_id=ids,
     turn_id=ids,
-    user_id=ids,
+    user_id=entity_ids,
     ts=timestamps,
     kind=st.sampled_from(["yes", "no", "correction", "teach"]),
     text=texts,
@@ -85,7 +87,7 @@ feedbacks = st.builds(
 )
 preferences = st.builds(
     Preference,
-    user_id=ids,
+    user_id=entity_ids,
     kind=st.sampled_from(["team", "cuisine", "place", "phrase"]),
     key=st.text(max_size=20),
     value=st.text(min_size=1, max_size=20),
@@ -150,6 +152,11 @@ def test_json_fields_accept_their_string_form() -> None:
         {"turn_id": ""},
         {"schema_version": 3},
         {"unknown": 1},
+        {"user_id": "../../etc"},
+        {"user_id": "x/../maple.ben"},
+        {"home_id": "/abs"},
+        {"device_id": ".hidden"},
+        {"user_id": "a\x00b"},
     ],
 )
 def test_invalid_turns_rejected(change: dict[str, object]) -> None:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from selflearn.home import Home, Person, shipped_homes
+from selflearn.rewrite import REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.schema import Turn
 from selflearn.service import MAX_BODY_BYTES, Service, create_app
 from selflearn.tokens import Tokens
@@ -255,6 +258,42 @@ def test_forget_user_is_verified_and_leaves_others(env: dict[str, Any]) -> None:
     assert service.pending.get("maple.ben", "switch on the cooking light") is not None
 
 
+def test_after_forget_the_personal_rewrite_no_longer_fires(env: dict[str, Any]) -> None:
+    c, h, service = env["client"], env["maple"], env["service"]
+    rule = {"source": "switch on the cooking light", "target": "turn on the kitchen light", "probability": 1.0}
+    rule |= {"support": 3, "distinct_users": 1, "source_intent": None, "target_intent": "HassTurnOn"}
+    rows = [rule | {"layer": "personal", "user_id": "maple.ana"}]
+    rows.append(rule | {"source": "cooking light on", "layer": "personal", "user_id": "maple.ana.jr"})  # a prefix
+    personal = pl.DataFrame(rows, schema=REWRITE_SCHEMA)
+
+    def build(root: Path) -> None:
+        write_tables(root, empty_table(), personal)
+
+    service.artifacts.publish(build, meta={})
+    service.rewriter.reload_if_changed()
+    assert say(env, "switch on the cooking light").json()["turn"]["rewrite_source"] == "personal"  # layer in memory
+    encoder = service.rewriter.current.encoder
+    encoder.encode_one("switch on the cooking light")  # as a near-variant query would have cached it
+    service.flush()
+    r = c.delete("/v1/users/maple.ana", headers=h)
+    assert r.status_code == 200 and r.json()["verified"], r.text
+    assert "switch on the cooking light" not in encoder._cache
+    assert say(env, "switch on the cooking light").json()["turn"]["rewrite_source"] == "none"  # the very next turn
+    current = service.artifacts.current_dir()
+    assert current is not None and (current / "personal" / "maple.ana.jr").is_dir()  # no prefix match
+
+
+@pytest.mark.parametrize("hostile", ["..", "..%2F..%2Fetc", "x%2F..%2Fmaple.ben", ".hidden", "a%00b", "x" * 129])
+def test_hostile_user_ids_get_a_4xx_and_nothing_is_deleted(env: dict[str, Any], hostile: str) -> None:
+    say(env, "turn on the kitchen light")
+    r = env["client"].delete(f"/v1/users/{hostile}", headers=env["maple"])
+    assert 400 <= r.status_code < 500, r.text
+    body = {"text": "hi", "user_id": hostile.replace("%2F", "/"), "device_id": "ep.kitchen_speaker"}
+    assert env["client"].post("/v1/interpret", json=body, headers=env["maple"]).status_code == 422
+    env["service"].flush()
+    assert env["service"].store.user_rows("maple.ana")["turns"] == 1
+
+
 def test_admin_learn_publishes_and_the_service_picks_it_up(env: dict[str, Any]) -> None:
     c = env["client"]
     for text in ("switch on the cooking light", "turn on the kitchen light") * 3:
@@ -266,6 +305,42 @@ def test_admin_learn_publishes_and_the_service_picks_it_up(env: dict[str, Any]) 
     assert version and c.get("/healthz").json()["artifacts"] == version
     assert env["service"].rewriter.current.artifact_dir.name == version
     assert f'selflearn_artifact_info{{version="{version}"}} 1' in c.get("/metrics").text
+
+
+def test_a_forget_during_learn_removes_what_that_learn_publishes(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import selflearn.learn
+
+    started, release = threading.Event(), threading.Event()
+    personal = pl.DataFrame(
+        [{"source": "cooking light", "target": "kitchen light", "layer": "personal", "user_id": "maple.ana"}],
+        schema=REWRITE_SCHEMA,
+    )
+
+    def slow_learn(logs: Any, artifacts: Any, **_: Any) -> dict[str, int]:  # its snapshot still held maple.ana
+        started.set()
+        release.wait(10)
+        artifacts.publish(lambda root: write_tables(root, empty_table(), personal) and None, meta={})
+        return {}
+
+    monkeypatch.setattr(selflearn.learn, "learn", slow_learn)
+    say(env, "switch on the cooking light")
+    c = env["client"]
+    learned = threading.Thread(target=lambda: c.post("/v1/learn", headers=env["admin"]))
+    learned.start()
+    assert started.wait(10)
+    answers: list[Any] = []
+    forgot = threading.Thread(target=lambda: answers.append(c.delete("/v1/users/maple.ana", headers=env["maple"])))
+    forgot.start()
+    forgot.join(5)  # unblocked, a forget here takes about a second
+    assert forgot.is_alive()  # it waits for the learn to publish
+    release.set()
+    learned.join(10)
+    forgot.join(30)
+    assert answers[0].status_code == 200 and answers[0].json()["verified"], answers[0].text
+    current = env["service"].artifacts.current_dir()
+    assert current is not None and not (current / "personal" / "maple.ana").exists()
 
 
 def test_openapi_documents_the_endpoints(env: dict[str, Any]) -> None:

@@ -147,6 +147,31 @@ def test_parquet_corruptions_vectorised_and_nothing_lost(store: Store, tmp_path:
         assert json.loads(e["raw"])["turn_id"] == rows[e["line"] - 1]["turn_id"]
 
 
+HOSTILE_IDS = ["..", "../../etc", "x/../maple.ben", "/abs", "a\\b", ".hidden", "a\x00b", "", "x" * 129, "maple.ben\n"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_hostile_ids_are_quarantined_with_a_clear_reason(store: Store, tmp_path: Path, fmt: str) -> None:
+    good = [turn(0, user="maple.ben"), turn(1, user="h003_marsh.emil")]
+    rows = to_arrow(good, Turn).to_pylist() if fmt == "parquet" else [json.loads(t.model_dump_json()) for t in good]
+    for i, hostile in enumerate(HOSTILE_IDS):
+        field = ("user_id", "home_id", "device_id")[i % 3]
+        rows.append({**rows[0], "turn_id": f"bad{i}", field: hostile})
+    src = tmp_path / f"turns.{fmt}"
+    if fmt == "jsonl":
+        src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows, schema=ARROW_SCHEMAS[Turn]), src)
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([src], quarantine=q)
+    assert (report.ingested, report.quarantined) == (2, len(HOSTILE_IDS))
+    for entry in _quarantine(q):
+        reason = str(entry["reason"])
+        assert "not a valid id" in reason or "at least 1 character" in reason or "at most 128" in reason, reason
+        assert "\n" not in reason
+    assert sorted(store.logs().turns()["user_id"]) == ["h003_marsh.emil", "maple.ben"]
+
+
 def test_parquet_with_wrong_column_type_is_checked_row_by_row(store: Store, tmp_path: Path) -> None:
     turns = [turn(i) for i in range(4)]
     rows = [json.loads(t.model_dump_json()) for t in turns]
@@ -178,6 +203,7 @@ _turn_rows = st.fixed_dictionaries(
         "ts": st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(3000, 1, 1), timezones=st.just(UTC)),
         "schema_version": st.integers(min_value=-1, max_value=3),
         "explicit_feedback": st.sampled_from([None, "yes", "maybe"]),
+        "user_id": st.sampled_from([*HOSTILE_IDS, "maple.ben", "h003_marsh.emil"]) | st.text(max_size=20),
     }
 )
 
@@ -316,6 +342,22 @@ def test_forget_deletes_turns_gold_feedback_preferences(store: Store) -> None:
     assert store.logs().turns(user_id="u1").height == 0
     assert list(store.gold()["turn_id"]) == ["t2"]
     assert store.forget("u1") == {"gold": 0, "feedback": 0, "turns": 0, "preferences": 0, "quarantine": 0}
+
+
+def test_deleted_text_stays_in_the_file_until_compact(store: Store) -> None:
+    """Why ``forget`` rewrites the files: DuckDB keeps deleted strings in freed blocks, CHECKPOINT and VACUUM too."""
+    secret = "zebra quokka lantern"
+    store.add(turns=[turn(i, user="u1", asr_text=f"{secret} {i}") for i in range(50)] + [turn(99, user="u2")])
+    store._con.execute("CHECKPOINT")
+    assert secret.encode() in store.path.read_bytes()
+    for statement in ("DELETE FROM turns WHERE user_id = 'u1'", "CHECKPOINT", "VACUUM", "CHECKPOINT"):
+        store._con.execute(statement)
+    assert secret.encode() in store.path.read_bytes()  # still readable: deleting is not enough
+    store.compact()
+    assert secret.encode() not in store.path.read_bytes()
+    assert store.user_rows("u2")["turns"] == 1 and store.user_rows("u1")["turns"] == 0
+    store.add(turns=[turn(99, user="u2")])  # keys survive the rewrite: a stored id is still a duplicate
+    assert store.counts()["turns"] == 1
 
 
 def test_forget_scrubs_quarantined_lines_of_the_user(store: Store, tmp_path: Path) -> None:
@@ -588,3 +630,15 @@ def test_a_schema_1_store_is_migrated_on_open_and_takes_turns_without_the_option
         assert frame["turn_id"].to_list() == ["old", new.turn_id]
         assert frame["asr_confidence"].to_list() == [0.93, None]
         assert frame["device_type"].to_list() == ["speaker", None]
+def test_shared_finds_other_users_phrases_in_any_text_column(store: Store) -> None:
+    store.add(
+        turns=[turn(1, user="u1", asr_text="what's the time in oslo"), turn(2, user="u2", asr_text="what's the time")],
+        gold=[
+            Gold(turn_id="t2", true_text="play jazz (live) please", failure_point="asr", goal_id="g", goal_success=True)
+        ],
+    )
+    store.put_preference(Preference(user_id="u2", kind="phrase", key="movie night", value="lights off", ts=T0))
+    said = {"what's the time", "play jazz (live)", "movie night", "lights off", "nobody said this"}
+    assert store.shared(said, besides="u1") == said - {"nobody said this"}
+    assert store.shared({"what's the time in oslo"}, besides="u1") == set()
+    assert store.shared({"what's the time in oslo"}) == {"what's the time in oslo"}

@@ -7,8 +7,8 @@ Layout under the root::
     tmp/<pid>-<uuid>/           sets being built; renamed into versions/ only once complete
 
 A build that raises, or a process killed mid-publish, leaves a stray temp dir at worst: ``current`` still names the
-previous complete set. Per-user data lives under ``personal/<user_id>`` (a folder, or files named
-``<user_id>.<ext>``) in each set, so ``forget_user`` can find it.
+previous complete set. Per-user data lives only in the folder ``personal/<user_id>/`` of a set (built with
+``ids.child_path``), so ``forget_user`` deletes exactly that folder: never another id that starts the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from selflearn import paths
+from selflearn import ids, paths
 from selflearn.errors import UsageError
 
 META = "meta.json"
@@ -39,14 +39,6 @@ class Version:
     created: str
     meta: dict[str, Any]
     current: bool
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -76,18 +68,20 @@ class ArtifactStore:
             name = self.pointer.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
-        return name if name and (self.versions_dir / name / META).exists() else None
+        if not ids.is_valid(name):  # a pointer naming no version (or a path) means nothing is in service
+            return None
+        return name if (ids.child_path(self.versions_dir, name) / META).exists() else None
 
     def current_dir(self) -> Path | None:
         """The folder of the artifact set in service, or None before the first publish."""
         name = self.current()
-        return self.versions_dir / name if name else None
+        return ids.child_path(self.versions_dir, name) if name else None
 
     def versions(self) -> list[Version]:
         cur = self.current()
         out = []
         for name in self._names():
-            meta = json.loads((self.versions_dir / name / META).read_text(encoding="utf-8"))
+            meta = json.loads((ids.child_path(self.versions_dir, name) / META).read_text(encoding="utf-8"))
             out.append(Version(name, meta.get("created", ""), meta.get("meta", {}), name == cur))
         return out
 
@@ -98,7 +92,7 @@ class ArtifactStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.pointer)
-        _fsync_dir(self.root)
+        paths.fsync_dir(self.root)
 
     def _clean_stale(self) -> None:
         """Remove temp dirs left by publishers that died (their pid is no longer running)."""
@@ -145,7 +139,7 @@ class ArtifactStore:
                 if (self.versions_dir / name).exists():
                     continue
                 raise
-            _fsync_dir(self.versions_dir)
+            paths.fsync_dir(self.versions_dir)
             return name
 
     def rollback(self, version: str | None = None) -> str:
@@ -163,17 +157,17 @@ class ArtifactStore:
         return version
 
     def forget_user(self, user_id: str) -> int:
-        """Delete ``personal/<user_id>`` and ``personal/<user_id>.*`` from every version; returns paths removed."""
+        """Delete the folder ``personal/<user_id>`` (that id exactly) from every version and every set still being
+        built, after removing the stale builds of dead publishers whole; returns the folders removed."""
+        ids.check(user_id, "user")
+        self._clean_stale()
         removed = 0
-        for name in self._names():
-            personal = self.versions_dir / name / "personal"
-            if not personal.is_dir():
-                continue
-            for entry in personal.iterdir():
-                if entry.name == user_id or entry.name.startswith(user_id + "."):
-                    if entry.is_dir():
-                        shutil.rmtree(entry)
-                    else:
-                        entry.unlink()
+        for parent in (self.versions_dir, self.tmp_dir):
+            for entry in sorted(parent.iterdir()):
+                if not entry.is_dir() or entry.is_symlink():
+                    continue
+                folder = ids.child_path(entry, "personal", user_id)
+                if folder.is_dir():
+                    shutil.rmtree(folder)
                     removed += 1
         return removed

@@ -23,7 +23,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 from typer.core import TyperGroup
 
 import selflearn
-from selflearn import evaluate
+from selflearn import evaluate, ids
 from selflearn.errors import NotFound, SelflearnError, UsageError, validation_summary
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ def ingest(
 
 @app.command()
 def forget(
-    user: Annotated[str, typer.Argument(help="The user id whose data is deleted.")],
+    user: Annotated[str, typer.Argument(help="The user id whose data is deleted (exactly this id).")],
     db: DbOption = None,
     artifacts: ArtifactsOption = None,
     quarantine: Annotated[
@@ -265,20 +265,34 @@ def forget(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete everything about a user: turns, gold, feedback, preferences, quarantined lines, personal artifacts."""
+    """Delete everything about a user (turns, gold, feedback, preferences, quarantined lines, personal artifacts in
+    every version, pending feedback rewrites), then scan every file for their id and phrases; exit 1 if any is left."""
+    from dataclasses import asdict
+
     from selflearn.artifacts import ArtifactStore
+    from selflearn.feedback import PendingRewrites, pending_root
+    from selflearn.forget import forget_user
     from selflearn.store import Store
 
+    ids.check(user, "user")
     with Store(db) as store:
-        counts = store.forget(user, quarantine=quarantine)
-    counts["artifact_files"] = ArtifactStore(artifacts).forget_user(user)
-    from selflearn.feedback import PendingRewrites, pending_root
-
-    counts["pending_rewrites"] = PendingRewrites(pending_root()).forget(user)
+        done = forget_user(
+            user,
+            store=store,
+            artifacts=ArtifactStore(artifacts),
+            pending=PendingRewrites(pending_root()),
+            quarantine=quarantine,
+        )
     if as_json:
-        _print_json({"user_id": user, "deleted": counts})
-        return
-    err.print(f"forgot {user}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        _print_json(asdict(done))
+    else:
+        err.print(f"forgot {user}: " + ", ".join(f"{v} {k}" for k, v in done.deleted.items()))
+        err.print(
+            f"scanned {done.files_scanned} files for the id and {done.phrases} phrases: "
+            + ("nothing left" if done.verified else "still in " + ", ".join(done.left))
+        )
+    if not done.verified:
+        raise typer.Exit(1)
 
 
 @artifacts_app.command("list")
@@ -362,6 +376,7 @@ def rewrite(
     as_json: JsonOption = False,
 ) -> None:
     """Try the online rewriter on one utterance with the artifact set in service: the rewrite and its candidates."""
+    ids.check(user, "user")
     from selflearn.artifacts import ArtifactStore
     from selflearn.home import find_home
     from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
@@ -500,6 +515,10 @@ def interpret(
 ) -> None:
     """Run one utterance through the runtime and show every stage's decision, scores and timing. The speaker's taught
     preferences come from the log store when it exists; learned rewrites from the artifact set in service."""
+    if user is not None:
+        ids.check(user, "user")
+    if device is not None:
+        ids.check(device, "device")
     from selflearn.home import find_home
     from selflearn.paths import default_db
     from selflearn.pipeline.runtime import Runtime
@@ -738,6 +757,7 @@ def prefs_list(
     user: Annotated[str, typer.Argument(help="User id.")], db: DbOption = None, as_json: JsonOption = False
 ) -> None:
     """List a user's preferences (stored in the log store, table `preferences`)."""
+    ids.check(user, "user")
     from selflearn.store import Store
 
     with Store(db) as store:
@@ -759,6 +779,7 @@ def prefs_set(
     db: DbOption = None,
 ) -> None:
     """Set (add or replace) one preference of a user."""
+    ids.check(user, "user")
     from selflearn.schema import Preference
     from selflearn.store import Store
     from selflearn.teach import TASTE_KINDS, vocabulary
@@ -781,6 +802,7 @@ def prefs_delete(
     db: DbOption = None,
 ) -> None:
     """Delete a user's preferences (all of them, or one kind / key)."""
+    ids.check(user, "user")
     from selflearn.store import Store
 
     with Store(db) as store:
@@ -975,7 +997,7 @@ def simulate(
     paths = write_logs(logs, out_dir)
     (out_dir / "homes").mkdir(exist_ok=True)
     for simulated in world:  # the world beside its logs: `selflearn learn --home OUT/homes` abstracts over its names
-        dump_home(simulated, out_dir / "homes" / f"{simulated.id}.yaml")
+        dump_home(simulated, ids.child_path(out_dir / "homes", f"{simulated.id}.yaml"))
     gold = [g for log in logs for g in log.gold]
     if not no_store:
         with Store(db) as store:
@@ -1236,6 +1258,7 @@ def teach(
 ) -> None:
     """Teach the assistant one thing by statement; stored in the log store, used by the user's next request
     (`selflearn interpret ... --user U`, the service, the simulator). Multi-turn teaching: the service or voice."""
+    ids.check(user, "user")
     from selflearn.home import find_home
     from selflearn.store import Store
     from selflearn.teach import Teacher
@@ -1291,6 +1314,6 @@ def homes_generate(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for home in generate_homes(count, seed=seed):
-        path = out_dir / f"{home.id}.yaml"
+        path = ids.child_path(out_dir, f"{home.id}.yaml")
         dump_home(home, path)
         out.print(str(path))

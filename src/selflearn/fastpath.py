@@ -22,6 +22,7 @@ import annotated_types
 import msgspec
 import pyarrow as pa
 
+from selflearn.ids import IdFormat
 from selflearn.schema import ARROW_SCHEMAS, MAX_TEXT_CHARS, MAX_TS, MIN_TS, LogRecord
 
 _encode_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode  # = canonical_json
@@ -51,6 +52,8 @@ def _field_type(model: type[LogRecord], name: str) -> Any:
             bounds["ge"] = meta.ge
         elif isinstance(meta, annotated_types.Le):
             bounds["le"] = meta.le
+        elif isinstance(meta, IdFormat):
+            bounds["pattern"] = rf"\A(?:{meta.core})\Z"  # msgspec searches; anchored to the whole text like ``check``
     typ: Any
     if name in model.json_fields:
         typ = dict[str, Any]

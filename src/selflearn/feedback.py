@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from selflearn import paths
-from selflearn.errors import UsageError
+from selflearn import ids, paths
 from selflearn.home import Endpoint, Home
 from selflearn.text import normalize
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from selflearn.pipeline.runtime import Rewrite, Rewriter
 
 FEEDBACK_QUESTION = "Did I get that right?"  # the runtime appends it to the response
-_SAFE_ID = re.compile(r"[\w@:-][\w.@:-]{0,127}")
 
 _CORRECTION = re.compile(
     r"^(?:(?:no|nope|not quite|wrong|actually|sorry)\s+)*"
@@ -96,6 +94,12 @@ class FeedbackPolicy:
             return True
         return False
 
+    def forget(self, user_id: str) -> None:
+        """Drop the user's ask history (part of forgetting a user)."""
+        self._turns_since.pop(user_id, None)
+        self._last_asked.pop(user_id, None)
+        self._pending.discard(user_id)
+
 
 @dataclass(frozen=True)
 class PendingRewrite:
@@ -154,9 +158,7 @@ class PendingRewrites:
 
     def _file(self, user_id: str) -> Path:
         assert self.root is not None
-        if not _SAFE_ID.fullmatch(user_id):
-            raise UsageError(f"user id {user_id!r} cannot name a directory")
-        return self.root / "personal" / user_id / "feedback_rewrites.jsonl"
+        return ids.child_path(self.root / "personal", user_id) / "feedback_rewrites.jsonl"
 
 
 class FeedbackRewriter:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from selflearn.errors import UsageError, validation_summary
+from selflearn.ids import Id
 from selflearn.schema import DeviceType
 
 Domain = Literal[
@@ -56,7 +57,7 @@ class Area(_Config):
 class Device(_Config):
     """Something the assistant can act on or ask about."""
 
-    id: str
+    id: Id
     name: str
     domain: Domain
     area: str
@@ -72,7 +73,7 @@ class Device(_Config):
 class Endpoint(_Config):
     """A microphone people talk to: a smart speaker, a screen, a TV."""
 
-    id: str
+    id: Id
     type: DeviceType | None = None  # None: unknown (a Home Assistant satellite says nothing of its kind)
     area: str | None = None  # None: unknown, so no room context (a satellite the home file does not place)
     name: str = ""
@@ -88,7 +89,7 @@ class Routine(_Config):
 
 
 class Person(_Config):
-    id: str
+    id: Id
     name: str
     endpoints: list[str] = Field(default_factory=list, description="Endpoint ids this person usually talks to.")
     habits: dict[str, str] = Field(
@@ -99,7 +100,7 @@ class Person(_Config):
 
 
 class Home(_Config):
-    id: str
+    id: Id
     name: str = ""
     city: str = ""
     timezone: str = "UTC"

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from selflearn import fastpath
 from selflearn.errors import UsageError
+from selflearn.ids import IdFormat
 from selflearn.schema import (
     ARROW_SCHEMAS,
     MAX_TEXT_CHARS,
@@ -387,6 +388,8 @@ def predicate(model: type[LogRecord]) -> str:
                 conds.append(f"{col} >= {meta.ge}")
             elif isinstance(meta, annotated_types.Le):
                 conds.append(f"{col} <= {meta.le}")
+            elif isinstance(meta, IdFormat):
+                conds.append(f"regexp_full_match({col}, '{meta.core}')")
         body = " AND ".join(conds) if conds else "TRUE"
         checks.append(f"({col} IS NULL OR ({body}))" if optional else f"({col} IS NOT NULL AND ({body}))")
     return " AND ".join(checks)

@@ -18,6 +18,15 @@ def default_db() -> Path:
     return Path(env) if env else data_dir() / "logs.duckdb"
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a rename or new entry in ``path`` durable (the directory itself is fsynced)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def default_artifacts() -> Path:
     env = os.environ.get("SELFLEARN_ARTIFACTS")
     return Path(env) if env else data_dir() / "artifacts"

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from selflearn.ids import Id
+
 SCHEMA_VERSION = 2
 MAX_TEXT_CHARS = 10_000
 MAX_LATENCY_MS = 600_000.0
@@ -89,9 +91,9 @@ class Turn(LogRecord):
     turn_id: str = Field(min_length=1, max_length=128)
     dialogue_id: str = Field(min_length=1, max_length=128)
     session_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=128)
-    home_id: str = Field(min_length=1, max_length=128)
-    device_id: str = Field(min_length=1, max_length=128)
+    user_id: Id
+    home_id: Id
+    device_id: Id
     device_type: DeviceType | None = Field(
         default=None, description="Kind of endpoint; None when the client does not say (a Home Assistant satellite)."
     )
@@ -150,7 +152,7 @@ class Feedback(LogRecord):
 
     feedback_id: str = Field(min_length=1, max_length=128)
     turn_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: Id
     ts: Timestamp
     kind: FeedbackKind
     text: str = ""
@@ -171,7 +173,7 @@ PreferenceKind = Literal[
 class Preference(LogRecord):
     """What one user taught the assistant. Per user by construction: every lookup is keyed by ``user_id``."""
 
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: Id
     kind: PreferenceKind
     key: str = Field(default="", max_length=MAX_KEY_CHARS, description="The phrase the preference applies to, if any.")
     value: str = Field(min_length=1, max_length=MAX_VALUE_CHARS)

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,7 +40,9 @@ from selflearn.artifacts import ArtifactStore
 from selflearn.errors import SelflearnError
 from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.feedback import pending_root as default_pending_root
+from selflearn.forget import forget_user
 from selflearn.home import Home
+from selflearn.ids import MAX_LENGTH, PATTERN, Id
 from selflearn.integrations.conversation import ConversationInput, converse
 from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
 from selflearn.store import Store
@@ -48,12 +50,9 @@ from selflearn.teach import TASTE_KINDS, Teacher, vocabulary
 from selflearn.tokens import TokenInfo, Tokens
 
 MAX_BODY_BYTES = 64 * 1024
-ID_PATTERN = r"^[A-Za-z0-9_@:-][A-Za-z0-9_.@:-]{0,127}$"  # no leading dot: ids name per-user folders
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 512
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 1000)
-
-Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 # ISO 8601 with a zone, years 2000-2099, only real calendar days (Feb 29 is left out for a simple exact pattern),
@@ -157,7 +156,10 @@ class Deleted(BaseModel):
 class Forgotten(BaseModel):
     user_id: str
     deleted: dict[str, int]
-    verified: bool = Field(description="A re-read after the delete found nothing left of this user.")
+    phrases: int = Field(description="The user's own phrases looked for (said by nobody else).")
+    files_scanned: int = Field(description="Files under the data dir, artifacts and feedback read by the scan.")
+    left: list[str] = Field(description="Names of the files that still hold the user's id or one of their phrases.")
+    verified: bool = Field(description="The scan of every file found none of the user's id and phrases.")
 
 
 class ErrorDetail(BaseModel):
@@ -239,6 +241,7 @@ class Service:
         self.homes = {h.id: h for h in homes}
         self.store = Store(db)
         self.store_lock = threading.Lock()
+        self.learn_lock = threading.Lock()  # a forget waits for a running learn, whose snapshot may hold the user
         self.artifacts = ArtifactStore(artifacts)
         self.tokens = tokens or Tokens()
         self.pending = PendingRewrites(pending_root or default_pending_root())
@@ -321,21 +324,22 @@ class Service:
         return turn
 
     def forget(self, user_id: str) -> Forgotten:
+        """Forget the user on disk (``forget.forget_user``: store, artifact sets, pending rewrites, then a scan of
+        every file) and at once in memory: the rewriter's personal layer, preferences cache, teacher, feedback
+        policy and runtimes. A running learn publishes first: its snapshot may hold the user's turns."""
         self.flush()
-        with self.store_lock:
-            counts = dict(self.store.forget(user_id))
-        counts["personal_artifacts"] = self.artifacts.forget_user(user_id)
-        counts["pending_rewrites"] = self.pending.forget(user_id)
+        with self.learn_lock, self.store_lock:
+            said = self.store.phrases(user_id, min_chars=0)  # what the rewriter may have cached vectors for
+            done = forget_user(user_id, store=self.store, artifacts=self.artifacts, pending=self.pending)
+        forget_rewriter = getattr(self.rewriter, "forget", None)
+        if forget_rewriter is not None:
+            forget_rewriter(user_id, said)
         self.teacher.forget(user_id)
+        self.policy.forget(user_id)
         for runtime in self.runtimes.values():
             runtime.forget(user_id)
         self.prefs.invalidate(user_id)
-        with self.store_lock:
-            left = sum(self.store.user_rows(user_id).values())
-        current = self.artifacts.current_dir()
-        left += len(list(current.glob(f"personal/{user_id}*"))) if current else 0
-        left += len(self.pending.all(user_id))
-        return Forgotten(user_id=user_id, deleted=counts, verified=left == 0)
+        return Forgotten(**(asdict(done) | {"left": [Path(f).name for f in done.left]}))  # no server paths out
 
 
 class _LockedPreferences:
@@ -455,7 +459,7 @@ async def _home_token(info: Annotated[TokenInfo, Depends(_token)]) -> TokenInfo:
 
 AnyToken = Annotated[TokenInfo, Depends(_token)]
 HomeToken = Annotated[TokenInfo, Depends(_home_token)]
-UserId = Annotated[str, PathParam(pattern=ID_PATTERN)]
+UserId = Annotated[str, PathParam(pattern=PATTERN, min_length=1, max_length=MAX_LENGTH)]
 
 
 def _error(code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -607,8 +611,8 @@ def create_app(service: Service) -> FastAPI:
         return Deleted(deleted=service.teacher.store.delete_preferences(user_id, kind=kind, key=key))
 
     @app.delete("/v1/users/{user_id}", response_model=Forgotten)
-    async def forget(user_id: UserId, tok: HomeToken) -> Forgotten:
-        """Forget a user: turns, gold, feedback, preferences, personal rewrites; verified by a re-read."""
+    def forget(user_id: UserId, tok: HomeToken) -> Forgotten:
+        """Forget a user everywhere (after a running learn has published), verified by a scan of every file."""
         service.person_home(tok, user_id)
         return service.forget(user_id)
 
@@ -619,13 +623,14 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(403, "learn needs an admin token")
         from selflearn.learn import learn as run_learn
 
-        service.flush()
-        with service.store_lock:
-            logs = service.store.logs()
-        report = run_learn(logs, service.artifacts, homes=list(service.homes.values()))
-        reload = getattr(service.rewriter, "reload_if_changed", None)
-        if reload is not None:
-            reload()  # swap now; other publishers (the CLI's learn) are picked up within a second
+        with service.learn_lock:
+            service.flush()
+            with service.store_lock:
+                logs = service.store.logs()
+            report = run_learn(logs, service.artifacts, homes=list(service.homes.values()))
+            reload = getattr(service.rewriter, "reload_if_changed", None)
+            if reload is not None:
+                reload()  # swap now; other publishers (the CLI's learn) are picked up within a second
         return {"version": service.artifacts.current(), "report": _jsonable(report)}
 
     @app.get("/healthz")

@@ -29,7 +29,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from selflearn import paths
+from selflearn import ids, paths
 from selflearn.errors import SelflearnError
 from selflearn.ingest import BATCH_ROWS, KINDS, Kind, discover, read_file
 from selflearn.schema import (
@@ -49,6 +49,7 @@ _KEYS: dict[Kind, tuple[str, ...]] = {
     "feedback": ("feedback_id",),
     "preferences": ("user_id", "kind", "key", "scope"),
 }
+MIN_PHRASE_CHARS = 8  # shorter texts ("yes", "stop") are everyone's: a forget does not look for them
 _SQL_TYPES = {
     pa.string(): "VARCHAR",
     pa.float64(): "DOUBLE",
@@ -427,16 +428,84 @@ class Store:
     # ------------------------------------------------------------------ privacy
 
     @_locked
-    def forget(self, user_id: str, *, quarantine: Path | None = None) -> dict[str, int]:
-        """Delete everything stored about a user: turns, their gold, feedback (theirs or on their turns), preferences,
-        and quarantined raw lines that mention them (in the default quarantine file and ``quarantine``).
-
-        Gold goes first, so an interrupted forget leaves the turns that let a re-run find the rest. A checkpoint
-        afterwards rewrites the files so deleted rows do not linger in the write-ahead log.
-        """
-        ids = self._con.sql("SELECT turn_id FROM turns WHERE user_id = ?", params=[user_id]).to_arrow_table()
+    def phrases(self, user_id: str, *, min_chars: int = MIN_PHRASE_CHARS) -> set[str]:
+        """What the user said or taught (heard and true texts, feedback, preference keys and values: not the
+        assistant's rewrites and answers, which are rules' and everyone's words), of at least
+        ``min_chars`` characters and two words: shorter ones ("yes", "stop") cannot be told apart from anyone's."""
+        ids.check(user_id, "user")
+        said = self._con.execute(
+            """SELECT asr_text FROM turns WHERE user_id = $u
+               UNION SELECT text FROM feedback WHERE user_id = $u
+               UNION SELECT correction_text FROM feedback WHERE user_id = $u
+               UNION SELECT key FROM preferences WHERE user_id = $u
+               UNION SELECT value FROM preferences WHERE user_id = $u""",
+            {"u": user_id},
+        ).fetchall()
         gold = self._gold_con()
-        gold.register("_ids", ids)
+        gold.register(
+            "_ids", self._con.sql("SELECT turn_id FROM turns WHERE user_id = ?", params=[user_id]).to_arrow_table()
+        )
+        try:
+            truth = gold.execute("SELECT true_text FROM gold WHERE turn_id IN (SELECT turn_id FROM _ids)").fetchall()
+        finally:
+            gold.unregister("_ids")
+        texts = {str(r[0]).strip() for r in [*said, *truth] if r[0] is not None}
+        return {t for t in texts if len(t) >= min_chars and len(t.split()) >= 2}
+
+    @_locked
+    def shared(self, phrases: Iterable[str], *, besides: str | None = None) -> set[str]:
+        """The phrases some stored row (not of user ``besides``) holds anywhere in its text: another user's words.
+
+        One RE2 pass over every row's text finds the rows holding any of them; only those are matched phrase by
+        phrase."""
+        todo = sorted(set(phrases))
+        if not todo:
+            return set()
+        any_of = "|".join(_re2_literal(p) for p in todo)
+        theirs = self._con.sql("SELECT turn_id FROM turns WHERE user_id = ?", params=[besides or ""]).to_arrow_table()
+        found: set[str] = set()
+        where: tuple[tuple[duckdb.DuckDBPyConnection, tuple[Kind, ...]], ...] = (
+            (self._con, ("turns", "feedback", "preferences")),
+            (self._gold_con(), ("gold",)),
+        )
+        for con, kinds in where:
+            con.register("_phrases", pa.table({"phrase": todo}))
+            con.register("_theirs", theirs)
+            try:
+                for kind in kinds:
+                    own = "turn_id IN (SELECT turn_id FROM _theirs)" if kind == "gold" else "user_id = ?"
+                    rows = con.execute(
+                        f"WITH r AS (SELECT {_text_of(kind)} AS row FROM {kind} WHERE NOT ({own})), "
+                        "hit AS (SELECT row FROM r WHERE regexp_matches(row, ?)) "
+                        "SELECT DISTINCT p.phrase FROM _phrases p, hit WHERE contains(hit.row, p.phrase)",
+                        [*([] if kind == "gold" else [besides or ""]), any_of],
+                    ).fetchall()
+                    found.update(r[0] for r in rows)
+            finally:
+                con.unregister("_phrases")
+                con.unregister("_theirs")
+        return found
+
+    @_locked
+    def forget(
+        self, user_id: str, *, quarantine: Path | None = None, phrases: Iterable[str] | None = None
+    ) -> dict[str, int]:
+        """Delete everything stored about exactly this user: turns, their gold, feedback (theirs or on their turns),
+        preferences, and quarantined lines that name them or, naming nobody, hold one of ``phrases`` (default: their
+        phrases no other row holds) in the default quarantine file and ``quarantine``. An invalid id is refused
+        before anything is deleted.
+
+        Gold goes first, so an interrupted forget leaves the turns that let a re-run find the rest. Then both
+        database files are rewritten from their live rows (``compact``): DuckDB leaves deleted values in freed
+        blocks, CHECKPOINT and VACUUM included, so the user's words would stay readable in the file's bytes.
+        """
+        ids.check(user_id, "user")
+        if phrases is None:
+            mine = self.phrases(user_id)
+            phrases = mine - self.shared(mine, besides=user_id)
+        ids_table = self._con.sql("SELECT turn_id FROM turns WHERE user_id = ?", params=[user_id]).to_arrow_table()
+        gold = self._gold_con()
+        gold.register("_ids", ids_table)
         try:
             counts = {"gold": _count(gold, "DELETE FROM gold WHERE turn_id IN (SELECT turn_id FROM _ids)")}
         finally:
@@ -455,18 +524,79 @@ class Store:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        con.execute("CHECKPOINT")
-        gold.execute("CHECKPOINT")
+        self.compact()
         files = {quarantine_path(self.path), *([quarantine] if quarantine is not None else [])}
-        counts["quarantine"] = sum(_scrub_quarantine(f, user_id) for f in files)
+        counts["quarantine"] = sum(_scrub_quarantine(f, user_id, set(phrases)) for f in files)
         return counts
 
+    @_locked
+    def compact(self) -> None:
+        """Rewrite the main and the gold database file from their live rows (``COPY FROM DATABASE`` into a fresh
+        file, then an atomic rename), so no deleted value is left in the files' bytes."""
+        self._gold_con()
+        for path, attr in ((self.path, "_con"), (gold_path(self.path), "_gold")):
+            con: duckdb.DuckDBPyConnection = getattr(self, attr)
+            con.execute("CHECKPOINT")
+            con.close()
+            fresh = path.with_name(path.name + ".compact")
+            fresh.unlink(missing_ok=True)
+            try:
+                copier = duckdb.connect(":memory:")
+                try:
+                    copier.execute("ATTACH ? AS src (READ_ONLY)", [str(path)])
+                    copier.execute("ATTACH ? AS dst", [str(fresh)])
+                    copier.execute("COPY FROM DATABASE src TO dst")
+                    copier.execute("CHECKPOINT dst")
+                finally:
+                    copier.close()
+                with open(fresh, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(fresh, path)
+                paths.fsync_dir(path.parent)
+            finally:
+                setattr(self, attr, _connect(path))
 
-def _scrub_quarantine(path: Path, user_id: str) -> int:
-    """Drop quarantine entries whose raw line holds ``user_id`` as a JSON string; the file is replaced atomically."""
+
+def _text_of(kind: Kind) -> str:
+    """SQL for all of a row's text columns in one string (a unit separator between them, so no phrase spans two)."""
+    names = [f'"{f.name}"' for f in ARROW_SCHEMAS[RECORD_TYPES[kind]] if f.type == pa.string()]
+    return f"concat_ws(chr(31), {', '.join(names)})"
+
+
+def _re2_literal(text: str) -> str:
+    """``text`` as an RE2 pattern matching itself (ASCII punctuation and control characters escaped)."""
+    return "".join(
+        f"\\x{{{ord(c):x}}}" if not c.isprintable() else "\\" + c if c.isascii() and not c.isalnum() and c != " " else c
+        for c in text
+    )
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_PAIR = re.compile(r'("(?:[^"\\]|\\.)*")\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def _decoded(literal: str) -> str | None:
+    try:
+        value = json.loads(literal)
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _named_users(raw: str) -> set[str]:
+    """The values of ``user_id`` keys in a raw (possibly broken or JSON-escaped) JSON line, decoded."""
+    named = set()
+    for key, value in _JSON_PAIR.findall(raw):
+        if _decoded(key) == "user_id" and (decoded := _decoded(value)) is not None:
+            named.add(decoded)
+    return named
+
+
+def _scrub_quarantine(path: Path, user_id: str, phrases: set[str]) -> int:
+    """Drop quarantine entries whose raw line names ``user_id`` exactly (escapes decoded), or names no user and holds
+    one of ``phrases``; the file is replaced atomically."""
     if not path.exists():
         return 0
-    needles = {json.dumps(user_id), json.dumps(user_id, ensure_ascii=False)}
     keep: list[str] = []
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     for line in lines:
@@ -474,7 +604,10 @@ def _scrub_quarantine(path: Path, user_id: str) -> int:
             raw = str(json.loads(line).get("raw", ""))
         except (ValueError, AttributeError):
             raw = line
-        if not any(n in raw for n in needles):
+        named = _named_users(raw)
+        texts = [t for t in map(_decoded, _JSON_STRING.findall(raw)) if t is not None] + [raw]
+        theirs = user_id in named or (not named and any(p in t for p in phrases for t in texts))
+        if not theirs:
             keep.append(line)
     if len(keep) == len(lines):
         return 0

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
+from selflearn import ids
+
 GLOBAL_TABLE = Path("rewrites") / "global.parquet"
 PATTERN_TABLE = Path("rewrites") / "patterns.parquet"  # global rules over delexicalised forms (rewrite/patterns.py)
 PERSONAL_DIR = Path("personal")
@@ -35,8 +37,9 @@ def empty_table() -> pl.DataFrame:
 
 
 def personal_path(root: Path, user_id: str) -> Path:
-    """Per-user data lives under ``personal/<user_id>/`` so ``ArtifactStore.forget_user`` can delete it."""
-    return root / PERSONAL_DIR / user_id / PERSONAL_TABLE_NAME
+    """Per-user data lives under ``personal/<user_id>/`` so ``ArtifactStore.forget_user`` can delete it; the id is
+    checked (``ids.child_path``), so a logged id can never place the file elsewhere."""
+    return ids.child_path(root / PERSONAL_DIR, user_id) / PERSONAL_TABLE_NAME
 
 
 def write_tables(
@@ -70,5 +73,8 @@ def read_patterns(root: Path) -> pl.DataFrame:
 
 
 def read_personal(root: Path, user_id: str) -> pl.DataFrame:
+    """The user's table; empty for an id no folder can be named by (e.g. replaying logs stored before the id rule)."""
+    if not ids.is_valid(user_id):
+        return empty_table()
     path = personal_path(root, user_id)
     return pl.read_parquet(path).cast(REWRITE_SCHEMA) if path.exists() else empty_table()

@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -174,6 +174,11 @@ class Encoder:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+
+    def forget(self, texts: Iterable[str]) -> None:
+        """Drop these texts' cached vectors (forgetting a user: their utterances are the cache's keys)."""
+        for text in texts:
+            self._cache.pop(text, None)
 
     def _remember(self, text: str, vector: Vectors) -> None:
         self._cache[text] = vector

@@ -20,6 +20,7 @@ import polars as pl
 from scipy import sparse
 from scipy.sparse.linalg import splu
 
+from selflearn import ids
 from selflearn.home import Home
 from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, read_patterns, write_tables
 from selflearn.rewrite.patterns import PLACEHOLDER, delexicalise_frame, own_device_word
@@ -266,9 +267,11 @@ class RewriteMiner:
             & (pl.col("defect_rate") >= c.min_source_defect_rate)
             & (~pl.col("domain_change") | strong)
         ).select(*_COLUMNS, layer=pl.lit("global"), user_id=pl.lit(None, dtype=pl.String))
+        personal = self._personal(ch, source_intents, global_table)
+        # A user id that cannot name a folder (logs stored before ids were checked) gets no personal rules.
+        named = pl.col("user_id").str.contains(ids.PATTERN) & (pl.col("user_id").str.len_chars() <= ids.MAX_LENGTH)
         return RewriteTables(
-            global_table.sort("source").cast(REWRITE_SCHEMA),
-            self._personal(ch, source_intents, global_table).cast(REWRITE_SCHEMA),
+            global_table.sort("source").cast(REWRITE_SCHEMA), personal.filter(named).cast(REWRITE_SCHEMA)
         )
 
     def _personal(self, ch: pl.DataFrame, source_intents: pl.DataFrame, global_table: pl.DataFrame) -> pl.DataFrame:

@@ -17,7 +17,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -465,6 +465,14 @@ class OnlineRewriter:
             index = self._personal[user_id] = FormIndex.from_table(table, self.encoder, self.config)
         return index
 
+    def forget(self, user_id: str, texts: Iterable[str] = ()) -> None:
+        """Drop the user's personal layer, cached names and the query vectors cached for ``texts`` (what they said)
+        at once; their folder is deleted by the forget."""
+        self._personal.pop(user_id, None)
+        for key in [k for k in self._entities if k[1] == user_id]:
+            del self._entities[key]
+        self.encoder.forget(normalize(t) for t in texts)
+
     def candidates(self, text: str, *, user_id: str, home: Home) -> list[Candidate]:
         """Candidates above the threshold, best first: the personal layer first, then the global rules, then the
         global pattern rules (delexicalised with this home's names, filled back in)."""
@@ -564,6 +572,10 @@ class LiveRewriter:
             return False
         self.current = OnlineRewriter.load(directory, config=self.config, encoder=self.encoder)
         return True
+
+    def forget(self, user_id: str, texts: Iterable[str] = ()) -> None:
+        if self.current is not None:
+            self.current.forget(user_id, texts)
 
     def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
         if time.monotonic() - self._checked >= self.check_seconds:
