@@ -372,7 +372,7 @@ def interpret(
     from selflearn.home import HomeError
     from selflearn.paths import default_db
     from selflearn.pipeline.runtime import Runtime
-    from selflearn.store import Store
+    from selflearn.store import Store, StoreError
 
     the_home = _home_or_exit(home)
     try:
@@ -385,8 +385,13 @@ def interpret(
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     taught = []
-    if (db or default_db()).exists():
-        with Store(db) as store:
+    if db is not None or default_db().exists():  # a --db that names no store is a mistake, not "no preferences"
+        try:
+            store = Store(db, create=False)
+        except StoreError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from e
+        with store:
             taught = store.preferences(speaker)
     rewriter = None
     if not no_rewrite:
@@ -806,8 +811,13 @@ def fpi_(
 
     The model is trained on the same logs' weak labels (rule calls + rephrase diffs; never gold)."""
     from selflearn.fpi import fpi_report
+    from selflearn.store import StoreError
 
-    report = fpi_report(days=days, seed=seed, db=db, home=home, top=top, progress=err.print)
+    try:
+        report = fpi_report(days=days, seed=seed, db=db, home=home, top=top, progress=err.print)
+    except StoreError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
     if as_json:
         _print_json(report)
         return
@@ -883,36 +893,51 @@ def learn_(
             "--home", help="Home YAML(s) or folder(s) of them whose names pattern rules use (default: shipped homes)."
         ),
     ] = None,
+    allow_shrink: Annotated[
+        bool, typer.Option("--allow-shrink", help="Publish even if the new set drops most of the rules in service.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Learn from the stored logs (signals, rewrite mining, shadow check) and publish one artifact set atomically."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from selflearn.artifacts import ArtifactStore
-    from selflearn.learn import LearnConfig, learn
-    from selflearn.store import Store
+    from selflearn.learn import LearnConfig, LearnError, learn
+    from selflearn.store import Store, StoreError
 
-    store = Store(db)
+    try:
+        store = Store(db, create=False)
+    except StoreError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
     try:
         logs = store.logs()
     finally:
         store.close()
     from selflearn.home import load_home, shipped_homes
 
-    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels)
+    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels, allow_shrink=allow_shrink)
     files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     homes = [load_home(f) for f in files] if home else shipped_homes()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("learning", total=None)
-        report = learn(
-            logs,
-            ArtifactStore(artifacts),
-            config=config,
-            progress=lambda m: bar.update(task, description=m),
-            homes=homes,
-        )
+        try:
+            report = learn(
+                logs,
+                ArtifactStore(artifacts),
+                config=config,
+                progress=lambda m: bar.update(task, description=m),
+                homes=homes,
+            )
+        except LearnError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(1) from e
     if as_json:
         _print_json(report.to_dict())
+    if report.refused is not None:  # the report still says what was learned; exit 1 says nothing was published
+        err.print(f"[red]error:[/red] {report.refused}")
+        raise typer.Exit(1)
+    if as_json:
         return
     from rich.table import Table
 

@@ -545,12 +545,16 @@ def create_app(service: Service) -> FastAPI:
         """Admin: learn from the logs and publish a new artifact set (picked up without restart)."""
         if not info.admin:
             raise HTTPException(403, "learn needs an admin token")
+        from selflearn.learn import LearnError
         from selflearn.learn import learn as run_learn
 
         service.flush()
         with service.store_lock:
             logs = service.store.logs()
-        report = run_learn(logs, service.artifacts, homes=list(service.homes.values()))
+        try:
+            report = run_learn(logs, service.artifacts, homes=list(service.homes.values()))
+        except LearnError as e:
+            raise HTTPException(409, str(e)) from e
         reload = getattr(service.rewriter, "reload_if_changed", None)
         if reload is not None:
             reload()  # swap now; other publishers (the CLI's learn) are picked up within a second
