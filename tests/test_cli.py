@@ -108,3 +108,17 @@ def test_homes_list_and_generate(tmp_path: Path) -> None:
     written = sorted(tmp_path.glob("*.yaml"))
     assert len(written) == 2
     assert find_home(written[0]).devices
+
+
+def test_readers_of_a_store_that_does_not_exist_say_so_and_create_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent" / "x.duckdb"
+    for args in (
+        ["learn", "--db", str(missing), "--artifacts", str(tmp_path / "art")],
+        ["interpret", "turn on the lights", "--db", str(missing), "--no-rewrite"],
+        ["fpi", "--db", str(missing)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"nostoreat{missing}" in "".join(result.output.split()), args  # rich wraps long paths
+        assert not missing.parent.exists()
+    assert ArtifactStore(tmp_path / "art").current() is None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import polars as pl
 import pytest
 
 from selflearn.artifacts import ArtifactStore
-from selflearn.home import SHIPPED_HOMES_DIR, load_home
+from selflearn.home import SHIPPED_HOMES_DIR, load_home, shipped_homes
 from selflearn.learn import LearnConfig, LearnError, learn
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite import read_global, read_personal
@@ -36,10 +37,10 @@ def turn(user: str, at: float, text: str, status: str = "success", intent: str |
     )
 
 
-def repairs(users: range, at: float) -> list[Turn]:
+def repairs(users: range, at: float, bad: str = "lights of") -> list[Turn]:
     out = []
     for u in users:
-        out += [turn(f"u{u}", at + 60 * u, "lights of", "no_match"), turn(f"u{u}", at + 60 * u + 5, "lights off")]
+        out += [turn(f"u{u}", at + 60 * u, bad, "no_match"), turn(f"u{u}", at + 60 * u + 5, "lights off")]
     return out
 
 
@@ -127,6 +128,42 @@ def test_cli_learn_json_from_the_store(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["published"] and report["global_rewrites"] == 1 and report["turns"] == 12
     assert read_global(ArtifactStore(tmp_path / "art").current_dir())["target"].to_list() == ["lights off"]  # type: ignore[arg-type]
+
+
+def test_cli_learn_on_an_empty_store_exits_1_and_keeps_the_set_in_service(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.store import Store
+
+    art = ArtifactStore(tmp_path / "art")
+    kept = learn(LogView.from_records(repairs(range(6), 0)), art).version
+    Store(tmp_path / "empty.duckdb").close()
+    result = CliRunner().invoke(app, ["learn", "--db", str(tmp_path / "empty.duckdb"), "--artifacts", str(art.root)])
+    assert result.exit_code == 1 and "no turns to learn from" in result.output
+    assert art.current() == kept and len(art.versions()) == 1
+
+
+def test_cli_learn_refuses_to_shrink_the_set_in_service_without_allow_shrink(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.store import Store
+
+    art = ArtifactStore(tmp_path / "art")
+    three = [
+        t for i, bad in enumerate(("lights of", "lites off", "light of")) for t in repairs(range(6), 1000 * i, bad)
+    ]
+    homes = shipped_homes()  # as the CLI's default: form and pattern rules, 3 + 3 in service, 1 + 1 after
+    kept = learn(LogView.from_records(three), art, config=LearnConfig(shadow=False), homes=homes).version
+    with Store(tmp_path / "one.duckdb") as store:
+        store.add(turns=repairs(range(6), 0))
+    args = ["learn", "--db", str(tmp_path / "one.duckdb"), "--artifacts", str(art.root), "--json"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1 and "--allow-shrink" in refused.stderr
+    assert json.loads(refused.stdout)["refused"] and art.current() == kept
+    forced = CliRunner().invoke(app, [*args, "--allow-shrink"])
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["published"] and art.current() != kept
 
 
 def test_python_baseline_counts_the_same_chains() -> None:
