@@ -244,6 +244,12 @@ def test_admin_learn_publishes_and_the_service_picks_it_up(env: dict[str, Any]) 
     assert f'selflearn_artifact_info{{version="{version}"}} 1' in c.get("/metrics").text
 
 
+def test_admin_learn_on_no_logs_publishes_nothing(env: dict[str, Any]) -> None:
+    r = env["client"].post("/v1/learn", headers=env["admin"])
+    assert r.status_code == 409 and "no turns to learn from" in r.json()["error"]["message"]
+    assert env["client"].get("/healthz").json()["artifacts"] is None
+
+
 def test_openapi_documents_the_endpoints(env: dict[str, Any]) -> None:
     spec = env["client"].get("/openapi.json").json()
     for path in (
