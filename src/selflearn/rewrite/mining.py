@@ -5,7 +5,9 @@ should have been. Over all users, utterance forms are the states of an absorbing
 form is transient, a turn that succeeded is absorbed in its form, a failure nobody repaired is absorbed in "gave
 up". The most probable success state reachable from a failing form is its rewrite candidate (fundamental matrix
 N = (I - Q)^-1 applied to R, sparse LU). Guardrails keep the global table safe: minimum support, k distinct users
-(k-anonymity), a mostly-failing source form, and no change of domain without strong evidence. A per-user layer
+(k-anonymity) from several homes (user ids are whatever a home's logs say), a mostly-failing source form, no change
+of domain without strong evidence (a sensitive target of a form nobody understood counts as one), and rule hygiene
+(``rewrite.hygiene``: no change of the device kind or area named, no bare fragment; every layer). A per-user layer
 keeps each user's own repeated repairs. Aggregation is Polars (no Python loops over rows); the solve is scipy.
 """
 
