@@ -225,8 +225,8 @@ class Store:
     """An embedded log store (DuckDB file; default under the user data dir, or $SELFLEARN_DB, or ``path``)."""
 
     def __init__(self, path: str | Path | None = None, *, create: bool = True):
-        """``create=False`` for readers (learn, interpret, fpi): a mistyped path is an error, not a new empty store
-        whose nothing would then be learned and published."""
+        """``create=False`` for readers (learn, interpret, fpi): a mistyped path is an error ("no store at PATH"),
+        not a new empty store whose 0 turns ``learn`` would then publish over what was learned."""
         self.path = Path(path) if path is not None else paths.default_db()
         if not create and not self.path.is_file():
             raise StoreError(f"no store at {self.path}")
