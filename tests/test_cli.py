@@ -114,6 +114,8 @@ def test_homes_list_and_generate(tmp_path: Path) -> None:
 def test_wyoming_refuses_a_uri_it_cannot_serve_and_an_unknown_home() -> None:
     assert runner.invoke(app, ["wyoming", "--uri", "stdio://"]).exit_code == 2
     assert runner.invoke(app, ["wyoming", "--home", "no_such_home"]).exit_code == 2
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -130,3 +132,18 @@ def test_hostile_ids_are_a_one_line_usage_error(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "is not a valid id" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_readers_of_a_store_that_does_not_exist_say_so_and_create_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent" / "x.duckdb"
+    for args in (
+        ["learn", "--db", str(missing), "--artifacts", str(tmp_path / "art")],
+        ["interpret", "turn on the lights", "--db", str(missing), "--no-rewrite"],
+        ["fpi", "--db", str(missing)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        said = "".join(result.output.split())  # rich wraps long paths
+        assert str(missing) in said and ("nostoreat" in said or "doesnotexist" in said), args
+        assert not missing.parent.exists()
+    assert ArtifactStore(tmp_path / "art").current() is None

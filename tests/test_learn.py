@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -8,10 +9,11 @@ import pyarrow as pa
 import pytest
 
 from selflearn.artifacts import ArtifactStore
-from selflearn.home import SHIPPED_HOMES_DIR, load_home
-from selflearn.learn import LearnConfig, learn
+from selflearn.home import SHIPPED_HOMES_DIR, load_home, shipped_homes
+from selflearn.learn import LearnConfig, LearnError, learn
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite import read_global, read_personal
+from selflearn.rewrite.mining import MiningConfig
 from selflearn.schema import Feedback, Turn, to_arrow
 from selflearn.store import LogView
 
@@ -24,7 +26,7 @@ def turn(user: str, at: float, text: str, status: str = "success", intent: str |
         dialogue_id=f"{user}-{int(at)}",
         session_id=f"{user}-{int(at)}",
         user_id=user,
-        home_id="h",
+        home_id=f"h-{user}",  # each person their own home: global rules need several homes
         device_id="speaker",
         device_type="speaker",
         ts=T0 + timedelta(seconds=at),
@@ -36,10 +38,10 @@ def turn(user: str, at: float, text: str, status: str = "success", intent: str |
     )
 
 
-def repairs(users: range, at: float) -> list[Turn]:
+def repairs(users: range, at: float, bad: str = "lights of") -> list[Turn]:
     out = []
     for u in users:
-        out += [turn(f"u{u}", at + 60 * u, "lights of", "no_match"), turn(f"u{u}", at + 60 * u + 5, "lights off")]
+        out += [turn(f"u{u}", at + 60 * u, bad, "no_match"), turn(f"u{u}", at + 60 * u + 5, "lights off")]
     return out
 
 
@@ -89,13 +91,43 @@ def test_shadow_check_rejects_a_batch_that_would_break_the_held_out_day(tmp_path
     assert not report.published and store.current() == first.version == report.version
 
 
-def test_learn_without_shadow_and_on_empty_logs(tmp_path: Path) -> None:
+def test_learn_without_shadow(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
-    report = learn(LogView.from_records([]), store, config=LearnConfig(shadow=False))
-    assert report.published and report.global_rewrites == 0 and report.defect_rate == 0.0
+    report = learn(LogView.from_records(repairs(range(6), 0)), store, config=LearnConfig(shadow=False))
+    assert report.published and report.shadow is None and report.global_rewrites == 1
     root = store.current_dir()
-    assert root is not None and read_global(root).height == 0
-    assert isinstance(read_global(root), pl.DataFrame)
+    assert root is not None and read_global(root).height == 1
+
+
+def test_learn_never_publishes_a_set_learned_from_no_turns(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    first = learn(LogView.from_records(repairs(range(6), 0)), store).version
+    with pytest.raises(LearnError, match="no turns to learn from"):
+        learn(LogView.from_records([]), store, config=LearnConfig(shadow=False))
+    assert store.current() == first and len(store.versions()) == 1
+
+
+def test_learn_refuses_a_set_that_drops_most_rules_in_service_unless_allowed(tmp_path: Path) -> None:
+    """A set of 1 rule after one of 3: kept back (a wrong or emptied store, not a night's learning); with
+    ``allow_shrink`` it is published."""
+
+    def fixes(bad: str, at: float) -> list[Turn]:
+        pairs = (
+            (turn(f"u{u}", at + 60 * u, bad, "no_match"), turn(f"u{u}", at + 60 * u + 5, "lights off"))
+            for u in range(5)
+        )
+        return [t for pair in pairs for t in pair]
+
+    store = ArtifactStore(tmp_path)
+    three = fixes("lights of", 0) + fixes("lights of please", 1000) + fixes("lites off", 2000)
+    first = learn(LogView.from_records(three), store, config=LearnConfig(shadow=False))
+    assert first.published and first.global_rewrites == 3
+    one = LogView.from_records(fixes("lites off", 2000))
+    report = learn(one, store, config=LearnConfig(shadow=False))
+    assert not report.published and report.refused is not None and "--allow-shrink" in report.refused
+    assert report.global_rewrites == 1 and store.current() == first.version == report.version
+    forced = learn(one, store, config=LearnConfig(shadow=False, allow_shrink=True))
+    assert forced.published and forced.refused is None and store.current() == forced.version
 
 
 def test_cli_learn_json_from_the_store(tmp_path: Path) -> None:
@@ -115,6 +147,42 @@ def test_cli_learn_json_from_the_store(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["published"] and report["global_rewrites"] == 1 and report["turns"] == 12
     assert read_global(ArtifactStore(tmp_path / "art").current_dir())["target"].to_list() == ["lights off"]  # type: ignore[arg-type]
+
+
+def test_cli_learn_on_an_empty_store_exits_1_and_keeps_the_set_in_service(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.store import Store
+
+    art = ArtifactStore(tmp_path / "art")
+    kept = learn(LogView.from_records(repairs(range(6), 0)), art).version
+    Store(tmp_path / "empty.duckdb").close()
+    result = CliRunner().invoke(app, ["learn", "--db", str(tmp_path / "empty.duckdb"), "--artifacts", str(art.root)])
+    assert result.exit_code == 1 and "no turns to learn from" in result.output
+    assert art.current() == kept and len(art.versions()) == 1
+
+
+def test_cli_learn_refuses_to_shrink_the_set_in_service_without_allow_shrink(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.store import Store
+
+    art = ArtifactStore(tmp_path / "art")
+    three = [
+        t for i, bad in enumerate(("lights of", "lites off", "light of")) for t in repairs(range(6), 1000 * i, bad)
+    ]
+    homes = shipped_homes()  # as the CLI's default: form and pattern rules, 3 + 3 in service, 1 + 1 after
+    kept = learn(LogView.from_records(three), art, config=LearnConfig(shadow=False), homes=homes).version
+    with Store(tmp_path / "one.duckdb") as store:
+        store.add(turns=repairs(range(6), 0))
+    args = ["learn", "--db", str(tmp_path / "one.duckdb"), "--artifacts", str(art.root), "--json"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1 and "--allow-shrink" in refused.stderr
+    assert json.loads(refused.stdout)["refused"] and art.current() == kept
+    forced = CliRunner().invoke(app, [*args, "--allow-shrink"])
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["published"] and art.current() != kept
 
 
 def test_python_baseline_counts_the_same_chains() -> None:
@@ -163,18 +231,25 @@ def maple_repairs(runtime: Runtime, failing: str, repair: str, **update: object)
 def test_replay_rejects_a_batch_that_rewrites_working_requests_into_wrong_ones(tmp_path: Path) -> None:
     """Six people who wanted the desk lamp teach a global rule "kitchen light" -> "desk lamp"; the next day the
     kitchen light works for everyone. The log-only estimate sees no harm (the intent stays HassTurnOn); the replay
-    sees the resolved device change on every clean turn, rejects the batch and keeps the set in service."""
+    sees the resolved device change on every clean turn, rejects the batch and keeps the set in service. (The
+    mining guards, one home and the area dropped, would stop this rule first: they are off, the replay is tested.)"""
     maple = load_home(SHIPPED_HOMES_DIR / "maple_house.yaml")
     runtime = Runtime(maple)
     day = 86_400.0
     training = maple_repairs(runtime, "turn on the kitchen light", "turn on the desk lamp", barge_in=True)
     held = [maple_turn(runtime, f"v{u}", day + 600 * u, "turn on the kitchen light") for u in range(20)]
     store = ArtifactStore(tmp_path)
-    first = learn(LogView.from_records(training), store, config=LearnConfig(shadow=False), homes=[maple])
+    loose = MiningConfig(min_homes=1, hygiene=False)
+    config = LearnConfig(mining=loose, shadow=False)
+    first = learn(LogView.from_records(training), store, config=config, homes=[maple])
     assert first.published and first.global_rewrites == 1
     seen: list[pl.DataFrame] = []
     report = learn(
-        LogView.from_records(training + held), store, homes=[maple], on_shadow=lambda _tables, t: seen.append(t)
+        LogView.from_records(training + held),
+        store,
+        config=LearnConfig(mining=loose),
+        homes=[maple],
+        on_shadow=lambda _tables, t: seen.append(t),
     )
     assert report.shadow is not None and not report.shadow.accepted and not report.published
     assert store.current() == first.version == report.version

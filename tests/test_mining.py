@@ -338,3 +338,67 @@ def test_a_persons_routine_after_no_result_yields_to_the_populations_repair() ->
     ]
     kept = RewriteMiner().fit(LogView.from_records(similar + others)).personal_table
     assert kept.filter(pl.col("user_id") == "p").select("target").rows() == [("coffee please in ten minutes",)]
+
+
+def chains_from(
+    homes: int, users_per_home: int, bad: str, good: str, repeats: int = 1, intent: str = "HassTurnOn", start: float = 0
+) -> list[Turn]:
+    """``repeats`` repairs ``bad`` -> ``good`` by each of ``users_per_home`` user ids in each of ``homes`` homes."""
+    turns: list[Turn] = []
+    for h in range(homes):
+        for u in range(users_per_home):
+            user = f"h{h}u{u}"
+            for k in range(repeats):
+                at = start + 5000.0 * k + 60 * (h * users_per_home + u)
+                turns += [t.model_copy(update={"home_id": f"home{h}"}) for t in repair(user, at, bad, good, intent)]
+    return turns
+
+
+OLD_GUARDS = MiningConfig(min_homes=1, sensitive_guard=False, hygiene=False)
+
+
+def test_invented_user_ids_in_one_home_make_no_global_rule() -> None:
+    """Issue 14.2: five user ids in one home, 20 chains each of "disarm the alarm" -> "unlock the garage door" made a
+    global rule (support 100, 5 users, probability 1.0) under the old guards; k users must come from k homes."""
+    logs = LogView.from_records(chains_from(1, 5, "disarm the alarm", "unlock the garage door", repeats=20))
+    old = RewriteMiner(OLD_GUARDS).fit(logs).global_table
+    assert old.select("source", "target", "distinct_users", "probability").rows() == [
+        ("disarm the alarm", "unlock the garage door", 5, 1.0)
+    ]
+    tables = RewriteMiner().fit(logs)
+    assert tables.global_table.height == 0
+    assert tables.personal_table.height == 0  # hygiene: an alarm is not a garage door, for anyone
+
+
+def test_global_rules_need_users_from_min_homes() -> None:
+    two = LogView.from_records(chains_from(2, 3, "lights of", "lights off", intent="HassTurnOff"))
+    three = LogView.from_records(chains_from(3, 2, "lights of", "lights off", intent="HassTurnOff"))
+    assert RewriteMiner().fit(two).global_table.height == 0
+    assert RewriteMiner().fit(three).global_table["target"].to_list() == ["lights off"]
+    assert RewriteMiner(MiningConfig(min_homes=4)).fit(three).global_table.height == 0
+
+
+def test_a_sensitive_target_of_an_unread_source_needs_more_homes() -> None:
+    """Nobody's NLU read "open sesame", so "no domain change" proves nothing: unlocking needs 5 homes, not 3."""
+    four = LogView.from_records(chains_from(4, 2, "open sesame", "unlock the front door", intent="HassTurnOff"))
+    five = LogView.from_records(chains_from(5, 1, "open sesame", "unlock the front door", intent="HassTurnOff"))
+    assert RewriteMiner().fit(four).global_table.height == 0
+    assert RewriteMiner(OLD_GUARDS).fit(four).global_table.height == 1
+    assert RewriteMiner().fit(five).global_table["target"].to_list() == ["unlock the front door"]
+    harmless = LogView.from_records(chains_from(3, 2, "open sesame", "play some jazz", intent="PlayMedia"))
+    assert RewriteMiner().fit(harmless).global_table.height == 1
+
+
+def test_hygiene_drops_rules_in_every_layer() -> None:
+    """The 128-home learn's bad rules: another device, another kind of device, a bare fragment."""
+    turns = (
+        chains_from(5, 2, "open the drapes", "open the garage door", repeats=2)
+        + chains_from(5, 2, "set the garage brightness to 20", "open the garage door", repeats=2, start=20_000)
+        + chains_from(4, 2, "start", "make coffee", repeats=2, intent="StartProgram", start=40_000)
+        + chains_from(4, 2, "kill the lights", "turn off the lights", repeats=2, intent="HassTurnOff", start=60_000)
+    )
+    tables = RewriteMiner().fit(LogView.from_records(turns))
+    assert tables.global_table.select("source", "target").rows() == [("kill the lights", "turn off the lights")]
+    assert set(tables.personal_table["source"]) == {"kill the lights"}
+    unguarded = RewriteMiner(MiningConfig(hygiene=False)).fit(LogView.from_records(turns))
+    assert unguarded.global_table.height == 4

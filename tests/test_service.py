@@ -343,6 +343,12 @@ def test_a_forget_during_learn_removes_what_that_learn_publishes(
     assert current is not None and not (current / "personal" / "maple.ana").exists()
 
 
+def test_admin_learn_on_no_logs_publishes_nothing(env: dict[str, Any]) -> None:
+    r = env["client"].post("/v1/learn", headers=env["admin"])
+    assert r.status_code == 409 and "no turns to learn from" in r.json()["error"]["message"]
+    assert env["client"].get("/healthz").json()["artifacts"] is None
+
+
 def test_openapi_documents_the_endpoints(env: dict[str, Any]) -> None:
     spec = env["client"].get("/openapi.json").json()
     for path in (

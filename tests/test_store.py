@@ -77,6 +77,16 @@ def test_db_env_overrides_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert s.path == tmp_path / "elsewhere.duckdb"
 
 
+def test_a_reader_never_creates_a_store(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "x.duckdb"
+    with pytest.raises(StoreError, match=f"no store at {missing}"):
+        Store(missing, create=False)
+    assert not missing.parent.exists()
+    Store(missing).close()  # a writer creates it ...
+    with Store(missing, create=False) as s:  # ... and then readers open it
+        assert len(s.logs()) == 0
+
+
 BAD_LINES: dict[str, tuple[bytes, str]] = {
     "bad_json": (b'{"turn_id": "x", ', "bad JSON"),
     "not_object": (b"[1, 2, 3]", "object"),

@@ -531,8 +531,8 @@ def interpret(
     speaker = user or (the_home.people[0].id if the_home.people else "cli.user")
     now = at_time or datetime.now(UTC)
     taught = []
-    if (db or default_db()).exists():
-        with Store(db) as store:
+    if db is not None or default_db().exists():  # a --db that names no store is a mistake, not "no preferences"
+        with Store(db, create=False) as store:
             taught = store.preferences(speaker)
     rewriter = None
     if not no_rewrite:
@@ -1168,6 +1168,9 @@ def learn_(
             help="Home YAML(s) or folder(s) of them whose names pattern rules use (default: shipped homes).",
         ),
     ] = None,
+    allow_shrink: Annotated[
+        bool, typer.Option("--allow-shrink", help="Publish even if the new set drops most of the rules in service.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Learn from the stored logs (signals, rewrite mining, shadow check) and publish one artifact set atomically."""
@@ -1177,14 +1180,14 @@ def learn_(
     from selflearn.learn import LearnConfig, learn
     from selflearn.store import Store
 
-    store = Store(db)
+    store = Store(db, create=False)
     try:
         logs = store.logs()
     finally:
         store.close()
     from selflearn.home import load_home, shipped_homes
 
-    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels)
+    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels, allow_shrink=allow_shrink)
     files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     homes = [load_home(f) for f in files] if home else shipped_homes()
     with Progress(
@@ -1200,6 +1203,10 @@ def learn_(
         )
     if as_json:
         _print_json(report.to_dict())
+    if report.refused is not None:  # the report still says what was learned; exit 1 says nothing was published
+        err.print(f"[red]error:[/red] {report.refused}")
+        raise typer.Exit(1)
+    if as_json:
         return
     from rich.table import Table
 

@@ -538,7 +538,7 @@ def fpi_report(
     if db is not None:
         from selflearn.store import Store
 
-        store = Store(db)
+        store = Store(db, create=False)
         view = store.logs()
         latest = view.turns()["ts"].max()
         since = latest - timedelta(days=days) if isinstance(latest, datetime) else None

@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.errors import Conflict
 from selflearn.home import Home
 from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
@@ -44,6 +45,12 @@ class LearnConfig:
     labels: bool = False  # also train the label model and the FPI model (labels/, fpi/ in the artifact set)
     online: OnlineConfig = field(default_factory=OnlineConfig)  # the runtime's rewriter settings, for the shadow
     shadow_margin: int = 2  # net held-out turns a batch may cost (one day's estimate is noisy by a turn or two)
+    allow_shrink: bool = False  # publish even a set with fewer than ``shrink_floor`` x the rules in service
+    shrink_floor: float = 0.5  # below this share of the rules in service a set is held back (a lost store, a typo)
+
+
+class LearnError(Conflict):
+    """Nothing to learn from (no turns): publishing would replace what was learned with an empty set (exit 1, 409)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class LearnReport:
     rephrase_detector: str
     parts: dict[str, Any] = field(default_factory=dict)  # other learners' summaries (fpi, labels, teach, ...)
     global_patterns: int = 0  # global rules over delexicalised forms (needs the homes' configurations)
+    refused: str | None = None  # why a set the shadow check accepted was still not published (``allow_shrink``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -359,6 +367,8 @@ def learn(
     start = time.perf_counter()
     say("scoring defect signals")
     turns, feedback = logs.turns(), logs.feedback()
+    if turns.height == 0:
+        raise LearnError("no turns to learn from: the logs are empty, nothing was published")
     signals = DefectSignals(cfg.mining.signals)
     scored = signals.score_frame(turns, feedback)
     miner = RewriteMiner(cfg.mining)
@@ -405,7 +415,8 @@ def learn(
 
         save_labels, label_parts = fit_label_artifacts(logs, scored, say)
         report.parts.update(label_parts)
-    if shadow is None or shadow.accepted:
+    report.refused = _shrinks(tables, artifacts, cfg) if shadow is None or shadow.accepted else None
+    if (shadow is None or shadow.accepted) and report.refused is None:
         say("publishing artifacts")
 
         def build(root: Path) -> None:
@@ -419,6 +430,23 @@ def learn(
         report.published = True
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _shrinks(tables: RewriteTables, artifacts: ArtifactStore, cfg: LearnConfig) -> str | None:
+    """Why ``tables`` must not replace the set in service: it keeps fewer than ``shrink_floor`` of its rules (logs
+    lost or a wrong store, not a night's learning), unless ``allow_shrink``. None: fine to publish."""
+    root = artifacts.current_dir()
+    if cfg.allow_shrink or root is None:
+        return None
+    in_service = RewriteTables.load(root)
+    before = sum(t.height for t in (in_service.global_table, in_service.pattern_table, in_service.personal_table))
+    after = sum(t.height for t in (tables.global_table, tables.pattern_table, tables.personal_table))
+    if after >= cfg.shrink_floor * before:
+        return None
+    return (
+        f"the new set has {after} rules, the one in service ({artifacts.current()}) {before}: "
+        "not published (--allow-shrink to publish it anyway)"
+    )
 
 
 def _rephrase_detector(

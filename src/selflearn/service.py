@@ -627,7 +627,7 @@ def create_app(service: Service) -> FastAPI:
             service.flush()
             with service.store_lock:
                 logs = service.store.logs()
-            report = run_learn(logs, service.artifacts, homes=list(service.homes.values()))
+            report = run_learn(logs, service.artifacts, homes=list(service.homes.values()))  # LearnError: 409
             reload = getattr(service.rewriter, "reload_if_changed", None)
             if reload is not None:
                 reload()  # swap now; other publishers (the CLI's learn) are picked up within a second

@@ -30,7 +30,7 @@ import polars as pl
 import pyarrow as pa
 
 from selflearn import ids, paths
-from selflearn.errors import SelflearnError
+from selflearn.errors import NotFound, SelflearnError
 from selflearn.ingest import BATCH_ROWS, KINDS, Kind, discover, read_file
 from selflearn.schema import (
     ARROW_SCHEMAS,
@@ -103,6 +103,10 @@ def _migrate(con: duckdb.DuckDBPyConnection, kind: Kind) -> None:
 
 class StoreError(SelflearnError, RuntimeError):
     """The store cannot be opened (e.g. another process holds it: DuckDB allows one writing process per file)."""
+
+
+class NoStore(NotFound, StoreError):
+    """A reader named a store that does not exist (exit 2, 404): a typo must not become a new, empty store."""
 
 
 def _connect(path: Path | str) -> duckdb.DuckDBPyConnection:
@@ -235,8 +239,12 @@ class LogView:
 class Store:
     """An embedded log store (DuckDB file; default under the user data dir, or $SELFLEARN_DB, or ``path``)."""
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, *, create: bool = True):
+        """``create=False`` for readers (learn, interpret, fpi): a mistyped path is an error ("no store at PATH"),
+        not a new empty store whose 0 turns ``learn`` would then publish over what was learned."""
         self.path = Path(path) if path is not None else paths.default_db()
+        if not create and not self.path.is_file():
+            raise NoStore(f"no store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = _connect(self.path)
         self._gold: duckdb.DuckDBPyConnection | None = None

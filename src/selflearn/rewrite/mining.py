@@ -5,7 +5,9 @@ should have been. Over all users, utterance forms are the states of an absorbing
 form is transient, a turn that succeeded is absorbed in its form, a failure nobody repaired is absorbed in "gave
 up". The most probable success state reachable from a failing form is its rewrite candidate (fundamental matrix
 N = (I - Q)^-1 applied to R, sparse LU). Guardrails keep the global table safe: minimum support, k distinct users
-(k-anonymity), a mostly-failing source form, and no change of domain without strong evidence. A per-user layer
+(k-anonymity) from several homes (user ids are whatever a home's logs say), a mostly-failing source form, no change
+of domain without strong evidence (a sensitive target of a form nobody understood counts as one), and rule hygiene
+(``rewrite.hygiene``: no change of the device kind or area named, no bare fragment; every layer). A per-user layer
 keeps each user's own repeated repairs. Aggregation is Polars (no Python loops over rows); the solve is scipy.
 """
 
@@ -23,6 +25,7 @@ from scipy.sparse.linalg import splu
 from selflearn import ids
 from selflearn.home import Home
 from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, read_patterns, write_tables
+from selflearn.rewrite.hygiene import Hygiene, violations
 from selflearn.rewrite.patterns import PLACEHOLDER, delexicalise_frame, own_device_word
 from selflearn.signals import NO_RESULT_STATUSES, DefectSignals, LogSource, SignalConfig, text_similarity
 from selflearn.text import with_normalized
@@ -35,13 +38,18 @@ class MiningConfig:
     pair_window_s: float = 30.0  # candidate rephrase pair: the same user's next turn within this many seconds
     similarity_min: float = 0.5  # baseline rephrase detector: rapidfuzz token_set_ratio / 100
     min_support: int = 5  # global layer: chains from source that ended in target
-    min_users: int = 5  # global layer: k-anonymity, distinct users behind those chains
+    min_users: int = 5  # global layer: k-anonymity, distinct users behind those chains ...
+    min_homes: int = 3  # ... from this many distinct homes (user ids are whatever a home's logs say they are)
     min_probability: float = 0.3  # absorption probability of the target from the source
     min_source_defect_rate: float = 0.5  # only rewrite forms that usually fail (across all users)
     personal_min_support: int = 2  # personal layer: the user's own repairs source -> target
     domain_change_users: int = 15  # strong evidence needed to cross domains (global) ...
     domain_change_probability: float = 0.8
+    domain_change_homes: int = 5  # ... from this many homes; also needed by a sensitive target of an unread form
     personal_domain_change_support: int = 4  # ... and in the personal layer
+    sensitive_guard: bool = True  # off: a sensitive target of an unread form needs no more homes (the guards
+    # before issue 14, kept for the `poison` suite's same-run comparison)
+    hygiene: bool = True  # drop rules that change the device kind or area named, or whose source is a fragment
     signals: SignalConfig = field(default_factory=SignalConfig)
 
 
@@ -142,9 +150,11 @@ def chains(scored: pl.DataFrame, is_rephrase: pl.Series) -> pl.DataFrame:
     return df.filter(pl.col("defect")).select(
         "turn_id",
         "user_id",
+        "home_id",
         "ts",
         "form",
         "nlu_intent",
+        "nlu_slots",
         "chain",
         "link",
         to_kind=pl.when(~pl.col("link"))
@@ -227,9 +237,10 @@ class RewriteMiner:
         """Lexical global and personal tables from ``scored``; with ``homes`` (their configurations name the
         entities) also the pattern table: the same mining and guardrails over delexicalised forms."""
         scored, links = linked_requests(scored, is_rephrase, self.config)
-        tables = self._fit_forms(scored, links)
+        hygiene = Hygiene.for_homes(homes)
+        tables = self._fit_forms(scored, links, hygiene)
         if homes and scored.height:
-            patterns = self._fit_forms(delexicalise_frame(scored, homes), links).global_table
+            patterns = self._fit_forms(delexicalise_frame(scored, homes), links, hygiene).global_table
             said, sent = (pl.col(c).str.extract_all(PLACEHOLDER.pattern) for c in ("source", "target"))
             # A pattern rule's target uses only placeholders its source fills, or it swaps a person's own word
             # for a device for that device (filled online only from a home with one device of that domain).
@@ -239,42 +250,65 @@ class RewriteMiner:
             )
         return tables
 
-    def _fit_forms(self, scored: pl.DataFrame, links: pl.Series) -> RewriteTables:
+    def _fit_forms(self, scored: pl.DataFrame, links: pl.Series, hygiene: Hygiene) -> RewriteTables:
         c = self.config
         ch = chains(scored, links)
         solved = absorb(ch)
         if solved.height == 0:
             return RewriteTables()
         form_stats = scored.group_by("form").agg(defect_rate=pl.col("defect").mean())
-        source_intents = ch.group_by("form").agg(source_intent=_mode("nlu_intent"))
+        source_intents = ch.group_by("form").agg(source_intent=_mode("nlu_intent"), source_slots=_mode("nlu_slots"))
         evidence = ch.filter(pl.col("target").is_not_null())
         pairs = evidence.group_by("form", "target").agg(
             support=pl.len().cast(pl.Int64),
             distinct_users=pl.col("user_id").n_unique().cast(pl.Int64),
+            distinct_homes=pl.col("home_id").n_unique().cast(pl.Int64),
             target_form=_mode("target_form"),
         )
         described = _describe(
             solved.join(pairs, on=["form", "target"], how="inner").join(form_stats, on="form", how="left"),
             source_intents,
         )
-        strong = (pl.col("distinct_users") >= c.domain_change_users) & (
-            pl.col("probability") >= c.domain_change_probability
+        wide = pl.col("distinct_homes") >= c.domain_change_homes
+        strong = (
+            (pl.col("distinct_users") >= c.domain_change_users)
+            & (pl.col("probability") >= c.domain_change_probability)
+            & wide
         )
-        global_table = described.filter(
+        candidates = described.filter(
             (pl.col("support") >= c.min_support)
             & (pl.col("distinct_users") >= c.min_users)
+            & (pl.col("distinct_homes") >= c.min_homes)
             & (pl.col("probability") >= c.min_probability)
             & (pl.col("defect_rate") >= c.min_source_defect_rate)
-            & (~pl.col("domain_change") | strong)
-        ).select(*_COLUMNS, layer=pl.lit("global"), user_id=pl.lit(None, dtype=pl.String))
-        personal = self._personal(ch, source_intents, global_table)
+        )
+        # A form no NLU read says nothing about its domain, so "no domain change" proves nothing: a sensitive target
+        # (a lock, alarm, cover, the heating) of such a form needs the repairs of more homes than ``min_homes``.
+        sensitive = [
+            c.sensitive_guard and hygiene.sensitive(t, i, s)
+            for t, i, s in candidates.select("target", "target_intent", "target_slots").iter_rows()
+        ]
+        unread_sensitive = pl.Series(sensitive, dtype=pl.Boolean) & pl.col("source_intent").is_null()
+        kept = candidates.filter((~pl.col("domain_change") | strong) & (~unread_sensitive | wide))
+        global_table = self._hygienic(kept, hygiene)
         # A user id that cannot name a folder (logs stored before ids were checked) gets no personal rules.
         named = pl.col("user_id").str.contains(ids.PATTERN) & (pl.col("user_id").str.len_chars() <= ids.MAX_LENGTH)
         return RewriteTables(
-            global_table.sort("source").cast(REWRITE_SCHEMA), personal.filter(named).cast(REWRITE_SCHEMA)
+            global_table.select(*_COLUMNS, layer=pl.lit("global"), user_id=pl.lit(None, dtype=pl.String))
+            .sort("source")
+            .cast(REWRITE_SCHEMA),
+            self._personal(ch, source_intents, global_table, hygiene).filter(named).cast(REWRITE_SCHEMA),
         )
 
-    def _personal(self, ch: pl.DataFrame, source_intents: pl.DataFrame, global_table: pl.DataFrame) -> pl.DataFrame:
+    def _hygienic(self, rules: pl.DataFrame, hygiene: Hygiene) -> pl.DataFrame:
+        """``rules`` without those that break hygiene (``rewrite.hygiene``), unless ``config.hygiene`` is off."""
+        if not self.config.hygiene or rules.height == 0:
+            return rules
+        return rules.filter(pl.Series(violations(hygiene, rules.iter_rows(named=True))).is_null())
+
+    def _personal(
+        self, ch: pl.DataFrame, source_intents: pl.DataFrame, global_table: pl.DataFrame, hygiene: Hygiene
+    ) -> pl.DataFrame:
         """Each user's own repairs: source -> outcome seen at least ``personal_min_support`` times for that user.
 
         After "sorry, I didn't get that" the next words link however different they are, so a person who moves on
@@ -298,13 +332,14 @@ class RewriteMiner:
             global_table.select("source", global_intent="target_intent"), on="source", how="left"
         )
         overruled = pl.col("weak_link") & (pl.col("global_intent") != pl.col("target_intent")).fill_null(False)
+        kept = best.filter(
+            (pl.col("support") >= c.personal_min_support)
+            & (pl.col("probability") >= c.min_probability)
+            & (~pl.col("domain_change") | (pl.col("support") >= c.personal_domain_change_support))
+            & ~overruled
+        )
         return (
-            best.filter(
-                (pl.col("support") >= c.personal_min_support)
-                & (pl.col("probability") >= c.min_probability)
-                & (~pl.col("domain_change") | (pl.col("support") >= c.personal_domain_change_support))
-                & ~overruled
-            )
+            self._hygienic(kept, hygiene)
             .select(*_COLUMNS, layer=pl.lit("personal"), user_id="user_id")
             .sort("user_id", "source")
         )
@@ -317,7 +352,10 @@ def _describe(rows: pl.DataFrame, source_intents: pl.DataFrame) -> pl.DataFrame:
     """Outcome keys -> rewrite rows: target text (the users' repair wording), intents, domain change; drops no-ops."""
     return (
         rows.join(source_intents, on="form", how="left")
-        .with_columns(target_intent=pl.col("target").str.split("|").list.first().replace("", None))
+        .with_columns(
+            target_intent=pl.col("target").str.split("|").list.first().replace("", None),
+            target_slots=pl.col("target").str.splitn("|", 2).struct.field("field_1"),
+        )
         .with_columns(
             domain_change=(intent_domain(pl.col("source_intent")) != intent_domain(pl.col("target_intent"))).fill_null(
                 False

@@ -19,6 +19,7 @@ from selflearn import evaluate
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
 from selflearn.loop import FAILURE_POINTS, eval_world, progress
+from selflearn.rewrite.mining import RewriteTables
 from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
 from selflearn.schema import Feedback, Gold, Turn, to_arrow
 
@@ -119,6 +120,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         progress(f"rewrite: learning from {len(turns)} turns")
         report = learn(LogView.from_records(turns, feedback), artifacts, config=None, homes=homes)
         current = artifacts.current_dir()
+        current_tables = RewriteTables() if current is None else RewriteTables.load(current)
         arms: dict[str, tuple[list[Turn], dict[str, Gold]]] = {}
         for arm, layers in (("none", ()), ("global", ("global",)), ("personal", ("personal", "global"))):
             rewriter = None
@@ -134,6 +136,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
                 arm_gold |= {g.turn_id: g for g in log.gold}
             arms[arm] = (arm_turns, arm_gold)
     rephrase = rephrase_f1(turns, feedback, gold, quick=config.quick, seed=config.seed)
+    violating, unguarded = hygiene_violations(turns, feedback, homes, current_tables)
     rates = {arm: defect_rate(t, g) for arm, (t, g) in arms.items()}
     p_turns, p_gold = arms["personal"]
     progress("rewrite: counterfactual replay of rewritten turns")
@@ -155,5 +158,27 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         "global_rules": report.global_rewrites,
         "global_pattern_rules": report.global_patterns,
         "personal_rules": report.personal_rewrites,
+        "hygiene_violations": violating,
     }
-    return evaluate.EvalResult(n=len(p_turns), metrics=metrics, baseline={"defect_rate_none": rates["none"]})
+    baseline = {"defect_rate_none": rates["none"], "hygiene_violations": unguarded}
+    return evaluate.EvalResult(n=len(p_turns), metrics=metrics, baseline=baseline)
+
+
+def hygiene_violations(
+    turns: Sequence[Turn], feedback: Sequence[Feedback], homes: Sequence[Home], published: RewriteTables
+) -> tuple[int, int]:
+    """Published rules (every layer) that change the device kind or area named or rewrite a bare fragment, and
+    the same count for the same logs mined without the hygiene guard (the baseline)."""
+    from selflearn.rewrite.hygiene import Hygiene, violations
+    from selflearn.rewrite.mining import MiningConfig, RewriteMiner
+    from selflearn.store import LogView
+
+    progress("rewrite: rule hygiene of the published rules vs the same logs mined without the guard")
+    hygiene = Hygiene.for_homes(homes)
+    unguarded = RewriteMiner(MiningConfig(hygiene=False)).fit(LogView.from_records(turns, feedback), homes=homes)
+
+    def count(tables: RewriteTables) -> int:
+        rules = pl.concat([tables.global_table, tables.pattern_table, tables.personal_table])
+        return sum(v is not None for v in violations(hygiene, rules.iter_rows(named=True)))
+
+    return count(published), count(unguarded)
