@@ -55,6 +55,10 @@ def eval_(
     seed: SeedOption = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A smaller run that finishes in under 60 s.")] = False,
     home: Annotated[Path | None, typer.Option("--home", help="Run on this home YAML, not the shipped ones.")] = None,
+    ha_config: Annotated[
+        Path | None,
+        typer.Option("--ha-config", help="peer-ha: import the home from this Home Assistant config directory."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run an eval suite: exactly one JSON object on stdout with --json (the README's numbers come from here)."""
@@ -63,9 +67,12 @@ def eval_(
             out.print(name)
         return
     try:
-        report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home))
+        report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home, ha_config=ha_config))
     except KeyError as e:
         err.print(f"[red]error:[/red] {e.args[0]}")
+        raise typer.Exit(2) from e
+    except ValueError as e:  # a home or HA config that cannot be used
+        err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
     if as_json:
         print(report.to_json())
@@ -1129,6 +1136,63 @@ def homes_list(as_json: JsonOption = False) -> None:
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     out.print(table)
+
+
+@homes_app.command("import-ha")
+def homes_import_ha(
+    config_dir: Annotated[
+        Path | None, typer.Argument(help="Home Assistant config directory (with .storage/); or use --url.")
+    ] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="Home YAML to write.")] = Path("home.yaml"),
+    home_id: Annotated[str, typer.Option("--home-id", help="Id of the imported home (slugged).")] = "home_assistant",
+    url: Annotated[str | None, typer.Option("--url", help="A running Home Assistant: http://HOST:8123.")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="HA_TOKEN", help="Long-lived access token (or $HA_TOKEN).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import the home HA's Assist sees (exposed entities, names, aliases, areas, floors) as a home YAML."""
+    from selflearn.home import dump_home
+    from selflearn.integrations.ha_import import HaImportError, fetch, read_config_dir, to_home
+
+    if (config_dir is None) == (url is None) or (url is not None and not token):
+        err.print("[red]error:[/red] give either CONFIG_DIR or --url URL --token TOKEN")
+        raise typer.Exit(2)
+    try:
+        config = read_config_dir(config_dir) if config_dir is not None else fetch(str(url), str(token))
+        imported = to_home(config, home_id=home_id)
+    except HaImportError as e:
+        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        raise typer.Exit(1) from e
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    dump_home(imported.home, out_file)
+    if as_json:
+        _print_json({**imported.to_json(), "out": str(out_file)})
+        return
+    home = imported.home
+    counts = f"{len(home.areas)} areas, {len(home.devices)} devices, {len(home.endpoints)} endpoints"
+    out.print(f"wrote {out_file}: {counts}")
+    for skipped in imported.skipped:
+        out.print(f"skipped {skipped.entity_id}: {skipped.reason}")
+
+
+@homes_app.command("ha-fixtures")
+def homes_ha_fixtures(
+    config_dir: Annotated[Path, typer.Argument(help="Folder to write a Home Assistant .storage/ into.")],
+    pad: Annotated[
+        bool, typer.Option("--pad/--no-pad", help="Add the rest of a house (13 areas, 112 entities).")
+    ] = True,
+) -> None:
+    """HA's intent-test fixture home as HA registry files, for `homes import-ha` and `eval peer-ha --ha-config`."""
+    import yaml
+
+    from selflearn.integrations.ha_fixtures import fixture_config, merged, padding, write_config_dir
+    from selflearn.suites.peer_ha import TESTS_DIR
+
+    fixtures = yaml.safe_load((TESTS_DIR / "_fixtures.yaml").read_text(encoding="utf-8"))
+    config = merged(fixture_config(fixtures), padding()) if pad else fixture_config(fixtures)
+    storage = write_config_dir(config, config_dir)
+    out.print(f"wrote {storage}: {len(config.areas)} areas, {len(config.entities)} entities")
 
 
 @homes_app.command("generate")
