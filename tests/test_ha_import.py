@@ -160,6 +160,8 @@ ENTITIES = [
     _entity("fan.attic", original_name="Attic Fan", options={"conversation": {"should_expose": False}}),
     _entity("camera.door", original_name="Door Camera", area_id="kuche"),  # exposed, but no such domain here
     _entity("binary_sensor.door", original_name="Front Door", device_class="door", options={}),  # user's class
+    # a voice satellite: an endpoint under the entity id HA sends, in its device's room
+    _entity("assist_satellite.Kitchen Voice!", device_id="d-lamp", has_entity_name=True, original_name="Assist"),
 ]
 
 
@@ -192,10 +194,13 @@ def test_a_config_dir_becomes_the_home_assist_sees(config_dir: Path) -> None:
     ]
     devices = {d.name: d for d in home.devices}
     assert set(devices) == {"Counter Lamp", "Ceiling Light", "Desk Sensor Temperature", "Front Door"}
-    assert devices["Counter Lamp"].area == "kuche" and devices["Counter Lamp"].id == "light_hue_go_1"
+    assert devices["Counter Lamp"].area == "kuche" and devices["Counter Lamp"].id == "light.hue_go_1"
     assert devices["Ceiling Light"].area == "buro" and devices["Ceiling Light"].aliases == ["big light"]
     assert devices["Desk Sensor Temperature"].domain == "sensor" and devices["Desk Sensor Temperature"].area == "buro"
     assert devices["Front Door"].domain == "binary_sensor" and devices["Front Door"].device_class == "door"
+    assert [(e.id, e.area, e.name) for e in home.endpoints] == [
+        ("assist_satellite.kitchen_voice", "kuche", "Counter Lamp Assist")
+    ]
     assert {(s.entity_id, s.reason) for s in imported.skipped} == {
         ("sensor.desk_sensor_battery", "not exposed"),
         ("switch.heater", "disabled"),
@@ -225,7 +230,7 @@ def test_cli_writes_a_home_every_command_loads(config_dir: Path, tmp_path: Path)
     assert data["devices"] == 4 and data["areas"] == 2 and data["out"] == str(out)
     assert {"entity_id": "camera.door", "reason": "unmapped domain"} in data["skipped"]
     home = load_home(out)
-    assert home.id == "flat" and home.device("light_ceiling").aliases == ["big light"]
+    assert home.id == "flat" and home.device("light.ceiling").aliases == ["big light"]
     plain = runner.invoke(app, ["homes", "import-ha", str(config_dir), "--out", str(out)])
     assert "skipped camera.door: unmapped domain" in plain.stdout
 

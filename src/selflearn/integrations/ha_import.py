@@ -8,7 +8,7 @@ config directory's ``.storage`` registry files (read offline), or a running HA o
 WebSocket API (the registries' ``list`` commands and ``homeassistant/expose_entity/list``). Exposure follows HA's
 own rule (``homeassistant/components/homeassistant/exposed_entities.py``): a stored ``should_expose`` wins, else
 HA's defaults for new entities. HA ids become conservative slugs; entities of a domain the home model lacks are
-skipped and listed.
+skipped and listed; Assist satellites become the home's endpoints, under their entity ids as HA sends them.
 """
 
 from __future__ import annotations
@@ -279,13 +279,13 @@ def to_home(config: HaConfig, home_id: str = "home_assistant", name: str = "Home
         area = area_ids.get(ha_area or "")
         entity_name = _name(entry, device, state) or entity_id
         if domain == SATELLITE_DOMAIN:
-            endpoints.append(Endpoint(id=slugs.new(entity_id), area=area, name=entity_name))
+            endpoints.append(Endpoint(id=slugs.new(entity_id, entity=True), area=area, name=entity_name))
         elif domain not in DOMAINS:
             skipped.append(Skipped(entity_id, "unmapped domain"))
         else:
             placed.append(
                 Device(
-                    id=slugs.new(entity_id),
+                    id=slugs.new(entity_id, entity=True),
                     name=entity_name,
                     domain=domain,
                     area=area,
@@ -358,14 +358,20 @@ def _slug(value: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", value.casefold()).strip("_")[:80] or "x"
 
 
+def _entity_slug(entity_id: str) -> str:
+    """An entity id kept as HA writes it (``light.kitchen``: satellites are looked up by it), each part slugged."""
+    domain, _, object_id = entity_id.partition(".")
+    return f"{_slug(domain)}.{_slug(object_id)}"
+
+
 class _Slugs:
     """Unique slugs: a second HA id with the same slug gets ``_2``, ``_3``, ..."""
 
     def __init__(self) -> None:
         self.used: set[str] = set()
 
-    def new(self, value: str) -> str:
-        base = slug = _slug(value)
+    def new(self, value: str, entity: bool = False) -> str:
+        base = slug = _entity_slug(value) if entity else _slug(value)
         n = 1
         while slug in self.used:
             n += 1
