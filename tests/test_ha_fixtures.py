@@ -43,6 +43,23 @@ def test_every_fixture_entity_of_a_known_domain_keeps_its_ha_name_area_and_class
             continue
         want = (fixture_areas.get(e.get("area", "")), (e.get("attributes") or {}).get("device_class"))
         assert want in by_name[names(e["name"])[0]], e["id"]
+    assert not home.endpoints  # no satellites: the CLI still answers, from no room
+    home_file = tmp_path / "home.yaml"
+    assert runner.invoke(app, ["homes", "import-ha", str(tmp_path), "--out", str(home_file)]).exit_code == 0
+    said = runner.invoke(
+        app,
+        [
+            "interpret",
+            "close the hallway shades",
+            "--home",
+            str(home_file),
+            "--json",
+            "--db",
+            str(tmp_path / "t.duckdb"),
+        ],
+    )
+    turn = json.loads(said.stdout)["turn"]
+    assert (turn["nlu_slots"]["name"], turn["result_status"], turn["area"]) == ("cover.hallway_blinds", "success", None)
     padded = {d.name for d in home.devices}
     assert {"Hallway Ceiling Light", "Hallway Multisensor Motion", "Nursery Speaker"} <= padded
     assert "Hallway Multisensor Battery" not in padded and "Study Night Light" not in padded  # diagnostic, disabled

@@ -233,6 +233,24 @@ def test_cli_writes_a_home_every_command_loads(config_dir: Path, tmp_path: Path)
     assert home.id == "flat" and home.device("light.ceiling").aliases == ["big light"]
     plain = runner.invoke(app, ["homes", "import-ha", str(config_dir), "--out", str(out)])
     assert "skipped camera.door: unmapped domain" in plain.stdout
+    # the runtime answers on it by HA's names and aliases, from the imported satellite's room
+    said = runner.invoke(
+        app,
+        [
+            "interpret",
+            "switch off the big light",
+            "--home",
+            str(out),
+            "--device",
+            "assist_satellite.kitchen_voice",
+            "--json",
+            "--db",
+            str(tmp_path / "t.duckdb"),
+        ],
+    )
+    assert said.exit_code == 0, said.output
+    turn = json.loads(said.stdout)["turn"]
+    assert (turn["nlu_intent"], turn["nlu_slots"], turn["area"]) == ("HassTurnOff", {"name": "light.ceiling"}, "kuche")
 
 
 @pytest.mark.parametrize(

@@ -380,16 +380,18 @@ def interpret(
     import json
     from datetime import UTC, datetime
 
-    from selflearn.home import HomeError
+    from selflearn.home import Endpoint, HomeError
     from selflearn.paths import default_db
     from selflearn.pipeline.runtime import Runtime
     from selflearn.store import Store
 
     the_home = _home_or_exit(home)
     try:
-        endpoint = the_home.endpoint(device) if device else the_home.endpoints[0]
-    except (HomeError, IndexError) as e:
-        err.print(f"[red]error:[/red] {str(e) or f'home {home!r} has no endpoints'}")
+        # a home without endpoints (one imported from an HA without satellites): a microphone in no room
+        unplaced = Endpoint(id="cli", name="command line")
+        endpoint = the_home.endpoint(device) if device else (the_home.endpoints or [unplaced])[0]
+    except HomeError as e:
+        err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
     speaker = user or (the_home.people[0].id if the_home.people else "cli.user")
     now = datetime.fromisoformat(at_time) if at_time else datetime.now(UTC)
@@ -411,7 +413,7 @@ def interpret(
         rewriter=rewriter,
         preferences=lambda user: taught if user == speaker else [],
     )
-    result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now)
+    result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now, endpoint=endpoint)
     if as_json:
         print(json.dumps({"turn": result.turn.model_dump(mode="json"), "asks_feedback": result.asks_feedback}))
         return
