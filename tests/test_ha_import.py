@@ -293,7 +293,12 @@ def _fake_ha(storage: Path) -> FastAPI:
     entities = saved["core.entity_registry"]["data"]["entities"]
     extended_keys = ("aliases", "capabilities", "device_class", "original_device_class", "original_icon")
     states = [
-        {"entity_id": "light.hue_go_1", "state": "on", "attributes": {"friendly_name": "Counter Lamp"}},
+        {
+            "entity_id": "light.hue_go_1",
+            "state": "on",
+            "attributes": {"friendly_name": "Counter Lamp", "brightness": 128},
+        },
+        {"entity_id": "binary_sensor.door", "state": "off", "attributes": {"device_class": "door"}},
         # an entity without a unique id: only in states and in the exposure list
         {"entity_id": "light.yaml_strip", "state": "off", "attributes": {"friendly_name": "Shelf Strip"}},
         {"entity_id": "light.yaml_hidden", "state": "off", "attributes": {"friendly_name": "Hidden Strip"}},
@@ -385,8 +390,13 @@ def test_a_running_ha_imports_like_its_files_plus_unregistered_entities(config_d
     extra = {d.name for d in live.home.devices} - {d.name for d in from_files.devices}
     assert extra == {"Shelf Strip"}  # exposed in HA's exposure list; "Hidden Strip" is not
     assert ("light.yaml_hidden", "not exposed") in {(s.entity_id, s.reason) for s in live.skipped}
-    same = [d for d in live.home.devices if d.name != "Shelf Strip"]
+    same = [d.model_copy(update={"state": {}}) for d in live.home.devices if d.name != "Shelf Strip"]
     assert same == from_files.devices  # aliases and device classes came from get_entries
+    states = {d.id: d.state for d in live.home.devices}
+    assert states["light.hue_go_1"] == {"power": True, "brightness": 50} and states["binary_sensor.door"] == {
+        "power": False
+    }
+    assert states["light.ceiling"] == {}  # no state reported: nothing assumed
     assert live.home.areas == from_files.areas
 
 

@@ -7,8 +7,9 @@ area is its own or else its device's, and an area's floor is the floor's name. T
 config directory's ``.storage`` registry files (read offline), or a running HA over REST (``/api/states``) and the
 WebSocket API (the registries' ``list`` commands and ``homeassistant/expose_entity/list``). Exposure follows HA's
 own rule (``homeassistant/components/homeassistant/exposed_entities.py``): a stored ``should_expose`` wins, else
-HA's defaults for new entities. HA ids become conservative slugs; entities of a domain the home model lacks are
-skipped and listed; Assist satellites become the home's endpoints, under their entity ids as HA sends them.
+HA's defaults for new entities. From a running HA the devices also start from HA's live states. Entity ids stay
+as HA writes them (each part slugged), other HA ids become conservative slugs; entities of a domain the home model
+lacks are skipped and listed; Assist satellites become the home's endpoints, under the entity ids HA sends.
 """
 
 from __future__ import annotations
@@ -291,6 +292,7 @@ def to_home(config: HaConfig, home_id: str = "home_assistant", name: str = "Home
                     area=area,
                     aliases=_aliases((entry or {}).get("aliases"), entity_name),
                     device_class=device_class,
+                    state=_live_state(domain, state),
                 )
             )
     try:
@@ -298,6 +300,31 @@ def to_home(config: HaConfig, home_id: str = "home_assistant", name: str = "Home
     except ValidationError as e:
         raise HaImportError(f"the imported home is invalid: {e.errors()[0]['msg']}") from e
     return Imported(home, skipped)
+
+
+def _live_state(domain: str, state: Mapping[str, Any]) -> dict[str, Any]:
+    """HA's state (a running HA only) in the home model's terms, so the runtime starts from the real one."""
+    value, attributes = state.get("state"), state.get("attributes") or {}
+    if value in (None, "unavailable", "unknown"):
+        return {}
+    if domain in ("light", "switch", "fan", "binary_sensor"):
+        out: dict[str, Any] = {"power": value == "on"}
+        if domain == "light" and isinstance(attributes.get("brightness"), int):
+            out["brightness"] = round(attributes["brightness"] * 100 / 255)  # HA: 0-255, the home model: percent
+        return out
+    if domain == "media_player":
+        return {"power": value not in ("off", "standby")}
+    if domain in ("cover", "valve"):
+        return {"position": attributes.get("current_position", 100 if value == "open" else 0)}
+    if domain == "lock":
+        return {"locked": value == "locked"}
+    if domain == "climate":
+        temps = {
+            "temperature": attributes.get("current_temperature"),
+            "target_temperature": attributes.get("temperature"),
+        }
+        return {"power": value != "off", **{k: v for k, v in temps.items() if isinstance(v, int | float)}}
+    return {}
 
 
 def _should_expose(entity_id: str, entry: Mapping[str, Any] | None, device_class: str | None, cfg: HaConfig) -> bool:
