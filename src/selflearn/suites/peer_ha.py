@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hassil import Intents, SlotList, TextSlotList, is_template, parse_sentence, recognize, sample_expression
+from hassil import Intents, SlotList, TextSlotList, recognize
 from home_assistant_intents import get_intents
 
 from selflearn import evaluate
 from selflearn.home import Home
-from selflearn.integrations.ha_fixtures import fixture_config, merged
+from selflearn.integrations.ha_fixtures import fixture_config, merged, names
 from selflearn.integrations.ha_import import read_config_dir, to_home
 from selflearn.integrations.intents import to_ha
 from selflearn.pipeline.context import Candidate
@@ -47,20 +47,14 @@ class Sentence:
     own_fixtures: bool = False  # folder-style files bring their own areas/entities on top of _fixtures.yaml
 
 
-def _names(template: str) -> list[str]:
-    if is_template(template):
-        return [n.strip() for n in sample_expression(parse_sentence(template).expression)]
-    return [template.strip()]
-
-
 def fixture_slot_lists(fixtures: Mapping[str, Any]) -> dict[str, SlotList]:
     """HA's test home as hassil slot lists: areas and floors by name, entities by name with domain + attributes."""
-    areas = [n for a in fixtures.get("areas", []) for n in _names(a["name"])]
-    floors = [n for f in fixtures.get("floors", []) for n in _names(f["name"])]
+    areas = [n for a in fixtures.get("areas", []) for n in names(a["name"])]
+    floors = [n for f in fixtures.get("floors", []) for n in names(f["name"])]
     entities = [
         (n, n, {"domain": e.get("domain") or e["id"].split(".", 1)[0], **e.get("attributes", {})})
         for e in fixtures.get("entities", [])
-        for n in _names(e["name"])
+        for n in names(e["name"])
     ]
     return {
         "area": TextSlotList.from_strings(areas),
@@ -183,7 +177,7 @@ def _home_name_domains(home: Home) -> dict[str, set[str]]:
 def name_domains(fixtures: Mapping[str, Any]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for e in fixtures.get("entities", []):
-        for n in _names(e["name"]):
+        for n in names(e["name"]):
             out.setdefault(n.casefold(), set()).add(e.get("domain") or e["id"].split(".", 1)[0])
     return out
 
