@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,15 @@ from typer.testing import CliRunner
 
 from selflearn.cli import app
 from selflearn.home import load_home
+from selflearn.integrations.conversation import ConversationInput, converse
 from selflearn.integrations.ha_import import HaImportError, _ws_lists, fetch, read_config_dir, to_home
+from selflearn.pipeline.runtime import Runtime
 from selflearn.servebench import _free_port
 
 runner = CliRunner()
 TOKEN = "test-long-lived-token"
 TS = "2025-11-02T09:14:31.112233+00:00"
+SATELLITE = "assist_satellite.kitchen_voice"
 
 FLOORS = [
     {
@@ -207,6 +211,18 @@ def test_a_config_dir_becomes_the_home_assist_sees(config_dir: Path) -> None:
         ("fan.attic", "not exposed"),
         ("camera.door", "unmapped domain"),
     }
+
+
+def test_what_the_service_sends_ha_resolves_there(config_dir: Path) -> None:
+    """HA's conversation input on the imported home: HA's own names come back, the satellite gives the room."""
+    home = to_home(read_config_dir(config_dir)).home
+    runtime = Runtime(home)
+    now = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+    alias = converse(runtime, ConversationInput(text="turn off the big light", satellite_id=SATELLITE), now)
+    assert [(i.name, i.entities) for i in alias.intents] == [("HassTurnOff", {"name": "Ceiling Light"})]
+    room = converse(runtime, ConversationInput(text="turn on the lights", satellite_id=SATELLITE), now)
+    assert [(i.name, i.entities) for i in room.intents] == [("HassTurnOn", {"area": "Kitchen", "domain": "light"})]
+    assert room.turn.area == "kuche"
 
 
 def test_exposure_file_turns_new_entities_off_and_says_what_legacy_entities_do(config_dir: Path) -> None:
