@@ -1142,10 +1142,10 @@ def homes_list(as_json: JsonOption = False) -> None:
 
 @homes_app.command("import-ha")
 def homes_import_ha(
+    out_file: Annotated[Path, typer.Option("--out", help="Home YAML to write.")],
     config_dir: Annotated[
         Path | None, typer.Argument(help="Home Assistant config directory (with .storage/); or use --url.")
     ] = None,
-    out_file: Annotated[Path, typer.Option("--out", help="Home YAML to write.")] = Path("home.yaml"),
     home_id: Annotated[str, typer.Option("--home-id", help="Id of the imported home (slugged).")] = "home_assistant",
     url: Annotated[str | None, typer.Option("--url", help="A running Home Assistant: http://HOST:8123.")] = None,
     token: Annotated[
