@@ -119,28 +119,22 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         cases = cases[::QUICK_EVERY]
     ok = base = 0
     failed_files: dict[str, int] = {}
-    homes: dict[str, tuple[dict[str, SlotList], NLU, dict[str, set[str]], Home | None]] = {}
+    homes: dict[str, _TestHome] = {}
     for i, case in enumerate(cases):
         key = case.file if case.own_fixtures else "_fixtures.yaml"
         if key not in homes:
-            fixture_home = _merged(fixtures, TESTS_DIR / key)
-            lists = fixture_slot_lists(fixture_home)
-            if config.ha_config is None:
-                homes[key] = (lists, NLU(lists), name_domains(fixture_home), None)
-            else:
-                imported = _imported(config.ha_config, TESTS_DIR / key)
-                homes[key] = (lists, NLU.for_home(imported), _home_name_domains(imported), imported)
-        lists, ours, domains, ha_home = homes[key]
-        hyps = ours.parse(case.text, context=case.context)
+            homes[key] = _test_home(fixtures, TESTS_DIR / key, config.ha_config)
+        home = homes[key]
+        hyps = home.ours.parse(case.text, context=case.context)
         top = hyps[0] if hyps else None
-        if top is not None and ha_home is not None:
-            sent = to_ha(Candidate(top.intent, top.slots, top.score), None, ha_home)
-            mine = passes(sent.name, sent.entities, case, domains)
+        if top is not None and home.imported is not None:
+            sent = to_ha(Candidate(top.intent, top.slots, top.score), None, home.imported)
+            mine = passes(sent.name, sent.entities, case, home.our_domains)
         else:
-            mine = top is not None and passes(top.intent, top.slots, case, domains)
-        plain = recognize(case.text, ha_only, slot_lists=lists, intent_context=case.context or None, language="en")
+            mine = top is not None and passes(top.intent, top.slots, case, home.our_domains)
+        plain = recognize(case.text, ha_only, slot_lists=home.lists, intent_context=case.context or None, language="en")
         theirs = plain is not None and passes(
-            plain.intent.name, {e.name: e.value for e in plain.entities.values()}, case, domains
+            plain.intent.name, {e.name: e.value for e in plain.entities.values()}, case, home.domains
         )
         ok += mine
         base += theirs
@@ -156,6 +150,26 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         main = _imported(config.ha_config, TESTS_DIR / "_fixtures.yaml")
         metrics |= {"imported_areas": len(main.areas), "imported_devices": len(main.devices)}
     return evaluate.EvalResult(n=n, metrics=metrics, baseline={"pass_rate": base / n, "passed": base})
+
+
+@dataclass(frozen=True)
+class _TestHome:
+    """One test file's home, as plain hassil sees it (HA's fixtures) and as selflearn does (the same, or imported)."""
+
+    lists: dict[str, SlotList]  # HA's fixture home as slot lists: plain hassil's
+    domains: dict[str, set[str]]  # fixture name -> domains, for plain hassil's readings
+    ours: NLU
+    our_domains: dict[str, set[str]]  # the same for selflearn's home (the imported one's names)
+    imported: Home | None  # the home imported from HA registry files, if any
+
+
+def _test_home(fixtures: Mapping[str, Any], path: Path, ha_config: Path | None) -> _TestHome:
+    fixture_home = _merged(fixtures, path)
+    lists, domains = fixture_slot_lists(fixture_home), name_domains(fixture_home)
+    if ha_config is None:
+        return _TestHome(lists, domains, NLU(lists), domains, None)
+    imported = _imported(ha_config, path)
+    return _TestHome(lists, domains, NLU.for_home(imported), _home_name_domains(imported), imported)
 
 
 def _imported(config_dir: Path, path: Path) -> Home:
