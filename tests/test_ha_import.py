@@ -281,6 +281,12 @@ def test_cli_writes_a_home_every_command_loads(config_dir: Path, tmp_path: Path)
             "version 1 store file",
         ),
         (
+            lambda s: (s / "core.area_registry").write_text(
+                json.dumps(_store("core.area_registry", 8, {"areas": [{"id": "x", "aliases": []}]}))
+            ),
+            "unexpected Home Assistant registry data (KeyError: 'name')",
+        ),
+        (
             lambda s: (s / "core.entity_registry").write_text(json.dumps(_store("core.entity_registry", 18, {}))),
             "no 'entities' list",
         ),

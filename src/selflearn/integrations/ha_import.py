@@ -182,7 +182,12 @@ def fetch(url: str, token: str) -> HaConfig:
         raise HaImportError(f"cannot reach Home Assistant at {base}: {e}") from e
     if response.status_code != 200:
         raise HaImportError(f"{base}/api/states answered {response.status_code} (is the token valid?)")
-    states = {s["entity_id"]: s for s in response.json()}
+    try:
+        states = {s["entity_id"]: s for s in response.json()}
+    except (ValueError, KeyError, TypeError) as e:
+        raise HaImportError(
+            f"{base}/api/states is not Home Assistant's list of states ({type(e).__name__}: {e})"
+        ) from e
     lists = asyncio.run(_ws_lists("ws" + base.removeprefix("http") + "/api/websocket", token))
     entries = {e["entity_id"]: e for e in lists["entities"]}
     for entity_id, extended in lists["entries"].items():  # list leaves out aliases and device classes
@@ -226,8 +231,11 @@ async def _ws_lists(ws_url: str, token: str) -> dict[str, Any]:
             )
     except (TimeoutError, OSError, websockets.WebSocketException) as e:
         raise HaImportError(f"Home Assistant WebSocket API at {ws_url} failed: {e}") from e
-    out["exposed"] = out["exposed"]["exposed_entities"]
-    out["expose_new"] = out["expose_new"]["expose_new"]
+    try:
+        out["exposed"] = out["exposed"]["exposed_entities"]
+        out["expose_new"] = out["expose_new"]["expose_new"]
+    except (KeyError, TypeError) as e:
+        raise HaImportError(f"unexpected answer from Home Assistant's WebSocket API ({type(e).__name__}: {e})") from e
     return out
 
 
@@ -247,6 +255,13 @@ async def _call(ws: websockets.ClientConnection, msg_id: int, message: dict[str,
 
 def to_home(config: HaConfig, home_id: str = "home_assistant", name: str = "Home Assistant") -> Imported:
     """The home HA's Assist sees: exposed, enabled entities of the domains the home model has."""
+    try:
+        return _to_home(config, home_id, name)
+    except (KeyError, TypeError, AttributeError) as e:  # an entry without a key HA always writes, or of another shape
+        raise HaImportError(f"unexpected Home Assistant registry data ({type(e).__name__}: {e})") from e
+
+
+def _to_home(config: HaConfig, home_id: str, name: str) -> Imported:
     slugs = _Slugs()
     floors = {f["floor_id"]: f["name"] for f in config.floors}
     area_ids = {a["id"]: slugs.new(a["id"]) for a in config.areas}
