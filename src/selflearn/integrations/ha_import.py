@@ -162,8 +162,9 @@ def _store(path: Path, kind: str | None) -> dict[str, Any]:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise HaImportError(f"cannot read {path}: {e}") from e
-    if not isinstance(saved, dict) or saved.get("version") != 1 or not isinstance(saved.get("data"), dict):
-        raise HaImportError(f"{path} is not a Home Assistant version 1 store file (version {saved.get('version')!r})")
+    version = saved.get("version") if isinstance(saved, dict) else None
+    if version != 1 or not isinstance(saved.get("data"), dict):
+        raise HaImportError(f"{path} is not a Home Assistant version 1 store file (version {version!r})")
     data: dict[str, Any] = saved["data"]
     if kind is not None and kind != "floors" and not isinstance(data.get(kind), list):
         raise HaImportError(f"{path} has no {kind!r} list in its data")
@@ -188,25 +189,33 @@ def fetch(url: str, token: str) -> HaConfig:
         raise HaImportError(
             f"{base}/api/states is not Home Assistant's list of states ({type(e).__name__}: {e})"
         ) from e
-    lists = asyncio.run(_ws_lists("ws" + base.removeprefix("http") + "/api/websocket", token))
+    try:
+        return _from_lists(asyncio.run(_ws_lists("ws" + base.removeprefix("http") + "/api/websocket", token)), states)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise HaImportError(f"unexpected answer from Home Assistant's WebSocket API ({type(e).__name__}: {e})") from e
+
+
+def _from_lists(lists: dict[str, Any], states: dict[str, dict[str, Any]]) -> HaConfig:
+    """The WebSocket API's layouts as the storage layout (areas say ``area_id`` there, ``id`` in the file)."""
     entries = {e["entity_id"]: e for e in lists["entities"]}
     for entity_id, extended in lists["entries"].items():  # list leaves out aliases and device classes
         if extended and entity_id in entries:
             entries[entity_id] = {**entries[entity_id], **extended}
     areas = [{**a, "id": a["area_id"]} for a in lists["areas"]]
-    exposed = {eid: bool(by[ASSISTANT]) for eid, by in lists["exposed"].items() if ASSISTANT in by}
+    exposed = {eid: bool(by[ASSISTANT]) for eid, by in lists["exposed"]["exposed_entities"].items() if ASSISTANT in by}
     return HaConfig(
         areas=areas,
         floors=lists["floors"],
         devices=lists["devices"],
         entities=list(entries.values()),
         exposed=exposed,
-        expose_new=bool(lists["expose_new"]),
+        expose_new=bool(lists["expose_new"]["expose_new"]),
         states=states,
     )
 
 
 async def _ws_lists(ws_url: str, token: str) -> dict[str, Any]:
+    """Each registry list, the exposure list and setting, and the extended entries (aliases, device classes)."""
     try:
         async with websockets.connect(ws_url, open_timeout=TIMEOUT_S, max_size=None) as ws:
             hello = json.loads(await ws.recv())
@@ -231,11 +240,6 @@ async def _ws_lists(ws_url: str, token: str) -> dict[str, Any]:
             )
     except (TimeoutError, OSError, websockets.WebSocketException) as e:
         raise HaImportError(f"Home Assistant WebSocket API at {ws_url} failed: {e}") from e
-    try:
-        out["exposed"] = out["exposed"]["exposed_entities"]
-        out["expose_new"] = out["expose_new"]["expose_new"]
-    except (KeyError, TypeError) as e:
-        raise HaImportError(f"unexpected answer from Home Assistant's WebSocket API ({type(e).__name__}: {e})") from e
     return out
 
 
