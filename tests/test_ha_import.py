@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -309,7 +310,7 @@ def test_not_a_config_dir_and_no_source_are_errors(tmp_path: Path) -> None:
     assert runner.invoke(app, ["homes", "import-ha", "--url", "http://127.0.0.1:9"]).exit_code == 2  # no token
 
 
-def _fake_ha(storage: Path) -> FastAPI:
+def _fake_ha(storage: Path, unknown: tuple[str, ...] = ()) -> FastAPI:
     """HA's REST states and WebSocket API shapes, answered from the registry files (list layouts, not storage)."""
     saved = {p.name: json.loads(p.read_text()) for p in storage.iterdir()}
     entities = saved["core.entity_registry"]["data"]["entities"]
@@ -370,7 +371,7 @@ def _fake_ha(storage: Path) -> FastAPI:
             if msg["type"] == "config/entity_registry/get_entries":
                 by_id = {e["entity_id"]: e for e in entities}
                 result = {eid: by_id.get(eid) for eid in msg["entity_ids"]}
-            elif msg["type"] in results:
+            elif msg["type"] in results and msg["type"] not in unknown:
                 result = results[msg["type"]]
             else:
                 await ws.send_json(
@@ -387,23 +388,28 @@ def _fake_ha(storage: Path) -> FastAPI:
     return api
 
 
-@pytest.fixture
-def ha_url(config_dir: Path) -> Iterator[str]:
+@contextmanager
+def _serving(api: FastAPI) -> Iterator[str]:
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _fake_ha(config_dir / ".storage"), host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
-        )
-    )
+    config = uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline, "fake Home Assistant did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def ha_url(config_dir: Path) -> Iterator[str]:
+    with _serving(_fake_ha(config_dir / ".storage")) as url:
+        yield url
 
 
 def test_a_running_ha_imports_like_its_files_plus_unregistered_entities(config_dir: Path, ha_url: str) -> None:
@@ -431,3 +437,13 @@ def test_cli_over_the_api_and_a_bad_token(ha_url: str, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "401" in bad.output
     with pytest.raises(HaImportError, match="refused the token"):
         asyncio.run(_ws_lists(ha_url.replace("http", "ws") + "/api/websocket", "wrong"))
+
+
+def test_an_ha_older_than_floors_imports_and_a_missing_registry_command_is_an_error(config_dir: Path) -> None:
+    with _serving(_fake_ha(config_dir / ".storage", unknown=("config/floor_registry/list",))) as url:
+        home = to_home(fetch(url, TOKEN)).home
+    assert home.area("kuche").floor is None and len(home.devices) == 5
+    no_devices = _fake_ha(config_dir / ".storage", unknown=("config/device_registry/list",))
+    message = "config/device_registry/list with unknown_command: Unknown command"
+    with _serving(no_devices) as url, pytest.raises(HaImportError, match=message):
+        fetch(url, TOKEN)

@@ -71,6 +71,8 @@ CLOUD_NEVER_EXPOSED_ENTITIES = frozenset({"group.all_locks"})
 DOMAINS: frozenset[str] = frozenset(get_args(Domain))
 SATELLITE_DOMAIN = "assist_satellite"  # a voice satellite: an endpoint people talk to, not a device
 TIMEOUT_S = 30.0
+# WebSocket commands an older HA lacks, and what their absence means (floors came in 2024.4)
+OPTIONAL_COMMANDS: dict[str, Any] = {"config/floor_registry/list": []}
 
 
 class HaImportError(ValueError):
@@ -251,6 +253,8 @@ async def _call(ws: websockets.ClientConnection, msg_id: int, message: dict[str,
             break
     if not reply.get("success"):
         error = reply.get("error") or {}
+        if error.get("code") == "unknown_command" and message["type"] in OPTIONAL_COMMANDS:
+            return OPTIONAL_COMMANDS[message["type"]]
         raise HaImportError(
             f"Home Assistant answered {message['type']} with {error.get('code')}: {error.get('message')}"
         )
