@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from selflearn.home import shipped_homes
+from selflearn.home import Device, shipped_homes
 from selflearn.pipeline.nlu import NLU, clean, parse_loose
 from selflearn.suites import peer_ha
 
@@ -24,6 +24,17 @@ def test_ha_templates_with_home_slot_lists() -> None:
 def test_said_device_name_beats_area_plus_domain_reading() -> None:
     top = NLU_MAPLE.parse("turn on the kitchen light", area="bedroom")[0]
     assert top.slots.get("name") == "light.kitchen_ceiling"
+
+
+def test_a_sensor_named_like_a_domain_does_not_take_over_its_readings() -> None:
+    """HA's test home has a binary sensor called "Light": "turn off every light" still means the lights."""
+    sensor = Device(id="binary_sensor_light", name="Light", domain="binary_sensor", area=None, device_class="light")
+    home = MAPLE.model_copy(update={"devices": [*MAPLE.devices, sensor]})
+    top = NLU.for_home(home).parse("turn off every light", area="kitchen")[0]
+    assert top.intent == "HassTurnOff" and top.slots.get("name") != "binary_sensor_light"
+    assert top.slots.get("domain") == "light"
+    question = NLU.for_home(home).parse("is the light on", area=None)
+    assert question and question[0].intent == "HassGetState"
 
 
 def test_own_templates_cover_what_ha_lacks() -> None:

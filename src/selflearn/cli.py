@@ -170,6 +170,10 @@ def eval_(
         Path | None,
         typer.Option("--home", exists=True, dir_okay=False, help="Run on this home YAML, not the shipped ones."),
     ] = None,
+    ha_config: Annotated[
+        Path | None,
+        typer.Option("--ha-config", help="peer-ha: import the home from this Home Assistant config directory."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run an eval suite: exactly one JSON object on stdout with --json (the README's numbers come from here)."""
@@ -177,7 +181,7 @@ def eval_(
         for name in evaluate.available():
             out.print(name)
         return
-    report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home))
+    report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home, ha_config=ha_config))
     if as_json:
         print(report.to_json())
         return
@@ -519,15 +523,15 @@ def interpret(
         ids.check(user, "user")
     if device is not None:
         ids.check(device, "device")
-    from selflearn.home import find_home
+    from selflearn.home import Endpoint, find_home
     from selflearn.paths import default_db
     from selflearn.pipeline.runtime import Runtime
     from selflearn.store import Store
 
     the_home = find_home(home)
-    if not device and not the_home.endpoints:
-        raise UsageError(f"home {home!r} has no endpoints to speak to")
-    endpoint = the_home.endpoint(device) if device else the_home.endpoints[0]
+    # a home without endpoints (one imported from an HA without satellites): a microphone in no room
+    unplaced = Endpoint(id="cli", name="command line")
+    endpoint = the_home.endpoint(device) if device else (the_home.endpoints or [unplaced])[0]
     speaker = user or (the_home.people[0].id if the_home.people else "cli.user")
     now = at_time or datetime.now(UTC)
     taught = []
@@ -546,7 +550,7 @@ def interpret(
         rewriter=rewriter,
         preferences=lambda user: taught if user == speaker else [],
     )
-    result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now)
+    result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now, endpoint=endpoint)
     if as_json:
         print(json.dumps({"turn": result.turn.model_dump(mode="json"), "asks_feedback": result.asks_feedback}))
         return
@@ -1307,6 +1311,58 @@ def homes_list(as_json: JsonOption = False) -> None:
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     out.print(table)
+
+
+@homes_app.command("import-ha")
+def homes_import_ha(
+    out_file: Annotated[Path, typer.Option("--out", help="Home YAML to write.")],
+    config_dir: Annotated[
+        Path | None, typer.Argument(help="Home Assistant config directory (with .storage/); or use --url.")
+    ] = None,
+    home_id: Annotated[str, typer.Option("--home-id", help="Id of the imported home (slugged).")] = "home_assistant",
+    url: Annotated[str | None, typer.Option("--url", help="A running Home Assistant: http://HOST:8123.")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="HA_TOKEN", help="Long-lived access token (or $HA_TOKEN).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import the home HA's Assist sees (exposed entities, names, aliases, areas, floors) as a home YAML."""
+    from selflearn.home import dump_home
+    from selflearn.integrations.ha_import import fetch, read_config_dir, to_home
+
+    if (config_dir is None) == (url is None) or (url is not None and not token):
+        raise UsageError("give either CONFIG_DIR or --url URL --token TOKEN")
+    config = read_config_dir(config_dir) if config_dir is not None else fetch(str(url), str(token))
+    imported = to_home(config, home_id=home_id)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    dump_home(imported.home, out_file)
+    if as_json:
+        _print_json({**imported.to_json(), "out": str(out_file)})
+        return
+    home = imported.home
+    counts = f"{len(home.areas)} areas, {len(home.devices)} devices, {len(home.endpoints)} endpoints"
+    out.print(f"wrote {out_file}: {counts}")
+    for skipped in imported.skipped:
+        out.print(f"skipped {skipped.entity_id}: {skipped.reason}")
+
+
+@homes_app.command("ha-fixtures")
+def homes_ha_fixtures(
+    config_dir: Annotated[Path, typer.Argument(help="Folder to write a Home Assistant .storage/ into.")],
+    pad: Annotated[
+        bool, typer.Option("--pad/--no-pad", help="Add the rest of a house (13 areas, 112 entities).")
+    ] = True,
+) -> None:
+    """HA's intent-test fixture home as HA registry files, for `homes import-ha` and `eval peer-ha --ha-config`."""
+    import yaml
+
+    from selflearn.integrations.ha_fixtures import fixture_config, merged, padding, write_config_dir
+    from selflearn.suites.peer_ha import TESTS_DIR
+
+    fixtures = yaml.safe_load((TESTS_DIR / "_fixtures.yaml").read_text(encoding="utf-8"))
+    config = merged(fixture_config(fixtures), padding()) if pad else fixture_config(fixtures)
+    storage = write_config_dir(config, config_dir)
+    out.print(f"wrote {storage}: {len(config.areas)} areas, {len(config.entities)} entities")
 
 
 @homes_app.command("generate")

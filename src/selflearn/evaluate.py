@@ -27,6 +27,7 @@ class EvalConfig:
     quick: bool = False
     home: Path | None = None
     work_dir: Path | None = None
+    ha_config: Path | None = None  # a Home Assistant config directory to import the home from (suites that take one)
 
 
 @dataclass

@@ -30,6 +30,7 @@ Domain = Literal[
     "oven",
     "coffee_maker",
     "sensor",
+    "binary_sensor",
     "valve",
     "scene",
     "script",
@@ -60,10 +61,11 @@ class Device(_Config):
     id: Id
     name: str
     domain: Domain
-    area: str
+    area: str | None  # None: placed nowhere (an HA entity with no area, on a device with none)
     aliases: list[str] = Field(default_factory=list)
     capabilities: list[str] = Field(default_factory=list)
     state: dict[str, Any] = Field(default_factory=dict)
+    device_class: str | None = None  # HA's device class (door, garage, curtain, ...): some HA sentences require one
 
     @property
     def names(self) -> list[str]:

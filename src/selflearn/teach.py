@@ -262,9 +262,9 @@ def resolve_devices(phrase: str, home: Home) -> list[str]:
     form = _strip_filler(normalize(phrase))
     scored: dict[str, float] = {}
     for device in home.devices:
-        area = home.area(device.area)
         names = [normalize(n) for n in device.names]
-        forms = names + [f"{normalize(a)} {n}" for a in [area.name, *area.aliases] for n in names]
+        area_names = [] if device.area is None else [home.area(device.area).name, *home.area(device.area).aliases]
+        forms = names + [f"{normalize(a)} {n}" for a in area_names for n in names]
         scored[device.id] = max(fuzz.token_sort_ratio(form, f) for f in forms)
     best = max(scored.values(), default=0.0)
     if best < DEVICE_CUTOFF:

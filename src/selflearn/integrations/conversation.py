@@ -15,12 +15,12 @@ runs through the one Runtime and is logged as a Turn (no ASR confidence: HA pass
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from selflearn import ids
 from selflearn.home import Endpoint, Home
 from selflearn.integrations.intents import HaIntent, to_ha
 from selflearn.pipeline.runtime import Runtime
@@ -29,7 +29,6 @@ from selflearn.schema import Turn
 MAX_TEXT_CHARS = 1000
 LANGUAGES = ("en",)  # the NLU's templates are English
 LANGUAGE_PATTERN = r"^[Ee][Nn](?:[-_][A-Za-z0-9]{1,8}){0,3}$"
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,47}")
 HANDLED_STATUSES = ("teach", "feedback")  # the teacher answered: nothing for HA to carry out
 
 
@@ -98,4 +97,4 @@ def converse(runtime: Runtime, request: ConversationInput, now: datetime | None 
 
 
 def _plain(value: str) -> str:
-    return value if _PLAIN_ID.fullmatch(value) else "h" + hashlib.sha256(value.encode()).hexdigest()[:16]
+    return value if ids.is_valid(value) and len(value) <= 48 else "h" + hashlib.sha256(value.encode()).hexdigest()[:16]

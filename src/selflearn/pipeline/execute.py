@@ -90,7 +90,7 @@ def _power(on: bool) -> Callable[[_Call], Outcome]:
                 call.set(d, position=100 if on else 0)
             elif d.domain == "lock":
                 call.set(d, locked=on)
-            elif d.domain in ("sensor", "todo"):
+            elif d.domain in ("sensor", "binary_sensor", "todo"):
                 return Outcome("unsupported", f"The {d.name} can't be switched.")
             else:
                 call.set(d, power=on)

@@ -23,7 +23,7 @@ from hassil import Intents, RecognizeResult, SlotList, TextSlotList, recognize, 
 from hassil.models import MatchEntity
 from home_assistant_intents import get_intents
 
-from selflearn.home import Home
+from selflearn.home import Device, Home
 from selflearn.pipeline.prefilter import Prefilter
 
 LANGUAGE = "en"
@@ -110,12 +110,23 @@ def home_slot_lists(home: Home) -> dict[str, SlotList]:
     """``{area}``, ``{floor}`` and ``{name}`` from the home; names carry their domain so ``requires_context`` works."""
     areas = [(n, a.id) for a in home.areas for n in (a.name, *a.aliases)]
     floors = sorted({a.floor for a in home.areas if a.floor})
-    names = [(n, d.id, {"domain": d.domain}) for d in home.devices for n in d.names]
+    names = [(n, d.id, _name_context(d)) for d in home.devices for n in d.names]
     return {
         "area": TextSlotList.from_tuples(areas, allow_template=False),
         "floor": TextSlotList.from_tuples([(f.replace("_", " "), f) for f in floors], allow_template=False),
         "name": TextSlotList.from_tuples(names, allow_template=False),
     }
+
+
+READ_ONLY_DOMAINS = ("sensor", "binary_sensor")
+
+
+def _name_context(device: Device) -> dict[str, Any]:
+    """What HA's ``requires_context`` may ask of a name: its domain and, where known, its device class."""
+    context: dict[str, Any] = {"domain": device.domain}
+    if device.device_class:
+        context["device_class"] = device.device_class
+    return context
 
 
 class NLU:
@@ -125,7 +136,7 @@ class NLU:
         self,
         slot_lists: Mapping[str, SlotList],
         *,
-        device_names: Sequence[tuple[str, str, str]] = (),
+        device_names: Sequence[tuple[str, str, str | None, str]] = (),
         max_hypotheses: int = 8,
     ) -> None:
         self.intents = compiled()
@@ -150,7 +161,7 @@ class NLU:
 
     @classmethod
     def for_home(cls, home: Home, **kwargs: Any) -> NLU:
-        names = [(f" {clean(n)} ", d.id, d.area) for d in home.devices for n in d.names]
+        names = [(f" {clean(n)} ", d.id, d.area, d.domain) for d in home.devices for n in d.names]
         return cls(home_slot_lists(home), device_names=names, **kwargs)
 
     def first(self, text: str, *, area: str | None = None) -> RecognizeResult | None:
@@ -193,14 +204,18 @@ class NLU:
 
     def _name_readings(self, ranked: list[Hypothesis], text: str) -> list[Hypothesis]:
         """hassil often reads "the kitchen light" as area + domain even when a device is called "Kitchen Light";
-        like HA's ``recognize_best(best_slot_name="name")``, prefer the named device when its name was said."""
+        like HA's ``recognize_best(best_slot_name="name")``, prefer the named device when its name was said. A
+        read-only device of another domain (a binary sensor called "Light") is no reading of "turn off every light"."""
         top = ranked[0]
         if "name" in top.slots or "domain" not in top.slots:
             return []
         area = top.slots.get("area") if "area" in top.slot_text else None
+        said = top.slots["domain"] if isinstance(top.slots["domain"], list) else [top.slots["domain"]]
         padded = f" {clean(text)} "
         out = []
-        for name, device_id, device_area in self.device_names:
+        for name, device_id, device_area, domain in self.device_names:
+            if domain in READ_ONLY_DOMAINS and domain not in said:
+                continue
             if name in padded and (area is None or device_area == area):
                 slots = {k: v for k, v in top.slots.items() if k not in ("area", "domain")}
                 out.append(Hypothesis(top.intent, {**slots, "name": device_id}, min(1.0, top.score + 0.02)))

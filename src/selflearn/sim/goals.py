@@ -80,7 +80,7 @@ class GoalFactory:
         self.by_domain: dict[str, list[Device]] = {}
         for d in home.devices:
             self.by_domain.setdefault(d.domain, []).append(d)
-        self.lit_areas = sorted({d.area for d in self.by_domain.get("light", [])})
+        self.lit_areas = sorted({d.area for d in self.by_domain.get("light", []) if d.area})
         self.kinds = [k for k in KIND_WEIGHTS if self._possible(k)]
         self.weights = [KIND_WEIGHTS[k] for k in self.kinds]
         self.scenes = [s for s, steps in SCENES.items() if all(self._possible(k) for k in steps)]

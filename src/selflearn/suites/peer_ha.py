@@ -6,6 +6,11 @@ slots (a list in the test means "any of"): HA's own rule, with one allowance for
 The result's intent context is not compared, since the runtime consumes context rather than reporting it.
 ``baseline.pass_rate`` is plain hassil ``recognize`` over HA's templates alone with the same slot lists and the
 same rule, so the number shows whether selflearn's extra templates and ranking cost HA anything.
+
+With ``--ha-config DIR`` the home is instead imported from a Home Assistant config directory's registry files
+(``integrations/ha_import.py``; ``selflearn homes ha-fixtures DIR`` writes HA's test home that way, padded to a
+full house), and each reading is judged as the service sends it to HA (``integrations/intents.py``: device ids
+back to HA's names): the number shows whether an imported home answers what HA's own fixture home does.
 """
 
 from __future__ import annotations
@@ -17,10 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hassil import Intents, SlotList, TextSlotList, is_template, parse_sentence, recognize, sample_expression
+from hassil import Intents, SlotList, TextSlotList, recognize
 from home_assistant_intents import get_intents
 
 from selflearn import evaluate
+from selflearn.home import Home
+from selflearn.integrations.ha_fixtures import fixture_config, merged, names
+from selflearn.integrations.ha_import import read_config_dir, to_home
+from selflearn.integrations.intents import to_ha
+from selflearn.pipeline.context import Candidate
 from selflearn.pipeline.nlu import NLU
 
 TESTS_DIR = Path(__file__).resolve().parent.parent / "data" / "ha_tests"
@@ -37,20 +47,14 @@ class Sentence:
     own_fixtures: bool = False  # folder-style files bring their own areas/entities on top of _fixtures.yaml
 
 
-def _names(template: str) -> list[str]:
-    if is_template(template):
-        return [n.strip() for n in sample_expression(parse_sentence(template).expression)]
-    return [template.strip()]
-
-
 def fixture_slot_lists(fixtures: Mapping[str, Any]) -> dict[str, SlotList]:
     """HA's test home as hassil slot lists: areas and floors by name, entities by name with domain + attributes."""
-    areas = [n for a in fixtures.get("areas", []) for n in _names(a["name"])]
-    floors = [n for f in fixtures.get("floors", []) for n in _names(f["name"])]
+    areas = [n for a in fixtures.get("areas", []) for n in names(a["name"])]
+    floors = [n for f in fixtures.get("floors", []) for n in names(f["name"])]
     entities = [
         (n, n, {"domain": e.get("domain") or e["id"].split(".", 1)[0], **e.get("attributes", {})})
         for e in fixtures.get("entities", [])
-        for n in _names(e["name"])
+        for n in names(e["name"])
     ]
     return {
         "area": TextSlotList.from_strings(areas),
@@ -115,20 +119,22 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         cases = cases[::QUICK_EVERY]
     ok = base = 0
     failed_files: dict[str, int] = {}
-    homes: dict[str, tuple[dict[str, SlotList], NLU, dict[str, set[str]]]] = {}
+    homes: dict[str, _TestHome] = {}
     for i, case in enumerate(cases):
         key = case.file if case.own_fixtures else "_fixtures.yaml"
         if key not in homes:
-            merged = _merged(fixtures, TESTS_DIR / key)
-            lists = fixture_slot_lists(merged)
-            homes[key] = (lists, NLU(lists), name_domains(merged))
-        lists, ours, domains = homes[key]
-        hyps = ours.parse(case.text, context=case.context)
+            homes[key] = _test_home(fixtures, TESTS_DIR / key, config.ha_config)
+        home = homes[key]
+        hyps = home.ours.parse(case.text, context=case.context)
         top = hyps[0] if hyps else None
-        mine = top is not None and passes(top.intent, top.slots, case, domains)
-        plain = recognize(case.text, ha_only, slot_lists=lists, intent_context=case.context or None, language="en")
+        if top is not None and home.imported is not None:
+            sent = to_ha(Candidate(top.intent, top.slots, top.score), None, home.imported)
+            mine = passes(sent.name, sent.entities, case, home.our_domains)
+        else:
+            mine = top is not None and passes(top.intent, top.slots, case, home.our_domains)
+        plain = recognize(case.text, ha_only, slot_lists=home.lists, intent_context=case.context or None, language="en")
         theirs = plain is not None and passes(
-            plain.intent.name, {e.name: e.value for e in plain.entities.values()}, case, domains
+            plain.intent.name, {e.name: e.value for e in plain.entities.values()}, case, home.domains
         )
         ok += mine
         base += theirs
@@ -139,15 +145,53 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     worst = sorted(failed_files.items(), key=lambda kv: -kv[1])[:5]
     print(f"peer-ha: most failures in {worst}", file=sys.stderr)
     n = len(cases)
-    return evaluate.EvalResult(
-        n=n, metrics={"pass_rate": ok / n, "passed": ok}, baseline={"pass_rate": base / n, "passed": base}
-    )
+    metrics: dict[str, evaluate.Number] = {"pass_rate": ok / n, "passed": ok}
+    if config.ha_config is not None:
+        main = _imported(config.ha_config, TESTS_DIR / "_fixtures.yaml")
+        metrics |= {"imported_areas": len(main.areas), "imported_devices": len(main.devices)}
+    return evaluate.EvalResult(n=n, metrics=metrics, baseline={"pass_rate": base / n, "passed": base})
+
+
+@dataclass(frozen=True)
+class _TestHome:
+    """One test file's home, as plain hassil sees it (HA's fixtures) and as selflearn does (the same, or imported)."""
+
+    lists: dict[str, SlotList]  # HA's fixture home as slot lists: plain hassil's
+    domains: dict[str, set[str]]  # fixture name -> domains, for plain hassil's readings
+    ours: NLU
+    our_domains: dict[str, set[str]]  # the same for selflearn's home (the imported one's names)
+    imported: Home | None  # the home imported from HA registry files, if any
+
+
+def _test_home(fixtures: Mapping[str, Any], path: Path, ha_config: Path | None) -> _TestHome:
+    fixture_home = _merged(fixtures, path)
+    lists, domains = fixture_slot_lists(fixture_home), name_domains(fixture_home)
+    if ha_config is None:
+        return _TestHome(lists, domains, NLU(lists), domains, None)
+    imported = _imported(ha_config, path)
+    return _TestHome(lists, domains, NLU.for_home(imported), _home_name_domains(imported), imported)
+
+
+def _imported(config_dir: Path, path: Path) -> Home:
+    """The home imported from ``config_dir``, plus a folder-style test file's own areas/entities as HA entries."""
+    config = read_config_dir(config_dir)
+    if path.name != "_fixtures.yaml":
+        config = merged(config, fixture_config(yaml.safe_load(path.read_text(encoding="utf-8"))))
+    return to_home(config, home_id="peer_ha").home
+
+
+def _home_name_domains(home: Home) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for d in home.devices:
+        for n in d.names:
+            out.setdefault(n.casefold(), set()).add(d.domain)
+    return out
 
 
 def name_domains(fixtures: Mapping[str, Any]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for e in fixtures.get("entities", []):
-        for n in _names(e["name"]):
+        for n in names(e["name"]):
             out.setdefault(n.casefold(), set()).add(e.get("domain") or e["id"].split(".", 1)[0])
     return out
 
