@@ -40,7 +40,7 @@ from selflearn.artifacts import ArtifactStore
 from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.feedback import pending_root as default_pending_root
 from selflearn.home import Home
-from selflearn.integrations.conversation import ConversationInput, converse
+from selflearn.integrations.conversation import ConversationInput, ResultReport, converse, with_result
 from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
 from selflearn.store import Store
 from selflearn.teach import TASTE_KINDS, Teacher, vocabulary
@@ -237,6 +237,7 @@ class Service:
         self._buffer: list[Turn] = []
         self._feedback: list[Feedback] = []
         self._buffer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # held from taking the buffer to the end of its write
         self.runtimes = {
             h.id: Runtime(
                 h,
@@ -266,12 +267,30 @@ class Service:
             self._feedback.append(fb)
 
     def flush(self) -> None:
-        with self._buffer_lock:
-            turns, self._buffer = self._buffer, []
-            feedback, self._feedback = self._feedback, []
-        if turns or feedback:
+        with self._flush_lock:
+            with self._buffer_lock:
+                turns, self._buffer = self._buffer, []
+                feedback, self._feedback = self._feedback, []
+            if turns or feedback:
+                with self.store_lock:
+                    self.store.add(turns=turns, feedback=feedback)
+
+    def record_result(self, home_id: str, report: ResultReport) -> Turn:
+        """Put HA's report of carrying out one of this home's turns on the logged turn, still buffered or stored
+        (under the flush lock a turn is in exactly one of the two); ValueError saying why a report is refused."""
+        with self._flush_lock:
+            with self._buffer_lock:
+                at = next((i for i, t in enumerate(self._buffer) if t.turn_id == report.turn_id), None)
+                if at is not None and self._buffer[at].home_id == home_id:
+                    self._buffer[at] = turn = with_result(self._buffer[at], report)
+                    return turn
             with self.store_lock:
-                self.store.add(turns=turns, feedback=feedback)
+                stored = self.store.turn(report.turn_id)
+                if stored is None or stored.home_id != home_id:
+                    raise ValueError(f"no turn {report.turn_id!r} in home {home_id!r}")
+                turn = with_result(stored, report)
+                self.store.set_outcome(turn)
+            return turn
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
