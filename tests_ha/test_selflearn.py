@@ -126,6 +126,26 @@ async def test_after_a_rephrase_chain_and_learn_the_first_wording_works_through_
     assert hass.states.get("light.kitchen_light").state == "on"
 
 
+async def test_a_taught_phrase_is_handled_then_runs_every_intent_in_ha(
+    hass: HomeAssistant, selflearn_service: SelflearnService
+) -> None:
+    await _home(hass)
+    agent = await _agent(hass, selflearn_service)
+    taught = await _say(
+        hass, "when I say cooking time I mean turn on the kitchen light and turn on the pendant lights", agent
+    )
+    assert taught.response_type == intent.IntentResponseType.ACTION_DONE and _speech(taught)
+    assert hass.states.get("light.kitchen_light").state == "off"  # teaching only: nothing was run
+    night = await _say(hass, "cooking time", agent)
+    await hass.async_block_till_done()
+    assert night.response_type == intent.IntentResponseType.ACTION_DONE, _speech(night)
+    assert hass.states.get("light.kitchen_light").state == "on"
+    assert hass.states.get("light.island_pendant").state == "on"
+    turns = await hass.async_add_executor_job(selflearn_service.stopped_turns)
+    assert [t["result_status"] for t in turns] == ["teach", "success"]
+    assert '"ha_result":{"error_code":null,"success":true}' in turns[1]["trace"]
+
+
 async def test_the_config_flow_accepts_a_selflearn_service_only(
     hass: HomeAssistant, selflearn_service: SelflearnService, unused_tcp_port: int
 ) -> None:
