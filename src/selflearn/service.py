@@ -106,6 +106,11 @@ class ConversationResponse(BaseModel):
     user_id: str = Field(description="The household user the request was logged for (docs/home-assistant.md).")
 
 
+class ResultRecorded(BaseModel):
+    turn_id: str
+    result_status: str = Field(description="The turn's status now: 'failed' when HA could not carry it out.")
+
+
 class FeedbackRequest(_Body):
     user_id: Id
     turn_id: Id
@@ -277,7 +282,8 @@ class Service:
 
     def record_result(self, home_id: str, report: ResultReport) -> Turn:
         """Put HA's report of carrying out one of this home's turns on the logged turn, still buffered or stored
-        (under the flush lock a turn is in exactly one of the two); ValueError saying why a report is refused."""
+        (under the flush lock a turn is in exactly one of the two). LookupError for a turn not of this home,
+        ValueError for one without intents or reported already."""
         with self._flush_lock:
             with self._buffer_lock:
                 at = next((i for i, t in enumerate(self._buffer) if t.turn_id == report.turn_id), None)
@@ -287,7 +293,7 @@ class Service:
             with self.store_lock:
                 stored = self.store.turn(report.turn_id)
                 if stored is None or stored.home_id != home_id:
-                    raise ValueError(f"no turn {report.turn_id!r} in home {home_id!r}")
+                    raise LookupError(f"no turn {report.turn_id!r} in home {home_id!r}")
                 turn = with_result(stored, report)
                 self.store.set_outcome(turn)
             return turn
@@ -530,6 +536,19 @@ def create_app(service: Service) -> FastAPI:
             turn_id=turn.turn_id,
             user_id=turn.user_id,
         )
+
+    @app.post("/v1/conversation/result", response_model=ResultRecorded)
+    async def conversation_result(body: ResultReport, tok: HomeToken) -> ResultRecorded:
+        """How HA carried out the intents of a /v1/conversation answer: a failure makes the logged turn ``failed``
+        (a defect signal), HA's report goes into its trace; once per turn."""
+        try:
+            turn = service.record_result(tok.home or "", body)
+        except LookupError as e:
+            raise HTTPException(404, str(e)) from e
+        except ValueError as e:
+            raise HTTPException(409, str(e)) from e
+        service.metrics.events[f"result_{turn.result_status}"] += 1
+        return ResultRecorded(turn_id=turn.turn_id, result_status=turn.result_status)
 
     @app.post("/v1/feedback", response_model=Feedback)
     async def feedback(body: FeedbackRequest, tok: HomeToken) -> Feedback:

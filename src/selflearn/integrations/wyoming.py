@@ -126,7 +126,7 @@ class WyomingAgent:
             first = e.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
             return Error(f"bad intent-result: {where}: {first['msg']}", code="bad-result").event()
-        except ValueError as e:
+        except (LookupError, ValueError) as e:
             return Error(f"bad intent-result: {e}", code="bad-result").event()
         return Event(RECORDED, {"turn_id": turn.turn_id, "result_status": turn.result_status})
 
