@@ -146,6 +146,19 @@ async def test_a_taught_phrase_is_handled_then_runs_every_intent_in_ha(
     assert '"ha_result":{"error_code":null,"success":true}' in turns[1]["trace"]
 
 
+async def test_with_selflearn_unreachable_has_own_agent_answers(
+    hass: HomeAssistant, socket_enabled: Any, unused_tcp_port: int
+) -> None:
+    await _home(hass)
+    entry = MockConfigEntry(domain=DOMAIN, data={CONF_HOST: "127.0.0.1", CONF_PORT: unused_tcp_port})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    response = await _say(hass, "turn on the kitchen light", entry.entry_id)
+    await hass.async_block_till_done()
+    assert response.response_type == intent.IntentResponseType.ACTION_DONE, _speech(response)
+    assert hass.states.get("light.kitchen_light").state == "on"
+
+
 async def test_the_config_flow_accepts_a_selflearn_service_only(
     hass: HomeAssistant, selflearn_service: SelflearnService, unused_tcp_port: int
 ) -> None:

@@ -12,6 +12,7 @@ carry out makes the logged turn ``failed`` and a defect signal for learning. Wha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Callable
@@ -72,18 +73,24 @@ class SelflearnAgent(conversation.AbstractConversationAgent):
         satellite_id = getattr(user_input, "satellite_id", None)  # HA 2024.10+
         context = {"conversation_id": conversation_id}
         context |= {k: v for k, v in (("device_id", user_input.device_id), ("satellite_id", satellite_id)) if v}
+        client = AsyncTcpClient(self.host, self.port)
         try:
-            async with asyncio.timeout(TIMEOUT_SECONDS), AsyncTcpClient(self.host, self.port) as client:
+            # the timeout bounds the exchange with selflearn only: HA's handlers take the time they need
+            async with asyncio.timeout(TIMEOUT_SECONDS):
+                await client.connect()
                 await client.write_event(
                     Transcript(user_input.text, context=context, language=user_input.language).event()
                 )
                 answer = await _read_answer(client)
-                if answer.intents:
-                    response = await self._run(user_input, answer.intents, satellite_id)
-                    await _report(client, answer.intents[0], response)
-                    return conversation.ConversationResult(response=response, conversation_id=conversation_id)
+            if answer.intents:  # from here on HA acts: never fall back (it would act twice)
+                response = await self._run(user_input, answer.intents, satellite_id)
+                await _report(client, answer.intents[0], response)
+                return conversation.ConversationResult(response=response, conversation_id=conversation_id)
         except (OSError, TimeoutError) as err:
             answer = Answer(fallback=f"selflearn at {self.host}:{self.port} unreachable: {err or type(err).__name__}")
+        finally:
+            with contextlib.suppress(OSError):
+                await client.disconnect()
         if answer.fallback is not None:
             _LOGGER.debug("HA's built-in agent answers %r: %s", user_input.text, answer.fallback)
             return await self._fallback(user_input, conversation_id, satellite_id)
@@ -176,8 +183,13 @@ async def _report(client: AsyncTcpClient, first: Intent, response: intent.Intent
         "error_code": response.error_code.value if failed and response.error_code else None,
         "speech": response.speech.get("plain", {}).get("speech", "")[:1000],
     }
-    await client.write_event(Event(RESULT_EVENT, result))
-    ack = await client.read_event()
+    try:
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            await client.write_event(Event(RESULT_EVENT, result))
+            ack = await client.read_event()
+    except (OSError, TimeoutError) as err:
+        _LOGGER.warning("could not report the result of turn %s to selflearn: %s", turn_id, err or type(err).__name__)
+        return
     if ack is None or ack.type != RECORDED_EVENT:
         _LOGGER.warning("selflearn did not record the result of turn %s: %s", turn_id, ack and ack.data)
 
