@@ -22,14 +22,15 @@ SCHEMA = vol.Schema(
 )
 
 
-async def describe(host: str, port: int) -> Info | None:
-    """The service's ``info``, None when it cannot be reached or does not answer ``describe``."""
+async def intent_programs(host: str, port: int) -> list[dict[str, Any]] | None:
+    """The intent programs the service's ``describe`` names (raw, so any wyoming version reads them); None when it
+    cannot be reached or does not answer."""
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS), AsyncTcpClient(host, port) as client:
             await client.write_event(Describe().event())
             while (event := await client.read_event()) is not None:
                 if Info.is_type(event.type):
-                    return Info.from_event(event)
+                    return [p for p in event.data.get("intent") or [] if isinstance(p, dict)]
     except (OSError, TimeoutError):
         return None
     return None
@@ -47,10 +48,10 @@ class SelflearnConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
             host, port = user_input[CONF_HOST], user_input[CONF_PORT]
             await self.async_set_unique_id(f"{host}:{port}")
             self._abort_if_unique_id_configured()
-            info = await describe(host, port)
-            if info is None:
+            programs = await intent_programs(host, port)
+            if programs is None:
                 errors["base"] = "cannot_connect"
-            elif not any(p.name == PROGRAM and p.installed for p in info.intent):
+            elif not any(p.get("name") == PROGRAM and p.get("installed") for p in programs):
                 errors["base"] = "not_selflearn"
             else:
                 return self.async_create_entry(title=f"selflearn ({host}:{port})", data=user_input)

@@ -25,7 +25,6 @@ from homeassistant.const import CONF_HOST, CONF_PORT, MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import intent
 from homeassistant.util import ulid
-from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
@@ -35,7 +34,8 @@ from wyoming.intent import Intent, NotRecognized
 from .const import DOMAIN, RECORDED_EVENT, RESULT_EVENT, TIMEOUT_SECONDS
 
 _LOGGER = logging.getLogger(__name__)
-INTENTS_START, INTENTS_STOP = "intents-start", "intents-stop"  # by name: wyoming < 1.6 has no classes for them
+# by name: wyoming < 1.6 (HA 2024.3 pins 1.5.3) has no classes for them, nor a language in its Transcript
+TRANSCRIPT, INTENTS_START, INTENTS_STOP = "transcript", "intents-start", "intents-stop"
 # "No entity matched" errors, named differently across HA versions (NoStatesMatchedError up to 2024.5 or so,
 # MatchFailedError after): they are HA's no_valid_targets; any other intent error is failed_to_handle.
 NO_TARGET_ERRORS: tuple[type[Exception], ...] = tuple(
@@ -78,9 +78,8 @@ class SelflearnAgent(conversation.AbstractConversationAgent):
             # the timeout bounds the exchange with selflearn only: HA's handlers take the time they need
             async with asyncio.timeout(TIMEOUT_SECONDS):
                 await client.connect()
-                await client.write_event(
-                    Transcript(user_input.text, context=context, language=user_input.language).event()
-                )
+                transcript = {"text": user_input.text, "language": user_input.language, "context": context}
+                await client.write_event(Event(TRANSCRIPT, transcript))  # wyoming < 1.6's Transcript has no language
                 answer = await _read_answer(client)
             if answer.intents:  # from here on HA acts: never fall back (it would act twice)
                 response = await self._run(user_input, answer.intents, satellite_id)
