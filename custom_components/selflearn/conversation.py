@@ -36,8 +36,8 @@ from .const import DOMAIN, RECORDED_EVENT, RESULT_EVENT, TIMEOUT_SECONDS
 _LOGGER = logging.getLogger(__name__)
 # by name: wyoming < 1.6 (HA 2024.3 pins 1.5.3) has no classes for them, nor a language in its Transcript
 TRANSCRIPT, INTENTS_START, INTENTS_STOP = "transcript", "intents-start", "intents-stop"
-# "No entity matched" errors, named differently across HA versions (NoStatesMatchedError up to 2024.5 or so,
-# MatchFailedError after): they are HA's no_valid_targets; any other intent error is failed_to_handle.
+# "No entity matched" errors, named differently across HA versions (NoStatesMatchedError in 2024.3,
+# MatchFailedError in later ones): HA's no_valid_targets; any other intent error is failed_to_handle.
 NO_TARGET_ERRORS: tuple[type[Exception], ...] = tuple(
     getattr(intent, name)
     for name in ("NoStatesMatchedError", "MatchFailedError", "DuplicateNamesMatchedError")
