@@ -13,9 +13,11 @@ from selflearn import ids
 from selflearn.home import find_home
 from selflearn.integrations.conversation import (
     ConversationInput,
+    ResultReport,
     converse,
     endpoint_for,
     household_user,
+    with_result,
 )
 from selflearn.pipeline.runtime import Runtime
 from selflearn.sim.homes import generate_homes
@@ -72,3 +74,24 @@ def test_other_languages_and_bad_input_are_refused_clearly() -> None:
     for bad in bad_input:
         with pytest.raises(ValidationError):
             ConversationInput.model_validate(bad)
+
+
+def test_has_result_failure_makes_a_done_turn_failed_once_and_success_keeps_it() -> None:
+    runtime = Runtime(find_home("maple_house"))
+    turn = converse(runtime, ConversationInput(text="turn on the desk lamp"), NOW).turn
+    failed = with_result(turn, ResultReport(turn_id=turn.turn_id, success=False, error_code="no_valid_targets",
+                                            speech="No device or entity named Desk Lamp"))  # fmt: skip
+    assert (failed.result_status, failed.response_text) == ("failed", "No device or entity named Desk Lamp")
+    assert failed.trace == {**turn.trace, "ha_result": {"success": False, "error_code": "no_valid_targets"}}
+    ok = with_result(turn, ResultReport(turn_id=turn.turn_id, success=True))
+    assert (ok.result_status, ok.response_text) == ("success", turn.response_text)
+    assert ok.trace["ha_result"] == {"success": True, "error_code": None}
+    with pytest.raises(ValueError, match="no unreported intents"):
+        with_result(failed, ResultReport(turn_id=turn.turn_id, success=True))  # reported already
+    not_understood = converse(runtime, ConversationInput(text="purple monkey dishwasher sideways"), NOW).turn
+    with pytest.raises(ValueError, match="status no_match"):
+        with_result(not_understood, ResultReport(turn_id=not_understood.turn_id, success=False))
+    for bad in ({"turn_id": "t", "success": False, "error_code": "../x"}, {"turn_id": "", "success": True},
+                {"turn_id": "t", "success": True, "extra": 1}, {"turn_id": "t", "success": "maybe"}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            ResultReport.model_validate(bad)

@@ -354,6 +354,7 @@ def test_openapi_documents_the_endpoints(env: dict[str, Any]) -> None:
     for path in (
         "/v1/interpret",
         "/v1/conversation",
+        "/v1/conversation/result",
         "/v1/feedback",
         "/v1/teach",
         "/v1/users/{user_id}/preferences",
@@ -484,6 +485,25 @@ def test_conversation_takes_home_assistants_input_without_a_speaker(env: dict[st
     assert set(turns["user_id"]) == {out["user_id"], "maple_house.household"}
     assert turns["asr_confidence"].null_count() == 2
     assert c.post("/v1/interpret", json={"text": "hi", "language": "en"}, headers=h).status_code == 422
+
+
+def test_conversation_result_from_ha_marks_the_turn_once_and_only_in_its_home(env: dict[str, Any]) -> None:
+    c, h, service = env["client"], env["maple"], env["service"]
+    turn_id = c.post("/v1/conversation", json={"text": "turn on the desk lamp"}, headers=h).json()["turn_id"]
+    report = {"turn_id": turn_id, "success": False, "error_code": "no_valid_targets", "speech": "No Desk Lamp"}
+    assert c.post("/v1/conversation/result", json=report, headers=env["oak"]).status_code == 404  # another home
+    r = c.post("/v1/conversation/result", json=report, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"turn_id": turn_id, "result_status": "failed"}
+    again = c.post("/v1/conversation/result", json={"turn_id": turn_id, "success": True}, headers=h)
+    assert again.status_code == 409 and "no unreported intents" in again.json()["error"]["message"]
+    unknown = c.post("/v1/conversation/result", json={"turn_id": "t-nope", "success": True}, headers=h)
+    assert unknown.status_code == 404
+    bad = c.post("/v1/conversation/result", json={**report, "error_code": "'; DROP TABLE turns"}, headers=h)
+    assert bad.status_code == 422
+    service.flush()
+    (row,) = service.store.logs().turns().iter_rows(named=True)
+    assert (row["turn_id"], row["result_status"], row["response_text"]) == (turn_id, "failed", "No Desk Lamp")
 
 
 def test_conversation_refuses_other_languages_and_admin_tokens(env: dict[str, Any]) -> None:

@@ -311,6 +311,18 @@ def test_logview_queries(store: Store) -> None:
     assert json.loads(all_turns["nlu_slots"][0]) == {"name": "kitchen light"}
 
 
+def test_set_outcome_overwrites_only_the_outcome_of_that_turn_in_its_home(store: Store) -> None:
+    store.add(turns=[turn(0), turn(1)])
+    failed = turn(0).model_copy(
+        update={"result_status": "failed", "response_text": "No such light", "trace": {"ha_result": {"success": False}}}
+    )
+    assert store.set_outcome(failed)
+    assert store.turn("t0") == failed and store.turn("t1") == turn(1)
+    assert not store.set_outcome(turn(7))  # not stored
+    assert not store.set_outcome(failed.model_copy(update={"home_id": "h2"}))  # another home's id
+    assert store.turn("t0") == failed
+
+
 def test_logview_from_records_matches_store(store: Store) -> None:
     turns = [turn(i) for i in range(5)]
     store.add(turns=turns)

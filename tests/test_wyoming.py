@@ -20,7 +20,7 @@ from wyoming.info import Describe, Info
 from wyoming.intent import Intent, IntentsStart, IntentsStop, NotRecognized
 
 from selflearn.home import find_home
-from selflearn.integrations.wyoming import WyomingAgent, serve
+from selflearn.integrations.wyoming import RECORDED, RESULT, WyomingAgent, serve
 from selflearn.service import Service
 from selflearn.signals import DefectSignals
 from selflearn.store import Store
@@ -122,6 +122,74 @@ def test_a_rephrase_after_not_recognized_is_linked_and_signalled(service: Servic
     assert scored["dialogue_id"].n_unique() == 1
     assert scored["rephrased"].to_list() == [True, False]
     assert scored["next_turn_id"][0] == scored["turn_id"][1]
+
+
+async def report(port: int, text: str, result: dict[str, Any]) -> tuple[Intent, Event]:
+    """What selflearn's HA integration does: a transcript, its intent run by HA, then ``intent-result`` with the
+    intent's ``context.turn_id`` on the same connection."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Transcript(text, context=SATELLITE, language="en").event())
+        event = await client.read_event()
+        assert event is not None and Intent.is_type(event.type)
+        intent = Intent.from_event(event)
+        assert intent.context is not None
+        await client.write_event(Event(RESULT, {"turn_id": intent.context["turn_id"], **result}))
+        answer = await client.read_event()
+        assert answer is not None
+        return intent, answer
+
+
+def test_a_result_failure_reported_by_ha_makes_the_turn_failed_and_a_signal(service: Service) -> None:
+    async def body(port: int) -> tuple[tuple[Intent, Event], tuple[Intent, Event]]:
+        ok = await report(port, "turn on the kitchen light", {"success": True, "speech": "Turned on the light"})
+        failed = {"success": False, "error_code": "no_valid_targets", "speech": "No device named Desk Lamp"}
+        return ok, await report(port, "turn on the desk lamp", failed)
+
+    (ok, ok_answer), (failed, failed_answer) = run_with_server(service, body)
+    assert (ok.name, failed.name) == ("HassTurnOn", "HassTurnOn")
+    assert ok_answer.type == failed_answer.type == RECORDED
+    assert (ok_answer.data["result_status"], failed_answer.data["result_status"]) == ("success", "failed")
+    service.flush()
+    turns = service.store.logs().turns().sort("ts")
+    assert turns["result_status"].to_list() == ["success", "failed"]
+    assert turns["response_text"][1] == "No device named Desk Lamp"
+    traces = [json.loads(t)["ha_result"] for t in turns["trace"]]
+    assert traces == [{"success": True, "error_code": None}, {"success": False, "error_code": "no_valid_targets"}]
+    scored = DefectSignals().score(service.store.logs()).sort("ts")
+    assert scored["no_result"].to_list() == [False, True]
+
+
+def test_a_result_for_a_stored_turn_is_recorded_and_bad_reports_are_refused(service: Service) -> None:
+    async def body(port: int) -> list[Event]:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Transcript("turn on the kitchen light", context=SATELLITE).event())
+            event = await client.read_event()
+            assert event is not None
+            turn_id = Intent.from_event(event).context["turn_id"]  # type: ignore[index]
+        service.flush()  # the report arrives after the turn was written: the stored row is updated
+        answers = []
+        for data in (
+            {"turn_id": turn_id, "success": False, "error_code": "failed_to_handle"},
+            {"turn_id": turn_id, "success": True},  # reported already
+            {"turn_id": "no-such-turn", "success": True},
+            {"turn_id": turn_id, "success": "maybe"},
+            {"turn_id": turn_id, "success": False, "error_code": "../../etc"},
+        ):
+            async with AsyncTcpClient("127.0.0.1", port) as client:
+                await client.write_event(Event(RESULT, data))
+                answer = await client.read_event()
+                assert answer is not None
+                answers.append(answer)
+        return answers
+
+    answers = run_with_server(service, body)
+    assert [a.type for a in answers] == [RECORDED, "error", "error", "error", "error"]
+    assert {Error.from_event(a).code for a in answers[1:]} == {"bad-result"}
+    assert "no turn 'no-such-turn'" in Error.from_event(answers[2]).text
+    service.flush()
+    (row,) = service.store.logs().turns().iter_rows(named=True)
+    assert row["result_status"] == "failed"
+    assert json.loads(row["trace"])["ha_result"] == {"success": False, "error_code": "failed_to_handle"}
 
 
 def test_unplaced_satellites_are_separate_household_users_without_room_context(service: Service) -> None:

@@ -43,7 +43,7 @@ from selflearn.feedback import pending_root as default_pending_root
 from selflearn.forget import forget_user
 from selflearn.home import Home
 from selflearn.ids import MAX_LENGTH, PATTERN, Id
-from selflearn.integrations.conversation import ConversationInput, converse
+from selflearn.integrations.conversation import ConversationInput, ResultReport, converse, with_result
 from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
 from selflearn.store import Store
 from selflearn.teach import TASTE_KINDS, Teacher, vocabulary
@@ -119,6 +119,11 @@ class ConversationResponse(BaseModel):
     conversation_id: str
     turn_id: str
     user_id: str = Field(description="The household user the request was logged for (docs/home-assistant.md).")
+
+
+class ResultRecorded(BaseModel):
+    turn_id: str
+    result_status: str = Field(description="The turn's status now: 'failed' when HA could not carry it out.")
 
 
 class FeedbackRequest(_Body):
@@ -258,6 +263,7 @@ class Service:
         self._buffer: list[Turn] = []
         self._feedback: list[Feedback] = []
         self._buffer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # held from taking the buffer to the end of its write
         self.runtimes = {
             h.id: Runtime(
                 h,
@@ -287,12 +293,31 @@ class Service:
             self._feedback.append(fb)
 
     def flush(self) -> None:
-        with self._buffer_lock:
-            turns, self._buffer = self._buffer, []
-            feedback, self._feedback = self._feedback, []
-        if turns or feedback:
+        with self._flush_lock:
+            with self._buffer_lock:
+                turns, self._buffer = self._buffer, []
+                feedback, self._feedback = self._feedback, []
+            if turns or feedback:
+                with self.store_lock:
+                    self.store.add(turns=turns, feedback=feedback)
+
+    def record_result(self, home_id: str, report: ResultReport) -> Turn:
+        """Put HA's report of carrying out one of this home's turns on the logged turn, still buffered or stored
+        (under the flush lock a turn is in exactly one of the two). LookupError for a turn not of this home,
+        ValueError for one without intents or reported already."""
+        with self._flush_lock:
+            with self._buffer_lock:
+                at = next((i for i, t in enumerate(self._buffer) if t.turn_id == report.turn_id), None)
+                if at is not None and self._buffer[at].home_id == home_id:
+                    self._buffer[at] = turn = with_result(self._buffer[at], report)
+                    return turn
             with self.store_lock:
-                self.store.add(turns=turns, feedback=feedback)
+                stored = self.store.turn(report.turn_id)
+                if stored is None or stored.home_id != home_id:
+                    raise LookupError(f"no turn {report.turn_id!r} in home {home_id!r}")
+                turn = with_result(stored, report)
+                self.store.set_outcome(turn)
+            return turn
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
@@ -541,6 +566,19 @@ def create_app(service: Service) -> FastAPI:
             turn_id=turn.turn_id,
             user_id=turn.user_id,
         )
+
+    @app.post("/v1/conversation/result", response_model=ResultRecorded)
+    async def conversation_result(body: ResultReport, tok: HomeToken) -> ResultRecorded:
+        """How HA carried out the intents of a /v1/conversation answer: a failure makes the logged turn ``failed``
+        (a defect signal), HA's report goes into its trace; once per turn."""
+        try:
+            turn = service.record_result(tok.home or "", body)
+        except LookupError as e:
+            raise HTTPException(404, str(e)) from e
+        except ValueError as e:
+            raise HTTPException(409, str(e)) from e
+        service.metrics.events[f"result_{turn.result_status}"] += 1
+        return ResultRecorded(turn_id=turn.turn_id, result_status=turn.result_status)
 
     @app.post("/v1/feedback", response_model=Feedback)
     async def feedback(body: FeedbackRequest, tok: HomeToken) -> Feedback:

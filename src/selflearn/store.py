@@ -379,6 +379,14 @@ class Store:
         return Turn.model_validate(rows[0]) if rows else None
 
     @_locked
+    def set_outcome(self, turn: Turn) -> bool:
+        """Overwrite a stored turn's outcome (result_status, response_text, trace) with ``turn``'s: Home Assistant
+        reports how carrying the turn out went only after it was logged. False when no such turn is stored."""
+        query = "UPDATE turns SET result_status = ?, response_text = ?, trace = ? WHERE turn_id = ? AND home_id = ?"
+        params = [turn.result_status, turn.response_text, canonical_json(turn.trace), turn.turn_id, turn.home_id]
+        return _count(self._con, query, params) == 1
+
+    @_locked
     def user_rows(self, user_id: str) -> dict[str, int]:
         """Turns, feedback and preferences stored for a user (a forget is verified with it)."""
         return {

@@ -30,6 +30,7 @@ MAX_TEXT_CHARS = 1000
 LANGUAGES = ("en",)  # the NLU's templates are English
 LANGUAGE_PATTERN = r"^[Ee][Nn](?:[-_][A-Za-z0-9]{1,8}){0,3}$"
 HANDLED_STATUSES = ("teach", "feedback")  # the teacher answered: nothing for HA to carry out
+ERROR_CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"  # HA's IntentResponseErrorCode values: no_valid_targets, ...
 
 
 class ConversationInput(BaseModel):
@@ -57,6 +58,32 @@ class Reply:
     abstained: bool  # not understood or not doable here: HA answers with an error, nothing to carry out
     handled: bool  # selflearn answered by itself (teaching, feedback on the last answer): HA only speaks it
     turn: Turn  # the logged turn (user_id is the household user, device_id the endpoint)
+
+
+class ResultReport(BaseModel):
+    """What HA reports after carrying out a turn's intents: the outcome the user actually got."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    turn_id: str = Field(min_length=1, max_length=128, description="The turn whose intents HA ran (intent context).")
+    success: bool = Field(description="Every intent of the turn was handled without error.")
+    error_code: str | None = Field(
+        default=None, pattern=ERROR_CODE_PATTERN, description="HA's error code of the first failed intent."
+    )
+    speech: str = Field(default="", max_length=MAX_TEXT_CHARS, description="What HA answered the user.")
+
+
+def with_result(turn: Turn, report: ResultReport) -> Turn:
+    """The turn as HA carried it out. A failed intent makes it ``failed`` (a no-result defect signal for the
+    learners, as a failure on a simulated device is); HA's report is kept in the trace. ValueError for a turn that
+    sent HA nothing to carry out or was reported already (a report never rewrites history twice)."""
+    if turn.result_status != "success" or "ha_result" in turn.trace:
+        raise ValueError(f"turn {turn.turn_id!r} has no unreported intents (status {turn.result_status})")
+    outcome = {"success": report.success, "error_code": None if report.success else report.error_code or "unknown"}
+    update: dict[str, object] = {"trace": {**turn.trace, "ha_result": outcome}}
+    if not report.success:
+        update |= {"result_status": "failed", "response_text": report.speech or turn.response_text}
+    return turn.model_copy(update=update)
 
 
 def household_user(home_id: str, source: str | None) -> str:

@@ -7,6 +7,11 @@ several), ``not-recognized`` (its text becomes HA's error answer), ``handled`` (
 teaching, feedback) or ``error``. HA then runs each intent with its own handlers, so HA, not selflearn, acts on the
 devices. ``describe`` gets an ``info`` with one intent program, which is how HA's config flow finds the service.
 
+Each ``intent`` carries ``context.turn_id``. selflearn's own HA integration (``custom_components/selflearn``) runs
+the intents and then sends ``intent-result`` (``turn_id``, ``success``, ``error_code``, ``speech``) on the same
+connection: a failed intent turns the logged Turn ``failed``, so failures only HA sees (an entity that is
+unavailable, a handler error) become defect signals too. It is answered ``intent-result-recorded`` or ``error``.
+
 Each request runs through the same Runtime as the CLI and the HTTP service (``service.Service``: learned rewrites
 that follow the artifact set in service, context, taught preferences, the teacher) and is logged as a Turn in the
 store, so signals, mining and ``learn`` work on real use. Bad input never stops the server: a malformed event gets
@@ -35,11 +40,13 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 
 from selflearn import __version__
 from selflearn.home import Home
-from selflearn.integrations.conversation import LANGUAGES, ConversationInput, converse
+from selflearn.integrations.conversation import LANGUAGES, ConversationInput, ResultReport, converse
 from selflearn.service import Service
 
 MAX_EVENT_BYTES = 64 * 1024  # header line, data and payload each: far above any transcript (text <= 1,000 chars)
 PROGRAM = "selflearn"
+RESULT = "intent-result"  # client -> selflearn: how carrying out a turn's intents went (ResultReport's fields)
+RECORDED = "intent-result-recorded"  # selflearn -> client: the report is on the turn (turn_id, result_status)
 SELFLEARN = Attribution(name="selflearn", url="")
 TEMPLATES = Attribution(name="Home Assistant intents (CC BY 4.0)", url="https://github.com/home-assistant/intents")
 log = logging.getLogger(__name__)
@@ -97,8 +104,11 @@ class WyomingAgent:
             return [Handled(text=speech).event()]
         if reply.abstained:
             return [NotRecognized(text=speech).event()]
+        context = {"turn_id": reply.turn.turn_id}  # HA's own agent ignores it; ours reports the result with it
         intents = [
-            Intent(name=i.name, entities=[Entity(k, v) for k, v in i.entities.items()], text=speech).event()
+            Intent(
+                name=i.name, entities=[Entity(k, v) for k, v in i.entities.items()], text=speech, context=context
+            ).event()
             for i in reply.intents
         ]
         if len(intents) == 1:
@@ -106,6 +116,19 @@ class WyomingAgent:
         for later in intents[1:]:
             later.data.pop("text", None)  # HA joins every intent's speech: say the combined response once
         return [IntentsStart().event(), *intents, IntentsStop().event()]
+
+    def record(self, event: Event) -> Event:
+        """Answer an ``intent-result``: put the report on its turn (``intent-result-recorded``), or say why not."""
+        try:
+            report = ResultReport.model_validate(event.data)
+            turn = self.service.record_result(self.runtime.home.id, report)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            return Error(f"bad intent-result: {where}: {first['msg']}", code="bad-result").event()
+        except (LookupError, ValueError) as e:
+            return Error(f"bad intent-result: {e}", code="bad-result").event()
+        return Event(RECORDED, {"turn_id": turn.turn_id, "result_status": turn.result_status})
 
 
 def _no_template(text: str) -> str:
@@ -180,13 +203,16 @@ class IntentHandler(AsyncEventHandler):
         if Transcript.is_type(event.type):
             for answer in self.agent.answer(event):
                 await self.write_event(answer)
+        elif event.type == RESULT:
+            await self.write_event(self.agent.record(event))
         elif Describe.is_type(event.type):
             await self.write_event(self.agent.info)
         elif Ping.is_type(event.type):
             await self.write_event(Pong(text=Ping.from_event(event).text).event())
         else:
             log.warning("wyoming client %s: unsupported event type %r", self.peer, event.type)
-            message = f"unsupported event type {event.type!r} (this intent service answers describe and transcript)"
+            answers = "describe, transcript and intent-result"
+            message = f"unsupported event type {event.type!r} (this intent service answers {answers})"
             await self.write_event(Error(message, code="unsupported-event").event())
         return True
 
