@@ -37,11 +37,13 @@ from starlette.routing import Match
 
 from selflearn import __version__
 from selflearn.artifacts import ArtifactStore
+from selflearn.dashboard import mount as mount_dashboard
 from selflearn.errors import SelflearnError
 from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.feedback import pending_root as default_pending_root
 from selflearn.home import Home
 from selflearn.integrations.conversation import ConversationInput, converse
+from selflearn.rewrite.controls import Controls
 from selflearn.schema import Feedback, Preference, PreferenceKind, Turn
 from selflearn.store import Store
 from selflearn.teach import TASTE_KINDS, Teacher, vocabulary
@@ -326,6 +328,7 @@ class Service:
             counts = dict(self.store.forget(user_id))
         counts["personal_artifacts"] = self.artifacts.forget_user(user_id)
         counts["pending_rewrites"] = self.pending.forget(user_id)
+        counts["rule_controls"] = Controls(self.artifacts.root).forget_user(user_id)
         self.teacher.forget(user_id)
         for runtime in self.runtimes.values():
             runtime.forget(user_id)
@@ -638,6 +641,7 @@ def create_app(service: Service) -> FastAPI:
             service.metrics.render(service.artifacts.current()), media_type="text/plain; version=0.0.4"
         )
 
+    mount_dashboard(app, service)
     app.add_middleware(_Guard, metrics=service.metrics)
     return app
 
