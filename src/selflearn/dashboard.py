@@ -376,6 +376,12 @@ def trend_figure(turns: pl.DataFrame, gold: pl.DataFrame, live_days: list[tuple[
     return fig
 
 
+def _went_live(meta: dict[str, Any], created: str) -> datetime:
+    """When a set went live on the logs' own clock: right after the last turn it learned from (a simulation's days
+    are not the wall clock); the publish time for sets published before ``learn`` recorded it."""
+    return datetime.fromisoformat(meta.get("logs_until") or created)
+
+
 @router.get("/dashboard/trend")
 def trend(request: Request) -> Response:
     viewer = _viewer(request)
@@ -383,7 +389,7 @@ def trend(request: Request) -> Response:
         return RedirectResponse("/dashboard/login", status_code=303)
     service: Service = request.app.state.service
     turns = _logs(request).turns(viewer)
-    live = [(v.version, datetime.fromisoformat(v.created)) for v in service.artifacts.versions() if v.created]
+    live = [(v.version, _went_live(v.meta, v.created)) for v in service.artifacts.versions() if v.created]
     figure = trend_figure(turns, _logs(request).gold(), live) if turns.height else None
     return _page(
         request,

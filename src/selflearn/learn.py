@@ -418,7 +418,8 @@ def learn(
                 save_labels(root)
 
         meta = {k: v for k, v in report.to_dict().items() if k not in ("shadow", "parts", "version", "published")}
-        report.version = artifacts.publish(build, meta=meta | {"shadow": None if shadow is None else asdict(shadow)})
+        meta |= {"shadow": None if shadow is None else asdict(shadow), "logs_until": str(last) if last else None}
+        report.version = artifacts.publish(build, meta=meta)  # logs_until: when it goes live on the logs' clock
         report.published = True
     report.seconds = time.perf_counter() - start
     return report
