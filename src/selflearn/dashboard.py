@@ -33,7 +33,6 @@ from selflearn.home import Home
 from selflearn.rewrite.controls import Action, Control, Controls, rule_frame
 from selflearn.rewrite.mining import RewriteTables
 from selflearn.signals import DefectSignals
-from selflearn.text import normalize_expr
 from selflearn.tokens import TokenInfo
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ ASSETS = Path(__file__).parent / "data" / "dashboard"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 COOKIE = "selflearn_dashboard"
 PAGE_SIZE = 25
-LOGS_SECONDS = 2.0  # scored logs are reused this long: a page never re-scores the store per request
+LOGS_SECONDS = 5.0  # a snapshot of the scored logs older than this is rebuilt in the background
 EXAMPLES = 3
 
 templates = Jinja2Templates(directory=ASSETS / "templates")
@@ -67,43 +66,62 @@ class Viewer:
 
 
 class Logs:
-    """The store's turns scored by the defect signals (and gold, when the store has it), shared by the pages and
-    rebuilt at most every ``LOGS_SECONDS``."""
+    """The store's turns scored by the defect signals (and gold, when the store has it), shared by the pages. The
+    first page waits for it; later, a snapshot older than ``LOGS_SECONDS`` is rebuilt in the background while pages
+    are served from the last one: scoring a million turns takes seconds, a page must not."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self._lock = threading.Lock()
+        self._building = threading.Lock()
         self._at = -math.inf
-        self._scored = pl.DataFrame()
-        self._feedback = pl.DataFrame()
-        self._gold = pl.DataFrame()
+        self._snapshot: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
 
-    def _refresh(self) -> None:
-        with self._lock:
-            if time.monotonic() - self._at < LOGS_SECONDS:
-                return
-            self.service.flush()
-            with self.service.store_lock:
-                logs = self.service.store.logs()
-                gold = self.service.store.gold().select("turn_id", "failure_point")
-            turns, feedback = logs.turns(), logs.feedback()
-            self._scored = DefectSignals().score_frame(turns, feedback)
-            self._feedback, self._gold = feedback, gold
-            self._at = time.monotonic()
+    def _build(self) -> None:
+        self.service.flush()
+        with self.service.store_lock:
+            logs = self.service.store.logs()
+            gold = self.service.store.gold().select("turn_id", "failure_point")
+        turns, feedback = logs.turns(), logs.feedback()
+        self._snapshot = (DefectSignals().score_frame(turns, feedback), feedback, gold)
+        self._at = time.monotonic()
+
+    def _rebuild(self) -> None:
+        try:
+            self._build()
+        finally:
+            self._building.release()
+
+    def _current(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        snapshot = self._snapshot
+        if snapshot is None:
+            with self._building:
+                if self._snapshot is None:
+                    self._build()
+            snapshot = self._snapshot
+            assert snapshot is not None
+        elif time.monotonic() - self._at >= LOGS_SECONDS and self._building.acquire(blocking=False):
+            threading.Thread(target=self._rebuild, name="selflearn-dashboard-logs", daemon=True).start()
+        return snapshot
 
     def turns(self, viewer: Viewer) -> pl.DataFrame:
-        self._refresh()
-        return self._scored.filter(pl.col("home_id").is_in(list(viewer.homes)))
+        return self._current()[0].filter(pl.col("home_id").is_in(list(viewer.homes)))
 
     def feedback(self, viewer: Viewer) -> pl.DataFrame:
-        self._refresh()
-        return self._feedback.filter(pl.col("user_id").is_in(list(viewer.users)))
+        return self._current()[1].filter(pl.col("user_id").is_in(list(viewer.users)))
 
     def gold(self) -> pl.DataFrame:
-        self._refresh()
-        return self._gold
+        return self._current()[2]
 
-    def invalidate(self) -> None:
+    def forget(self, user_id: str, turn_ids: list[str]) -> None:
+        """Drop a forgotten person from the snapshot at once (the next rebuild reads the store without them)."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            scored, feedback, gold = snapshot
+            self._snapshot = (
+                scored.filter(pl.col("user_id") != user_id),
+                feedback.filter((pl.col("user_id") != user_id) & ~pl.col("turn_id").is_in(turn_ids)),
+                gold.filter(~pl.col("turn_id").is_in(turn_ids)),
+            )
         self._at = -math.inf
 
 
@@ -236,7 +254,7 @@ def _evidence(turns: pl.DataFrame, rules: pl.DataFrame) -> dict[str, dict[str, A
     lexical = rules.filter(pl.col("kind") != "pattern")
     if not lexical.height or not turns.height:
         return out
-    heard = turns.select("ts", "user_id", "asr_text", "response_text", form=normalize_expr(pl.col("asr_text")))
+    heard = turns.select("ts", "user_id", "asr_text", "response_text", "form")  # the signals' normalised heard text
     hits = heard.filter(pl.col("form").is_in(lexical["source"].to_list()))
     for rule in lexical.iter_rows(named=True):
         mine = hits.filter(pl.col("form") == rule["source"])
@@ -491,6 +509,8 @@ async def forget(request: Request, user_id: str) -> Response:
     if user_id not in viewer.users:
         raise HTTPException(404, f"no user {user_id!r} here")
     service: Service = request.app.state.service
+    logs = _logs(request)
+    turn_ids = logs.turns(viewer).filter(pl.col("user_id") == user_id)["turn_id"].to_list()
     service.forget(user_id)
-    _logs(request).invalidate()
+    logs.forget(user_id, turn_ids)
     return RedirectResponse("/dashboard/people", status_code=303)
