@@ -19,7 +19,7 @@ import uvicorn
 
 from selflearn.artifacts import ArtifactStore
 from selflearn.learn import learn
-from selflearn.rewrite.controls import Controls, rule_frame
+from selflearn.rewrite.controls import Control, Controls, rule_frame, rule_id
 from selflearn.rewrite.mining import RewriteTables
 from selflearn.service import Service, create_app
 from selflearn.sim import generate_homes
@@ -153,6 +153,21 @@ def test_cross_site_posts_are_refused(site: dict[str, Any]) -> None:
     assert not [c for c in Controls(site["service"].artifacts.root).all() if c.action == "pin"]
 
 
+def test_a_disabled_rule_no_longer_in_the_set_stays_listed_to_undo(site: dict[str, Any]) -> None:
+    person = site["homes"][site["mine"]].people[0].id
+    rule = {"kind": "personal", "user_id": person, "source": "lights of", "target": "lights off", "support": 3}
+    rule |= {"probability": 1.0, "distinct_users": 1, "source_intent": None, "target_intent": "HassTurnOff"}
+    rule |= {"layer": "personal"}
+    rid = rule_id("personal", person, "lights of", "lights off")
+    controls = Controls(site["service"].artifacts.root)
+    controls.set(Control(rid, "disable", None, rule, "test", "2026-12-07T00:00:00+00:00"))
+    client = signed_in(site, site["mine"])
+    page = client.get("/", params={"status": "disabled", "q": "lights of"}).text
+    assert f'data-rule="{rid}"' in page and f"/dashboard/rules/{rid}/enable" in page
+    assert client.post(f"/dashboard/rules/{rid}/enable").status_code == 303
+    assert rid not in client.get("/").text and rid not in {c.rule_id for c in controls.all()}
+
+
 def test_dashboard_in_a_browser(site: dict[str, Any], browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -186,11 +201,11 @@ def test_dashboard_in_a_browser(site: dict[str, Any], browser: Any, tmp_path: Pa
     assert {p.get_attribute("data-user") for p in people} == {p.id for p in site["homes"][site["mine"]].people}
 
     browser.set_window_size(390, 844)  # a phone: nothing wider than the screen
-    for path in ("/", "/dashboard/trend", "/dashboard/failures", "/dashboard/people"):
-        browser.get(site["url"] + path)
+    for name in ("learned", "trend", "failures", "people"):
+        browser.get(site["url"] + ("/" if name == "learned" else f"/dashboard/{name}"))
         wait.until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
-        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), path
-    browser.save_screenshot(str(tmp_path / "phone.png"))
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), name
+        browser.save_screenshot(str(tmp_path / f"phone-{name}.png"))
     browser.set_window_size(1280, 900)
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
@@ -203,3 +218,48 @@ def test_dashboard_in_a_browser(site: dict[str, Any], browser: Any, tmp_path: Pa
             hosts.add(url.hostname if url.scheme in ("http", "https", "ws", "wss") else url.scheme)
     assert hosts <= {"127.0.0.1", "data"}, hosts
     assert "127.0.0.1" in hosts
+
+
+def test_pin_delete_preference_and_forget_from_the_pages(site: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    from selflearn.schema import Preference
+
+    service = site["service"]
+    client = signed_in(site, site["mine"])
+    ours = site["rules"].filter(pl.col("home") == site["mine"])
+    pinned = ours["rule_id"][-1]
+    assert client.post(f"/dashboard/rules/{pinned}/pin").status_code == 303
+    assert 'class="card rule pinned"' in client.get("/", params={"status": "pinned"}).text
+
+    user = ours["user_id"][0]
+    service.teacher.store.put_preference(Preference(user_id=user, kind="team", value="Warriors", ts=datetime.now(UTC)))
+    assert "Warriors" in client.get("/dashboard/people").text
+    r = client.post(f"/dashboard/people/{user}/preferences/delete", data={"kind": "team", "key": ""})
+    assert r.status_code == 303 and not service.teacher.store.preferences(user)
+
+    assert client.post(f"/dashboard/people/{user}/forget").status_code == 303
+    service.flush()
+    assert not sum(service.store.user_rows(user).values())
+    page = client.get("/").text
+    assert user not in page  # their personal rules (every version) and the decisions about them are gone
+    assert all(c.rule.get("user_id") != user for c in Controls(service.artifacts.root).all())
+    people = client.get("/dashboard/people").text
+    assert f'data-user="{user}"' in people and "0 turns" in people
+
+
+def test_admin_rolls_back_an_artifact_set(site: dict[str, Any]) -> None:
+    service = site["service"]
+    first = service.artifacts.current()
+    with service.store_lock:
+        logs = service.store.logs()
+    second = learn(logs, service.artifacts, homes=list(site["homes"].values())).version
+    assert second != first
+    home = signed_in(site, site["mine"])
+    assert f"/dashboard/versions/{first}/rollback" not in home.get("/").text
+    assert home.post(f"/dashboard/versions/{first}/rollback").status_code == 403
+    admin = signed_in(site, "admin")
+    assert f"/dashboard/versions/{first}/rollback" in admin.get("/").text
+    assert admin.post(f"/dashboard/versions/{first}/rollback").status_code == 303
+    assert service.artifacts.current() == first
+    assert admin.post("/dashboard/versions/99999-nope/rollback").status_code == 422

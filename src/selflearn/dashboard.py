@@ -65,25 +65,82 @@ class Viewer:
         return None if self.token.admin else self.token.home
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the pages read, computed from the store in one pass, per home (a viewer's pages only combine its homes)."""
+
+    heard: dict[str, pl.DataFrame]  # home id -> its turns (ts, user_id, form, asr_text, response_text): rule evidence
+    daily: pl.DataFrame  # (home_id, day): turns, defects (signals), gold_turns, gold_defects, rewrites
+    forms: pl.DataFrame  # (home_id, form) with a defect: failures, turns, users, examples (latest failing turns)
+    user_turns: dict[str, int]  # user id -> turns
+    asked: dict[str, int]  # home id -> times "Did I get that right?" was asked
+    answers: pl.DataFrame  # feedback answers (not teachings) beside what was said and answered, newest first
+
+
+def build_snapshot(turns: pl.DataFrame, feedback: pl.DataFrame, gold: pl.DataFrame) -> Snapshot:
+    """Score the turns with the defect signals and aggregate them per home for the pages."""
+    scored = DefectSignals().score_frame(turns, feedback)
+    request = scored.filter(~pl.col("meta"))
+    judged = (
+        request.join(gold, on="turn_id", how="left")
+        if gold.height
+        else request.with_columns(failure_point=pl.lit(None, dtype=pl.String))
+    )
+    daily = judged.group_by("home_id", day=pl.col("ts").dt.date()).agg(
+        turns=pl.len(),
+        defects=pl.col("defect").sum(),
+        gold_turns=pl.col("failure_point").is_not_null().sum(),
+        gold_defects=(pl.col("failure_point") != "correct").sum(),
+        rewrites=(pl.col("rewrite_source") != "none").sum(),
+    )
+    forms = (
+        request.sort("ts", descending=True)  # groups keep this order: the examples are the latest
+        .group_by("home_id", "form")
+        .agg(
+            failures=pl.col("defect").sum(),
+            turns=pl.len(),
+            users=pl.col("user_id").n_unique(),
+            examples=pl.struct("ts", "user_id", "asr_text", "response_text", "result_status")
+            .filter(pl.col("defect"))
+            .head(EXAMPLES),
+        )
+        .filter(pl.col("failures") > 0)
+    )
+    asking = request.filter(pl.col("response_text").str.contains(FEEDBACK_QUESTION, literal=True))
+    said = scored.select("turn_id", "home_id", "asr_text", "response_text")
+    answers = feedback.filter(pl.col("kind") != "teach").join(said, on="turn_id", how="left")
+    heard = scored.select("home_id", "ts", "user_id", "form", "asr_text", "response_text")
+    return Snapshot(
+        heard={str(k[0]): v for k, v in heard.partition_by("home_id", as_dict=True).items()},
+        daily=daily,
+        forms=forms,
+        user_turns=dict(scored.group_by("user_id").len().iter_rows()),
+        asked=dict(asking.group_by("home_id").len().iter_rows()),
+        answers=answers.sort("ts", descending=True),
+    )
+
+
 class Logs:
-    """The store's turns scored by the defect signals (and gold, when the store has it), shared by the pages. The
-    first page waits for it; later, a snapshot older than ``LOGS_SECONDS`` is rebuilt in the background while pages
+    """The pages' ``Snapshot`` of the store. The first page waits for it; later, one older than ``LOGS_SECONDS`` (or
+    three times its build time, so a large store is not re-scored back to back) is rebuilt in a thread while pages
     are served from the last one: scoring a million turns takes seconds, a page must not."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
         self._building = threading.Lock()
         self._at = -math.inf
-        self._snapshot: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
+        self._every = LOGS_SECONDS
+        self._snapshot: Snapshot | None = None
 
     def _build(self) -> None:
+        start = time.monotonic()
         self.service.flush()
         with self.service.store_lock:
             logs = self.service.store.logs()
             gold = self.service.store.gold().select("turn_id", "failure_point")
-        turns, feedback = logs.turns(), logs.feedback()
-        self._snapshot = (DefectSignals().score_frame(turns, feedback), feedback, gold)
+        self._snapshot = build_snapshot(logs.turns(), logs.feedback(), gold)
         self._at = time.monotonic()
+        self._every = max(LOGS_SECONDS, 3 * (self._at - start))
 
     def _rebuild(self) -> None:
         try:
@@ -91,7 +148,7 @@ class Logs:
         finally:
             self._building.release()
 
-    def _current(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    def current(self) -> Snapshot:
         snapshot = self._snapshot
         if snapshot is None:
             with self._building:
@@ -99,28 +156,24 @@ class Logs:
                     self._build()
             snapshot = self._snapshot
             assert snapshot is not None
-        elif time.monotonic() - self._at >= LOGS_SECONDS and self._building.acquire(blocking=False):
-            threading.Thread(target=self._rebuild, name="selflearn-dashboard-logs", daemon=True).start()
+        elif time.monotonic() - self._at >= self._every and self._building.acquire(blocking=False):
+            # not a daemon: an exit waits for it rather than killing it inside the DuckDB / Polars code
+            threading.Thread(target=self._rebuild, name="selflearn-dashboard-logs").start()
         return snapshot
 
-    def turns(self, viewer: Viewer) -> pl.DataFrame:
-        return self._current()[0].filter(pl.col("home_id").is_in(list(viewer.homes)))
-
-    def feedback(self, viewer: Viewer) -> pl.DataFrame:
-        return self._current()[1].filter(pl.col("user_id").is_in(list(viewer.users)))
-
-    def gold(self) -> pl.DataFrame:
-        return self._current()[2]
-
-    def forget(self, user_id: str, turn_ids: list[str]) -> None:
-        """Drop a forgotten person from the snapshot at once (the next rebuild reads the store without them)."""
-        snapshot = self._snapshot
-        if snapshot is not None:
-            scored, feedback, gold = snapshot
-            self._snapshot = (
-                scored.filter(pl.col("user_id") != user_id),
-                feedback.filter((pl.col("user_id") != user_id) & ~pl.col("turn_id").is_in(turn_ids)),
-                gold.filter(~pl.col("turn_id").is_in(turn_ids)),
+    def forget(self, user_id: str) -> None:
+        """Drop a forgotten person's turns and words from the snapshot at once (the next rebuild reads the store
+        without them; until then the per-form counts still include them)."""
+        snap = self._snapshot
+        if snap is not None:
+            mine = pl.element().struct.field("user_id") != user_id
+            self._snapshot = Snapshot(
+                heard={h: f.filter(pl.col("user_id") != user_id) for h, f in snap.heard.items()},
+                daily=snap.daily,
+                forms=snap.forms.with_columns(pl.col("examples").list.eval(pl.element().filter(mine))),
+                user_turns={u: n for u, n in snap.user_turns.items() if u != user_id},
+                asked=snap.asked,
+                answers=snap.answers.filter(pl.col("user_id") != user_id),
             )
         self._at = -math.inf
 
@@ -228,14 +281,14 @@ def _rules(service: Service, viewer: Viewer, controls: list[Control]) -> pl.Data
     frame = rule_frame(tables).with_columns(in_set=pl.lit(True))
     decided = [c.rule | {"rule_id": c.rule_id} for c in controls if c.rule_id not in set(frame["rule_id"])]
     if decided:
-        extra = pl.DataFrame(decided).select(frame.columns[:-1]).cast(frame.schema).with_columns(in_set=pl.lit(False))
+        schema = {k: v for k, v in frame.schema.items() if k != "in_set"}
+        extra = pl.DataFrame([{k: d.get(k) for k in schema} for d in decided], schema=schema)
+        extra = extra.with_columns(in_set=pl.lit(False))
         frame = pl.concat([frame, extra]).unique("rule_id", keep="first", maintain_order=True)
     users = list(viewer.users)
     frame = frame.filter((pl.col("kind") != "personal") | pl.col("user_id").is_in(users))
     scope = viewer.scope()
     off = {c.rule_id for c in controls if c.action == "disable" and c.home_id in (None, scope)}
-    if viewer.token.admin:
-        off |= {c.rule_id for c in controls if c.action == "disable"}
     pinned = {c.rule_id for c in controls if c.action == "pin"}
     status = (
         pl.when(pl.col("rule_id").is_in(list(off)))
@@ -247,15 +300,16 @@ def _rules(service: Service, viewer: Viewer, controls: list[Control]) -> pl.Data
     return frame.with_columns(status=status).filter(pl.col("in_set") | (pl.col("status") != "live"))
 
 
-def _evidence(turns: pl.DataFrame, rules: pl.DataFrame) -> dict[str, dict[str, Any]]:
+def _evidence(snapshot: Snapshot, viewer: Viewer, rules: pl.DataFrame) -> dict[str, dict[str, Any]]:
     """Per rule on the page: first/last seen and example turns of the viewer's own homes whose heard form is the
     rule's source (a personal rule: its user's turns only). Pattern rules match delexicalised forms: no examples."""
     out: dict[str, dict[str, Any]] = {}
     lexical = rules.filter(pl.col("kind") != "pattern")
-    if not lexical.height or not turns.height:
+    sources = lexical["source"].to_list()
+    found = [f.filter(pl.col("form").is_in(sources)) for h, f in snapshot.heard.items() if h in viewer.homes]
+    if not lexical.height or not found:
         return out
-    heard = turns.select("ts", "user_id", "asr_text", "response_text", "form")  # the signals' normalised heard text
-    hits = heard.filter(pl.col("form").is_in(lexical["source"].to_list()))
+    hits = pl.concat(found)
     for rule in lexical.iter_rows(named=True):
         mine = hits.filter(pl.col("form") == rule["source"])
         if rule["kind"] == "personal":
@@ -294,7 +348,7 @@ def learned(request: Request, q: str = "", kind: str = "", status: str = "", pag
     pages = max(1, math.ceil(rules.height / PAGE_SIZE))
     page = min(max(page, 1), pages)
     shown = rules.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)
-    evidence = _evidence(_logs(request).turns(viewer), shown)
+    evidence = _evidence(_logs(request).current(), viewer, shown)
     preferences = {user: service.teacher.store.preferences(user) for user in viewer.users}
     query = {"q": q, "kind": kind, "status": status}
     return _page(
@@ -362,26 +416,20 @@ async def rollback(request: Request, version: str) -> Response:
 # ---------------------------------------------------------------- trend, failures, people
 
 
-def trend_figure(turns: pl.DataFrame, gold: pl.DataFrame, live_days: list[tuple[str, datetime]]) -> go.Figure:
+def trend_figure(daily: pl.DataFrame, live_days: list[tuple[str, datetime]]) -> go.Figure:
     """Daily turn defect rate (signals; gold when the store has it) and rewrite rate, each artifact set's day."""
-    request = turns.filter(~pl.col("meta"))
-    with_gold = request.join(gold, on="turn_id", how="left")
-    daily = (
-        with_gold.group_by(day=pl.col("ts").dt.date())
-        .agg(
-            turns=pl.len(),
-            defect_rate=pl.col("defect").mean(),
-            gold_defect_rate=(pl.col("failure_point") != "correct").mean(),
-            rewrite_rate=(pl.col("rewrite_source") != "none").mean(),
-        )
-        .sort("day")
+    rates = daily.select(
+        "day",
+        defect_rate=pl.col("defects") / pl.col("turns"),
+        gold_defect_rate=pl.when(pl.col("gold_turns") > 0).then(pl.col("gold_defects") / pl.col("gold_turns")),
+        rewrite_rate=pl.col("rewrites") / pl.col("turns"),
     )
     fig = go.Figure()
     lines = [("defect_rate", "defect rate (signals)"), ("rewrite_rate", "rewrite rate")]
-    if gold.height and daily["gold_defect_rate"].is_not_null().any():
+    if rates["gold_defect_rate"].is_not_null().any():
         lines.insert(1, ("gold_defect_rate", "defect rate (gold)"))
     for column, name in lines:
-        fig.add_trace(go.Scatter(x=daily["day"].to_list(), y=daily[column].to_list(), mode="lines+markers", name=name))
+        fig.add_trace(go.Scatter(x=rates["day"].to_list(), y=rates[column].to_list(), mode="lines+markers", name=name))
     for version, created in live_days:
         fig.add_vline(x=created.timestamp() * 1000, line_dash="dot", line_color="#888")
         fig.add_annotation(x=created, y=1, yref="paper", text=version.split("-")[0], showarrow=False, yshift=8)
@@ -406,16 +454,22 @@ def trend(request: Request) -> Response:
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
     service: Service = request.app.state.service
-    turns = _logs(request).turns(viewer)
+    daily = (
+        _logs(request)
+        .current()
+        .daily.filter(pl.col("home_id").is_in(list(viewer.homes)))
+        .group_by("day")
+        .agg(pl.exclude("home_id").sum())
+        .sort("day")
+    )
     live = [(v.version, _went_live(v.meta, v.created)) for v in service.artifacts.versions() if v.created]
-    figure = trend_figure(turns, _logs(request).gold(), live) if turns.height else None
+    figure = trend_figure(daily, live) if daily.height else None
     return _page(
         request,
         "trend.html",
         viewer,
         figure=figure.to_json().replace("</", "<\\/") if figure else None,
-        turns=turns.height,
-        versions=live,
+        turns=int(daily["turns"].sum()) if daily.height else 0,
     )
 
 
@@ -425,41 +479,26 @@ def failures(request: Request) -> Response:
     viewer = _viewer(request)
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
-    turns = _logs(request).turns(viewer)
-    forms = []
-    if turns.height:
-        forms = (
-            turns.filter(~pl.col("meta"))
-            .sort("ts", descending=True)  # groups keep this order: examples are the latest
-            .group_by("form")
-            .agg(
-                failures=pl.col("defect").sum(),
-                turns=pl.len(),
-                users=pl.col("user_id").n_unique(),
-                examples=pl.struct("ts", "user_id", "asr_text", "response_text", "result_status")
-                .filter(pl.col("defect"))
-                .head(EXAMPLES),
-            )
-            .filter(pl.col("failures") > 0)
-            .sort(["failures", "turns"], descending=[True, False])
-            .head(PAGE_SIZE)
-            .to_dicts()
-        )
-    asked = (
-        turns.filter(pl.col("response_text").str.contains(FEEDBACK_QUESTION, literal=True)) if turns.height else turns
+    snapshot = _logs(request).current()
+    top = (
+        snapshot.forms.filter(pl.col("home_id").is_in(list(viewer.homes)))
+        .group_by("form")
+        .agg(pl.col("failures", "turns", "users").sum(), pl.col("examples").explode())
+        .sort(["failures", "turns"], descending=[True, False])
+        .head(PAGE_SIZE)
+        .to_dicts()
     )
-    answers = _logs(request).feedback(viewer).filter(pl.col("kind") != "teach")
-    if answers.height and turns.height:
-        answers = answers.join(turns.select("turn_id", "asr_text", "response_text"), on="turn_id", how="left").sort(
-            "ts", descending=True
-        )
+    for row in top:  # one home's latest failing turns, or several homes' merged
+        turns = [t for t in row["examples"] if t is not None]  # a home's empty list explodes to a null
+        row["examples"] = sorted(turns, key=lambda t: t["ts"], reverse=True)[:EXAMPLES]
+    answers = snapshot.answers.filter(pl.col("user_id").is_in(list(viewer.users)))
     return _page(
         request,
         "failures.html",
         viewer,
-        forms=forms,
-        asked=asked.height,
-        answers=answers.head(50).to_dicts() if answers.height else [],
+        forms=top,
+        asked=sum(n for home, n in snapshot.asked.items() if home in viewer.homes),
+        answers=answers.head(50).to_dicts(),
         answered=answers.height,
     )
 
@@ -471,8 +510,7 @@ def people(request: Request) -> Response:
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
     service: Service = request.app.state.service
-    turns = _logs(request).turns(viewer)
-    counts = dict(turns.group_by("user_id").len().iter_rows()) if turns.height else {}
+    counts = _logs(request).current().user_turns
     rules = _rules(service, viewer, Controls(service.artifacts.root).all()).filter(pl.col("kind") == "personal")
     rule_counts = dict(rules.group_by("user_id").len().iter_rows()) if rules.height else {}
     persons = [
@@ -509,8 +547,6 @@ async def forget(request: Request, user_id: str) -> Response:
     if user_id not in viewer.users:
         raise HTTPException(404, f"no user {user_id!r} here")
     service: Service = request.app.state.service
-    logs = _logs(request)
-    turn_ids = logs.turns(viewer).filter(pl.col("user_id") == user_id)["turn_id"].to_list()
     service.forget(user_id)
-    logs.forget(user_id, turn_ids)
+    _logs(request).forget(user_id)
     return RedirectResponse("/dashboard/people", status_code=303)
