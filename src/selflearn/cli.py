@@ -271,7 +271,11 @@ def forget(
 
     with Store(db) as store:
         counts = store.forget(user, quarantine=quarantine)
-    counts["artifact_files"] = ArtifactStore(artifacts).forget_user(user)
+    artifact_store = ArtifactStore(artifacts)
+    counts["artifact_files"] = artifact_store.forget_user(user)
+    from selflearn.rewrite.controls import Controls
+
+    counts["rule_controls"] = Controls(artifact_store.root).forget_user(user)
     from selflearn.feedback import PendingRewrites, pending_root
 
     counts["pending_rewrites"] = PendingRewrites(pending_root()).forget(user)
