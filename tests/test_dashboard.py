@@ -263,3 +263,44 @@ def test_admin_rolls_back_an_artifact_set(site: dict[str, Any]) -> None:
     assert admin.post(f"/dashboard/versions/{first}/rollback").status_code == 303
     assert service.artifacts.current() == first
     assert admin.post("/dashboard/versions/99999-nope/rollback").status_code == 422
+
+
+def test_a_home_disables_a_shared_rule_for_itself_only_and_only_an_admin_pins_it(site: dict[str, Any]) -> None:
+    service = site["service"]
+    current = service.artifacts.current_dir()
+    tables = RewriteTables.load(current)
+    shared = pl.DataFrame(
+        [{"source": "lights of", "target": "lights off", "probability": 1.0, "support": 9, "distinct_users": 6,
+          "source_intent": None, "target_intent": "HassTurnOff", "layer": "global", "user_id": None}]
+    )  # fmt: skip
+    tables = RewriteTables(pl.concat([tables.global_table, shared], how="diagonal_relaxed"), tables.personal_table)
+    service.artifacts.publish(tables.save, meta={})
+    service.rewriter.reload_if_changed()
+    rid = rule_id("global", None, "lights of", "lights off")
+    mine, other = (site["homes"][site[k]] for k in ("mine", "other"))
+
+    def rewritten(home_key: str) -> str | None:
+        home = site["homes"][site[home_key]]
+        body = {"text": "lights of", "user_id": home.people[0].id, "device_id": home.endpoints[0].id}
+        headers = {"Authorization": f"Bearer {site['tokens'][site[home_key]]}"}
+        r = httpx.post(site["url"] + "/v1/interpret", json=body, headers=headers)
+        text: str | None = r.json()["turn"]["rewritten_text"]
+        return text
+
+    assert rewritten("mine") == rewritten("other") == "lights off"
+    client = signed_in(site, mine.id)
+    assert client.post(f"/dashboard/rules/{rid}/pin").status_code == 403
+    assert (
+        client.post(f"/dashboard/rules/{rid}/disable", headers={"Referer": "http://x//evil.example/"}).headers[
+            "location"
+        ]
+        == "/"
+    )
+    assert [(c.rule_id, c.home_id) for c in Controls(service.artifacts.root).all() if c.rule_id == rid] == [
+        (rid, mine.id)
+    ]
+    assert rewritten("mine") != "lights off" and rewritten("other") == "lights off"
+    assert f'data-rule="{rid}"' in signed_in(site, other.id).get("/", params={"status": "live"}).text
+    admin = signed_in(site, "admin")
+    assert admin.post(f"/dashboard/rules/{rid}/pin").status_code == 303
+    assert f'data-rule="{rid}"' in admin.get("/", params={"status": "pinned"}).text

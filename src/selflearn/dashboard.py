@@ -218,7 +218,8 @@ async def _form(request: Request) -> dict[str, str]:
 def _back(request: Request, default: str = "/") -> RedirectResponse:
     """Back to the page the form was on (same site only)."""
     referer = urlsplit(request.headers.get("referer", ""))
-    target = referer.path + (f"?{referer.query}" if referer.query else "") if referer.path else default
+    local = referer.path.startswith("/") and not referer.path.startswith("//")  # never "//other.site/..."
+    target = referer.path + (f"?{referer.query}" if referer.query else "") if local else default
     return RedirectResponse(target, status_code=303)
 
 
