@@ -70,6 +70,8 @@ BAD: list[tuple[str, int]] = [
     ("bench rewrite --sizes abc --json", 2),
     ("bench rewrite --sizes 0 --json", 2),
     ("bench serve --concurrency 0 --json", 2),
+    ("bench dashboard --turns 0 --json", 2),
+    ("bench dashboard --repeats 0 --json", 2),
     ("bench labels --dialogues 0 --json", 2),
     ("bench fpi --dialogues -3 --json", 2),
     ("bench learn --turns -5 --json", 2),

@@ -966,6 +966,23 @@ def bench_serve(
     out.print(result)
 
 
+@bench_app.command("dashboard")
+def bench_dashboard(
+    turns: Annotated[int, typer.Option("--turns", min=1, help="Generated turns in the store.")] = 1_000_000,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed loads of each page.")] = 5,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Every dashboard page's load time on 127.0.0.1 with TURNS in the store; GET /healthz as the same-run baseline."""
+    from selflearn.dashboard_bench import run_bench
+
+    result = run_bench(turns=turns, repeats=repeats, seed=seed, progress=err.print)
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(result)
+
+
 @app.command()
 def simulate(
     homes: Annotated[int, typer.Option("--homes", min=1, help="Generated homes (seeded).")] = 10,

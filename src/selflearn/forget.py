@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from selflearn import ids, paths
 from selflearn.artifacts import ArtifactStore
 from selflearn.feedback import PendingRewrites
+from selflearn.rewrite.controls import Controls
 from selflearn.store import Store, gold_path, quarantine_path
 
 
@@ -57,6 +58,7 @@ def forget_user(
     deleted = store.forget(user_id, quarantine=quarantine, phrases=phrases)
     deleted["personal_artifacts"] = artifacts.forget_user(user_id)
     deleted["pending_rewrites"] = pending.forget(user_id)
+    deleted["rule_controls"] = Controls(artifacts.root).forget_user(user_id)
     roots = [paths.data_dir(), artifacts.root, *([pending.root] if pending.root else [])]
     own = [store.path, gold_path(store.path), quarantine_path(store.path), *([quarantine] if quarantine else [])]
     extra = [*own, *(p.with_name(p.name + ".wal") for p in own[:2])]

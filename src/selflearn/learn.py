@@ -6,7 +6,8 @@ rate; otherwise the artifact set in service stays. The estimate replays the held
 rewriter runs on every heard text, and where it would send the NLU other text than the logs show, the shared
 runtime interprets both (dry run). A turn the signals call defective counts as fixed when the new interpretation
 succeeds, differs, and is what users who repaired that form reached (intent and slot names, ``repair_outcomes``); a
-clean turn counts as broken when its interpretation changes (``shadow_turns``).
+clean turn counts as broken when its interpretation changes (``shadow_turns``). Rules people disabled everywhere
+are left out and pinned ones kept (``rewrite/controls.py``), in the candidate and in the published set.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from selflearn.errors import Conflict
 from selflearn.home import Home
 from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
+from selflearn.rewrite.controls import Controls
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, save_indexes
 from selflearn.rewrite.patterns import delexicalise_frame, slot_names
@@ -372,6 +374,7 @@ def learn(
     signals = DefectSignals(cfg.mining.signals)
     scored = signals.score_frame(turns, feedback)
     miner = RewriteMiner(cfg.mining)
+    controls = Controls(artifacts.root)
     shadow = None
     train: pl.DataFrame | None = None
     last = scored["ts"].max()
@@ -383,7 +386,7 @@ def learn(
     links = detect(scored)
     if train is not None and cutoff is not None:
         held = scored.filter(pl.col("ts") >= cutoff)
-        candidate = miner.fit_frame(train, detect(train), homes=homes)
+        candidate = controls.apply(miner.fit_frame(train, detect(train), homes=homes))
         say(f"shadow check: replaying {held.height:,} held-out turns")
         repaired = repair_outcomes(scored, homes, links, cfg.mining)
         replayed = shadow_turns(candidate, held, homes, cfg.online, repaired)
@@ -391,7 +394,7 @@ def learn(
         if on_shadow is not None:
             on_shadow(candidate, replayed)
     say("mining rewrites")
-    tables = miner.fit_frame(scored, links, homes=homes)
+    tables = controls.apply(miner.fit_frame(scored, links, homes=homes))  # people's disables and pins
     previous = artifacts.current()
     defects = int(scored["defect"].sum()) if scored.height else 0
     report = LearnReport(
@@ -426,7 +429,8 @@ def learn(
                 save_labels(root)
 
         meta = {k: v for k, v in report.to_dict().items() if k not in ("shadow", "parts", "version", "published")}
-        report.version = artifacts.publish(build, meta=meta | {"shadow": None if shadow is None else asdict(shadow)})
+        meta |= {"shadow": None if shadow is None else asdict(shadow), "logs_until": str(last) if last else None}
+        report.version = artifacts.publish(build, meta=meta)  # logs_until: when it goes live on the logs' clock
         report.published = True
     report.seconds = time.perf_counter() - start
     return report

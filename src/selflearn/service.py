@@ -37,6 +37,7 @@ from starlette.routing import Match
 
 from selflearn import __version__
 from selflearn.artifacts import ArtifactStore
+from selflearn.dashboard import mount as mount_dashboard
 from selflearn.errors import SelflearnError
 from selflearn.feedback import FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.feedback import pending_root as default_pending_root
@@ -681,6 +682,7 @@ def create_app(service: Service) -> FastAPI:
             service.metrics.render(service.artifacts.current()), media_type="text/plain; version=0.0.4"
         )
 
+    mount_dashboard(app, service)
     app.add_middleware(_Guard, metrics=service.metrics)
     return app
 

@@ -32,6 +32,7 @@ from rapidfuzz import fuzz
 from selflearn.home import Endpoint, Home
 from selflearn.pipeline.runtime import Rewrite
 from selflearn.rewrite import GLOBAL_TABLE, PATTERN_TABLE, empty_table, read_global, read_patterns, read_personal
+from selflearn.rewrite.controls import Controls, rule_id
 from selflearn.rewrite.encoder import INT8_MODEL, Encoder, Vectors, shared_encoder
 from selflearn.rewrite.patterns import (
     PLACEHOLDER,
@@ -404,6 +405,14 @@ def save_indexes(root: Path, encoder: Encoder | None = None, config: OnlineConfi
     return written
 
 
+def _allowed(found: list[Candidate], kind: str, user_id: str, off: frozenset[str]) -> list[Candidate]:
+    """``found`` without the rules disabled here (``off``: their ``controls.rule_id``)."""
+    if not off:
+        return found
+    owner = user_id if kind == "personal" else None
+    return [c for c in found if rule_id(kind, owner, c.rule.source, c.rule.target) not in off]
+
+
 class OnlineRewriter:
     """The ``Rewriter`` the runtime calls before NLU; ``load(artifact_dir)`` reads one published artifact set."""
 
@@ -435,6 +444,7 @@ class OnlineRewriter:
             for user, table in (personal_tables or {}).items()
         }
         self._entities: dict[tuple[str, str], list[str]] = {}
+        self.controls: Controls | None = None  # rules people disabled (``rewrite/controls.py``) never fire
 
     @classmethod
     def load(
@@ -483,14 +493,15 @@ class OnlineRewriter:
         if key not in self._entities:
             self._entities[key] = home_entities(home, user_id)
         entities = self._entities[key]
-        layers = [self.personal(user_id)] if "personal" in self.config.layers else []
-        layers += [self.global_index] if "global" in self.config.layers else []
-        for layer in layers:
-            found = self._layer_candidates(query, layer, entities)
+        off = self.controls.disabled(home.id) if self.controls is not None else frozenset()
+        layers = [("personal", self.personal(user_id))] if "personal" in self.config.layers else []
+        layers += [("global", self.global_index)] if "global" in self.config.layers else []
+        for kind, layer in layers:
+            found = _allowed(self._layer_candidates(query, layer, entities), kind, user_id, off)
             if found:
                 return found
         if "global" in self.config.layers and len(self.pattern_index):
-            return self._pattern_candidates(query, home)
+            return _allowed(self._pattern_candidates(query, home), "pattern", user_id, off)
         return []
 
     def _pattern_candidates(self, query: str, home: Home) -> list[Candidate]:
@@ -560,6 +571,7 @@ class LiveRewriter:
         self.encoder = encoder
         self.check_seconds = check_seconds
         self.current: OnlineRewriter | None = None
+        self.controls = Controls(artifacts.root)  # re-read on change: a disabled rule stops firing at once
         self.cpu_seconds: list[float] = []  # per call: this thread's CPU time (the loop reports the rewriter's cost)
         self._checked = -math.inf
         self.reload_if_changed()
@@ -571,6 +583,7 @@ class LiveRewriter:
         if directory is None or directory == loaded:
             return False
         self.current = OnlineRewriter.load(directory, config=self.config, encoder=self.encoder)
+        self.current.controls = self.controls
         return True
 
     def forget(self, user_id: str, texts: Iterable[str] = ()) -> None:

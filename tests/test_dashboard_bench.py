@@ -1,0 +1,16 @@
+"""dashboard_bench.py: the page-load bench runs end to end on a small store and reports every page for both viewers."""
+
+from __future__ import annotations
+
+from selflearn.dashboard_bench import PAGES, run_bench
+
+
+def test_bench_times_every_page_for_admin_and_home_against_healthz() -> None:
+    result = run_bench(turns=3000, repeats=1, progress=lambda _msg: None)
+    assert result["turns"] == result["admin_turns_seen"] > result["home_turns_seen"] > 0
+    for who in ("admin", "home"):
+        assert set(result[who]) == set(PAGES)
+        assert all(t["p50_ms"] > 0 and t["max_ms"] >= t["p50_ms"] for t in result[who].values())
+    assert result["healthz"]["p50_ms"] > 0 and result["first_page_s"] > 0
+    slowest = max(t["max_ms"] for who in ("admin", "home") for t in result[who].values())
+    assert result["slowest_page_ms"] == slowest and result["every_page_under_1s"] == (slowest < 1000)
