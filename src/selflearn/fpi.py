@@ -42,6 +42,7 @@ STATUSES = ("success", "no_match", "no_entity", "failed", "unsupported", "ignore
 NEAR_REPEAT = 0.8
 UNKNOWN_VOICE = 0.1  # a speaker whose turns almost never work (a television) was not talking to the assistant
 TASTE_GAP = 0.3  # share of an intent's failed turns whose rephrase spelled out a slot this turn leaves open
+MISHEARD_NEAR = 0.85  # a failed wording this close to a working command, not a habit of the speaker's, was misheard
 QUESTION_OVERLAP = 0.7  # a one-off request with fewer of its words in working commands is a question, not a command
 MIN_REPHRASES = 5  # an intent's slot gaps are only evidence once this many of its failed turns were rephrased
 SILENT_FAIL = 0.5  # a person's wording that failed at least this often elsewhere fails when nobody objects, too
@@ -433,6 +434,22 @@ class FpiLearner:
             & ~df["recovered"].to_numpy()
             & df["result_status"].is_in(("no_match", "no_entity")).to_numpy()
         )
+        # a wording others fail with too, but not a habit of this person's, that almost matches a working command and
+        # was not understood: the recogniser drops or swaps the same word for many people ("is the weather")
+        misheard_often = (
+            df.select(
+                (pl.col("result_status") == "no_match")
+                & ~pl.col("recovered")
+                & ~pl.col("settled")
+                & pl.col("speaker_form_fail").is_null()
+                & (pl.col("nearest_command") >= MISHEARD_NEAR)
+                & (pl.col("speaker_success") >= UNKNOWN_VOICE)
+            )
+            .to_series()
+            .fill_null(False)
+            .to_numpy()
+        )
+        misheard |= misheard_often
         rule_labels = np.where(misheard, "asr", rule_labels)
         # a voice that never issued a command that worked, answered anyway: speech not meant for the assistant
         unknown_voice = (df["speaker_success"].fill_null(1.0) < UNKNOWN_VOICE).to_numpy() & (
