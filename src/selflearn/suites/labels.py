@@ -251,7 +251,7 @@ def run(config: EvalConfig) -> EvalResult:
     }
     no_signal = {name: success_on(f, quiet, split.gold) for name, f in systems.items()}
     metrics["no_signal.n"] = len(quiet)
-    metrics["no_signal.gold_failure_share"] = float(np.mean([not split.gold[t].goal_success for t in quiet]))
+    metrics["no_signal.gold_failure_share"] = sum(not split.gold[t].goal_success for t in quiet) / max(1, len(quiet))
     metrics["no_signal.goal_success_accuracy"] = no_signal.pop("model")
     baseline["no_signal.weak_goal_success_accuracy"] = no_signal.pop("weak")
     baseline.update({f"no_signal.{k}_goal_success_accuracy": v for k, v in no_signal.items()})
