@@ -83,11 +83,12 @@ def test_a_request_carried_out_twice_in_one_goal_is_a_failure() -> None:
         if t.turn_id in single
     ]
     out = turn_table(LogView.from_records([*data.turns, *again]).turns())
-    repeated = out.filter(pl.col("dialogue_id").is_in(out.filter(pl.col("turn_id").is_in(single))["dialogue_id"]))
+    dialogues = out.filter(pl.col("turn_id").is_in(single))["dialogue_id"].to_list()
+    repeated = out.filter(pl.col("dialogue_id").is_in(dialogues))
     assert repeated.height == 6 and repeated["repeated"].all() and not repeated["w_success"].any()
     assert repeated["w_intent"].is_not_null().all()  # understood, just not served: the intent label stays
     assert table.filter(pl.col("turn_id").is_in(single))["w_success"].all()  # said once, it was a success
-    assert not out.filter(~pl.col("dialogue_id").is_in(repeated["dialogue_id"]))["repeated"].any()
+    assert not out.filter(~pl.col("dialogue_id").is_in(dialogues))["repeated"].any()
 
 
 def test_padded_shapes_and_forward() -> None:
