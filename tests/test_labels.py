@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ class BagOfWordsEncoder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
 
-TINY = LabelConfig(d_model=32, layers=1, heads=2, pretrain_epochs=3, finetune_epochs=4, batch_size=64, min_steps=0)
+TINY = LabelConfig(d_model=32, layers=1, heads=2, pretrain_epochs=3, finetune_epochs=8, batch_size=64, min_steps=0)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,27 @@ def test_a_lone_barge_in_does_not_fail_a_success() -> None:
     barged = turn_table(LogView.from_records(turns).turns()).filter(pl.col("turn_id").is_in(sorted(chosen)))
     assert barged.height == 5 and barged["barge_in"].all() and barged["w_success"].all()
     assert not barged["clean_success"].any()  # the dialogue context (and FPI) still sees the barge-in as a defect
+
+
+def test_a_request_carried_out_twice_in_one_goal_is_a_failure() -> None:
+    """Asking for the very same thing again right after it was done means it was not what the person wanted."""
+    from datetime import timedelta
+
+    data = make_dialogues(300, seed=5)
+    table = turn_table(LogView.from_records(data.turns).turns())
+    single = table.filter((pl.col("n_turns") == 1) & pl.col("clean_success"))["turn_id"].to_list()[:3]
+    again = [
+        t.model_copy(update={"turn_id": f"{t.turn_id}-again", "ts": t.ts + timedelta(seconds=8)})
+        for t in data.turns
+        if t.turn_id in single
+    ]
+    out = turn_table(LogView.from_records([*data.turns, *again]).turns())
+    dialogues = out.filter(pl.col("turn_id").is_in(single))["dialogue_id"].to_list()
+    repeated = out.filter(pl.col("dialogue_id").is_in(dialogues))
+    assert repeated.height == 6 and repeated["repeated"].all() and not repeated["w_success"].any()
+    assert repeated["w_intent"].is_not_null().all()  # understood, just not served: the intent label stays
+    assert table.filter(pl.col("turn_id").is_in(single))["w_success"].all()  # said once, it was a success
+    assert not out.filter(~pl.col("dialogue_id").is_in(dialogues))["repeated"].any()
 
 
 def test_padded_shapes_and_forward() -> None:
@@ -161,6 +183,29 @@ def test_labels_match_truth_on_unseen_dialogues(trained: tuple[LogView, LabelMod
     strict = model.apply(LogView.from_records(test.turns), threshold=0.99)["labelled"].mean()
     loose = model.apply(LogView.from_records(test.turns), threshold=0.5)["labelled"].mean()
     assert strict <= loose == 1.0  # type: ignore[operator]
+
+
+def test_a_curve_pretrains_once_and_fine_tunes_from_the_same_weights(trained: tuple[LogView, LabelModel]) -> None:
+    logs, model = trained
+    assert model.pretrained is not None and model.history.pretrain_loss
+    few = LabelLearner(replace(TINY, finetune_share=0.1), encoder=BagOfWordsEncoder(), pretrained=model.pretrained)
+    again = few.fit(logs)
+    assert again.history.pretrain_loss == [] and again.history.finetune_loss  # no second pretraining
+    assert again.pretrained is model.pretrained
+    plain = LabelLearner(replace(TINY, pretrain=False), encoder=BagOfWordsEncoder(), pretrained=model.pretrained)
+    assert plain.fit(logs).pretrained is None  # without pretraining the weights are not used
+
+
+def test_loading_a_model_with_other_inputs_fails_clearly(trained: tuple[LogView, LabelModel], tmp_path: Path) -> None:
+    import json
+
+    _, model = trained
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "labels.json").read_text())
+    meta["shape"]["n_numeric"] -= 1  # a model saved before an input was added
+    (tmp_path / "labels.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="train it again"):
+        LabelModel.load(tmp_path, encoder=BagOfWordsEncoder())
 
 
 def test_save_load_gives_same_labels(trained: tuple[LogView, LabelModel], tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from selflearn.errors import NotFound
-from selflearn.labels.dialogue import FAILED_STATUSES, dialogue_frame
+from selflearn.labels.dialogue import FAILED_STATUSES, chain_end, dialogue_frame
 from selflearn.labels.trace import flatten_trace, trace_names
 from selflearn.labels.wording import WordingStats, with_wording
 
@@ -43,6 +43,8 @@ STATUSES = ("success", "no_match", "no_entity", "failed", "unsupported", "ignore
 NEAR_REPEAT = 0.8
 UNKNOWN_VOICE = 0.1  # a speaker whose turns almost never work (a television) was not talking to the assistant
 TASTE_GAP = 0.3  # share of an intent's failed turns whose rephrase spelled out a slot this turn leaves open
+MISHEARD_NEAR = 0.85  # a failed wording this close to a working command, not a habit of the speaker's, was misheard
+QUESTION_OVERLAP = 0.7  # a one-off request with fewer of its words in working commands is a question, not a command
 MIN_REPHRASES = 5  # an intent's slot gaps are only evidence once this many of its failed turns were rephrased
 SILENT_FAIL = 0.5  # a person's wording that failed at least this often elsewhere fails when nobody objects, too
 MODEL_FILE = "fpi.pkl"
@@ -120,6 +122,7 @@ def base_features(df: pl.DataFrame) -> dict[str, np.ndarray]:
         "one_off_near": f("one_off_near"),
         "slot_gap": f("slot_gap"),
         "recovered_same": f("recovered_same"),
+        "settled": f("settled"),
         "speaker_form_fail": f("speaker_form_fail"),
     }
     cols.update(_status_onehot(df["result_status"], "status"))
@@ -127,7 +130,7 @@ def base_features(df: pl.DataFrame) -> dict[str, np.ndarray]:
     return cols
 
 
-RECOVERY_FEATURES = ("recovered", "recovered_same")
+RECOVERY_FEATURES = ("recovered", "recovered_same", "settled")
 
 
 def _keys(slots: str | None) -> set[str]:
@@ -186,14 +189,16 @@ class SlotGaps:
 
 
 def with_slot_evidence(df: pl.DataFrame, gaps: SlotGaps, *, own: bool = False) -> pl.DataFrame:
-    """Adds ``slot_gap`` (``SlotGaps.gap``), ``recovered_same`` and ``speaker_form_fail``.
+    """Adds ``slot_gap`` (``SlotGaps.gap``), ``recovered_same``, ``settled`` and ``speaker_form_fail``.
 
     ``recovered_same``: the turn that "recovered" this one asked for the very same thing (intent, slots, devices)
     and got it: an identical request cannot fix what went wrong, the person gave up on a wrong result silently (the
     clean-looking last turn is no evidence of success). ``speaker_form_fail``: the share of this person's other
     turns with the same wording that had defect evidence (NaN under 2): a taste the assistant does not know fails
-    every time, also when the person lets it go without a word. ``own``: the rows are the logs ``gaps`` came from,
-    so each row is taken out of its own counts.
+    every time, also when the person lets it go without a word. ``settled``: like ``recovered``, a chain of
+    rephrases from this turn ends in a success, but one a barge-in may have cut short (nobody said "no" to it or
+    rephrased it; people cut long right answers short), and not the identical request. ``own``: the rows are the
+    logs ``gaps`` came from, so each row is taken out of its own counts.
     """
     mine = 1 if own else 0
     counts = [gaps.speaker_forms.get(f"{u}\t{t}", (0, 0)) for u, t in zip(df["user_id"], df["text"], strict=True)]
@@ -205,9 +210,17 @@ def with_slot_evidence(df: pl.DataFrame, gaps: SlotGaps, *, own: bool = False) -
     sig = list(zip(*(df[c].to_list() for c in ("nlu_intent", "nlu_slots", "resolved_entities")), strict=True))
     status = df["result_status"].to_list()
     same = [j >= 0 and status[i] == "success" and sig[j] == sig[i] for i, j in enumerate(idx)]
+    uncontested = df.select(
+        (pl.col("result_status") == "success")
+        & ~pl.col("negative")
+        & ~(pl.col("rephrase_next") & pl.col("next_text").is_not_null())
+    ).to_series()
+    ends = chain_end(df["dialogue_id"].to_numpy(), uncontested.to_numpy(), df["link_next"].to_numpy())
+    settled = [j >= 0 and not (status[i] == "success" and sig[j] == sig[i]) for i, j in enumerate(ends)]
     return df.with_columns(
         slot_gap=pl.Series(gaps.gap(df["nlu_intent"].to_list(), df["nlu_slots"].to_list()), dtype=pl.Float32),
         recovered_same=pl.Series(same, dtype=pl.Boolean),
+        settled=pl.Series(settled, dtype=pl.Boolean),
         speaker_form_fail=pl.Series(form_fail, dtype=pl.Float32).fill_nan(None),
     )
 
@@ -422,14 +435,34 @@ class FpiLearner:
             & ~df["recovered"].to_numpy()
             & df["result_status"].is_in(("no_match", "no_entity")).to_numpy()
         )
+        # a wording others fail with too, but not a habit of this person's, that almost matches a working command and
+        # was not understood: the recogniser drops or swaps the same word for many people ("is the weather")
+        misheard_often = (
+            df.select(
+                (pl.col("result_status") == "no_match")
+                & ~pl.col("recovered")
+                & ~pl.col("settled")
+                & pl.col("speaker_form_fail").is_null()
+                & (pl.col("nearest_command") >= MISHEARD_NEAR)
+                & (pl.col("speaker_success") >= UNKNOWN_VOICE)
+            )
+            .to_series()
+            .fill_null(False)
+            .to_numpy()
+        )
+        misheard |= misheard_often
         rule_labels = np.where(misheard, "asr", rule_labels)
         # a voice that never issued a command that worked, answered anyway: speech not meant for the assistant
         unknown_voice = (df["speaker_success"].fill_null(1.0) < UNKNOWN_VOICE).to_numpy() & (
             df["result_status"] != "ignored"
         ).to_numpy()
         rule_labels = np.where(unknown_voice, "false_wake", rule_labels)
-        # a household voice's out-of-domain request, declined, not followed up: impossible, not a false wake
-        declined = (rule_labels == "false_wake") & ~unknown_voice & df["speaker_success"].is_not_null().to_numpy()
+        # a household voice's out-of-domain request, declined, not followed up: impossible, not a false wake; unless
+        # this person keeps saying it: a wording of theirs the NLU does not understand
+        household = (rule_labels == "false_wake") & ~unknown_voice & df["speaker_success"].is_not_null().to_numpy()
+        habitual = df["speaker_form_fail"].is_not_null().to_numpy()
+        declined = household & ~habitual
+        rule_labels = np.where(household & habitual, "nlu", rule_labels)
         # a right answer cut short: barge-in on a success, no objection, nothing said after it, no slot left open
         cut_short = (
             df.select(
@@ -442,7 +475,31 @@ class FpiLearner:
             .to_series()
             .to_numpy()
         )
-        rule_labels = np.where(declined | cut_short, "correct", rule_labels)
+        # a household voice's request, not understood, alone in its dialogue, not cut short, in words this person
+        # never used again and commands rarely use: a question the assistant cannot answer, declined (a command
+        # wording the NLU misses recurs, and a misheard command keeps the command's words)
+        one_off_question = (
+            df.select(
+                (pl.col("result_status") == "no_match")
+                & (pl.col("n_turns") == 1)
+                & ~pl.col("barge_in")
+                & pl.col("speaker_form_fail").is_null()
+                & ~pl.col("one_off_near")
+                & (pl.col("command_overlap") < QUESTION_OVERLAP)
+                & (pl.col("speaker_success") >= UNKNOWN_VOICE)
+            )
+            .to_series()
+            .fill_null(False)
+            .to_numpy()
+        )
+        # a failed turn whose rephrases end in a success nobody objected to, that leaves no taste open: recovered,
+        # though a barge-in cut the answer short
+        settled = (
+            df.select(pl.col("settled") & ~pl.col("recovered") & (pl.col("slot_gap") < TASTE_GAP))
+            .to_series()
+            .to_numpy()
+        )
+        rule_labels = np.where(declined | cut_short | one_off_question | settled, "correct", rule_labels)
         # a carried-out request that leaves a taste open, whose wording failed for this person most other times:
         # it failed here too, though they let it go without a word
         silent = (
@@ -457,7 +514,7 @@ class FpiLearner:
             .to_numpy()
         )
         rule_labels = np.where(silent, "result", rule_labels)
-        confident |= misheard | unknown_voice | declined | cut_short | silent
+        confident |= misheard | unknown_voice | household | cut_short | one_off_question | settled | silent
         keep = np.flatnonzero(confident)
         diff = diff_stage(df, self.config)
         aug = np.flatnonzero(diff != "")

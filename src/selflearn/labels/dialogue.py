@@ -51,13 +51,13 @@ def _word_diff(texts: Sequence[str], nexts: Sequence[str | None], slots: Sequenc
     return removed, added, in_slots
 
 
-def _recovered(dialogue: np.ndarray, clean_success: np.ndarray, rephrase_next: np.ndarray) -> np.ndarray:
-    """Row index of the clean success that a chain of rephrases from this turn ends in, or -1 (not recovered)."""
+def chain_end(dialogue: np.ndarray, success: np.ndarray, rephrase_next: np.ndarray) -> np.ndarray:
+    """Row index of the ``success`` row that a chain of rephrases from this turn ends in, or -1 (not recovered)."""
     n = len(dialogue)
     out = np.full(n, -1, dtype=np.int64)
     for i in range(n - 2, -1, -1):
         if dialogue[i] == dialogue[i + 1] and rephrase_next[i]:
-            out[i] = i + 1 if clean_success[i + 1] else out[i + 1]
+            out[i] = i + 1 if success[i + 1] else out[i + 1]
     return out
 
 
@@ -141,5 +141,5 @@ def dialogue_frame(turns: pl.DataFrame, signals: pl.DataFrame | None = None) -> 
     )
     clean = (pl.col("result_status") == "success") & ~pl.col("defect_evidence")
     df = df.with_columns(clean_success=clean)
-    recovered_by = _recovered(df["dialogue_id"].to_numpy(), df["clean_success"].to_numpy(), df["link_next"].to_numpy())
+    recovered_by = chain_end(df["dialogue_id"].to_numpy(), df["clean_success"].to_numpy(), df["link_next"].to_numpy())
     return df.with_columns(recovered_by=pl.Series(recovered_by), recovered=pl.Series(recovered_by >= 0))

@@ -147,11 +147,22 @@ class History:
 
 
 class LabelLearner:
-    """``LabelLearner(config).fit(logs) -> LabelModel``; reads turns (and optional defect signals), never gold."""
+    """``LabelLearner(config).fit(logs) -> LabelModel``; reads turns (and optional defect signals), never gold.
 
-    def __init__(self, config: LabelConfig | None = None, encoder: TextEncoder | None = None):
+    ``pretrained``: the weights right after pretraining of an earlier fit on the same logs
+    (``LabelModel.pretrained``); fine-tuning starts from them instead of pretraining again, so a learning curve
+    over fine-tuning shares pretrains once.
+    """
+
+    def __init__(
+        self,
+        config: LabelConfig | None = None,
+        encoder: TextEncoder | None = None,
+        pretrained: dict[str, torch.Tensor] | None = None,
+    ):
         self.config = config or LabelConfig()
         self.encoder = encoder
+        self.pretrained = pretrained
 
     def fit(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> LabelModel:
         start = time.perf_counter()
@@ -179,12 +190,17 @@ class LabelLearner:
         )
         model = DialogueLabeler(shape)
         history = History(dialogues=len(data.dialogue_ids), turns=int(data.mask.sum()), texts=len(text_index))
-        if cfg.pretrain:
+        pretrained = None
+        if cfg.pretrain and self.pretrained is not None:
+            model.load_state_dict(self.pretrained)
+            pretrained = self.pretrained
+        elif cfg.pretrain:
             self._pretrain(model, emb, data, rng, history)
+            pretrained = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self._finetune(model, emb, data, rng, history)
         history.seconds = time.perf_counter() - start
         model.eval()
-        return LabelModel(model, vocab, cfg, history, encoder)
+        return LabelModel(model, vocab, cfg, history, encoder, pretrained)
 
     def _epochs(self, epochs: int, n: int) -> int:
         if epochs == 0:
@@ -316,12 +332,14 @@ class LabelModel:
         config: LabelConfig,
         history: History | None = None,
         encoder: TextEncoder | None = None,
+        pretrained: dict[str, torch.Tensor] | None = None,
     ):
         self.model = model
         self.vocab = vocab
         self.config = config
         self.history = history or History()
         self.encoder = encoder
+        self.pretrained = pretrained  # weights after pretraining, before fine-tuning (in memory only, not saved)
 
     def predict_table(self, table: pl.DataFrame, *, batch_size: int = 512) -> pl.DataFrame:
         """Raw head outputs per turn: boundary and success probabilities, intent, slot-name probabilities."""
@@ -446,6 +464,11 @@ class LabelModel:
     @classmethod
     def load(cls, directory: Path, encoder: TextEncoder | None = None) -> LabelModel:
         meta = json.loads((directory / META_FILE).read_text())
+        if meta["shape"]["n_numeric"] != len(NUMERIC):
+            raise ValueError(
+                f"the label model in {directory} takes {meta['shape']['n_numeric']} numerical inputs, this version "
+                f"{len(NUMERIC)}: train it again (selflearn learn --labels)"
+            )
         model = DialogueLabeler(ModelShape(**meta["shape"]))
         model.load_state_dict(torch.load(directory / WEIGHTS_FILE, weights_only=True))
         model.eval()

@@ -4,9 +4,15 @@ Protocol: simulate ``train_days`` days (the learner sees their turns, feedback a
 label ``test_days`` further, unseen days and compare with gold. The single-annotator baseline is the simulator's
 ``annotator_labels["single"]`` (gold flipped at a realistic error rate); the three-annotator majority is reported
 alongside. ``pretrain_gain`` is the goal-success accuracy of the model minus that of the same model trained without
-the contrastive pretraining stage (same seed, same fine-tuning budget); ``pretrain_gain_10pct`` / ``_3pct`` are the
-same difference when only 10% / 3% of the dialogues are used for fine-tuning (pretraining needs no labels, so it
-sees all).
+the contrastive pretraining stage (same seed, same fine-tuning budget).
+
+Learning curve (``curve.<pct>.*``): the model fine-tuned on 1, 3, 10, 30 and 100% of the training dialogues' weak
+labels, with pretraining (on all training dialogues: it needs no labels; pretrained once, then fine-tuned on each
+share) and without; ``pretrain_gain_<pct>`` is the difference in goal-success accuracy. ``--quick`` runs 10 and 100%.
+
+``no_signal.*``: the test turns nothing in the logs speaks against (no failure status, barge-in, "no" or rephrase:
+``defect_evidence`` is false), where the weak labels can only say "success": the goal-success accuracy there of the
+model, its weak labels (``baseline.no_signal.weak_*``) and the annotators (``baseline.no_signal.*``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from selflearn.text import normalize
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 QUICK_DAYS = (10, 3)  # (train, test) simulated days; the shipped homes log ~80 turns a day
 FULL_DAYS = (40, 10)
-FEW_LABEL_SHARES = (0.1, 0.03)  # pretrain_gain_10pct / _3pct: fine-tuning on this share of dialogues only
+CURVE_SHARES = (0.01, 0.03, 0.1, 0.3, 1.0)  # learning curve: fine-tuning on this share of the dialogues only
+QUICK_CURVE_SHARES = (0.1, 1.0)
 
 
 @dataclass
@@ -209,31 +216,55 @@ def run(config: EvalConfig) -> EvalResult:
     metrics["coverage_at_default"] = labelled.height / max(1, labels.height)
     metrics["default_threshold"] = model.config.threshold
     metrics.update(operating_curve(labels, split.gold))
-    print("training the same model without pretraining", file=sys.stderr)
-    plain = LabelLearner(replace(label_cfg, pretrain=False), encoder=model.encoder).fit(train, train_signals)
-    plain_frame, plain_cont = model_frame(plain.apply(test, test_signals))
-    plain_metrics = score(plain_frame, plain_cont, split.gold)
-    metrics["no_pretrain_goal_success_accuracy"] = plain_metrics["goal_success_accuracy"]
-    metrics["pretrain_gain"] = metrics["goal_success_accuracy"] - plain_metrics["goal_success_accuracy"]
     metrics["pretrain_swap_accuracy"] = model.history.pretrain_swap_accuracy[-1]
-    for share in () if config.quick else FEW_LABEL_SHARES:
-        pct = f"{round(share * 100)}pct"
-        print(f"pretraining gain when only {pct} of dialogues are used for fine-tuning", file=sys.stderr)
-        few = {}
-        for pretrain in (True, False):
-            cfg = replace(label_cfg, finetune_share=share, pretrain=pretrain)
-            learned = LabelLearner(cfg, encoder=model.encoder).fit(train, train_signals)
-            few[pretrain] = score(*model_frame(learned.apply(test, test_signals)), split.gold)["goal_success_accuracy"]
-        metrics[f"pretrain_gain_{pct}"] = few[True] - few[False]
-        metrics[f"no_pretrain_goal_success_accuracy_{pct}"] = few[False]
     metrics["train_seconds"] = model.history.seconds
+    for share in QUICK_CURVE_SHARES if config.quick else CURVE_SHARES:
+        pct = f"{share * 100:g}pct"
+        print(f"learning curve: fine-tuning on {pct} of the dialogues, with and without pretraining", file=sys.stderr)
+        acc = {}
+        for pretrain in (True, False):
+            if share == 1.0 and pretrain:
+                learned = model
+            else:
+                cfg = replace(label_cfg, finetune_share=share, pretrain=pretrain)
+                learner = LabelLearner(cfg, encoder=model.encoder, pretrained=model.pretrained)
+                learned = learner.fit(train, train_signals)
+            curve = score(*model_frame(learned.apply(test, test_signals)), split.gold)
+            name = "pretrain" if pretrain else "plain"
+            metrics.update({f"curve.{pct}.{name}.{k}": curve[k] for k in ("goal_success_accuracy", "intent_accuracy")})
+            acc[pretrain] = curve["goal_success_accuracy"]
+        metrics[f"pretrain_gain_{pct}"] = acc[True] - acc[False]
+    metrics["pretrain_gain"] = metrics["pretrain_gain_100pct"]
+    metrics["no_pretrain_goal_success_accuracy"] = metrics["curve.100pct.plain.goal_success_accuracy"]
     baseline = {k: v for k, v in score(annotator_frame(frame, split.gold, "single"), cont, split.gold).items()
                 if k in ANNOTATED}  # fmt: skip
     majority = score(annotator_frame(frame, split.gold, "majority"), cont, split.gold)
     baseline.update({f"majority_{k}": v for k, v in majority.items() if k in ANNOTATED})
     weak = _weak_frame(test, test_signals)
     baseline.update({f"weak_{k}": v for k, v in score(*weak, split.gold).items()})
+    quiet = set(weak[0].filter(~pl.col("defect_evidence"))["turn_id"].to_list())
+    systems = {
+        "model": frame,
+        "weak": weak[0],
+        "single": annotator_frame(frame, split.gold, "single"),
+        "majority": annotator_frame(frame, split.gold, "majority"),
+    }
+    no_signal = {name: success_on(f, quiet, split.gold) for name, f in systems.items()}
+    metrics["no_signal.n"] = len(quiet)
+    metrics["no_signal.gold_failure_share"] = sum(not split.gold[t].goal_success for t in quiet) / max(1, len(quiet))
+    metrics["no_signal.goal_success_accuracy"] = no_signal.pop("model")
+    baseline["no_signal.weak_goal_success_accuracy"] = no_signal.pop("weak")
+    baseline.update({f"no_signal.{k}_goal_success_accuracy": v for k, v in no_signal.items()})
     return EvalResult(n=labels.height, metrics=metrics, baseline=baseline)
+
+
+def success_on(frame: pl.DataFrame, turn_ids: set[str], gold: dict[str, Gold]) -> float:
+    """Goal-success accuracy of a scoring frame on the given turns only (1.0 when there are none)."""
+    rows = frame.filter(pl.col("turn_id").is_in(sorted(turn_ids)))
+    if not rows.height:
+        return 1.0
+    truth = np.array([gold[t].goal_success for t in rows["turn_id"].to_list()])
+    return float((rows["goal_success"].to_numpy() == truth).mean())
 
 
 def _weak_frame(logs: LogView, signals: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
@@ -244,6 +275,7 @@ def _weak_frame(logs: LogView, signals: pl.DataFrame) -> tuple[pl.DataFrame, np.
     frame = table.select(
         "turn_id",
         "dialogue_id",
+        "defect_evidence",
         goal_success="w_success",
         intent=pl.coalesce("w_intent", "nlu_intent"),
         slots=pl.Series([json.loads(s or "{}") for s in table["nlu_slots"].to_list()], dtype=pl.Object),
