@@ -29,6 +29,7 @@ from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, save_indexes
 from selflearn.rewrite.patterns import delexicalise_frame, slot_names
+from selflearn.rewrite.retrieval import RetrievalConfig, fit_retrieval
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals, LogSource
 
@@ -44,6 +45,7 @@ class LearnConfig:
     labels: bool = False  # also train the label model and the FPI model (labels/, fpi/ in the artifact set)
     online: OnlineConfig = field(default_factory=OnlineConfig)  # the runtime's rewriter settings, for the shadow
     shadow_margin: int = 2  # net held-out turns a batch may cost (one day's estimate is noisy by a turn or two)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)  # what works + the fitted ranker
 
 
 @dataclass(frozen=True)
@@ -405,12 +407,15 @@ def learn(
 
         save_labels, label_parts = fit_label_artifacts(logs, scored, say)
         report.parts.update(label_parts)
+    say("retrieval: successes, global forms, ranker on mined pairs")
+    save_retrieval, report.parts["retrieval"] = fit_retrieval(scored, links, homes, cfg.retrieval, cfg.mining)
     if shadow is None or shadow.accepted:
         say("publishing artifacts")
 
         def build(root: Path) -> None:
             tables.save(root)
             save_indexes(root, config=cfg.online)
+            save_retrieval(root)
             if save_labels is not None:
                 save_labels(root)
 
