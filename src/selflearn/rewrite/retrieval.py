@@ -15,7 +15,9 @@ on mined pairs (failing utterance -> the reading its rephrase got), weak labels 
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +31,7 @@ from zoneinfo import ZoneInfo
 import jellyfish
 import numpy as np
 import polars as pl
-from hassil import sample_intents
+from hassil.sample import sample_sentence
 from rapidfuzz import fuzz
 
 from selflearn.home import Endpoint, Home
@@ -51,8 +53,11 @@ SUCCESS_TABLE = Path("retrieval") / "successes.parquet"  # per home: text, local
 GLOBAL_FORMS = Path("retrieval") / "global_forms.parquet"  # k-anonymous successful forms without names
 PERSONAL_HISTORY = "retrieval.parquet"  # personal/<user_id>/: the user's own successes (forgotten with the user)
 FEATURES = ("cosine", "fuzzy", "phonetic", "entity", "conflict", "own", "prior", "hour", "worked")
+HISTORY = ("own", "prior", "hour", "worked")  # the features logs give (0 on day 0)
 SOURCE = "retrieval"
+SAMPLE_SPAN = 24  # renderings per template that ``canonical_commands`` picks from
 _NUMBER = re.compile(r"\b\d+\b")
+_RANGE = re.compile(r"\{\w+\}")  # an unexpanded hassil range slot
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,13 @@ DAY0 = Ranker(
 @dataclass(frozen=True)
 class RetrievalConfig:
     k: int = 12  # nearest entries the ranker scores
-    per_intent: int = 80  # canonical commands sampled per intent from the templates (before the dry run)
+    per_template: int = 3  # canonical commands sampled per template (before the dry run)
     per_reading: int = 4  # canonical commands kept per reading (intent + slots): wordings, not name combinations
     low_confidence: float = 0.5  # a reading below this confidence counts as failing (the runtime asks retrieval)
     min_users: int = 5  # global forms: k-anonymity over distinct users ...
     min_homes: int = 5  # ... and distinct homes
     ranker_queries: int = 400  # mined queries ``fit_ranker`` uses at most ...
+    min_held_out: int = 50  # held-out mined queries needed before a fitted ranker may replace the day-0 one
     ranker_homes: int = 3  # ... from at most this many homes (each home's index costs a dry run and encodings)
     online: OnlineConfig = field(default_factory=OnlineConfig)  # faiss settings (``online.build_index``)
 
@@ -115,11 +121,12 @@ class RetrievalConfig:
 class Entry:
     """One utterance that works in a home, with the reading the runtime gave it."""
 
-    text: str  # normalised utterance
+    text: str  # normalised utterance that works (what a request is rewritten to)
+    match: str  # what a request is compared with: ``text``, or a failing wording a person repaired into ``text``
     intent: str  # the runtime's intent for it
     slots: str  # its slots as sorted JSON (readings compare by intent + slots)
     names: tuple[str, ...]  # the home's device/area/city names it says
-    source: str  # "canonical" (rendered templates) | "log" (succeeded in this home) | "global" (population)
+    source: str  # "canonical" (templates) | "log" (worked or was repaired in this home) | "global" (population)
     acts: bool  # the dry run changed a device (a wrong pick of it is a false action, not a wrong answer)
 
 
@@ -144,18 +151,33 @@ class Scored:
     probability: float
 
 
-def canonical_commands(home: Home, per_intent: int) -> list[str]:
-    """The NLU's templates rendered with this home's names (hassil ``sample_intents``), normalised, deduplicated."""
-    sampled = sample_intents(
-        compiled(), slot_lists=home_slot_lists(home), max_sentences_per_intent=per_intent, language="en"
-    )
-    return list(dict.fromkeys(n for _, text in sampled if (n := normalize(text))))
+def canonical_commands(home: Home, per_template: int, *, seed: int = 0) -> list[str]:
+    """The NLU's templates rendered with this home's names: up to ``per_template`` seeded picks among the first
+    ``SAMPLE_SPAN`` renderings of every template without a free-text slot (hassil ``sample_sentence``; taking the
+    first renderings per intent would give one template's name combinations), normalised, deduplicated. Number
+    ranges are not expanded (hassil enumerates every value: 10x the time) but filled with a seeded number."""
+    intents = compiled()
+    slot_lists = {**intents.slot_lists, **home_slot_lists(home)}
+    rng = random.Random(seed)
+    out: list[str] = []
+    for intent in intents.intents.values():
+        for data in intent.data:
+            rules = {**intents.expansion_rules, **data.expansion_rules}
+            for sentence in data.sentences:
+                if any(name in data.wildcard_list_names for name in sentence.list_names(rules)):
+                    continue
+                rendered = sample_sentence(sentence, slot_lists, rules, language="en", expand_ranges=False)
+                texts = list(itertools.islice(rendered, SAMPLE_SPAN))
+                out += rng.sample(texts, min(per_template, len(texts)))
+    filled = (_RANGE.sub(lambda _: str(rng.randint(2, 60)), text) for text in out)
+    return list(dict.fromkeys(n for text in filled if (n := normalize(text))))
 
 
-def dry_run(home: Home, texts: Iterable[str], source: str, per_reading: int | None = None) -> list[Entry]:
-    """Entries for the texts a throwaway runtime of this home executes successfully (the reading it gave them), at
-    most ``per_reading`` per reading. A template's free-text slot filled with one of the home's names ("what's the
-    weather like for the bedroom lights") works but means nothing, so it is dropped."""
+def dry_run(home: Home, pairs: Iterable[tuple[str, str]], source: str, per_reading: int | None = None) -> list[Entry]:
+    """Entries for the (match, text) pairs whose text a throwaway runtime of this home executes successfully (with
+    the reading it gave it), at most ``per_reading`` per reading. Only template matches count (not the loose
+    device-command fallback), and a slot filled with one of the home's names as free text ("what's the weather like
+    for the bedroom lights") works but means nothing, so it is dropped."""
     runtime = Runtime(home)
     endpoint = home.endpoints[0].id
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -163,20 +185,20 @@ def dry_run(home: Home, texts: Iterable[str], source: str, per_reading: int | No
     ids = {d.id for d in home.devices} | {a.id for a in home.areas}
     kept: Counter[str] = Counter()
     out = []
-    for text in texts:
+    for match, text in pairs:
         interpretation = runtime.interpret(text, user_id="retrieval", endpoint_id=endpoint, now=now)
         turn = interpretation.turn
-        if turn.result_status != "success" or not turn.nlu_intent:
+        if turn.result_status != "success" or not turn.nlu_intent or interpretation.stages["nlu"]["loose"]:
             continue
-        values = [normalize(v) for v in turn.nlu_slots.values() if isinstance(v, str) and v not in ids]
+        values = [f" {normalize(v)} " for v in turn.nlu_slots.values() if isinstance(v, str) and v not in ids]
         slots = json.dumps(turn.nlu_slots, sort_keys=True)
         key = f"{turn.nlu_intent}|{slots}"
-        if any(v in names for v in values) or (per_reading is not None and kept[key] >= per_reading):
+        if any(f" {n} " in v for v in values for n in names) or (per_reading is not None and kept[key] >= per_reading):
             continue
         kept[key] += 1
         said = tuple(n for n in names if _mentions(text, n))
         acts = interpretation.status == "success" and bool(interpretation.stages["execute"].get("changed"))
-        out.append(Entry(text, turn.nlu_intent, slots, said, source, acts))
+        out.append(Entry(text, match, turn.nlu_intent, slots, said, source, acts))
     return out
 
 
@@ -198,7 +220,7 @@ class HomeIndex:
         self.names = home_entities(home, "")
         self.tz = ZoneInfo(home.timezone)
         self._index: faiss.Index | None = (
-            build_index(encoder.encode([e.text for e in self.entries]), config.online) if self.entries else None
+            build_index(encoder.encode([e.match for e in self.entries]), config.online) if self.entries else None
         )
 
     def neighbours(self, vector: np.ndarray, k: int) -> list[tuple[Entry, float]]:
@@ -210,12 +232,12 @@ class HomeIndex:
 
 @dataclass
 class History:
-    """What the logs say worked: per home (text -> count, intent -> hour counts), per user (texts)."""
+    """What the logs say worked: per home ((match, text) -> count, intent -> hour counts), per user (texts)."""
 
-    home_texts: dict[str, Counter[str]] = field(default_factory=dict)  # home id -> successful text counts
+    home_texts: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)  # home -> (match, text) counts
     home_hours: dict[str, dict[str, Counter[int]]] = field(default_factory=dict)  # home -> intent -> local hours
     user_texts: dict[str, set[str]] = field(default_factory=dict)  # user id -> texts that worked for them
-    global_forms: list[str] = field(default_factory=list)  # k-anonymous successful forms (no names)
+    global_forms: list[tuple[str, str]] = field(default_factory=list)  # k-anonymous (match, text), no names
 
 
 class Retrieval:
@@ -248,20 +270,22 @@ class Retrieval:
         if (artifact_dir / SUCCESS_TABLE).exists():
             table = pl.read_parquet(artifact_dir / SUCCESS_TABLE)
             for row in table.iter_rows(named=True):
-                history.home_texts.setdefault(row["home_id"], Counter())[row["text"]] += int(row["count"])
+                pair = (row["match"], row["text"])
+                history.home_texts.setdefault(row["home_id"], Counter())[pair] += int(row["count"])
                 hours = history.home_hours.setdefault(row["home_id"], {}).setdefault(row["intent"], Counter())
                 hours[int(row["hour"])] += int(row["count"])
         if (artifact_dir / GLOBAL_FORMS).exists():
-            history.global_forms = pl.read_parquet(artifact_dir / GLOBAL_FORMS)["text"].to_list()
+            forms = pl.read_parquet(artifact_dir / GLOBAL_FORMS)
+            history.global_forms = list(zip(forms["match"].to_list(), forms["text"].to_list(), strict=True))
         return cls(ranker, history=history, encoder=encoder, config=config, artifact_dir=artifact_dir)
 
     def index(self, home: Home) -> HomeIndex:
         """The home's index: canonical commands, its logged successes, the global forms (each dry-run once)."""
         found = self._indexes.get(home.id)
         if found is None or (found.home is not home and found.home != home):
-            texts = canonical_commands(home, self.config.per_intent)
-            logged = [t for t in self.history.home_texts.get(home.id, {}) if t not in set(texts)]
-            pop = [t for t in self.history.global_forms if t not in set(texts) | set(logged)]
+            texts = [(t, t) for t in canonical_commands(home, self.config.per_template)]
+            logged = [p for p in self.history.home_texts.get(home.id, {}) if p not in set(texts)]
+            pop = [p for p in self.history.global_forms if p not in set(texts) | set(logged)]
             entries = (
                 dry_run(home, texts, "canonical", self.config.per_reading)
                 + dry_run(home, logged, "log")
@@ -311,8 +335,8 @@ class Retrieval:
 
     def features(self, query: str, entry: Entry, cosine: float, q: _Query) -> tuple[float, ...]:
         """``FEATURES`` for one (query, entry): all in [0, 1]."""
-        fuzzy = fuzz.token_set_ratio(query, entry.text) / 100.0
-        phonetic = fuzz.ratio(q.metaphone, _metaphone(entry.text)) / 100.0
+        fuzzy = fuzz.token_set_ratio(query, entry.match) / 100.0
+        phonetic = fuzz.ratio(q.metaphone, _metaphone(entry.match)) / 100.0
         if entry.names:
             entity = sum(fuzz.partial_ratio(n, query) for n in entry.names) / (100.0 * len(entry.names))
         else:
@@ -339,86 +363,113 @@ class Retrieval:
         return None if best is None else Rewrite(best.entry.text, SOURCE, round(best.probability, 4))
 
 
-def successes(scored: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFrame:
-    """Turns that worked (result success, no defect signal): home, user, the text the NLU got, intent, local hour."""
-    tz = {h.id: h.timezone for h in homes}
+WORKED_SCHEMA = {
+    "home_id": pl.String,
+    "user_id": pl.String,
+    "match": pl.String,  # what a request is compared with (the failing wording of a repair)
+    "text": pl.String,  # what worked
+    "intent": pl.String,
+    "hour": pl.Int64,  # local hour of the turn
+}
+
+
+def what_worked(scored: pl.DataFrame, queries: pl.DataFrame, homes: Sequence[Home]) -> pl.DataFrame:
+    """What the logs say works, one row per turn (``WORKED_SCHEMA``): turns that succeeded (result success, no
+    defect signal; ``match`` = ``text`` = what the NLU got) and failing turns a person repaired (``match`` = their
+    failing wording, ``text`` = the wording their chain succeeded with, from ``mined_queries``); hours are the
+    home's local time."""
+    said = pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))
     ok = scored.filter((pl.col("result_status") == "success") & ~pl.col("defect") & ~pl.col("meta"))
-    rows = ok.select(
-        "home_id", "user_id", "nlu_intent", "ts", text=pl.coalesce(pl.col("rewritten_text"), pl.col("asr_text"))
-    ).to_dicts()
+    ok = ok.select("home_id", "user_id", "ts", "nlu_intent", match=said, text=said)
+    repaired = queries.filter(pl.col("target_form").is_not_null()).select(
+        "home_id",
+        "user_id",
+        "ts",
+        nlu_intent=pl.col("target").str.split("|").list.first(),
+        match=pl.col("asr_text"),
+        text=pl.col("target_form"),
+    )
+    tz = {h.id: ZoneInfo(h.timezone) for h in homes}
     out = []
-    for r in rows:
-        text = normalize(r["text"] or "")
-        if text and r["nlu_intent"]:
+    for r in ok.to_dicts() + repaired.to_dicts():
+        match, text = normalize(r["match"] or ""), normalize(r["text"] or "")
+        if match and text and r["nlu_intent"] and r["home_id"]:
             ts = r["ts"] if r["ts"].tzinfo else r["ts"].replace(tzinfo=UTC)
-            hour = ts.astimezone(ZoneInfo(tz[r["home_id"]])).hour if r["home_id"] in tz else ts.hour
-            out.append({"home_id": r["home_id"], "user_id": r["user_id"], "text": text, "intent": r["nlu_intent"],
-                        "hour": hour})  # fmt: skip
-    schema = {"home_id": pl.String, "user_id": pl.String, "text": pl.String, "intent": pl.String, "hour": pl.Int64}
-    return pl.DataFrame(out, schema=schema)
+            hour = ts.astimezone(tz[r["home_id"]]).hour if r["home_id"] in tz else ts.hour
+            row = {"home_id": r["home_id"], "user_id": r["user_id"], "match": match, "text": text}
+            out.append(row | {"intent": r["nlu_intent"], "hour": hour})
+    return pl.DataFrame(out, schema=WORKED_SCHEMA)
 
 
-def global_forms(ok: pl.DataFrame, homes: Sequence[Home], config: RetrievalConfig) -> list[str]:
-    """Successful forms said by at least ``min_users`` users in ``min_homes`` homes that name nothing of a home
+def global_forms(worked: pl.DataFrame, homes: Sequence[Home], config: RetrievalConfig) -> list[tuple[str, str]]:
+    """(match, text) pairs of at least ``min_users`` users in ``min_homes`` homes that name nothing of a home
     (delexicalised with each home's names: a form with a placeholder is specific to its home)."""
     delex = {h.id: Delexicaliser.for_home(h) for h in homes}
     named = [
-        PLACEHOLDER.search(delex[h].apply(t)[0]) is not None if h in delex else True
-        for h, t in zip(ok["home_id"], ok["text"], strict=True)
+        h not in delex or any(PLACEHOLDER.search(delex[h].apply(t)[0]) is not None for t in (m, t))
+        for h, m, t in zip(worked["home_id"], worked["match"], worked["text"], strict=True)
     ]
-    plain = ok.filter(~pl.Series(named, dtype=pl.Boolean)) if ok.height else ok
-    kept = plain.group_by("text").agg(users=pl.col("user_id").n_unique(), homes=pl.col("home_id").n_unique())
+    plain = worked.filter(~pl.Series(named, dtype=pl.Boolean)) if worked.height else worked
+    kept = plain.group_by("match", "text").agg(users=pl.col("user_id").n_unique(), homes=pl.col("home_id").n_unique())
     kept = kept.filter((pl.col("users") >= config.min_users) & (pl.col("homes") >= config.min_homes))
-    return sorted(kept["text"].to_list())
+    return sorted(zip(kept["match"].to_list(), kept["text"].to_list(), strict=True))
 
 
-def history_of(ok: pl.DataFrame, homes: Sequence[Home], config: RetrievalConfig) -> History:
-    """The ``History`` of a successes frame (what ``Retrieval.load`` reads back from the artifact set)."""
-    history = History(global_forms=global_forms(ok, homes, config))
-    for r in ok.iter_rows(named=True):
-        history.home_texts.setdefault(r["home_id"], Counter())[r["text"]] += 1
+def history_of(worked: pl.DataFrame, homes: Sequence[Home], config: RetrievalConfig) -> History:
+    """The ``History`` of a ``what_worked`` frame (what ``Retrieval.load`` reads back from the artifact set)."""
+    history = History(global_forms=global_forms(worked, homes, config))
+    for r in worked.iter_rows(named=True):
+        history.home_texts.setdefault(r["home_id"], Counter())[(r["match"], r["text"])] += 1
         history.home_hours.setdefault(r["home_id"], {}).setdefault(r["intent"], Counter())[r["hour"]] += 1
         history.user_texts.setdefault(r["user_id"], set()).add(r["text"])
     return history
 
 
-def save_history(root: Path, ok: pl.DataFrame, history: History) -> list[Path]:
-    """Home successes without user ids, the global forms, and each user's own texts under ``personal/<user>/``."""
+def save_history(root: Path, worked: pl.DataFrame, history: History) -> list[Path]:
+    """Per home what worked without user ids, the global forms, and each user's own texts under
+    ``personal/<user>/`` (deleted with the user by ``ArtifactStore.forget_user``)."""
     (root / SUCCESS_TABLE).parent.mkdir(parents=True, exist_ok=True)
-    home_table = ok.group_by("home_id", "text", "intent", "hour").agg(count=pl.len()).sort("home_id", "text", "hour")
-    home_table.write_parquet(root / SUCCESS_TABLE)
-    pl.DataFrame({"text": history.global_forms}, schema={"text": pl.String}).write_parquet(root / GLOBAL_FORMS)
+    keys = ["home_id", "match", "text", "intent", "hour"]
+    worked.group_by(keys).agg(count=pl.len()).sort(keys).write_parquet(root / SUCCESS_TABLE)
+    matches, texts = [m for m, _ in history.global_forms], [t for _, t in history.global_forms]
+    pl.DataFrame({"match": matches, "text": texts}, schema={"match": pl.String, "text": pl.String}).write_parquet(
+        root / GLOBAL_FORMS
+    )
     written = [root / SUCCESS_TABLE, root / GLOBAL_FORMS]
-    for user, texts in history.user_texts.items():
+    for user, own in history.user_texts.items():
         try:
             path = root / PERSONAL_DIR / path_part(user) / PERSONAL_HISTORY
         except ValueError:
             continue  # an id no file can carry keeps no personal history
         path.parent.mkdir(parents=True, exist_ok=True)
-        pl.DataFrame({"text": sorted(texts)}, schema={"text": pl.String}).write_parquet(path)
+        pl.DataFrame({"text": sorted(own)}, schema={"text": pl.String}).write_parquet(path)
         written.append(path)
     return written
 
 
 def mined_queries(scored: pl.DataFrame, links: pl.Series) -> pl.DataFrame:
-    """Weak labels for the ranker: per failing request of a rephrase chain, the reading the chain ended in
-    (``target``: intent|slots of the success) or null when the person gave up (nothing should be retrieved)."""
+    """Weak labels: per failing request of a rephrase chain, the reading the chain ended in (``target``:
+    intent|slots of the success) and its wording (``target_form``), or nulls when the person gave up (nothing
+    should be retrieved for it)."""
     steps = chains(scored, links).join(scored.select("turn_id", "home_id", "asr_text"), on="turn_id", how="left")
-    return steps.select("turn_id", "user_id", "home_id", "ts", "asr_text", "chain", "target")
+    return steps.select("turn_id", "user_id", "home_id", "ts", "asr_text", "chain", "target", "target_form")
 
 
 def fit_ranker(
     queries: pl.DataFrame, retrieval: Retrieval, homes: Sequence[Home], *, seed: int = 0
 ) -> tuple[Ranker, dict[str, float]]:
-    """Logistic weights on the candidates of mined failing requests (label: the candidate has the intent, device
-    and room the person's rephrase got), fitted on 70 % of the chains; on the other 30 % the thresholds that
-    maximise ``utility`` are chosen for the fitted ranker and for the day-0 weights, and the better of the two is
-    returned (few or unlike failures must not make the runtime worse). A gave-up request's accepted candidate
-    counts as wrong. Fewer than 20 positive and 20 negative candidates keep the day-0 ranker."""
+    """A logistic re-weighting of the day-0 ranker on the candidates of mined failing requests (label: the
+    candidate has the intent, device and room the person's rephrase got), fitted on 70 % of the chains: its inputs
+    are the day-0 logit and the history features (``HISTORY``), so a few hundred weak labels scale the day-0 score
+    and learn how much the home's and the speaker's history count, without unlearning what the words mean. On the
+    other 30 % the thresholds that maximise ``utility`` are chosen for it and for the day-0 ranker, and the better
+    of the two is returned. A gave-up request's accepted candidate counts as wrong. Fewer than 20 positive and 20
+    negative candidates, or fewer than ``min_held_out`` held-out queries, keep the day-0 ranker (a dozen noisy weak
+    labels must not overrule it)."""
     from sklearn.linear_model import LogisticRegression
 
     by_home = {h.id: h for h in homes}
-    rows = queries.filter(pl.col("home_id").is_in(list(by_home)))
+    rows = queries.filter(pl.col("home_id").is_in(list(by_home))).with_columns(held=held_out(pl.col("chain")))
     if rows.height > retrieval.config.ranker_queries:
         rows = rows.sample(retrieval.config.ranker_queries, seed=seed)
     feats: list[tuple[float, ...]] = []
@@ -433,13 +484,20 @@ def fit_ranker(
             labels.append(int(r["target"] is not None and same_request(s.entry, r["target"])))
             acts.append(s.entry.acts)
             group.append(q)
-            held.append(int(r["chain"]) % 10 < 3)
+            held.append(bool(r["held"]))
     x, y, a, g, h = np.array(feats), np.array(labels), np.array(acts), np.array(group), np.array(held)
     summary = {"queries": float(rows.height), "candidates": float(len(y)), "positives": float(y.sum())}
-    if len(y) == 0 or y[~h].sum() < 20 or (1 - y[~h]).sum() < 20 or not h.any():
+    enough = len(np.unique(g[h])) >= retrieval.config.min_held_out if len(y) else False
+    if not enough or y[~h].sum() < 20 or (1 - y[~h]).sum() < 20:
         return retrieval.ranker, summary | {"fitted": 0.0}
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x[~h], y[~h])
-    fitted = Ranker(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0]), 0.5, 0.5, rows.height)
+    day0_logit = x @ np.asarray(DAY0.weights) + DAY0.bias
+    inputs = np.column_stack([day0_logit, x[:, [FEATURES.index(f) for f in HISTORY]]])
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(inputs[~h], y[~h])
+    scale, *extra = (float(w) for w in model.coef_[0])
+    weights = [scale * w for w in DAY0.weights]
+    for feature, w in zip(HISTORY, extra, strict=True):
+        weights[FEATURES.index(feature)] += w
+    fitted = Ranker(tuple(weights), scale * DAY0.bias + float(model.intercept_[0]), 0.5, 0.5, rows.height)
     best: tuple[float, Ranker] | None = None
     for ranker in (fitted, DAY0):
         probs = ranker.probabilities(x[h])
@@ -453,8 +511,7 @@ def fit_ranker(
         if best is None or value > best[0]:
             best = (value, chosen)
     assert best is not None
-    return best[1], summary | {"fitted": float(best[1] is not DAY0 and best[1].fitted_on > 0),
-                               "held_out_utility": best[0]}  # fmt: skip
+    return best[1], summary | {"fitted": float(best[1].fitted_on > 0), "held_out_utility": best[0]}
 
 
 def same_request(entry: Entry, target: str) -> bool:
@@ -500,20 +557,37 @@ def fit_retrieval(
     """``learn``'s retrieval part: the logged successes, the global forms and the ranker fitted on mined pairs of
     the homes with the most of them (without home configurations: the day-0 ranker). Returns the artifact writer
     and a summary."""
-    ok = successes(scored, homes)
-    history = history_of(ok, homes, config)
     ranker, summary = DAY0, {"fitted": 0.0}
-    if homes and scored.height:
+    if not scored.height:
+        worked = pl.DataFrame(schema=WORKED_SCHEMA)
+        history = History()
+    else:
         frame, links = linked_requests(scored, links, mining)
         queries = mined_queries(frame, links)
-        busiest = queries.group_by("home_id").len().sort("len", "home_id", descending=True)["home_id"].to_list()
-        chosen = [h for h in homes if h.id in set(busiest[: config.ranker_homes])]
-        ranker, summary = fit_ranker(queries, Retrieval(DAY0, history=history, config=config), chosen, seed=seed)
+        worked = what_worked(frame, queries, homes)
+        history = history_of(worked, homes, config)
+        if homes:
+            busiest = queries.group_by("home_id").len().sort("len", "home_id", descending=True)["home_id"].to_list()
+            chosen = [h for h in homes if h.id in set(busiest[: config.ranker_homes])]
+            # the held-out chains' own repairs stay out of the index the ranker is chosen on
+            seen = what_worked(frame, queries.filter(~held_out(pl.col("chain"))), homes)
+            retrieval = Retrieval(DAY0, history=history_of(seen, homes, config), config=config)
+            ranker, summary = fit_ranker(queries, retrieval, chosen, seed=seed)
 
     def write(root: Path) -> list[Path]:
-        return [ranker.save(root / RANKER_FILE), *save_history(root, ok, history)]
+        return [ranker.save(root / RANKER_FILE), *save_history(root, worked, history)]
 
-    summary |= {"successes": float(ok.height), "global_forms": float(len(history.global_forms)),
-                "threshold": ranker.threshold}  # fmt: skip
+    repairs = int((worked["match"] != worked["text"]).sum()) if worked.height else 0
+    summary |= {
+        "worked": float(worked.height),
+        "repairs": float(repairs),
+        "global_forms": float(len(history.global_forms)),
+        "threshold": ranker.threshold,
+        "action_threshold": ranker.action_threshold,
+    }
     return write, summary
 
+
+def held_out(chain: pl.Expr) -> pl.Expr:
+    """The chains ``fit_ranker`` holds out to choose the ranker and its thresholds (3 in 10, by chain id)."""
+    return chain % 10 < 3

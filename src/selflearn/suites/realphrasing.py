@@ -141,10 +141,11 @@ class Plan:
     per_source: int | None  # rows per (source, scope); None: all
     homes: int  # generated homes simulated beside the eval home
     days: int  # simulated days learned from
+    ranker_homes: int  # homes whose mined pairs fit the ranker (each costs an index build)
 
 
-QUICK = Plan(per_source=40, homes=3, days=3)
-FULL = Plan(per_source=None, homes=39, days=6)
+QUICK = Plan(per_source=40, homes=3, days=3, ranker_homes=1)
+FULL = Plan(per_source=None, homes=39, days=6, ranker_homes=3)
 
 
 def subsample(rows: Sequence[Row], per_source: int, seed: int) -> list[Row]:
@@ -176,9 +177,9 @@ def simulate(homes: Sequence[Home], days: int, seed: int) -> tuple[list[Turn], l
 def learned_runtime(home: Home, plan: Plan, seed: int, work_dir: Path | None) -> tuple[Runtime, dict[str, Any]]:
     """Simulate the home among generated homes, ``learn`` from the logs, and a runtime on the published set."""
     from selflearn.artifacts import ArtifactStore
-    from selflearn.learn import learn
+    from selflearn.learn import LearnConfig, learn
     from selflearn.rewrite.online import OnlineRewriter
-    from selflearn.rewrite.retrieval import Retrieval
+    from selflearn.rewrite.retrieval import Retrieval, RetrievalConfig
     from selflearn.sim import generate_homes
     from selflearn.store import LogView
 
@@ -187,7 +188,8 @@ def learned_runtime(home: Home, plan: Plan, seed: int, work_dir: Path | None) ->
     progress(f"realphrasing: learning from {len(turns)} simulated turns")
     tmp = Path(tempfile.mkdtemp(dir=work_dir))
     artifacts = ArtifactStore(tmp / "artifacts")
-    report = learn(LogView.from_records(turns, feedback), artifacts, homes=homes)
+    config = LearnConfig(retrieval=RetrievalConfig(ranker_homes=plan.ranker_homes))
+    report = learn(LogView.from_records(turns, feedback), artifacts, config=config, homes=homes)
     current = artifacts.current_dir()
     if current is None:
         raise RuntimeError("learn published nothing for the learned arm")
@@ -232,6 +234,7 @@ def score(rows: Sequence[Row], results: Sequence[Interpretation], home: Home) ->
 
 @evaluate.suite("realphrasing")
 def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
+    from selflearn.rewrite.encoder import shared_encoder
     from selflearn.rewrite.retrieval import Retrieval
 
     plan = QUICK if config.quick else FULL
@@ -249,6 +252,8 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         progress(f"realphrasing: arm {arm}, {len(rows)} utterances")
         warm = Row("frobnicate the blorp", "warm-up", "out", "", "", {})  # fails: index built, encoder loaded
         run_arm(runtimes[arm], [warm], user, endpoint.id, now)
+        runtimes[arm].nlu.clear_memo()  # every arm starts cold: the same texts were parsed and encoded before
+        shared_encoder().clear_cache()
         results = run_arm(runtimes[arm], rows, user, endpoint.id, now)
         metrics |= {f"{arm}_{k}": v for k, v in score(rows, results, home).items()}
     metrics |= learned
