@@ -176,13 +176,15 @@ def canonical_commands(home: Home, per_template: int, *, seed: int = 0) -> list[
 def dry_run(home: Home, pairs: Iterable[tuple[str, str]], source: str, per_reading: int | None = None) -> list[Entry]:
     """Entries for the (match, text) pairs whose text a throwaway runtime of this home executes successfully (with
     the reading it gave it), at most ``per_reading`` per reading. Only template matches count (not the loose
-    device-command fallback), and a slot filled with one of the home's names as free text ("what's the weather like
-    for the bedroom lights") works but means nothing, so it is dropped."""
+    device-command fallback). Renderings that work but mean nothing are dropped: a free-text slot filled with one
+    of the home's names ("what's the weather like for the bedroom lights"), a device named with another room ("turn
+    the living room lights in the kitchen off")."""
     runtime = Runtime(home)
     endpoint = home.endpoints[0].id
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
     names = home_entities(home, "")
     ids = {d.id for d in home.devices} | {a.id for a in home.areas}
+    rooms = {d.id: d.area for d in home.devices}
     kept: Counter[str] = Counter()
     out = []
     for match, text in pairs:
@@ -194,6 +196,9 @@ def dry_run(home: Home, pairs: Iterable[tuple[str, str]], source: str, per_readi
         slots = json.dumps(turn.nlu_slots, sort_keys=True)
         key = f"{turn.nlu_intent}|{slots}"
         if any(f" {n} " in v for v in values for n in names) or (per_reading is not None and kept[key] >= per_reading):
+            continue
+        device, area = turn.nlu_slots.get("name"), turn.nlu_slots.get("area")
+        if area is not None and device in rooms and rooms[device] != area:
             continue
         kept[key] += 1
         said = tuple(n for n in names if _mentions(text, n))
@@ -330,7 +335,7 @@ class Retrieval:
             metaphone=_metaphone(query),
             own=self._user_texts(user_id),
             intents={i: sum(c.values()) for i, c in hours.items()},
-            near={i: sum(c[(hour + d) % 24] for d in (-1, 0, 1)) for i, c in hours.items()},
+            near={i: sum(c.get((hour + d) % 24, 0) for d in (-1, 0, 1)) for i, c in hours.items()},
         )
 
     def features(self, query: str, entry: Entry, cosine: float, q: _Query) -> tuple[float, ...]:
