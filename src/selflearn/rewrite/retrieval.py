@@ -112,7 +112,8 @@ class RetrievalConfig:
     min_users: int = 5  # global forms: k-anonymity over distinct users ...
     min_homes: int = 5  # ... and distinct homes
     ranker_queries: int = 400  # mined queries ``fit_ranker`` uses at most ...
-    min_held_out: int = 50  # held-out mined queries needed before a fitted ranker may replace the day-0 one
+    min_held_out: int = 50  # held-out mined queries needed before a fitted ranker may replace the day-0 one ...
+    min_gain: float = 0.05  # ... and the utility it must gain over the day-0 ranker there, per held-out query
     ranker_homes: int = 3  # ... from at most this many homes (each home's index costs a dry run and encodings)
     online: OnlineConfig = field(default_factory=OnlineConfig)  # faiss settings (``online.build_index``)
 
@@ -466,12 +467,12 @@ def fit_ranker(
     """The history weights and the bias of the ranker, fitted by L2-penalised logistic regression on the candidates
     of mined failing requests (label: the candidate has the intent, device and room the person's rephrase got) of
     70 % of the chains, with the day-0 logit of the similarity features as a fixed offset: a few hundred weak labels
-    learn how much the home's and the speaker's history count without unlearning what the words mean (a free fit
-    on simulated failures flattened the cosine weight to a quarter and lost two thirds of the real commands). On the
-    other 30 % the thresholds that maximise ``utility`` are chosen for it and for the day-0 ranker, and the better
-    of the two is returned. A gave-up request's accepted candidate counts as wrong. Fewer than 20 positive and 20
-    negative candidates, or fewer than ``min_held_out`` held-out queries, keep the day-0 ranker (a dozen noisy weak
-    labels must not overrule it)."""
+    learn how much the home's and the speaker's history count without unlearning what the words mean (a free fit on
+    simulated failures flattened the cosine weight to a quarter and lost two thirds of the real commands). On the
+    other 30 % its thresholds are chosen to maximise ``utility`` (a gave-up request's accepted candidate counts as
+    wrong); it replaces the day-0 ranker (weights and thresholds as documented) only if it gains ``min_gain``
+    utility per held-out request over it there. Fewer than 20 positive and 20 negative candidates, or fewer than
+    ``min_held_out`` held-out requests, keep the day-0 ranker."""
     by_home = {h.id: h for h in homes}
     rows = queries.filter(pl.col("home_id").is_in(list(by_home))).with_columns(held=held_out(pl.col("chain")))
     if rows.height > retrieval.config.ranker_queries:
@@ -502,20 +503,23 @@ def fit_ranker(
     for i, w in zip(columns, history, strict=True):
         weights[i] = w
     fitted = Ranker(tuple(weights), bias, 0.5, 0.5, rows.height)
-    best: tuple[float, Ranker] | None = None
-    for ranker in (fitted, DAY0):
+
+    def tops(ranker: Ranker) -> list[tuple[float, bool, int]]:
+        """Per held-out request: its top candidate's probability, whether it acts, whether it is right."""
         probs = ranker.probabilities(x[h])
-        tops = []
+        out = []
         for q in np.unique(g[h]):
-            mine = g[h] == q
-            i = int(np.argmax(np.where(mine, probs, -1.0)))
-            tops.append((float(probs[i]), bool(a[h][i]), int(y[h][i])))
-        threshold, action_threshold, value = choose_thresholds(tops)
-        chosen = Ranker(ranker.weights, ranker.bias, threshold, action_threshold, ranker.fitted_on)
-        if best is None or value > best[0]:
-            best = (value, chosen)
-    assert best is not None
-    return best[1], summary | {"fitted": float(best[1].fitted_on > 0), "held_out_utility": best[0]}
+            i = int(np.argmax(np.where(g[h] == q, probs, -1.0)))
+            out.append((float(probs[i]), bool(a[h][i]), int(y[h][i])))
+        return out
+
+    threshold, action_threshold, value = choose_thresholds(tops(fitted))
+    fitted = Ranker(fitted.weights, fitted.bias, threshold, action_threshold, fitted.fitted_on)
+    day0 = utility(tops(DAY0), DAY0.threshold, DAY0.action_threshold)
+    gain = value - day0
+    chosen = fitted if gain >= retrieval.config.min_gain * len(np.unique(g[h])) else DAY0
+    summary |= {"held_out_utility": value, "held_out_utility_day0": day0}
+    return chosen, summary | {"fitted": float(chosen is fitted)}
 
 
 def _offset_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray, l2: float = 1.0) -> tuple[float, list[float]]:
