@@ -8,8 +8,9 @@ takeaway, recommendation, general) measure false actions. The home is ``willow_h
 commands) or ``--home``.
 
 Arms, in one run, on the same rows: ``untrained`` (the runtime alone), ``zero_shot`` (retrieval over the home's
-canonical commands with the day-0 ranker, nothing learned) and ``learned`` (after ``simulate`` + ``learn`` on a
-seeded simulation of the home and generated homes: mined rules, logged successes, fitted ranker).
+canonical commands with the day-0 ranker, nothing learned), ``learned`` (after ``simulate`` + ``learn`` on a
+seeded simulation of the home and generated homes: mined rules, what worked in the logs, the ranker ``learn``
+published) and ``learned_day0_ranker`` (the same, but the day-0 ranker: the index's share of the change).
 
 ``MAPPING`` decides "right intent": the SLURP intent names the runtime intents that do it, and the kind of device
 it must act on; a SLURP ``house_place`` that is one of the home's rooms must be the room acted on. A SLURP intent
@@ -40,7 +41,7 @@ from selflearn.text import normalize
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurp" / "realphrasing_eval.jsonl.gz"
 HOME = Path(__file__).resolve().parent.parent / "data" / "homes" / "willow_house.yaml"
 SOURCES = ("devel", "asr_ref", "asr_hyp")
-ARMS = ("untrained", "zero_shot", "learned")
+ARMS = ("untrained", "zero_shot", "learned", "learned_day0_ranker")
 
 
 @dataclass(frozen=True)
@@ -174,12 +175,15 @@ def simulate(homes: Sequence[Home], days: int, seed: int) -> tuple[list[Turn], l
     return turns, feedback
 
 
-def learned_runtime(home: Home, plan: Plan, seed: int, work_dir: Path | None) -> tuple[Runtime, dict[str, Any]]:
-    """Simulate the home among generated homes, ``learn`` from the logs, and a runtime on the published set."""
+def learned_runtimes(
+    home: Home, plan: Plan, seed: int, work_dir: Path | None
+) -> tuple[Runtime, Runtime, dict[str, Any]]:
+    """Simulate the home among generated homes, ``learn`` from the logs, and a runtime on the published set; also
+    one whose retrieval uses the learned index with the day-0 ranker (where the gain or loss comes from)."""
     from selflearn.artifacts import ArtifactStore
     from selflearn.learn import LearnConfig, learn
     from selflearn.rewrite.online import OnlineRewriter
-    from selflearn.rewrite.retrieval import Retrieval, RetrievalConfig
+    from selflearn.rewrite.retrieval import DAY0, Retrieval, RetrievalConfig
     from selflearn.sim import generate_homes
     from selflearn.store import LogView
 
@@ -194,8 +198,9 @@ def learned_runtime(home: Home, plan: Plan, seed: int, work_dir: Path | None) ->
     if current is None:
         raise RuntimeError("learn published nothing for the learned arm")
     rewriter = OnlineRewriter.load(current, fallback=Retrieval.load)
+    day0 = OnlineRewriter.load(current, fallback=lambda d: Retrieval(DAY0, history=Retrieval.load(d).history))
     summary = {"sim_turns": len(turns), **{f"retrieval_{k}": v for k, v in report.parts["retrieval"].items()}}
-    return Runtime(home, rewriter=rewriter), summary
+    return Runtime(home, rewriter=rewriter), Runtime(home, rewriter=day0), summary
 
 
 def run_arm(runtime: Runtime, rows: Sequence[Row], user: str, endpoint: str, now: datetime) -> list[Interpretation]:
@@ -246,7 +251,9 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     user = next((p.id for p in home.people if endpoint.id in p.endpoints), "realphrasing.user")
     now = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
     runtimes: dict[str, Runtime] = {"untrained": Runtime(home), "zero_shot": Runtime(home, retriever=Retrieval())}
-    runtimes["learned"], learned = learned_runtime(home, plan, config.seed, config.work_dir)
+    runtimes["learned"], runtimes["learned_day0_ranker"], learned = learned_runtimes(
+        home, plan, config.seed, config.work_dir
+    )
     metrics: dict[str, float] = {}
     for arm in ARMS:
         progress(f"realphrasing: arm {arm}, {len(rows)} utterances")
