@@ -48,9 +48,7 @@ class Rewriter(Protocol):
 class Retriever(Protocol):
     """The fallback for a request the NLU failed on or barely understood: a working utterance, or None (abstain)."""
 
-    def retrieve(
-        self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime
-    ) -> Rewrite | None: ...
+    def retrieve(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
 
 
 class FeedbackPolicy(Protocol):

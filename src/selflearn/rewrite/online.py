@@ -582,9 +582,7 @@ class LiveRewriter:
         loaded = self.current.artifact_dir if self.current else None
         if directory is None or directory == loaded:
             return False
-        self.current = OnlineRewriter.load(
-            directory, config=self.config, encoder=self.encoder, fallback=self.fallback
-        )
+        self.current = OnlineRewriter.load(directory, config=self.config, encoder=self.encoder, fallback=self.fallback)
         return True
 
     def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
