@@ -175,9 +175,7 @@ def simulate(homes: Sequence[Home], days: int, seed: int) -> tuple[list[Turn], l
     return turns, feedback
 
 
-def learned_runtimes(
-    home: Home, plan: Plan, seed: int, work_dir: Path | None
-) -> tuple[Runtime, Runtime, dict[str, Any]]:
+def learned_runtimes(home: Home, plan: Plan, seed: int, work_dir: Path) -> tuple[Runtime, Runtime, dict[str, Any]]:
     """Simulate the home among generated homes, ``learn`` from the logs, and a runtime on the published set; also
     one whose retrieval uses the learned index with the day-0 ranker (where the gain or loss comes from)."""
     from selflearn.artifacts import ArtifactStore
@@ -190,8 +188,7 @@ def learned_runtimes(
     homes = [home, *(h for h in generate_homes(plan.homes, seed) if h.id != home.id)]
     turns, feedback = simulate(homes, plan.days, seed)
     progress(f"realphrasing: learning from {len(turns)} simulated turns")
-    tmp = Path(tempfile.mkdtemp(dir=work_dir))
-    artifacts = ArtifactStore(tmp / "artifacts")
+    artifacts = ArtifactStore(work_dir / "artifacts")
     config = LearnConfig(retrieval=RetrievalConfig(ranker_homes=plan.ranker_homes))
     report = learn(LogView.from_records(turns, feedback), artifacts, config=config, homes=homes)
     current = artifacts.current_dir()
@@ -241,21 +238,24 @@ def score(rows: Sequence[Row], results: Sequence[Interpretation], home: Home) ->
 
 @evaluate.suite("realphrasing")
 def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
-    from selflearn.rewrite.encoder import shared_encoder
-    from selflearn.rewrite.retrieval import Retrieval
-
     plan = QUICK if config.quick else FULL
     home = load_home(config.home or HOME)
     rows = load_rows()
     if plan.per_source is not None:
         rows = subsample(rows, plan.per_source, config.seed)
+    with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:  # the learned set, read while the arms run
+        return _arms(home, rows, plan, config.seed, Path(tmp))
+
+
+def _arms(home: Home, rows: Sequence[Row], plan: Plan, seed: int, work_dir: Path) -> evaluate.EvalResult:
+    from selflearn.rewrite.encoder import shared_encoder
+    from selflearn.rewrite.retrieval import Retrieval
+
     endpoint = next((e for e in home.endpoints if e.type == "speaker"), home.endpoints[0])
     user = next((p.id for p in home.people if endpoint.id in p.endpoints), "realphrasing.user")
     now = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
     runtimes: dict[str, Runtime] = {"untrained": Runtime(home), "zero_shot": Runtime(home, retriever=Retrieval())}
-    runtimes["learned"], runtimes["learned_day0_ranker"], learned = learned_runtimes(
-        home, plan, config.seed, config.work_dir
-    )
+    runtimes["learned"], runtimes["learned_day0_ranker"], learned = learned_runtimes(home, plan, seed, work_dir)
     metrics: dict[str, float] = {}
     warm = Row("frobnicate the blorp", "warm-up", "out", "", "", {})  # fails: every index built, encoder loaded
     for arm in ARMS:  # before any arm is timed, so the indexes' dry runs share one parse memo
