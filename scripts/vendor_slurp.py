@@ -2,7 +2,8 @@
 
 Run from the repo root with the read-only SLURP copy beside it: ``python scripts/vendor_slurp.py [SLURP_DIR]``.
 Writes ``asr_pairs.jsonl.gz`` (reference, real ASR 1-best, entity annotation) and ``phrasings.jsonl`` (real
-smart-home wordings with their entities turned into slots). SLURP text is CC BY 4.0 (see LICENSE.txt there).
+smart-home wordings of the EVEN ``slurp_id`` dev rows with their entities turned into slots; odd rows are the
+``realphrasing`` eval's). SLURP text is CC BY 4.0 (see LICENSE.txt there).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def main(src: Path) -> None:
     rows = []
     for line in (src / "devel.jsonl").read_text().splitlines():
         r = json.loads(line)
-        if r["intent"] not in KINDS:
+        if r["slurp_id"] % 2 or r["intent"] not in KINDS:  # odd ids are evaluation-only (the realphrasing suite)
             continue
         kind, slots = KINDS[r["intent"]]
         text = template(r["sentence_annotation"], slots)

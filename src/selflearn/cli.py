@@ -512,7 +512,10 @@ def interpret(
         ),
     ] = None,
     no_rewrite: Annotated[
-        bool, typer.Option("--no-rewrite", help="Do not apply the learned rewrites of the artifact set in service.")
+        bool,
+        typer.Option(
+            "--no-rewrite", help="Neither the learned rewrites of the artifact set nor retrieval over what works."
+        ),
     ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -538,17 +541,22 @@ def interpret(
     if db is not None or default_db().exists():  # a --db that names no store is a mistake, not "no preferences"
         with Store(db, create=False) as store:
             taught = store.preferences(speaker)
-    rewriter = None
+    rewriter = retriever = None
     if not no_rewrite:
         from selflearn.artifacts import ArtifactStore
         from selflearn.rewrite.online import LiveRewriter
+        from selflearn.rewrite.retrieval import Retrieval
 
-        rewriter = LiveRewriter(ArtifactStore(artifacts))
+        published = ArtifactStore(artifacts)
+        rewriter = LiveRewriter(published, fallback=Retrieval.load)
+        if published.current_dir() is None:
+            retriever = Retrieval()  # nothing learned yet: the home's own commands and the day-0 ranker
     runtime = Runtime(
         the_home,
         context=not no_context,
         rewriter=rewriter,
         preferences=lambda user: taught if user == speaker else [],
+        retriever=retriever,
     )
     result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now, endpoint=endpoint)
     if as_json:

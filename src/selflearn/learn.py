@@ -32,6 +32,7 @@ from selflearn.rewrite.controls import Controls
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, save_indexes
 from selflearn.rewrite.patterns import delexicalise_frame, slot_names
+from selflearn.rewrite.retrieval import RetrievalConfig, fit_retrieval
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals, LogSource
 
@@ -48,6 +49,7 @@ class LearnConfig:
     online: OnlineConfig = field(default_factory=OnlineConfig)  # the runtime's rewriter settings, for the shadow
     shadow_margin: int = 2  # net held-out turns a batch may cost (one day's estimate is noisy by a turn or two)
     allow_shrink: bool = False  # publish even a set with fewer than ``shrink_floor`` x the rules in service
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)  # what works + the fitted ranker
     shrink_floor: float = 0.5  # below this share of the rules in service a set is held back (a lost store, a typo)
 
 
@@ -418,6 +420,8 @@ def learn(
 
         save_labels, label_parts = fit_label_artifacts(logs, scored, say)
         report.parts.update(label_parts)
+    say("retrieval: successes, global forms, ranker on mined pairs")
+    save_retrieval, report.parts["retrieval"] = fit_retrieval(scored, links, homes, cfg.retrieval, cfg.mining)
     report.refused = _shrinks(tables, artifacts, cfg) if shadow is None or shadow.accepted else None
     if (shadow is None or shadow.accepted) and report.refused is None:
         say("publishing artifacts")
@@ -425,6 +429,7 @@ def learn(
         def build(root: Path) -> None:
             tables.save(root)
             save_indexes(root, config=cfg.online)
+            save_retrieval(root)
             if save_labels is not None:
                 save_labels(root)
 

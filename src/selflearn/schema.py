@@ -33,7 +33,7 @@ MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
 
 DeviceType = Literal["speaker", "screen", "display", "phone", "car", "watch", "tv"]
-RewriteSource = Literal["none", "global", "personal", "feedback", "teach"]
+RewriteSource = Literal["none", "global", "personal", "feedback", "teach", "retrieval"]
 ResultStatus = Literal[
     "success",  # the request was understood and carried out
     "no_match",  # NLU found no intent

@@ -38,7 +38,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"service exited with {proc.returncode}")
+            said = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            raise RuntimeError(f"service exited with {proc.returncode}: {said[-500:]}")
         try:
             if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
                 return

@@ -400,8 +400,9 @@ class _LockedPreferences:
 
 def _live_rewriter(artifacts: ArtifactStore) -> Any:
     from selflearn.rewrite.online import LiveRewriter
+    from selflearn.rewrite.retrieval import Retrieval
 
-    return LiveRewriter(artifacts)
+    return LiveRewriter(artifacts, fallback=Retrieval.load)
 
 
 # ---------------------------------------------------------------- the app

@@ -5,7 +5,9 @@ plus the context scenarios' utterances. For every utterance both paths run inter
 both alike; the report gives median and p99 per-utterance times and their ratios. The NLU remembers parses of
 repeated utterances, so the headline ("cold") times clear that memo before every run; "warm" is a repeat. The
 runtime's NLU hands hassil only the templates that can match (``prefilter.py``), so it beats plain hassil; the
-``indexed_*`` keys compare it with that indexed ``recognize`` call alone (what the other stages add).
+``indexed_*`` keys compare it with that indexed ``recognize`` call alone (what the other stages add). The
+``retrieval_*`` keys time the same pipeline with retrieval over what works (``rewrite/retrieval.py``, day-0 index
+built before timing) for the utterances it fails on, cold (parse memo and encoder cache cleared).
 """
 
 from __future__ import annotations
@@ -53,8 +55,18 @@ def _p(values: list[float], q: float) -> float:
 def run(homes: Sequence[Home], *, per_intent: int = 8, repeats: int = 3, seed: int = 0) -> dict[str, float]:
     """Per-utterance best-of-``repeats`` times (ms) for plain hassil and the full pipeline (cold and warm memo)."""
     todo = utterances(homes, per_intent=per_intent, seed=seed)
+    from selflearn.rewrite.encoder import shared_encoder
+    from selflearn.rewrite.retrieval import Retrieval
+
     runtimes = {h.id: Runtime(h) for h in homes}
+    retrieval = Retrieval()
+    retrieving = {h.id: Runtime(h, retriever=retrieval) for h in homes}
+    for h in homes:
+        retrieval.index(h)
+    encoder = shared_encoder()
     plain: list[float] = []
+    with_retrieval: list[float] = []
+    fired = 0
     indexed: list[float] = []
     full: list[float] = []
     warm: list[float] = []
@@ -62,7 +74,7 @@ def run(homes: Sequence[Home], *, per_intent: int = 8, repeats: int = 3, seed: i
         rt = runtimes[u.home.id]
         area = u.home.endpoint(u.endpoint_id).area
         now = at(u.home, 12)
-        best_plain = best_indexed = best_full = best_warm = float("inf")
+        best_plain = best_indexed = best_full = best_warm = best_retrieval = float("inf")
         context = {"area": area} if area else None
         for _ in range(repeats):
             t = time.perf_counter()
@@ -80,6 +92,13 @@ def run(homes: Sequence[Home], *, per_intent: int = 8, repeats: int = 3, seed: i
             t = time.perf_counter()
             rt.interpret(u.text, user_id="bench", endpoint_id=u.endpoint_id, now=now)
             best_warm = min(best_warm, time.perf_counter() - t)
+            rt.nlu.clear_memo()
+            encoder.clear_cache()
+            t = time.perf_counter()
+            done = retrieving[u.home.id].interpret(u.text, user_id="bench", endpoint_id=u.endpoint_id, now=now)
+            best_retrieval = min(best_retrieval, time.perf_counter() - t)
+        fired += "retrieval" in done.stages
+        with_retrieval.append(best_retrieval * 1000)
         plain.append(best_plain * 1000)
         indexed.append(best_indexed * 1000)
         full.append(best_full * 1000)
@@ -99,4 +118,8 @@ def run(homes: Sequence[Home], *, per_intent: int = 8, repeats: int = 3, seed: i
         "ratio_p99_vs_indexed": _p(full, 0.99) / _p(indexed, 0.99),
         "warm_pipeline_median_ms": statistics.median(warm),
         "warm_ratio_median": statistics.median(warm) / statistics.median(plain),
+        "retrieval_median_ms": statistics.median(with_retrieval),
+        "retrieval_p99_ms": _p(with_retrieval, 0.99),
+        "retrieval_ratio_p99": _p(with_retrieval, 0.99) / _p(plain, 0.99),
+        "retrieval_asked": fired,  # utterances the NLU failed on or barely understood
     }

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from selflearn.feedback import FEEDBACK_QUESTION
@@ -29,6 +29,7 @@ from selflearn.schema import ExplicitFeedback, Preference, Turn
 DIALOGUE_GAP_S = 45.0
 SESSION_GAP_S = 30 * 60.0
 TOP_K = 5
+LOW_CONFIDENCE = 0.5  # a reading below this (or none, or an unresolved entity) is handed to the retriever
 ROUTINE_KEYS = ("name", "program", "media_type", "genre", "team", "cuisine", "area", "domain")
 
 
@@ -41,6 +42,13 @@ class Rewrite:
 
 class Rewriter(Protocol):
     def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """The fallback for a request the NLU failed on or barely understood: a working utterance, or None (abstain)."""
+
+    def retrieve(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
 
 
 class FeedbackPolicy(Protocol):
@@ -124,10 +132,14 @@ class Runtime:
         sink: Callable[[Turn], None] | None = None,
         feedback_policy: FeedbackPolicy | None = None,
         teacher: Teacher | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
+        """``retriever``: the fallback for failing requests; by default the rewriter's own, if it has one (so no
+        rewriter, ``--no-rewrite``, means no retrieval either)."""
         self.home = home
         self.context = context
         self.rewriter = rewriter
+        self.retriever = retriever if retriever is not None else rewriter if isinstance(rewriter, Retriever) else None
         self.preferences = preferences
         self.sink = sink
         self.feedback_policy = feedback_policy
@@ -216,10 +228,12 @@ class Runtime:
                 parts = [p.strip() for p in expanded.split("|") if p.strip()] or [expanded]
 
         acts = [
-            self._act(part, user_id, endpoint, now, prefs, pinned, stages if i == 0 else {})
+            self._act(part, user_id, endpoint, now, prefs, pinned, stages if i == 0 else {}, retrieve=len(parts) == 1)
             for i, part in enumerate(parts)
         ]
-        cands, top, res, outcome, snapshot = acts[0]
+        cands, top, res, outcome, snapshot = acts[0][:5]
+        if acts[0][5] is not None and len(acts) == 1:
+            nlu_text, rewrite_source = acts[0][5].text, acts[0][5].source
         if len(acts) > 1:
             stages["parts"] = {
                 "texts": parts,
@@ -260,8 +274,11 @@ class Runtime:
         prefs: Sequence[Preference],
         pinned: list[str],
         stages: dict[str, dict[str, Any]],
-    ) -> tuple[list[Candidate], Candidate | None, Resolution | None, Outcome, dict[str, Any]]:
-        """NLU -> context -> ER -> execute for one request, recording each stage into ``stages``."""
+        retrieve: bool = True,
+    ) -> tuple[list[Candidate], Candidate | None, Resolution | None, Outcome, dict[str, Any], Rewrite | None]:
+        """NLU -> context -> ER -> execute for one request, recording each stage into ``stages``. A request that
+        fails before execution (no reading, no entity, low confidence) goes to the retriever first; if it returns
+        a working utterance, that is understood and executed instead (and returned)."""
         t = time.perf_counter()
         area = endpoint.area if self.context else None
         hyps = self.nlu.parse(text, area=area)
@@ -291,6 +308,15 @@ class Runtime:
         res = self.parts.resolver.resolve(top, endpoint=endpoint, use_area=self.context) if top else None
         stages["er"] = {"ms": _ms(t), **(res.to_json() if res else {"status": "skipped"})}
 
+        if retrieve and self.retriever is not None and _failing(top, res):
+            t = time.perf_counter()
+            found = self.retriever.retrieve(text, user_id=user_id, home=self.home, endpoint=endpoint, now=now)
+            stages["retrieval"] = {"ms": _ms(t), "applied": found is not None}
+            if found is not None:
+                stages["retrieval"].update(text=found.text, score=found.score)
+                *act, _ = self._act(found.text, user_id, endpoint, now, prefs, pinned, stages, retrieve=False)
+                return (*act, found)  # type: ignore[return-value]
+
         t = time.perf_counter()
         snapshot = self._snapshot(endpoint, res)
         outcome = (
@@ -299,7 +325,7 @@ class Runtime:
             else Outcome("no_match", "Sorry, I didn't understand that.")
         )
         stages["execute"] = {"ms": _ms(t), "status": outcome.status, "changed": outcome.changed}
-        return cands, top, res, outcome, snapshot
+        return cands, top, res, outcome, snapshot, None
 
     def _emit(self, interpretation: Interpretation) -> Interpretation:
         turn = interpretation.turn
@@ -398,6 +424,11 @@ def _pin(cands: list[Candidate], pinned: list[str], home: Home) -> None:
             if match:
                 cand.slots["name"] = match
                 cand.features["device_alias"] = ctx.W_PREFERENCE
+
+
+def _failing(top: Candidate | None, res: Resolution | None) -> bool:
+    """No reading, an entity that did not resolve, or a reading too unsure to act on."""
+    return top is None or res is None or res.status != "ok" or _confidence(top, res) < LOW_CONFIDENCE
 
 
 def _confidence(top: Candidate | None, res: Resolution | None) -> float:

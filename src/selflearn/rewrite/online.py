@@ -17,7 +17,7 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -30,7 +30,7 @@ import polars as pl
 from rapidfuzz import fuzz
 
 from selflearn.home import Endpoint, Home
-from selflearn.pipeline.runtime import Rewrite
+from selflearn.pipeline.runtime import Retriever, Rewrite
 from selflearn.rewrite import GLOBAL_TABLE, PATTERN_TABLE, empty_table, read_global, read_patterns, read_personal
 from selflearn.rewrite.controls import Controls, rule_id
 from selflearn.rewrite.encoder import INT8_MODEL, Encoder, Vectors, shared_encoder
@@ -413,8 +413,12 @@ def _allowed(found: list[Candidate], kind: str, user_id: str, off: frozenset[str
     return [c for c in found if rule_id(kind, owner, c.rule.source, c.rule.target) not in off]
 
 
+Fallback = Callable[[Path], Retriever]  # an artifact set -> the retriever built from it (``Retrieval.load``)
+
+
 class OnlineRewriter:
-    """The ``Rewriter`` the runtime calls before NLU; ``load(artifact_dir)`` reads one published artifact set."""
+    """The ``Rewriter`` the runtime calls before NLU; ``load(artifact_dir)`` reads one published artifact set. With a
+    ``fallback`` it is also the runtime's ``Retriever`` for requests that fail anyway (rewrite/retrieval.py)."""
 
     def __init__(
         self,
@@ -425,8 +429,10 @@ class OnlineRewriter:
         encoder: Encoder | None = None,
         personal_tables: dict[str, pl.DataFrame] | None = None,
         pattern_table: pl.DataFrame | None = None,
+        fallback: Retriever | None = None,
     ) -> None:
         self.config = config or OnlineConfig()
+        self.fallback = fallback
         self.artifact_dir = artifact_dir
         self.encoder = encoder or shared_encoder()
         self.ranker = Ranker(self.config.weights)
@@ -448,7 +454,12 @@ class OnlineRewriter:
 
     @classmethod
     def load(
-        cls, artifact_dir: Path, *, config: OnlineConfig | None = None, encoder: Encoder | None = None
+        cls,
+        artifact_dir: Path,
+        *,
+        config: OnlineConfig | None = None,
+        encoder: Encoder | None = None,
+        fallback: Fallback | None = None,
     ) -> OnlineRewriter:
         """Global table now; personal tables lazily on a user's first utterance (most users are never seen)."""
         return cls(
@@ -457,6 +468,7 @@ class OnlineRewriter:
             config=config,
             encoder=encoder,
             pattern_table=read_patterns(artifact_dir),
+            fallback=fallback(artifact_dir) if fallback is not None else None,
         )
 
     @classmethod
@@ -550,6 +562,12 @@ class OnlineRewriter:
         best = self.best(text, user_id=user_id, home=home)
         return None if best is None else Rewrite(text=best.text, source=best.rule.layer, score=round(best.score, 4))
 
+    def retrieve(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
+        """The fallback's answer for a request that failed after the rules (None without a fallback: abstain)."""
+        if self.fallback is None:
+            return None
+        return self.fallback.retrieve(text, user_id=user_id, home=home, endpoint=endpoint, now=now)
+
 
 class LiveRewriter:
     """Follows an ``ArtifactStore``'s current pointer: a newly published set is swapped in whole (never half-read).
@@ -565,10 +583,12 @@ class LiveRewriter:
         config: OnlineConfig | None = None,
         encoder: Encoder | None = None,
         check_seconds: float = 1.0,
+        fallback: Fallback | None = None,
     ) -> None:
         self.artifacts = artifacts
         self.config = config
         self.encoder = encoder
+        self.fallback = fallback
         self.check_seconds = check_seconds
         self.current: OnlineRewriter | None = None
         self.controls = Controls(artifacts.root)  # re-read on change: a disabled rule stops firing at once
@@ -582,7 +602,7 @@ class LiveRewriter:
         loaded = self.current.artifact_dir if self.current else None
         if directory is None or directory == loaded:
             return False
-        self.current = OnlineRewriter.load(directory, config=self.config, encoder=self.encoder)
+        self.current = OnlineRewriter.load(directory, config=self.config, encoder=self.encoder, fallback=self.fallback)
         self.current.controls = self.controls
         return True
 
@@ -599,3 +619,8 @@ class LiveRewriter:
         found = self.current.rewrite(text, user_id=user_id, home=home, endpoint=endpoint, now=now)
         self.cpu_seconds.append(time.thread_time() - start)
         return found
+
+    def retrieve(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
+        if self.current is None:
+            return None
+        return self.current.retrieve(text, user_id=user_id, home=home, endpoint=endpoint, now=now)
