@@ -30,6 +30,7 @@ from selflearn.sim.phrasing import (
     slurp_templates,
 )
 from selflearn.sim.run import simulate
+from selflearn.sim.variation import INDIRECT, Phrasing, draw_style, styled
 from selflearn.text import normalize
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "slurp"
@@ -81,9 +82,12 @@ def test_vendored_phrasings_are_even_devel_rows_only(forms: set[str]) -> None:
 
 
 def _possible_wordings() -> Iterator[str]:
-    """Every template a simulated person may start from, rendered for every goal of a few homes, as said."""
-    templates = [t for table in (CANONICAL, FIRST, IDIOSYNCRATIC, slurp_templates()) for ts in table.values()
-                 for t in ts]  # fmt: skip
+    """Every template a simulated person may start from, plain and in a few realistic styles, rendered for every
+    goal of a few homes, as said."""
+    tables = (CANONICAL, FIRST, IDIOSYNCRATIC, slurp_templates(), INDIRECT)
+    plain = [t for table in tables for ts in table.values() for t in ts]
+    styles = [draw_style(random.Random(i)) for i in range(5)]
+    templates = sorted({*plain, *(styled(t, s) for t in plain for s in styles)})
     yield from (avoid(t) for t in (*NEGATIVES, *CHATTER, *IMPOSSIBLE))
     for home in [*shipped_homes(), *generate_homes(3, seed=11)]:
         factory = GoalFactory(home)
@@ -100,8 +104,10 @@ def test_no_possible_wording_is_an_evaluation_text(forms: set[str]) -> None:
     assert not _leaks(_possible_wordings(), forms)
 
 
-def test_seeded_simulation_never_says_or_hears_an_evaluation_text(forms: set[str]) -> None:
-    logs = simulate(generate_homes(12, seed=3), days=2, seed=3, config=SimConfig(false_wakes_per_day=3.0))
+@pytest.mark.parametrize("phrasing", ["templates", "realistic"])
+def test_seeded_simulation_never_says_or_hears_an_evaluation_text(forms: set[str], phrasing: Phrasing) -> None:
+    config = SimConfig(false_wakes_per_day=3.0, phrasing=phrasing)
+    logs = simulate(generate_homes(12, seed=3), days=2, seed=3, config=config)
     said = [g.true_text for log in logs for g in log.gold]
     heard = [t.asr_text for log in logs for t in log.turns]
     typed = [x for log in logs for f in log.feedback for x in (f.text, f.correction_text) if x]

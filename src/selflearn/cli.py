@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -37,6 +37,13 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result.")]
+PhrasingOption = Annotated[
+    Literal["templates", "realistic"],
+    typer.Option(
+        "--phrasing",
+        help="How simulated people word requests: a few shared templates (default) or the realistic long tail.",
+    ),
+]
 
 
 @app.command()
@@ -455,6 +462,7 @@ def demo(
     teach: Annotated[
         bool, typer.Option("--teach/--no-teach", help="People may also teach and answer feedback questions.")
     ] = True,
+    phrasing: PhrasingOption = "templates",
 ) -> None:
     """Simulate homes for some days; each night learn from the logs so far and swap in the new artifacts. Prints
     the daily defect rates (by failure point, from gold) and writes an HTML report with the curve."""
@@ -466,10 +474,11 @@ def demo(
     from selflearn.artifacts import ArtifactStore
     from selflearn.loop import FAILURE_POINTS, DayStats, run_loop
     from selflearn.report import write_report
-    from selflearn.sim import generate_homes
+    from selflearn.sim import SimConfig, generate_homes
     from selflearn.store import Store
 
     world = generate_homes(homes, seed)
+    sim_config = SimConfig(phrasing=phrasing)
     report_path = out_path or paths.data_dir() / "demo-report.html"
     with (
         Store(db) as store,
@@ -481,6 +490,7 @@ def demo(
             days=days,
             seed=seed,
             artifacts=ArtifactStore(artifacts),
+            sim_config=sim_config,
             on_day=lambda _stats: bar.advance(control_task),
             learning=False,
         )
@@ -499,6 +509,7 @@ def demo(
             days=days,
             seed=seed,
             artifacts=ArtifactStore(artifacts),
+            sim_config=sim_config,
             on_day=day_done,
             on_stage=lambda msg: bar.update(task, description=msg),
             on_log=lambda log: store.add(turns=log.turns, gold=log.gold, feedback=log.feedback),
@@ -723,6 +734,7 @@ def simulate(
     no_store: Annotated[bool, typer.Option("--no-store", help="Only write Parquet, do not add to the store.")] = False,
     home: Annotated[Path | None, typer.Option("--home", help="Simulate this home YAML instead.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes (split by home; same records).")] = 1,
+    phrasing: PhrasingOption = "templates",
     as_json: JsonOption = False,
 ) -> None:
     """Simulate people living with the untrained assistant: Parquet logs + gold, added to the store; prints the
@@ -730,14 +742,17 @@ def simulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from selflearn.home import dump_home, load_home
-    from selflearn.sim import generate_homes
+    from selflearn.sim import SimConfig, generate_homes
     from selflearn.sim.run import defect_stats, simulate, write_logs
     from selflearn.store import Store
 
     world = [load_home(home)] if home else generate_homes(homes, seed)
+    config = SimConfig(phrasing=phrasing)
     with Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("simulate", total=len(world) * days)
-        logs = simulate(world, days=days, seed=seed, workers=workers, on_home_day=lambda n: bar.advance(task, n))
+        logs = simulate(
+            world, days=days, seed=seed, config=config, workers=workers, on_home_day=lambda n: bar.advance(task, n)
+        )
     paths = write_logs(logs, out_dir)
     (out_dir / "homes").mkdir(exist_ok=True)
     for simulated in world:  # the world beside its logs: `selflearn learn --home OUT/homes` abstracts over its names
@@ -750,7 +765,7 @@ def simulate(
     stats = defect_stats(gold)
     if as_json:
         files = {k: str(p) for k, p in paths.items()}
-        _print_json({"homes": len(world), "days": days, "seed": seed, **stats, "files": files})
+        _print_json({"homes": len(world), "days": days, "seed": seed, "phrasing": phrasing, **stats, "files": files})
         return
     from rich.table import Table
 

@@ -32,6 +32,7 @@ from selflearn.sim.judge import judge, judge_unaddressed
 from selflearn.sim.names import COMMON_NAMES, DEVICE_WORDS, FIRST_NAMES, GENRES
 from selflearn.sim.phrasing import CANONICAL, NEGATIVES, first_wordings, fits, pool, random_draw, render, rephrase
 from selflearn.sim.users import SimUser, make_user
+from selflearn.sim.variation import Phrasing
 
 Preferences = Callable[[str], Sequence[Preference]]
 RECOGNIZER_WORDS = (*FIRST_NAMES, *COMMON_NAMES, *GENRES, *DEVICE_WORDS)
@@ -47,6 +48,8 @@ class SimConfig:
     false_wakes_per_day: float = 0.5  # per home: TV/room chatter that wakes the assistant
     scene_probability: float = 0.08  # share of requests that are a multi-step scene
     idiosyncratic: float = 0.15  # share of (person, goal kind) whose habitual wording is from the shared odd pool
+    # "templates": a few hand-written and SLURP wordings shared by many; "realistic": the long tail (sim/variation)
+    phrasing: Phrasing = "templates"
     habitual: float = 0.85  # P(a person uses their habitual wording)
     private_alias: float = 0.25  # P(a person has a private name for a device)
     barge_in: float = 0.4  # P(interrupting a wrong or unhelpful response)
@@ -128,7 +131,14 @@ class Simulation:
         for home in self.homes:
             people = home.people or [Person(id=f"{home.id}.guest", name="Guest")]
             self.users[home.id] = [
-                make_user(home, p, seed, idiosyncratic=config.idiosyncratic, private_alias=config.private_alias)
+                make_user(
+                    home,
+                    p,
+                    seed,
+                    idiosyncratic=config.idiosyncratic,
+                    private_alias=config.private_alias,
+                    phrasing=config.phrasing,
+                )
                 for p in people
             ]
         # The recognizer's vocabulary: real words plus common names, never a particular home's (so a home's rare
