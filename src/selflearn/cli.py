@@ -15,7 +15,11 @@ import selflearn
 from selflearn import evaluate
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from selflearn.home import Home
+    from selflearn.pipeline.runtime import Runtime
+    from selflearn.schema import Preference
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -352,7 +356,7 @@ def bench_rewrite(
 
 @app.command()
 def interpret(
-    text: Annotated[str, typer.Argument(help="What the user said.")],
+    text: Annotated[str | None, typer.Argument(help="What the user said (or give --batch FILE).")] = None,
     home: Annotated[str, typer.Option("--home", help="A shipped home id or a home YAML path.")] = "maple_house",
     device: Annotated[
         str | None, typer.Option("--device", help="The endpoint spoken to (default: the home's first).")
@@ -368,6 +372,14 @@ def interpret(
     no_rewrite: Annotated[
         bool, typer.Option("--no-rewrite", help="Do not apply the learned rewrites of the artifact set in service.")
     ] = False,
+    batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--batch",
+            help="Interpret every line of FILE ('-': stdin) in order on one runtime: plain text, or JSON with "
+            "text and optional user/device/time. Prints one JSON turn per line.",
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -377,10 +389,10 @@ def interpret(
     from datetime import UTC, datetime
 
     from selflearn.home import HomeError
-    from selflearn.paths import default_db
-    from selflearn.pipeline.runtime import Runtime
-    from selflearn.store import Store
 
+    if (text is None) == (batch is None):
+        err.print("[red]error:[/red] give either TEXT or --batch FILE")
+        raise typer.Exit(2)
     the_home = _home_or_exit(home)
     try:
         endpoint = the_home.endpoint(device) if device else the_home.endpoints[0]
@@ -388,26 +400,19 @@ def interpret(
         err.print(f"[red]error:[/red] {str(e) or f'home {home!r} has no endpoints'}")
         raise typer.Exit(2) from e
     speaker = user or (the_home.people[0].id if the_home.people else "cli.user")
-    now = datetime.fromisoformat(at_time) if at_time else datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    taught = []
-    if (db or default_db()).exists():
-        with Store(db) as store:
-            taught = store.preferences(speaker)
-    rewriter = None
-    if not no_rewrite:
-        from selflearn.artifacts import ArtifactStore
-        from selflearn.rewrite.online import LiveRewriter
-
-        rewriter = LiveRewriter(ArtifactStore(artifacts))
-    runtime = Runtime(
-        the_home,
-        context=not no_context,
-        rewriter=rewriter,
-        preferences=lambda user: taught if user == speaker else [],
-    )
-    result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now)
+    try:
+        fixed = datetime.fromisoformat(at_time) if at_time else None
+    except ValueError as e:
+        err.print(f"[red]error:[/red] --time: {e}")
+        raise typer.Exit(2) from e
+    if fixed is not None and fixed.tzinfo is None:
+        fixed = fixed.replace(tzinfo=UTC)
+    runtime = _interpret_runtime(the_home, context=not no_context, rewrite=not no_rewrite, artifacts=artifacts, db=db)
+    if batch is not None:
+        _interpret_batch(runtime, batch, speaker=speaker, endpoint=endpoint.id, fixed=fixed)
+        return
+    assert text is not None
+    result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=fixed or datetime.now(UTC))
     if as_json:
         print(json.dumps({"turn": result.turn.model_dump(mode="json"), "asks_feedback": result.asks_feedback}))
         return
@@ -424,6 +429,74 @@ def interpret(
     turn = result.turn
     out.print(f"[bold]{turn.result_status}[/bold] {turn.nlu_intent} {turn.nlu_slots} confidence {turn.nlu_confidence}")
     out.print(f"[green]{result.response}[/green]")
+
+
+def _interpret_runtime(home: Home, *, context: bool, rewrite: bool, artifacts: Path | None, db: Path | None) -> Runtime:
+    """The runtime ``interpret`` runs on: the artifact set in service (unless ``rewrite`` is off) and each speaker's
+    taught preferences from the log store when it exists (read once per speaker)."""
+    from selflearn.paths import default_db
+    from selflearn.pipeline.runtime import Runtime
+    from selflearn.store import Store
+
+    taught: dict[str, list[Preference]] = {}
+    has_store = (db or default_db()).exists()
+
+    def preferences(user_id: str) -> list[Preference]:
+        if user_id not in taught:
+            taught[user_id] = []
+            if has_store:
+                with Store(db) as store:
+                    taught[user_id] = store.preferences(user_id)
+        return taught[user_id]
+
+    rewriter = None
+    if rewrite:
+        from selflearn.artifacts import ArtifactStore
+        from selflearn.rewrite.online import LiveRewriter
+
+        rewriter = LiveRewriter(ArtifactStore(artifacts))
+    return Runtime(home, context=context, rewriter=rewriter, preferences=preferences)
+
+
+def _interpret_batch(runtime: Runtime, source: Path, *, speaker: str, endpoint: str, fixed: datetime | None) -> None:
+    """Every request of ``source`` through ``runtime`` in order (device states carry over from line to line), one
+    JSON object per line on stdout (``line``, ``turn``, ``asks_feedback``), a progress bar on stderr. The whole
+    file is checked first: a bad line or an unknown device stops the batch before anything runs."""
+    import json
+    import sys
+    from datetime import UTC, datetime
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from selflearn.batch import BatchError, parse_lines
+    from selflearn.home import HomeError
+
+    name = "stdin" if str(source) == "-" else str(source)
+    try:
+        lines = sys.stdin.read().splitlines() if name == "stdin" else source.read_text(encoding="utf-8").splitlines()
+        requests = parse_lines(lines, name)
+        for r in requests:
+            if r.device is not None:
+                try:
+                    runtime.home.endpoint(r.device)
+                except HomeError as e:
+                    raise BatchError(f"{name}:{r.line}: {e}") from e
+    except (OSError, UnicodeDecodeError, BatchError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    with Progress(TextColumn("interpret"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("interpret", total=len(requests))
+        for r in requests:
+            result = runtime.interpret(
+                r.text,
+                user_id=r.user or speaker,
+                endpoint_id=r.device or endpoint,
+                now=r.time or fixed or datetime.now(UTC),
+            )
+            turn = result.turn.model_dump(mode="json")
+            sys.stdout.write(json.dumps({"line": r.line, "turn": turn, "asks_feedback": result.asks_feedback}) + "\n")
+            bar.advance(task)
+    sys.stdout.flush()
 
 
 @bench_app.command("interpret")
