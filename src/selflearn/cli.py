@@ -1036,15 +1036,20 @@ def bench_learn(
     baseline_turns: Annotated[
         int, typer.Option("--baseline-turns", help="Turns for the row-by-row Python baseline.")
     ] = 100_000,
+    finetune_pairs: Annotated[
+        int,
+        typer.Option("--finetune-pairs", help="Also time fine-tuning the retrieval encoder on this many mined pairs."),
+    ] = 0,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Mining throughput (signals + chains + absorbing chain + guardrails) vs a row-by-row Python baseline."""
+    """Mining throughput (signals + chains + absorbing chain + guardrails) vs a row-by-row Python baseline; with
+    --finetune-pairs also the encoder fine-tuning time (rewrite.finetune)."""
     from selflearn.learn_bench import learn_bench
 
     _bench_table(
         f"bench learn ({turns:,} turns)",
-        learn_bench(turns, seed=seed, baseline_turns=baseline_turns, log=err.print),
+        learn_bench(turns, seed=seed, baseline_turns=baseline_turns, finetune_pairs=finetune_pairs, log=err.print),
         as_json,
     )
 
