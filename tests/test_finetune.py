@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.learn import LearnConfig, learn
 from selflearn.rewrite.encoder import Encoder
 from selflearn.rewrite.finetune import (
     EncoderTuner,
@@ -60,8 +61,8 @@ def test_hard_negatives_share_the_intent_but_not_the_outcome() -> None:
         "turn off the lounge lights",
     ]
     assert negatives[2] in {"turn off the kitchen lights", "turn off the lounge lights"}
-    plan = batches(pairs["target"].to_list(), 8, random.Random(0))
-    assert all(len({pairs["target"][i] for i in b}) == len(b) for b in plan)
+    plan = batches(pairs["positive"].to_list(), 8, random.Random(0))
+    assert all(len({pairs["positive"][i] for i in b}) == len(b) for b in plan)
     assert sorted(i for b in plan for i in b) == [0, 1, 2]  # the repeat of kitchen has nothing left to contrast
 
 
@@ -90,3 +91,14 @@ def test_too_few_pairs_is_a_clear_error() -> None:
         EncoderTuner().fit_pairs(
             pl.DataFrame(schema=dict.fromkeys(("anchor", "positive", "target", "intent"), pl.String))
         )
+
+
+def test_learn_publishes_the_tuned_encoder_with_the_rules(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    report = learn(_logs(8, 33, 2), store, config=LearnConfig(shadow=False, encoder=True))
+    assert report.published and report.parts["encoder"]["steps"] > 0
+    current = store.current_dir()
+    assert current is not None and (current / "rewrites" / "global.parquet").exists()
+    tuned = TunedEncoder.load(current)
+    assert tuned is not None and tuned.meta == report.parts["encoder"]
+    assert tuned.encoder().encode(["lights out"]).shape == (1, 384)

@@ -965,6 +965,9 @@ def learn_(
     labels: Annotated[
         bool, typer.Option("--labels", help="Also train the label model and the failure-point (FPI) model.")
     ] = False,
+    encoder: Annotated[
+        bool, typer.Option("--encoder", help="Also fine-tune the retrieval encoder on the mined repair pairs.")
+    ] = False,
     home: Annotated[
         list[Path] | None,
         typer.Option(
@@ -987,7 +990,7 @@ def learn_(
         store.close()
     from selflearn.home import load_home, shipped_homes
 
-    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels)
+    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels, encoder=encoder)
     files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     homes = [load_home(f) for f in files] if home else shipped_homes()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:

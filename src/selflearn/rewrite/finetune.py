@@ -6,10 +6,11 @@ worked) pairs from the logs alone (the defect signals and the rephrase chains of
 no gold), and fine-tunes the bi-encoder contrastively (sentence-transformers' multiple-negatives ranking loss,
 torch on CPU): each failing utterance should sit nearest its working rephrase, against the other working
 utterances of the batch and one hard negative, a working utterance of the same intent with other slots (another
-device or area) where there is one, else of another intent. A batch never holds two pairs with the same outcome,
-so no in-batch "negative" is really a positive. The tuned model is exported to ONNX with the shipped export's
-names and turned into the runtime's int8 graph by ``encoder.derive_int8``; :class:`TunedEncoder` is the artifact
-(``encoder/model.onnx`` + ``encoder/meta.json`` in an artifact set).
+device or area) where there is one, else of another intent. A batch never holds the same working utterance twice,
+so no in-batch "negative" is that very positive (as sentence-transformers' no-duplicates sampler does; outcomes
+are not used for this, since logs whose slots say little would leave batches of two). The tuned model is exported
+to ONNX with the shipped export's names and turned into the runtime's int8 graph by ``encoder.derive_int8``;
+:class:`TunedEncoder` is the artifact (``encoder/model.onnx`` + ``encoder/meta.json`` in an artifact set).
 """
 
 from __future__ import annotations
@@ -87,10 +88,13 @@ def mined_pairs(logs: LogSource, config: MiningConfig | None = None) -> pl.DataF
     return pairs_from_scored(DefectSignals(c.signals).score(logs), c)
 
 
-def pairs_from_scored(scored: pl.DataFrame, config: MiningConfig | None = None) -> pl.DataFrame:
-    """``mined_pairs`` for turns the defect signals already scored."""
+def pairs_from_scored(
+    scored: pl.DataFrame, config: MiningConfig | None = None, is_rephrase: pl.Series | None = None
+) -> pl.DataFrame:
+    """``mined_pairs`` for turns the defect signals already scored (``is_rephrase``: links from another detector,
+    e.g. the span model; default the mining rule)."""
     c = config or MiningConfig()
-    scored, links = linked_requests(scored, None, c)
+    scored, links = linked_requests(scored, is_rephrase, c)
     if scored.height == 0:
         return pl.DataFrame(schema=dict.fromkeys(("anchor", "positive", "target", "intent"), pl.String))
     return (
@@ -135,25 +139,26 @@ def hard_negatives(pairs: pl.DataFrame, rng: random.Random) -> list[str]:
     return out
 
 
-def batches(targets: list[str], size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of pair indices, no outcome twice in a batch (a second one waits for the next batch)."""
-    order = list(range(len(targets)))
+def batches(keys: list[str], size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of pair indices in random order, no key (working utterance) twice in a batch: each pair goes to the
+    first batch with room after the last one holding its key (one pass). A batch of one pair is dropped."""
+    order = list(range(len(keys)))
     rng.shuffle(order)
     out: list[list[int]] = []
-    while order:
-        batch: list[int] = []
-        seen: set[str] = set()
-        rest = []
-        for i in order:
-            if len(batch) < size and targets[i] not in seen:
-                batch.append(i)
-                seen.add(targets[i])
-            else:
-                rest.append(i)
-        if len(batch) < 2:  # only repeats of one outcome are left: nothing to contrast them with
-            break
-        out.append(batch)
-        order = rest
+    after: dict[str, int] = {}  # key -> the first batch it may still join
+    open_from = 0  # batches before this one are full
+    for i in order:
+        b = max(after.get(keys[i], 0), open_from)
+        while b < len(out) and len(out[b]) >= size:
+            b += 1
+        if b == len(out):
+            out.append([])
+        out[b].append(i)
+        after[keys[i]] = b + 1
+        while open_from < len(out) and len(out[open_from]) >= size:
+            open_from += 1
+    out = [b for b in out if len(b) >= 2]
+    rng.shuffle(out)
     return out
 
 
@@ -180,7 +185,7 @@ class EncoderTuner:
         if pairs.height > c.max_pairs:
             pairs = pairs.sample(c.max_pairs, seed=c.seed)
         negatives = hard_negatives(pairs, rng)
-        anchors, positives, targets = pairs["anchor"].to_list(), pairs["positive"].to_list(), pairs["target"].to_list()
+        anchors, positives = pairs["anchor"].to_list(), pairs["positive"].to_list()
         model = _base_model()
         bert: Any = model[0].auto_model
         frozen = [bert.embeddings, *bert.encoder.layer[: max(len(bert.encoder.layer) - c.trainable_layers, 0)]]
@@ -188,7 +193,7 @@ class EncoderTuner:
             module.requires_grad_(False)
         loss = MultipleNegativesRankingLoss(model, scale=c.scale)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=c.lr)
-        plan = [b for _ in range(c.epochs) for b in batches(targets, c.batch_size, rng)]
+        plan = [b for _ in range(c.epochs) for b in batches(positives, c.batch_size, rng)]
         start, steps, losses = time.perf_counter(), 0, []
         model.train()
         for batch in plan:
