@@ -34,6 +34,8 @@ def test_plain_and_json_lines_with_line_numbers() -> None:
         ('{"text": "hi", "time": "soon"}', "f:2: time:"),
         ('{"text": "   "}', "f:2: text: Value error, text is blank"),
         ('{"text": "hi", "line": 9}', "f:2: expected a JSON object"),
+        ('{"text": "hi", "user": "../../etc"}', "f:2: user: String should match pattern"),
+        ('{"text": "hi", "device": "ep/x"}', "f:2: device: String should match pattern"),
         ("[1, 2]", None),  # not starting with "{": the words themselves
     ],
 )

@@ -12,6 +12,10 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# User ids name folders (``personal/<user_id>/``): letters, digits, ``_``, ``-``, ``@``, single inner dots only, so
+# no ``..``, separator or absolute path gets through (the project's id rule).
+ID = r"^[A-Za-z0-9_@-]+(?:\.[A-Za-z0-9_@-]+)*$"
+
 
 class BatchError(ValueError):
     """A batch line that is neither text nor a valid JSON request."""
@@ -24,8 +28,8 @@ class BatchLine(BaseModel):
 
     line: int = Field(ge=1)  # 1-based line number in the input, echoed in the output
     text: str = Field(min_length=1, max_length=1000)  # what the user said
-    user: str | None = Field(default=None, min_length=1, max_length=200)  # who speaks (default: --user)
-    device: str | None = Field(default=None, min_length=1, max_length=200)  # endpoint spoken to (default: --device)
+    user: str | None = Field(default=None, max_length=128, pattern=ID)  # who speaks (default: --user)
+    device: str | None = Field(default=None, max_length=128, pattern=ID)  # endpoint spoken to (default: --device)
     time: datetime | None = None  # when (default: --time or now); naive times are UTC
 
     @field_validator("text")
