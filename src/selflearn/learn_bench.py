@@ -102,8 +102,9 @@ def learn_bench(
 
 
 def finetune_bench(scored: pl.DataFrame, n_pairs: int, *, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Fine-tuning time on ``n_pairs`` mined pairs (sampled, repeats kept), one epoch, no time cap; the export to
-    the runtime's int8 graph timed apart. ``finetune_seconds_per_100k_pairs`` scales the measured training rate."""
+    """Fine-tuning time on ``n_pairs`` mined pairs (sampled; the tuner trains once on each distinct one), one epoch,
+    no time cap; the export to the runtime's int8 graph timed apart. ``finetune_seconds_per_100k_pairs`` scales the
+    measured rate per mined pair (so it holds for logs as repetitive as these)."""
     from selflearn.rewrite.finetune import EncoderTuner, TuneConfig, pairs_from_scored
 
     pairs = pairs_from_scored(scored)
@@ -118,7 +119,7 @@ def finetune_bench(scored: pl.DataFrame, n_pairs: int, *, seed: int, log: Callab
     per_pair = meta["train_seconds"] / max(pairs.height, 1)
     return {
         "finetune_pairs": pairs.height,
-        "finetune_distinct_pairs": meta["distinct_pairs"],
+        "finetune_trained_pairs": meta["pairs"],
         "finetune_steps": meta["steps"],
         "finetune_train_seconds": meta["train_seconds"],
         "finetune_export_seconds": meta["export_seconds"],

@@ -40,13 +40,14 @@ META_FILE = "meta.json"
 
 @dataclass(frozen=True)
 class TuneConfig:
-    """How long and how hard to fine-tune; the defaults fit 100k pairs in about 10 minutes on 2 cores."""
+    """How long and how hard to fine-tune (``selflearn bench learn --finetune-pairs`` times it)."""
 
     epochs: int = 1  # passes over the pairs (small logs: a few; 100k pairs: one)
     batch_size: int = 64  # pairs per step: the in-batch negatives
     lr: float = 5e-5  # AdamW learning rate
     scale: float = 20.0  # the ranking loss's inverse temperature over cosine similarities
-    max_pairs: int = 100_000  # pairs sampled from the logs (repeats kept: frequent repairs weigh more)
+    max_repeats: int = 1  # uses of one (failing form, rephrase) pair per epoch: a repair said 500 times is no news
+    max_pairs: int = 100_000  # pairs sampled after that cap
     max_seconds: float = 600.0  # stop training after this long (the export still runs)
     trainable_layers: int = 3  # top transformer layers tuned; embeddings and lower layers stay frozen (speed)
     threads: int = 1  # torch threads (on a shared 2-core machine two threads contend and run slower than one)
@@ -179,6 +180,9 @@ class EncoderTuner:
         c = self.config
         if pairs.height < c.min_pairs:
             raise ValueError(f"{pairs.height} mined pairs; fine-tuning needs at least {c.min_pairs}")
+        mined = pairs.height
+        repeat = pl.int_range(pl.len()).over("anchor", "positive")
+        pairs = pairs.filter(repeat < c.max_repeats)
         rng = random.Random(c.seed)
         torch.manual_seed(c.seed)
         torch.set_num_threads(c.threads)
@@ -214,8 +218,8 @@ class EncoderTuner:
         export_start = time.perf_counter()
         graph = export_int8(model)
         meta = {
+            "mined_pairs": mined,
             "pairs": pairs.height,
-            "distinct_pairs": pairs.select("anchor", "positive").n_unique(),
             "steps": steps,
             "planned_steps": len(plan),
             "train_seconds": round(train_seconds, 2),
