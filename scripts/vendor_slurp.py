@@ -1,9 +1,14 @@
 """Vendor the small SLURP subsets the simulator needs at run time into ``src/selflearn/data/slurp/``.
 
 Run from the repo root with the read-only SLURP copy beside it: ``python scripts/vendor_slurp.py [SLURP_DIR]``.
-Writes ``asr_pairs.jsonl.gz`` (reference, real ASR 1-best, entity annotation) and ``phrasings.jsonl`` (real
-smart-home wordings of the EVEN ``slurp_id`` dev rows with their entities turned into slots; odd rows are the
-``realphrasing`` eval's). SLURP text is CC BY 4.0 (see LICENSE.txt there).
+Writes ``asr_pairs.jsonl.gz`` (reference, real ASR 1-best, entity annotation), ``phrasings.jsonl`` (real
+smart-home wordings with their entities turned into slots) and ``heldout_forms.txt`` (hashes of the texts the
+simulator must never say). SLURP text is CC BY 4.0 (see LICENSE.txt there).
+
+The split is a hard rule: only devel rows with an EVEN ``slurp_id`` may become simulated people's wordings; ODD
+ids and the texts (reference and hypothesis) of the ASR pairs are evaluation-only. An even row whose text is also
+an evaluation text is dropped too, and the evaluation texts' forms are vendored as hashes so that the simulator
+can steer around them (``selflearn.sim.heldout``) without holding them as wordings.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import json
 import re
 import sys
 from pathlib import Path
+
+from selflearn.sim.heldout import form_hash
+from selflearn.text import normalize
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "selflearn" / "data" / "slurp"
 WAKE = re.compile(r"^(hey |ok |okay )?(alexa|olly|siri|google|ollie)[, ]+")
@@ -63,18 +71,33 @@ def template(annotation: str, slots: dict[str, str]) -> str | None:
     return None if unmapped or not text else text
 
 
+def heldout_forms(devel: list[dict], pairs: list[dict]) -> set[str]:
+    """Normalised forms of every evaluation-only text (odd devel ids, both sides of the ASR pairs), with and
+    without a leading wake word."""
+    texts = [r["sentence"] for r in devel if r["slurp_id"] % 2] + [
+        t for p in pairs for t in (p["reference"], p["asr_hypothesis"])
+    ]
+    forms = {normalize(t) for t in texts} | {normalize(WAKE.sub("", t.lower())) for t in texts}
+    return forms - {""}
+
+
 def main(src: Path) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     pairs = [json.loads(line) for line in (src / "asr_pairs_even.jsonl").read_text().splitlines() if line.strip()]
+    devel = [json.loads(line) for line in (src / "devel.jsonl").read_text().splitlines() if line.strip()]
+    heldout = heldout_forms(devel, pairs)
+    (OUT / "heldout_forms.txt").write_text("".join(f"{h}\n" for h in sorted({form_hash(f) for f in heldout})))
     with gzip.open(OUT / "asr_pairs.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:
         for p in pairs:
             row = {"id": p["slurp_id"], "ref": p["reference"], "hyp": p["asr_hypothesis"], "ann": p["annotation"]}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     seen: set[tuple[str, str]] = set()
     rows = []
-    for line in (src / "devel.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if r["slurp_id"] % 2 or r["intent"] not in KINDS:  # odd ids are evaluation-only (the realphrasing suite)
+    for r in devel:
+        if r["slurp_id"] % 2 or r["intent"] not in KINDS:
+            continue
+        spoken = normalize(r["sentence"])
+        if spoken in heldout or normalize(WAKE.sub("", r["sentence"].lower())) in heldout:
             continue
         kind, slots = KINDS[r["intent"]]
         text = template(r["sentence_annotation"], slots)
@@ -95,7 +118,7 @@ def main(src: Path) -> None:
     with open(OUT / "phrasings.jsonl", "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"{len(pairs)} ASR pairs, {len(rows)} phrasings -> {OUT}")
+    print(f"{len(pairs)} ASR pairs, {len(rows)} phrasings (even ids), {len(heldout)} held-out forms -> {OUT}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ from selflearn.errors import NotFound, SelflearnError, UsageError, validation_su
 if TYPE_CHECKING:
     import uvicorn
 
+    from selflearn.home import Endpoint, Home
+    from selflearn.pipeline.runtime import Runtime
+    from selflearn.schema import Preference
     from selflearn.service import Service
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -153,6 +156,13 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")]
 SeedOption = Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives the same result.")]
+PhrasingOption = Annotated[
+    Literal["templates", "realistic"],
+    typer.Option(
+        "--phrasing",
+        help="How simulated people word requests: a few shared templates (default) or the realistic long tail.",
+    ),
+]
 
 
 @app.command()
@@ -489,7 +499,7 @@ def _iso_time(value: str) -> datetime:
 
 @app.command()
 def interpret(
-    text: Annotated[str, typer.Argument(help="What the user said.")],
+    text: Annotated[str | None, typer.Argument(help="What the user said (or give --batch FILE).")] = None,
     home: Annotated[str, typer.Option("--home", help="A shipped home id or a home YAML path.")] = "maple_house",
     device: Annotated[
         str | None, typer.Option("--device", help="The endpoint spoken to (default: the home's first).")
@@ -517,6 +527,14 @@ def interpret(
             "--no-rewrite", help="Neither the learned rewrites of the artifact set nor retrieval over what works."
         ),
     ] = False,
+    batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--batch",
+            help="Interpret every line of FILE ('-': stdin) in order on one runtime: plain text, or JSON with "
+            "text and optional user/device/time. Prints one JSON turn per line.",
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -527,37 +545,20 @@ def interpret(
     if device is not None:
         ids.check(device, "device")
     from selflearn.home import Endpoint, find_home
-    from selflearn.paths import default_db
-    from selflearn.pipeline.runtime import Runtime
-    from selflearn.store import Store
 
+    if (text is None) == (batch is None):
+        raise UsageError("give either TEXT or --batch FILE")
     the_home = find_home(home)
     # a home without endpoints (one imported from an HA without satellites): a microphone in no room
     unplaced = Endpoint(id="cli", name="command line")
     endpoint = the_home.endpoint(device) if device else (the_home.endpoints or [unplaced])[0]
     speaker = user or (the_home.people[0].id if the_home.people else "cli.user")
+    runtime = _interpret_runtime(the_home, context=not no_context, rewrite=not no_rewrite, artifacts=artifacts, db=db)
+    if batch is not None:
+        _interpret_batch(runtime, batch, speaker=speaker, endpoint=endpoint, fixed=at_time)
+        return
+    assert text is not None
     now = at_time or datetime.now(UTC)
-    taught = []
-    if db is not None or default_db().exists():  # a --db that names no store is a mistake, not "no preferences"
-        with Store(db, create=False) as store:
-            taught = store.preferences(speaker)
-    rewriter = retriever = None
-    if not no_rewrite:
-        from selflearn.artifacts import ArtifactStore
-        from selflearn.rewrite.online import LiveRewriter
-        from selflearn.rewrite.retrieval import Retrieval
-
-        published = ArtifactStore(artifacts)
-        rewriter = LiveRewriter(published, fallback=Retrieval.load)
-        if published.current_dir() is None:
-            retriever = Retrieval()  # nothing learned yet: the home's own commands and the day-0 ranker
-    runtime = Runtime(
-        the_home,
-        context=not no_context,
-        rewriter=rewriter,
-        preferences=lambda user: taught if user == speaker else [],
-        retriever=retriever,
-    )
     result = runtime.interpret(text, user_id=speaker, endpoint_id=endpoint.id, now=now, endpoint=endpoint)
     if as_json:
         print(json.dumps({"turn": result.turn.model_dump(mode="json"), "asks_feedback": result.asks_feedback}))
@@ -575,6 +576,81 @@ def interpret(
     turn = result.turn
     out.print(f"[bold]{turn.result_status}[/bold] {turn.nlu_intent} {turn.nlu_slots} confidence {turn.nlu_confidence}")
     out.print(f"[green]{result.response}[/green]")
+
+
+def _interpret_runtime(home: Home, *, context: bool, rewrite: bool, artifacts: Path | None, db: Path | None) -> Runtime:
+    """The runtime ``interpret`` runs on: the artifact set in service and retrieval over what works (unless
+    ``rewrite`` is off), and each speaker's taught preferences from the log store when it exists (read once per
+    speaker). A ``--db`` that names no store is a mistake, not "no preferences"."""
+    from selflearn.paths import default_db
+    from selflearn.pipeline.runtime import Runtime
+    from selflearn.store import Store
+
+    taught: dict[str, list[Preference]] = {}
+    has_store = db is not None or default_db().exists()
+    if db is not None:
+        Store(db, create=False).close()  # say so now, not at the first speaker
+
+    def preferences(user_id: str) -> list[Preference]:
+        if user_id not in taught:
+            taught[user_id] = []
+            if has_store:
+                with Store(db, create=False) as store:
+                    taught[user_id] = store.preferences(user_id)
+        return taught[user_id]
+
+    rewriter = retriever = None
+    if rewrite:
+        from selflearn.artifacts import ArtifactStore
+        from selflearn.rewrite.online import LiveRewriter
+        from selflearn.rewrite.retrieval import Retrieval
+
+        published = ArtifactStore(artifacts)
+        rewriter = LiveRewriter(published, fallback=Retrieval.load)
+        if published.current_dir() is None:
+            retriever = Retrieval()  # nothing learned yet: the home's own commands and the day-0 ranker
+    return Runtime(home, context=context, rewriter=rewriter, preferences=preferences, retriever=retriever)
+
+
+def _interpret_batch(
+    runtime: Runtime, source: Path, *, speaker: str, endpoint: Endpoint, fixed: datetime | None
+) -> None:
+    """Every request of ``source`` through ``runtime`` in order (device states carry over from line to line), one
+    JSON object per line on stdout (``line``, ``turn``, ``asks_feedback``), a progress bar on stderr. The whole
+    file is checked first: a bad line or an unknown device stops the batch before anything runs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from selflearn.batch import BatchError, parse_lines
+    from selflearn.home import HomeError
+
+    name = "stdin" if str(source) == "-" else str(source)
+    try:
+        lines = sys.stdin.read().splitlines() if name == "stdin" else source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {name}: {e}") from e
+    requests = parse_lines(lines, name)
+    for r in requests:
+        if r.device is not None:
+            try:
+                runtime.home.endpoint(r.device)
+            except HomeError as e:
+                raise BatchError(f"{name}:{r.line}: {e}") from e
+    with Progress(
+        TextColumn("interpret"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("interpret", total=len(requests))
+        for r in requests:
+            result = runtime.interpret(
+                r.text,
+                user_id=r.user or speaker,
+                endpoint_id=r.device or endpoint.id,
+                now=r.time or fixed or datetime.now(UTC),
+                endpoint=None if r.device else endpoint,
+            )
+            turn = result.turn.model_dump(mode="json")
+            sys.stdout.write(json.dumps({"line": r.line, "turn": turn, "asks_feedback": result.asks_feedback}) + "\n")
+            bar.advance(task)
+    sys.stdout.flush()
 
 
 @bench_app.command("interpret")
@@ -619,6 +695,7 @@ def demo(
     teach: Annotated[
         bool, typer.Option("--teach/--no-teach", help="People may also teach and answer feedback questions.")
     ] = True,
+    phrasing: PhrasingOption = "templates",
 ) -> None:
     """Simulate homes for some days; each night learn from the logs so far and swap in the new artifacts. Prints
     the daily defect rates (by failure point, from gold) and writes an HTML report with the curve."""
@@ -630,10 +707,11 @@ def demo(
     from selflearn.artifacts import ArtifactStore
     from selflearn.loop import FAILURE_POINTS, DayStats, run_loop
     from selflearn.report import write_report
-    from selflearn.sim import generate_homes
+    from selflearn.sim import SimConfig, generate_homes
     from selflearn.store import Store
 
     world = generate_homes(homes, seed)
+    sim_config = SimConfig(phrasing=phrasing)
     report_path = out_path or paths.data_dir() / "demo-report.html"
     with (
         Store(db) as store,
@@ -647,6 +725,7 @@ def demo(
             days=days,
             seed=seed,
             artifacts=ArtifactStore(artifacts),
+            sim_config=sim_config,
             on_day=lambda _stats: bar.advance(control_task),
             learning=False,
         )
@@ -665,6 +744,7 @@ def demo(
             days=days,
             seed=seed,
             artifacts=ArtifactStore(artifacts),
+            sim_config=sim_config,
             on_day=day_done,
             on_stage=lambda msg: bar.update(task, description=msg),
             on_log=lambda log: store.add(turns=log.turns, gold=log.gold, feedback=log.feedback),
@@ -1006,6 +1086,7 @@ def simulate(
         Path | None, typer.Option("--home", exists=True, dir_okay=False, help="Simulate this home YAML instead.")
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes (split by home; same records).")] = 1,
+    phrasing: PhrasingOption = "templates",
     as_json: JsonOption = False,
 ) -> None:
     """Simulate people living with the untrained assistant: Parquet logs + gold, added to the store; prints the
@@ -1013,16 +1094,19 @@ def simulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from selflearn.home import dump_home, load_home
-    from selflearn.sim import generate_homes
+    from selflearn.sim import SimConfig, generate_homes
     from selflearn.sim.run import defect_stats, simulate, write_logs
     from selflearn.store import Store
 
     world = [load_home(home)] if home else generate_homes(homes, seed)
+    config = SimConfig(phrasing=phrasing)
     with Progress(
         TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
     ) as bar:
         task = bar.add_task("simulate", total=len(world) * days)
-        logs = simulate(world, days=days, seed=seed, workers=workers, on_home_day=lambda n: bar.advance(task, n))
+        logs = simulate(
+            world, days=days, seed=seed, config=config, workers=workers, on_home_day=lambda n: bar.advance(task, n)
+        )
     paths = write_logs(logs, out_dir)
     (out_dir / "homes").mkdir(exist_ok=True)
     for simulated in world:  # the world beside its logs: `selflearn learn --home OUT/homes` abstracts over its names
@@ -1035,7 +1119,7 @@ def simulate(
     stats = defect_stats(gold)
     if as_json:
         files = {k: str(p) for k, p in paths.items()}
-        _print_json({"homes": len(world), "days": days, "seed": seed, **stats, "files": files})
+        _print_json({"homes": len(world), "days": days, "seed": seed, "phrasing": phrasing, **stats, "files": files})
         return
     from rich.table import Table
 
@@ -1189,6 +1273,9 @@ def learn_(
     labels: Annotated[
         bool, typer.Option("--labels", help="Also train the label model and the failure-point (FPI) model.")
     ] = False,
+    encoder: Annotated[
+        bool, typer.Option("--encoder", help="Also fine-tune the retrieval encoder on the mined repair pairs.")
+    ] = False,
     home: Annotated[
         list[Path] | None,
         typer.Option(
@@ -1216,7 +1303,9 @@ def learn_(
         store.close()
     from selflearn.home import load_home, shipped_homes
 
-    config = LearnConfig(shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels, allow_shrink=allow_shrink)
+    config = LearnConfig(
+        shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels, allow_shrink=allow_shrink, encoder=encoder
+    )
     files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     homes = [load_home(f) for f in files] if home else shipped_homes()
     with Progress(
@@ -1271,15 +1360,20 @@ def bench_learn(
     baseline_turns: Annotated[
         int, typer.Option("--baseline-turns", min=1, help="Turns for the row-by-row Python baseline.")
     ] = 100_000,
+    finetune_pairs: Annotated[
+        int,
+        typer.Option("--finetune-pairs", help="Also time fine-tuning the retrieval encoder on this many mined pairs."),
+    ] = 0,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Mining throughput (signals + chains + absorbing chain + guardrails) vs a row-by-row Python baseline."""
+    """Mining throughput (signals + chains + absorbing chain + guardrails) vs a row-by-row Python baseline; with
+    --finetune-pairs also the encoder fine-tuning time (rewrite.finetune)."""
     from selflearn.learn_bench import learn_bench
 
     _bench_table(
         f"bench learn ({turns:,} turns)",
-        learn_bench(turns, seed=seed, baseline_turns=baseline_turns, log=err.print),
+        learn_bench(turns, seed=seed, baseline_turns=baseline_turns, finetune_pairs=finetune_pairs, log=err.print),
         as_json,
     )
 

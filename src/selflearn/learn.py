@@ -46,6 +46,7 @@ class LearnConfig:
     held_out_hours: float = 24.0  # "the most recent day": the last 24 h of logs (robust to late-night spill)
     rephrase_model: bool = False  # detect rephrases with the span model (rewrite/span.py) instead of the rule
     labels: bool = False  # also train the label model and the FPI model (labels/, fpi/ in the artifact set)
+    encoder: bool = False  # also fine-tune the retrieval encoder on the mined pairs (encoder/ in the artifact set)
     online: OnlineConfig = field(default_factory=OnlineConfig)  # the runtime's rewriter settings, for the shadow
     shadow_margin: int = 2  # net held-out turns a batch may cost (one day's estimate is noisy by a turn or two)
     allow_shrink: bool = False  # publish even a set with fewer than ``shrink_floor`` x the rules in service
@@ -422,6 +423,17 @@ def learn(
         report.parts.update(label_parts)
     say("retrieval: successes, global forms, ranker on mined pairs")
     save_retrieval, report.parts["retrieval"] = fit_retrieval(scored, links, homes, cfg.retrieval, cfg.mining)
+    tuned = None
+    if cfg.encoder:
+        from selflearn.rewrite.finetune import EncoderTuner, TuneConfig, pairs_from_scored
+
+        pairs = pairs_from_scored(scored, cfg.mining, links)
+        if pairs.height >= TuneConfig().min_pairs:
+            say(f"fine-tuning the retrieval encoder on {pairs.height:,} mined pairs")
+            tuned = EncoderTuner().fit_pairs(pairs)
+            report.parts["encoder"] = tuned.meta
+        else:
+            report.parts["encoder"] = {"skipped": f"{pairs.height} mined pairs"}
     report.refused = _shrinks(tables, artifacts, cfg) if shadow is None or shadow.accepted else None
     if (shadow is None or shadow.accepted) and report.refused is None:
         say("publishing artifacts")
@@ -432,6 +444,8 @@ def learn(
             save_retrieval(root)
             if save_labels is not None:
                 save_labels(root)
+            if tuned is not None:
+                tuned.save(root)
 
         meta = {k: v for k, v in report.to_dict().items() if k not in ("shadow", "parts", "version", "published")}
         meta |= {"shadow": None if shadow is None else asdict(shadow), "logs_until": str(last) if last else None}

@@ -1,6 +1,7 @@
 """``selflearn bench learn``: throughput of the non-neural learning path (signals + rephrase chains + absorbing
 chain + guardrails) on generated logs, against a row-by-row Python baseline of the same chain counting measured in
-the same run (on a slice, so the baseline's run stays short; rates are per turn)."""
+the same run (on a slice, so the baseline's run stays short; rates are per turn). With ``finetune_pairs`` it also
+times fine-tuning the retrieval encoder (``rewrite.finetune``) on that many pairs mined from the same turns."""
 
 from __future__ import annotations
 
@@ -50,7 +51,14 @@ def python_chain_counts(turns: pl.DataFrame, config: MiningConfig) -> Counter[tu
     return counts
 
 
-def learn_bench(n_turns: int, *, seed: int = 0, baseline_turns: int = 100_000, log: Callable[[str], None]) -> dict:
+def learn_bench(
+    n_turns: int,
+    *,
+    seed: int = 0,
+    baseline_turns: int = 100_000,
+    finetune_pairs: int = 0,
+    log: Callable[[str], None],
+) -> dict:
     config = MiningConfig()
     log(f"generating {n_turns:,} turns")
     turns, _ = generate(n_turns, seed=seed, config=SynthConfig(n_users=max(50, n_turns // 500), days=7))
@@ -89,4 +97,35 @@ def learn_bench(n_turns: int, *, seed: int = 0, baseline_turns: int = 100_000, l
         "chain_count_agreement": agreement,  # weighted Jaccard of (source, target) counts
         "global_rewrites": tables.global_table.height,
         "personal_rewrites": tables.personal_table.height,
+        **(finetune_bench(scored, finetune_pairs, seed=seed, log=log) if finetune_pairs else {}),
+    }
+
+
+def finetune_bench(scored: pl.DataFrame, n_pairs: int, *, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Fine-tuning time on ``n_pairs`` mined pairs (sampled; the tuner trains once on each distinct one), one epoch,
+    no time cap; the export to the runtime's int8 graph timed apart. ``finetune_seconds_per_100k_pairs`` scales the
+    measured rate per mined pair (so it holds for logs as repetitive as these)."""
+    from selflearn.rewrite.finetune import EncoderTuner, TuneConfig, pairs_from_scored
+
+    pairs = pairs_from_scored(scored)
+    if pairs.height == 0:
+        return {"finetune_pairs": 0}
+    pairs = pairs.sample(n_pairs, with_replacement=pairs.height < n_pairs, seed=seed)
+    log(f"fine-tuning the encoder on {pairs.height:,} mined pairs")
+    config = TuneConfig(max_pairs=pairs.height, max_seconds=float("inf"), seed=seed)
+    start = time.perf_counter()
+    tuned = EncoderTuner(config).fit_pairs(pairs)
+    meta = tuned.meta
+    per_pair = meta["train_seconds"] / max(pairs.height, 1)
+    return {
+        "finetune_pairs": pairs.height,
+        "finetune_trained_pairs": meta["pairs"],
+        "finetune_steps": meta["steps"],
+        "finetune_train_seconds": meta["train_seconds"],
+        "finetune_export_seconds": meta["export_seconds"],
+        "finetune_seconds": round(time.perf_counter() - start, 2),
+        "finetune_pairs_per_s": 1.0 / per_pair if per_pair else 0.0,
+        "finetune_seconds_per_100k_pairs": round(per_pair * 100_000 + meta["export_seconds"], 1),
+        "finetune_first_loss": meta["first_loss"],
+        "finetune_last_loss": meta["last_loss"],
     }

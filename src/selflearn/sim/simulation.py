@@ -22,15 +22,17 @@ from zoneinfo import ZoneInfo
 from rapidfuzz import fuzz, process
 
 from selflearn.home import Home, HomeError, Person
-from selflearn.pipeline.asr import FUNCTION_WORDS, AsrConfig, AsrModel
+from selflearn.pipeline.asr import FUNCTION_WORDS, AsrConfig, AsrModel, AsrResult
 from selflearn.pipeline.runtime import FeedbackPolicy, Interpretation, Rewriter, Runtime, Teacher
 from selflearn.schema import FailurePoint, Feedback, Gold, Preference, Turn
 from selflearn.sim.annotators import AnnotatorNoise, annotate
 from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory
+from selflearn.sim.heldout import avoid, is_heldout
 from selflearn.sim.judge import judge, judge_unaddressed
 from selflearn.sim.names import COMMON_NAMES, DEVICE_WORDS, FIRST_NAMES, GENRES
 from selflearn.sim.phrasing import CANONICAL, NEGATIVES, first_wordings, fits, pool, random_draw, render, rephrase
 from selflearn.sim.users import SimUser, make_user
+from selflearn.sim.variation import Phrasing
 
 Preferences = Callable[[str], Sequence[Preference]]
 RECOGNIZER_WORDS = (*FIRST_NAMES, *COMMON_NAMES, *GENRES, *DEVICE_WORDS)
@@ -46,6 +48,8 @@ class SimConfig:
     false_wakes_per_day: float = 0.5  # per home: TV/room chatter that wakes the assistant
     scene_probability: float = 0.08  # share of requests that are a multi-step scene
     idiosyncratic: float = 0.15  # share of (person, goal kind) whose habitual wording is from the shared odd pool
+    # "templates": a few hand-written and SLURP wordings shared by many; "realistic": the long tail (sim/variation)
+    phrasing: Phrasing = "templates"
     habitual: float = 0.85  # P(a person uses their habitual wording)
     private_alias: float = 0.25  # P(a person has a private name for a device)
     barge_in: float = 0.4  # P(interrupting a wrong or unhelpful response)
@@ -127,7 +131,14 @@ class Simulation:
         for home in self.homes:
             people = home.people or [Person(id=f"{home.id}.guest", name="Guest")]
             self.users[home.id] = [
-                make_user(home, p, seed, idiosyncratic=config.idiosyncratic, private_alias=config.private_alias)
+                make_user(
+                    home,
+                    p,
+                    seed,
+                    idiosyncratic=config.idiosyncratic,
+                    private_alias=config.private_alias,
+                    phrasing=config.phrasing,
+                )
                 for p in people
             ]
         # The recognizer's vocabulary: real words plus common names, never a particular home's (so a home's rare
@@ -254,6 +265,7 @@ class Simulation:
         names = _name_words(goal, naming)
         clarity, previous, attempt = 1.0, None, 0
         while True:
+            text = avoid(text)
             interp, fp = self._say(ctx, when, user.id, endpoint, text, goal, names, clarity, episode, dialogue)
             if fp == "nlu" and any(f" {v} " in f" {text} " for v in naming.values()):
                 fp = "er"  # a name the home does not know: the entity is the problem, whichever stage gave up
@@ -275,7 +287,7 @@ class Simulation:
             if interp.asks_feedback:
                 when = self._answer(ctx, when, user, endpoint, interp.turn, "no", episode, dialogue, pending)
             elif rng.random() < cfg.negative:
-                neg = rng.choice(NEGATIVES)
+                neg = avoid(rng.choice(NEGATIVES))
                 nint, _ = self._say(ctx, when, user.id, endpoint, neg, None, frozenset(), 1.0, episode, dialogue)
                 pending.append(_Pending(nint.turn, neg, goal, "correct", None, control=True))
                 when += timedelta(seconds=rng.uniform(1.5, 4.0))
@@ -285,6 +297,7 @@ class Simulation:
             if ctx.teacher is not None and self.teaching is not None and rng.random() < cfg.teach_probability:
                 lesson = self.teaching.utterance(goal, user, interp.turn, rng)
                 if lesson is not None:
+                    lesson = avoid(lesson)
                     tint, _ = self._say(ctx, when, user.id, endpoint, lesson, None, frozenset(), 1.0, episode, dialogue)
                     pending.append(_Pending(tint.turn, lesson, goal, "correct", None, control=True))
                     when += timedelta(seconds=rng.uniform(3.0, 8.0))
@@ -308,8 +321,9 @@ class Simulation:
         dialogue: str,
     ) -> tuple[Interpretation, FailurePoint]:
         """Recognize, interpret, judge. A failed turn whose recognition differed from what was said is replayed
-        with the true text on a shadow runtime in the same state: if that works, the ASR is to blame."""
-        heard = self.asr.transcribe(text, ctx.rng, names=names, clarity=clarity)
+        with the true text on a shadow runtime in the same state: if that works, the ASR is to blame. ``text``
+        must already avoid the held-out SLURP texts (``heldout.avoid``)."""
+        heard = self._hear(text, ctx.rng, names=names, clarity=clarity)
         before = {k: dict(v) for k, v in ctx.runtime.state.items()} if heard.text != text and goal else None
         interp = ctx.runtime.interpret(
             heard.text, user_id=user_id, endpoint_id=endpoint, now=when, asr_confidence=heard.confidence,
@@ -330,6 +344,13 @@ class Simulation:
             fp = "asr" if ok_true else fp_true
         return interp, fp
 
+    def _hear(
+        self, text: str, rng: random.Random, *, names: frozenset[str] = frozenset(), clarity: float = 1.0
+    ) -> AsrResult:
+        """The ASR model's recognition of ``text``; one that lands on a held-out SLURP text is heard right."""
+        heard = self.asr.transcribe(text, rng, names=names, clarity=clarity)
+        return AsrResult(text, heard.confidence, 0) if is_heldout(heard.text) else heard
+
     def _unaddressed(
         self,
         ctx: _Day,
@@ -343,7 +364,8 @@ class Simulation:
         dialogue: str | None = None,
     ) -> None:
         speaker = user.id if user else f"{ctx.home.id}.tv"
-        heard = self.asr.transcribe(text, ctx.rng)
+        text = avoid(text)
+        heard = self._hear(text, ctx.rng)
         interp = ctx.runtime.interpret(
             heard.text, user_id=speaker, endpoint_id=endpoint, now=when, asr_confidence=heard.confidence,
             session_id=episode, dialogue_id=dialogue or f"{episode}.0", turn_id=ctx.next_id("t"),
@@ -374,10 +396,11 @@ class Simulation:
         goal, previous = pending[-1].goal, pending[-1].true_text
         correction = None
         if kind == "no" and rng.random() < self.config.correction:
-            correction = rephrase(goal, previous, rng, official=True)
+            correction = avoid(rephrase(goal, previous, rng, official=True))
         said = "yes" if kind == "yes" else rng.choice(("no", "no it didn't", "not really"))
         if correction is not None:
             said = f"no i meant {correction}"
+        said = avoid(said)
         if ctx.teacher is not None:
             interp, _ = self._say(ctx, when, user.id, endpoint, said, None, frozenset(), 1.0, episode, dialogue)
             pending.append(_Pending(interp.turn, said, goal, "correct", None, control=True))

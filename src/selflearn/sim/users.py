@@ -14,6 +14,7 @@ from selflearn.home import Home, Person
 from selflearn.sim.goals import Goal
 from selflearn.sim.names import CITIES, CUISINES, GENRES, PERSONAL_ALIASES, TEAMS
 from selflearn.sim.phrasing import CANONICAL, first_wordings, fits, pool, random_draw, render, zipf
+from selflearn.sim.variation import Phrasing, Style, device_naming, draw_style, draw_template, say
 
 
 @dataclass
@@ -26,6 +27,7 @@ class SimUser:
     private_names: dict[str, str]  # device id -> a name only this person uses
     patience: int
     rephrase_bias: float  # P(rephrase) vs P(repeat) after a failure
+    style: Style | None = None  # realistic phrasing: this person's openers, synonyms, word order (None: templates)
 
     @property
     def id(self) -> str:
@@ -39,6 +41,12 @@ class SimUser:
             naming["device"] = self.private_names[device]
         if goal.text is not None:
             return goal.text, naming
+        if self.style is not None:
+            naming = {**device_naming(goal, self.style), **naming}
+            template = self.habitual.get(goal.kind)
+            if template is None or not fits(template, goal) or rng.random() >= habitual:
+                template = draw_template(goal.kind, goal, rng)
+            return (say(template, goal, naming, self.style, rng) if template else ""), naming
         template = self.habitual.get(goal.kind)
         if template is None or not fits(template, goal) or rng.random() >= habitual:
             template = random_draw(goal.kind, goal, rng)
@@ -54,7 +62,17 @@ def _habitual_template(kind: str, rng: random.Random, idiosyncratic: float) -> s
     return rng.choice(first) if first else None
 
 
-def make_user(home: Home, person: Person, seed: int, *, idiosyncratic: float, private_alias: float) -> SimUser:
+def make_user(
+    home: Home,
+    person: Person,
+    seed: int,
+    *,
+    idiosyncratic: float,
+    private_alias: float,
+    phrasing: Phrasing = "templates",
+) -> SimUser:
+    """A person's lasting traits. ``realistic`` phrasing draws the wordings and a style from a stream of its own,
+    so tastes, private names and patience are the same in both settings."""
     rng = random.Random(f"user:{seed}:{home.id}:{person.id}")
     habits = person.habits
     tastes = {
@@ -74,6 +92,11 @@ def make_user(home: Home, person: Person, seed: int, *, idiosyncratic: float, pr
         if aliases and rng.random() < private_alias:
             private[d.id] = rng.choice(aliases)
     endpoints = list(person.endpoints) or [e.id for e in home.endpoints]
+    style = None
+    if phrasing == "realistic":
+        own = random.Random(f"style:{seed}:{home.id}:{person.id}")
+        style = draw_style(own)
+        habitual = {k: t for k in CANONICAL if (t := draw_template(k, None, own)) is not None}
     return SimUser(
         person=person,
         home_id=home.id,
@@ -83,4 +106,5 @@ def make_user(home: Home, person: Person, seed: int, *, idiosyncratic: float, pr
         private_names=private,
         patience=rng.choice((2, 3, 3, 4)),
         rephrase_bias=rng.uniform(0.55, 0.9),
+        style=style,
     )

@@ -6,6 +6,8 @@ share of failed wordings that failed for at least two users, simulated annotator
 the model applied to the references of the held-out SLURP pairs (id % 5 == 0, not used for calibration);
 ``real_asr_*``: the real recognizer's output for the same recordings (also in ``baseline`` under the model's
 names). ``sim_asr_wer`` is the word error rate inside the simulated homes (the model at the world's rate).
+``wordings.*``: how long the tail of first wordings is; ``realistic.*``: the same homes, seed and days with
+``SimConfig(phrasing="realistic")`` (defect mix and wordings), compared in the same run.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import random
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 from selflearn.evaluate import EvalConfig, EvalResult, suite
 from selflearn.home import load_home
 from selflearn.pipeline.asr import AsrModel, align, confidence_auc, load_pairs
 from selflearn.schema import Gold, Turn
 from selflearn.sim import SimConfig, generate_homes
-from selflearn.sim.run import defect_stats, simulate
+from selflearn.sim.run import defect_stats, simulate, wording_stats
 
 
 @suite("sim")
@@ -36,6 +39,12 @@ def run(config: EvalConfig) -> EvalResult:
     print(f"sim: {len(turns):,} turns in {seconds:.1f}s", file=sys.stderr)
     metrics: dict[str, float] = {**defect_stats(gold), "turns_per_s": len(turns) / seconds}
     metrics.update(_world_stats(turns, gold))
+    metrics.update(wording_stats(turns, gold))
+    realistic = simulate(homes, days=days, seed=config.seed, config=replace(sim_config, phrasing="realistic"))
+    r_gold = [g for log in realistic for g in log.gold]
+    r_turns = [t for log in realistic for t in log.turns]
+    r_stats = {**defect_stats(r_gold), **wording_stats(r_turns, r_gold)}
+    metrics.update({f"realistic.{k}": v for k, v in r_stats.items()})
     truth = {g.turn_id: g for g in gold}
     asked = [(truth[t.turn_id].true_text, t.asr_text) for t in turns if truth[t.turn_id].true_intent]
     metrics["sim_asr_wer"] = align([a for a, _ in asked], [b for _, b in asked], [frozenset()] * len(asked)).wer
