@@ -24,23 +24,13 @@ from selflearn.pipeline.context import Candidate, Situation
 from selflearn.pipeline.execute import Outcome, World, execute
 from selflearn.pipeline.nlu import NLU, clean, parse_loose
 from selflearn.pipeline.resolve import Resolution, Resolver
+from selflearn.rewrite import Rewriter
 from selflearn.schema import ExplicitFeedback, Preference, Turn
 
 DIALOGUE_GAP_S = 45.0
 SESSION_GAP_S = 30 * 60.0
 TOP_K = 5
 ROUTINE_KEYS = ("name", "program", "media_type", "genre", "team", "cuisine", "area", "domain")
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    text: str
-    source: str  # "global" | "personal" | "feedback" | "teach"
-    score: float
-
-
-class Rewriter(Protocol):
-    def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
 
 
 class FeedbackPolicy(Protocol):

@@ -30,8 +30,15 @@ import polars as pl
 from rapidfuzz import fuzz
 
 from selflearn.home import Endpoint, Home
-from selflearn.pipeline.runtime import Rewrite
-from selflearn.rewrite import GLOBAL_TABLE, PATTERN_TABLE, empty_table, read_global, read_patterns, read_personal
+from selflearn.rewrite import (
+    GLOBAL_TABLE,
+    PATTERN_TABLE,
+    Rewrite,
+    empty_table,
+    read_global,
+    read_patterns,
+    read_personal,
+)
 from selflearn.rewrite.encoder import INT8_MODEL, Encoder, Vectors, shared_encoder
 from selflearn.rewrite.patterns import (
     PLACEHOLDER,
