@@ -31,6 +31,53 @@ def test_version_and_help() -> None:
         assert command in result.stdout
 
 
+RUNS_UNTIL_STOPPED = {("serve",), ("wyoming",)}  # servers: they print no result, only logs, until stopped
+
+
+def _leaf_commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    subcommands = getattr(command, "commands", None)
+    if subcommands is None:
+        return [(path, command)]
+    return [leaf for name, sub in subcommands.items() for leaf in _leaf_commands(sub, (*path, name))]
+
+
+def test_every_result_printing_command_has_json() -> None:
+    from typer.main import get_command
+
+    leaves = _leaf_commands(get_command(app))
+    assert len(leaves) > 20 and {path for path, _ in leaves} >= RUNS_UNTIL_STOPPED
+    missing = [
+        " ".join(path)
+        for path, command in leaves
+        if path not in RUNS_UNTIL_STOPPED
+        and not any("--json" in getattr(p, "opts", ()) for p in getattr(command, "params", ()))
+    ]
+    assert not missing, f"commands without --json: {missing}"
+
+
+def test_small_commands_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELFLEARN_HOME", str(tmp_path / "home"))
+    assert _json(["version", "--json"]) == {"version": selflearn.__version__}
+    generated = _json(["homes", "generate", "--out", str(tmp_path / "homes"), "--count", "2", "--json"])["homes"]
+    assert len(generated) == 2 and all(Path(h["path"]).is_file() for h in generated)
+    db = str(tmp_path / "logs.duckdb")
+    pref = _json(["prefs", "set", "u1", "team", "the lakers", "--db", db, "--json"])["preference"]
+    assert pref["user_id"] == "u1" and pref["kind"] == "team"
+    assert _json(["prefs", "delete", "u1", "--db", db, "--json"]) == {"user_id": "u1", "deleted": 1}
+    token_id = _json(["tokens", "create", "--home", "maple_house", "--json"])["id"]
+    assert _json(["tokens", "revoke", token_id, "--json"]) == {"revoked": token_id}
+    result = runner.invoke(app, ["tokens", "revoke", token_id, "--json"])
+    assert result.exit_code != 0 and json.loads(result.stdout)["error"]
+
+
+def test_demo_json(tmp_path: Path) -> None:
+    args = ["demo", "--homes", "1", "--days", "2", "--seed", "1", "--out", str(tmp_path / "r.html")]
+    data = _json([*args, "--db", str(tmp_path / "logs.duckdb"), "--artifacts", str(tmp_path / "a"), "--json"])
+    assert [d["day"] for d in data["days"]] == [1, 2] and len(data["control"]) == 2
+    assert data["metrics"]["defect_rate_day1"] == data["days"][0]["defect_rate"]
+    assert Path(data["report"]).is_file()
+
+
 def test_eval_list_and_ingest_quick_json() -> None:
     result = runner.invoke(app, ["eval", "list"])
     assert result.exit_code == 0 and "ingest" in result.stdout.split()

@@ -7,7 +7,7 @@ import pytest
 
 from selflearn.feedback import FeedbackAnswer, FeedbackPolicy, FeedbackRewriter, PendingRewrites, parse_answer
 from selflearn.home import Endpoint, Home, shipped_homes
-from selflearn.pipeline.runtime import Rewrite
+from selflearn.rewrite import Rewrite
 
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from selflearn.home import Endpoint, Home, shipped_homes
-from selflearn.pipeline.runtime import Interpretation, Rewrite, Runtime, TeachReply
+from selflearn.pipeline.runtime import Interpretation, Runtime, TeachReply
+from selflearn.rewrite import Rewrite
 from selflearn.schema import Preference, Turn
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

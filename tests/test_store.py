@@ -87,6 +87,18 @@ def test_a_reader_never_creates_a_store(tmp_path: Path) -> None:
         assert len(s.logs()) == 0
 
 
+def test_a_closed_store_holds_no_duckdb_object(tmp_path: Path) -> None:
+    """Something may keep a closed store alive until exit (FastAPI caches the service's route endpoints): its
+    connections must be gone by then, or nanobind reports them as leaked at interpreter shutdown."""
+    store = Store(tmp_path / "logs.duckdb")
+    store.gold()  # opens the gold connection too
+    store.close()
+    assert not [v for v in vars(store).values() if isinstance(v, duckdb.DuckDBPyConnection)]
+    with pytest.raises(StoreError, match="is closed"):
+        store.logs()
+    store.close()  # closing twice is harmless
+
+
 BAD_LINES: dict[str, tuple[bytes, str]] = {
     "bad_json": (b'{"turn_id": "x", ', "bad JSON"),
     "not_object": (b"[1, 2, 3]", "object"),

@@ -166,8 +166,11 @@ PhrasingOption = Annotated[
 
 
 @app.command()
-def version() -> None:
+def version(as_json: JsonOption = False) -> None:
     """Print the selflearn version."""
+    if as_json:
+        _print_json({"version": selflearn.__version__})
+        return
     out.print(selflearn.__version__)
 
 
@@ -696,6 +699,7 @@ def demo(
         bool, typer.Option("--teach/--no-teach", help="People may also teach and answer feedback questions.")
     ] = True,
     phrasing: PhrasingOption = "templates",
+    as_json: JsonOption = False,
 ) -> None:
     """Simulate homes for some days; each night learn from the logs so far and swap in the new artifacts. Prints
     the daily defect rates (by failure point, from gold) and writes an HTML report with the curve."""
@@ -750,6 +754,27 @@ def demo(
             on_log=lambda log: store.add(turns=log.turns, gold=log.gold, feedback=log.feedback),
             teaching=teach,
         )
+    metrics = result.metrics(control.days)
+    notes = [
+        f"{homes} generated homes, {days} days, seed {seed}. Day 1 runs with nothing learned; each night "
+        "selflearn learns from the logs so far (no gold) and swaps in the new artifact set."
+        + (" People may also teach (preferences, names) and answer feedback questions." if teach else ""),
+        "Defects and failure points come from the simulator's gold and are used for this report only. The dashed "
+        "curve replays the same seeded days with nothing learned, so the gap between the curves is the learning.",
+    ]
+    write_report(
+        result.days,
+        report_path,
+        control=control.days,
+        title="selflearn demo: the assistant learns from its own logs",
+        notes=notes,
+    )
+    if as_json:
+        from dataclasses import asdict
+
+        days_out, control_out = [asdict(d) for d in result.days], [asdict(d) for d in control.days]
+        _print_json({"days": days_out, "control": control_out, "metrics": metrics, "report": str(report_path)})
+        return
     table = Table(
         title=f"% of turns per day ({homes} homes, seed {seed}; failure points from gold)",
         box=box.SIMPLE_HEAD,
@@ -769,25 +794,10 @@ def demo(
             f"{100 * d.rewrite_rate:.1f}",
         )
     out.print(table)
-    metrics = result.metrics(control.days)
     out.print(
         f"defect rate day 1 {metrics['defect_rate_day1']:.1%} -> day {days} {metrics['defect_rate_last']:.1%}; "
         f"against the same days with nothing learned: {metrics.get('reduction_vs_control_last', 0.0):.1%} lower on "
         f"day {days}, {metrics.get('reduction_vs_control_mean', 0.0):.1%} lower on average over days 2-{days}"
-    )
-    notes = [
-        f"{homes} generated homes, {days} days, seed {seed}. Day 1 runs with nothing learned; each night "
-        "selflearn learns from the logs so far (no gold) and swaps in the new artifact set."
-        + (" People may also teach (preferences, names) and answer feedback questions." if teach else ""),
-        "Defects and failure points come from the simulator's gold and are used for this report only. The dashed "
-        "curve replays the same seeded days with nothing learned, so the gap between the curves is the learning.",
-    ]
-    write_report(
-        result.days,
-        report_path,
-        control=control.days,
-        title="selflearn demo: the assistant learns from its own logs",
-        notes=notes,
     )
     out.print(f"report: {report_path}")
 
@@ -835,12 +845,17 @@ def tokens_list(as_json: JsonOption = False) -> None:
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The id shown by `tokens list`.")]) -> None:
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="The id shown by `tokens list`.")], as_json: JsonOption = False
+) -> None:
     """Revoke a token; a running service refuses it from the next request on."""
     from selflearn.tokens import Tokens
 
     if not Tokens().revoke(token_id):
         raise SelflearnError(f"no token {token_id!r}")
+    if as_json:
+        _print_json({"revoked": token_id})
+        return
     err.print(f"revoked {token_id}")
 
 
@@ -869,6 +884,7 @@ def prefs_set(
     key: Annotated[str, typer.Option("--key", help="The phrase it applies to (place, device_alias, phrase).")] = "",
     scope: Annotated[str, typer.Option("--scope", help="A home id, or * for every home.")] = "*",
     db: DbOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Set (add or replace) one preference of a user."""
     ids.check(user, "user")
@@ -883,6 +899,9 @@ def prefs_set(
     pref = Preference(user_id=user, kind=kind, key=key, value=value, scope=scope, ts=datetime.now(UTC))
     with Store(db) as store:
         store.put_preference(pref)
+    if as_json:
+        _print_json({"preference": pref.model_dump(mode="json")})
+        return
     err.print(f"{user}: {kind} {key + ' ' if key else ''}= {value}")
 
 
@@ -892,6 +911,7 @@ def prefs_delete(
     kind: Annotated[str | None, typer.Option("--kind", help="Only this kind.")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Only this key.")] = None,
     db: DbOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Delete a user's preferences (all of them, or one kind / key)."""
     ids.check(user, "user")
@@ -899,6 +919,9 @@ def prefs_delete(
 
     with Store(db) as store:
         n = store.delete_preferences(user, kind=kind, key=key)
+    if as_json:
+        _print_json({"user_id": user, "deleted": n})
+        return
     err.print(f"deleted {n} preference(s) of {user}")
 
 
@@ -1471,6 +1494,7 @@ def homes_ha_fixtures(
     pad: Annotated[
         bool, typer.Option("--pad/--no-pad", help="Add the rest of a house (13 areas, 112 entities).")
     ] = True,
+    as_json: JsonOption = False,
 ) -> None:
     """HA's intent-test fixture home as HA registry files, for `homes import-ha` and `eval peer-ha --ha-config`."""
     import yaml
@@ -1481,6 +1505,9 @@ def homes_ha_fixtures(
     fixtures = yaml.safe_load((TESTS_DIR / "_fixtures.yaml").read_text(encoding="utf-8"))
     config = merged(fixture_config(fixtures), padding()) if pad else fixture_config(fixtures)
     storage = write_config_dir(config, config_dir)
+    if as_json:
+        _print_json({"storage": str(storage), "areas": len(config.areas), "entities": len(config.entities)})
+        return
     out.print(f"wrote {storage}: {len(config.areas)} areas, {len(config.entities)} entities")
 
 
@@ -1489,13 +1516,20 @@ def homes_generate(
     out_dir: Annotated[Path, typer.Option("--out", file_okay=False, help="Folder to write <home id>.yaml files into.")],
     count: Annotated[int, typer.Option("--count", min=1, help="How many homes.")] = 1,
     seed: SeedOption = 777,
+    as_json: JsonOption = False,
 ) -> None:
     """Write seeded random homes as YAML (the simulator's generator): homes no developer tuned on, for `--home`."""
     from selflearn.home import dump_home
     from selflearn.sim import generate_homes
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
     for home in generate_homes(count, seed=seed):
         path = ids.child_path(out_dir, f"{home.id}.yaml")
         dump_home(home, path)
-        out.print(str(path))
+        written.append({"id": home.id, "path": str(path)})
+    if as_json:
+        _print_json({"homes": written})
+        return
+    for row in written:
+        out.print(row["path"])

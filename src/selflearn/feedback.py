@@ -15,14 +15,12 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from selflearn import ids, paths
 from selflearn.home import Endpoint, Home
+from selflearn.rewrite import Rewrite, Rewriter
 from selflearn.text import normalize
-
-if TYPE_CHECKING:
-    from selflearn.pipeline.runtime import Rewrite, Rewriter
 
 FEEDBACK_QUESTION = "Did I get that right?"  # the runtime appends it to the response
 
@@ -170,8 +168,6 @@ class FeedbackRewriter:
         self.inner = inner
 
     def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None:
-        from selflearn.pipeline.runtime import Rewrite
-
         fix = self.pending.get(user_id, text)
         if fix is not None:
             return Rewrite(text=fix.target, source="feedback", score=1.0)

@@ -595,12 +595,11 @@ def fpi_report(
     if db is not None:
         from selflearn.store import Store
 
-        store = Store(db, create=False)
-        view = store.logs()
+        with Store(db, create=False) as store:
+            view = store.logs()
         latest = view.turns()["ts"].max()
         since = latest - timedelta(days=days) if isinstance(latest, datetime) else None
         turns, feedback = view.turns(since=since), view.feedback()
-        store.close()
         if turns.is_empty():
             raise NotFound(f"store {db} has no turns to isolate failures in")
         source = f"store {db}, last {days} days"

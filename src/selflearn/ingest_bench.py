@@ -25,38 +25,38 @@ _JSON_COLS = Turn.json_fields
 
 def _write_inputs(rows: int, seed: int, folder: Path) -> tuple[Path, Path]:
     base = to_arrow(logsample.generate(min(rows, 20_000), seed=seed).turns, Turn)
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone='UTC'")
-    con.register("base", base)
-    reps = -(-rows // base.num_rows)
-    con.execute(
-        "CREATE TABLE tiled AS SELECT base.* REPLACE (turn_id || '-r' || r AS turn_id) "
-        f"FROM base, range({reps}) t(r) ORDER BY r, ts LIMIT {rows}"
-    )
-    parquet = folder / "turns.parquet"
-    jsonl = folder / "turns.jsonl"
-    con.execute(f"COPY tiled TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)")
-    replace = ", ".join(f"{c}::JSON AS {c}" for c in _JSON_COLS)
-    con.execute(
-        f"COPY (SELECT * REPLACE ({replace}, strftime(ts, '%Y-%m-%dT%H:%M:%S.%f+00:00') AS ts) FROM tiled) "
-        f"TO '{jsonl}' (FORMAT json)"
-    )
-    con.close()
+    with duckdb.connect(":memory:") as con:
+        con.execute("SET TimeZone='UTC'")
+        con.register("base", base)
+        reps = -(-rows // base.num_rows)
+        con.execute(
+            "CREATE TABLE tiled AS SELECT base.* REPLACE (turn_id || '-r' || r AS turn_id) "
+            f"FROM base, range({reps}) t(r) ORDER BY r, ts LIMIT {rows}"
+        )
+        parquet = folder / "turns.parquet"
+        jsonl = folder / "turns.jsonl"
+        con.execute(f"COPY tiled TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)")
+        replace = ", ".join(f"{c}::JSON AS {c}" for c in _JSON_COLS)
+        con.execute(
+            f"COPY (SELECT * REPLACE ({replace}, strftime(ts, '%Y-%m-%dT%H:%M:%S.%f+00:00') AS ts) FROM tiled) "
+            f"TO '{jsonl}' (FORMAT json)"
+        )
     return parquet, jsonl
 
 
 def _baseline(path: Path, reader: str, folder: Path) -> float:
-    con = duckdb.connect(str(folder / f"baseline_{reader}.duckdb"))
-    con.execute("SET TimeZone='UTC'")
-    con.execute(table_ddl("turns"))
-    start = time.perf_counter()
-    if reader == "read_parquet":
-        con.execute(f"INSERT OR IGNORE INTO turns SELECT * FROM read_parquet('{path}')")
-    else:
-        cols = ", ".join(f"{c}::VARCHAR" if c in _JSON_COLS else c for c in ARROW_SCHEMAS[Turn].names)
-        con.execute(f"INSERT OR IGNORE INTO turns SELECT {cols} FROM read_json('{path}', format='newline_delimited')")
-    seconds = time.perf_counter() - start
-    con.close()
+    with duckdb.connect(str(folder / f"baseline_{reader}.duckdb")) as con:
+        con.execute("SET TimeZone='UTC'")
+        con.execute(table_ddl("turns"))
+        start = time.perf_counter()
+        if reader == "read_parquet":
+            con.execute(f"INSERT OR IGNORE INTO turns SELECT * FROM read_parquet('{path}')")
+        else:
+            cols = ", ".join(f"{c}::VARCHAR" if c in _JSON_COLS else c for c in ARROW_SCHEMAS[Turn].names)
+            con.execute(
+                f"INSERT OR IGNORE INTO turns SELECT {cols} FROM read_json('{path}', format='newline_delimited')"
+            )
+        seconds = time.perf_counter() - start
     return seconds
 
 

@@ -246,7 +246,7 @@ class Store:
         if not create and not self.path.is_file():
             raise NoStore(f"no store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = _connect(self.path)
+        self._main: duckdb.DuckDBPyConnection | None = _connect(self.path)
         self._gold: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.RLock()
         main: tuple[Kind, ...] = ("turns", "feedback", "preferences")
@@ -255,6 +255,12 @@ class Store:
             _migrate(self._con, kind)
 
     # ------------------------------------------------------------------ connections
+
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        if self._main is None:
+            raise StoreError(f"log store {self.path} is closed")
+        return self._main
 
     def _gold_con(self) -> duckdb.DuckDBPyConnection:
         if self._gold is None:
@@ -268,7 +274,11 @@ class Store:
 
     @_locked
     def close(self) -> None:
-        self._con.close()
+        """Close and drop both connections: a closed Store that something still references (FastAPI caches route
+        endpoints, whose closures reach the service and its store) then holds no DuckDB object until exit."""
+        if self._main is not None:
+            self._main.close()
+            self._main = None
         if self._gold is not None:
             self._gold.close()
             self._gold = None
@@ -550,7 +560,7 @@ class Store:
         """Rewrite the main and the gold database file from their live rows (``COPY FROM DATABASE`` into a fresh
         file, then an atomic rename), so no deleted value is left in the files' bytes."""
         self._gold_con()
-        for path, attr in ((self.path, "_con"), (gold_path(self.path), "_gold")):
+        for path, attr in ((self.path, "_main"), (gold_path(self.path), "_gold")):
             con: duckdb.DuckDBPyConnection = getattr(self, attr)
             con.execute("CHECKPOINT")
             con.close()

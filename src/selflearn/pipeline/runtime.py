@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from selflearn.feedback import FEEDBACK_QUESTION
@@ -24,6 +24,7 @@ from selflearn.pipeline.context import Candidate, Situation
 from selflearn.pipeline.execute import Outcome, World, execute
 from selflearn.pipeline.nlu import NLU, clean, parse_loose
 from selflearn.pipeline.resolve import Resolution, Resolver
+from selflearn.rewrite import Retriever, Rewrite, Rewriter
 from selflearn.schema import ExplicitFeedback, Preference, Turn
 
 DIALOGUE_GAP_S = 45.0
@@ -31,24 +32,6 @@ SESSION_GAP_S = 30 * 60.0
 TOP_K = 5
 LOW_CONFIDENCE = 0.5  # a reading below this (or none, or an unresolved entity) is handed to the retriever
 ROUTINE_KEYS = ("name", "program", "media_type", "genre", "team", "cuisine", "area", "domain")
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    text: str
-    source: str  # "global" | "personal" | "feedback" | "teach"
-    score: float
-
-
-class Rewriter(Protocol):
-    def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
-
-
-@runtime_checkable
-class Retriever(Protocol):
-    """The fallback for a request the NLU failed on or barely understood: a working utterance, or None (abstain)."""
-
-    def retrieve(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
 
 
 class FeedbackPolicy(Protocol):

@@ -6,16 +6,44 @@ The table format is the contract between the two (artifact files ``rewrites/glob
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import polars as pl
 
 from selflearn import ids
 
+if TYPE_CHECKING:
+    from selflearn.home import Endpoint, Home
+
 GLOBAL_TABLE = Path("rewrites") / "global.parquet"
 PATTERN_TABLE = Path("rewrites") / "patterns.parquet"  # global rules over delexicalised forms (rewrite/patterns.py)
 PERSONAL_DIR = Path("personal")
 PERSONAL_TABLE_NAME = "rewrites.parquet"
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """What a rewriter sends to NLU instead of the utterance (the runtime's rewrite stage, feedback and teaching
+    all produce one, so it lives here and not in the runtime that consumes it)."""
+
+    text: str
+    source: str  # "global" | "personal" | "feedback" | "teach"
+    score: float
+
+
+class Rewriter(Protocol):
+    def rewrite(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """The fallback for a request the NLU failed on or barely understood: a working utterance, or None (abstain)."""
+
+    def retrieve(self, text: str, *, user_id: str, home: Home, endpoint: Endpoint, now: datetime) -> Rewrite | None: ...
+
 
 REWRITE_SCHEMA = pl.Schema(
     {

@@ -30,8 +30,16 @@ import polars as pl
 from rapidfuzz import fuzz
 
 from selflearn.home import Endpoint, Home
-from selflearn.pipeline.runtime import Retriever, Rewrite
-from selflearn.rewrite import GLOBAL_TABLE, PATTERN_TABLE, empty_table, read_global, read_patterns, read_personal
+from selflearn.rewrite import (
+    GLOBAL_TABLE,
+    PATTERN_TABLE,
+    Retriever,
+    Rewrite,
+    empty_table,
+    read_global,
+    read_patterns,
+    read_personal,
+)
 from selflearn.rewrite.controls import Controls, rule_id
 from selflearn.rewrite.encoder import INT8_MODEL, Encoder, Vectors, shared_encoder
 from selflearn.rewrite.patterns import (

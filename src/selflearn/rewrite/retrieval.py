@@ -37,8 +37,8 @@ from rapidfuzz import fuzz
 from selflearn import ids
 from selflearn.home import Endpoint, Home
 from selflearn.pipeline.nlu import compiled, home_slot_lists
-from selflearn.pipeline.runtime import Rewrite, Runtime
-from selflearn.rewrite import PERSONAL_DIR
+from selflearn.pipeline.runtime import Runtime
+from selflearn.rewrite import PERSONAL_DIR, Rewrite
 from selflearn.rewrite.encoder import Encoder, shared_encoder
 from selflearn.rewrite.mining import MiningConfig, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, build_index, flips, home_entities

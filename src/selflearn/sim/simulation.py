@@ -23,7 +23,8 @@ from rapidfuzz import fuzz, process
 
 from selflearn.home import Home, HomeError, Person
 from selflearn.pipeline.asr import FUNCTION_WORDS, AsrConfig, AsrModel, AsrResult
-from selflearn.pipeline.runtime import FeedbackPolicy, Interpretation, Rewriter, Runtime, Teacher
+from selflearn.pipeline.runtime import FeedbackPolicy, Interpretation, Runtime, Teacher
+from selflearn.rewrite import Rewriter
 from selflearn.schema import FailurePoint, Feedback, Gold, Preference, Turn
 from selflearn.sim.annotators import AnnotatorNoise, annotate
 from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory
