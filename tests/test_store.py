@@ -418,7 +418,11 @@ def test_unreadable_parquet_files_are_quarantined_not_fatal(store: Store, tmp_pa
     assert store.counts()["turns"] == 400
     reasons = [e["reason"].split(":")[0] for e in _quarantine(q)]
     assert reasons.count("unreadable Parquet file") == 1
-    assert reasons.count("undecodable Parquet data") == 200  # the rows from the damaged row group on
+    assert reasons.count("undecodable Parquet data") == 100  # the damaged row group only; the fourth is read
+    lost = [e for e in _quarantine(q) if e["reason"].startswith("undecodable")]
+    assert [e["line"] for e in lost] == list(range(201, 301))
+    assert all("unreadable columns: asr_text" in e["reason"] for e in lost)
+    assert [json.loads(e["raw"])["turn_id"] for e in lost] == [f"t{i}" for i in range(200, 300)]  # what can be read
 
 
 def test_bom_crlf_and_blank_lines_are_fine(store: Store, tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ msgspec decodes and type-checks a JSON line about ten times faster than pydantic
 mirror is built from ``model_fields`` (lengths, ranges, literals, optionality, defaults, no unknown fields) and is
 *stricter* than pydantic (no lax coercions, no JSON fields in string form), so a line it accepts is a line pydantic
 accepts; every line it rejects goes to pydantic, which either accepts it after all or says why not. Timestamp range
-is checked here in Python since msgspec has no bound for datetimes.
+is checked here in Python since msgspec has no bound for datetimes, and so are what msgspec does not refuse and
+``safejson`` does: nesting deeper than a stored JSON value may be (before msgspec recurses into it), duplicate keys,
+JSON values over the size limit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import annotated_types
 import msgspec
 import pyarrow as pa
 
+from selflearn import safejson
 from selflearn.schema import ARROW_SCHEMAS, MAX_TEXT_CHARS, MAX_TS, MIN_TS, LogRecord
 
 _encode_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode  # = canonical_json
@@ -88,16 +91,26 @@ def decoder(model: type[LogRecord]) -> msgspec.json.Decoder[Any]:
 
 # msgspec rounds sub-microsecond digits where pydantic truncates them: leave such lines to pydantic.
 _SUB_MICROSECOND = re.compile(rb"\d:\d\d\.\d{7}")
+# A JSON number's canonical spelling is at most this many times longer than its text (1e15 -> 1000000000000000.0).
+_NUMBER_GROWTH = 5
 
 
 def decode(model: type[LogRecord], line: bytes) -> Any | None:
     """The decoded struct if the line certainly validates, else None (the caller asks pydantic)."""
-    if _SUB_MICROSECOND.search(line):
+    if _SUB_MICROSECOND.search(line) or safejson.too_deep(line, safejson.MAX_DEPTH + 1):
         return None
     try:
         row = decoder(model).decode(line)
     except (msgspec.MsgspecError, ValueError):  # incl. UnicodeDecodeError on invalid UTF-8
         return None
+    if safejson.has_duplicate_keys(line):
+        return None
+    if len(line) * _NUMBER_GROWTH > safejson.MAX_CHARS:  # shorter lines cannot hold a JSON value over the limit
+        try:
+            for name in model.json_fields:
+                safejson.check(getattr(row, name))
+        except safejson.JsonLimitError:
+            return None
     for name in _datetime_fields(model):
         value = getattr(row, name)
         if value is not None:

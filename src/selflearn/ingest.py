@@ -5,7 +5,11 @@ is the one definition of valid; two faster checks derived from its fields and st
 work: JSONL lines are decoded by a msgspec mirror (``fastpath``), Parquet batches are checked column-wise in DuckDB
 by one predicate. Only the rows those reject go through per-row pydantic, which accepts them after all or gives the
 human-readable reason. A row is never dropped: it is stored, counted as a duplicate, or quarantined (with its raw
-text in full).
+text in full, or its first ``RAW_PREVIEW_BYTES`` for a line over the size limit).
+
+Nothing untrusted reaches a recursive parser unchecked: a JSONL line's size and nesting depth are measured on its
+bytes first (``safejson``), Parquet is read one row group at a time so a corrupt group costs only its own rows, and
+every JSON cell is parsed strictly and stored in canonical form, so whatever reads the store later can parse it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ from typing import Any, Literal
 import annotated_types
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from selflearn import fastpath
+from selflearn import fastpath, safejson
 from selflearn.schema import (
     ARROW_SCHEMAS,
     MAX_TEXT_CHARS,
@@ -42,6 +45,9 @@ KINDS: tuple[Kind, ...] = ("turns", "gold", "feedback", "preferences")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 50_000
+MAX_LINE_BYTES = 4 * 1024 * 1024  # no valid record is this long; a longer JSONL line is quarantined unparsed
+LINE_DEPTH = safejson.MAX_DEPTH + 1  # a record is an object holding JSON values of at most MAX_DEPTH levels
+RAW_PREVIEW_BYTES = 64 * 1024  # what the quarantine keeps of a line over MAX_LINE_BYTES
 
 # Fields only one record kind has: how a row from a file without a kind prefix says what it is.
 _MARKERS: tuple[tuple[str, Kind], ...] = (
@@ -154,14 +160,19 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
             batch = Batch(source=source, read=0)
             fast: dict[Kind, list[Any]] = {}
             records: dict[Kind, list[LogRecord]] = {}
-            for raw in f:
+            for raw, size in _lines(f):
                 lineno += 1
-                batch.size_bytes += len(raw)
+                batch.size_bytes += size
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows tools)
                     raw = raw[3:]
                 if not raw.strip():
                     continue
                 batch.read += 1
+                unsafe = _unsafe(raw, size)
+                if unsafe:
+                    text = raw[:RAW_PREVIEW_BYTES].decode("utf-8", "backslashreplace").rstrip("\r\n")
+                    batch.quarantined.append(Quarantined(source, lineno, text, unsafe, declared))
+                    continue
                 row = fastpath.decode(RECORD_TYPES[guess], raw) if guess is not None else None
                 if guess is not None and row is not None:
                     fast.setdefault(guess, []).append(row)
@@ -187,24 +198,48 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
             yield batch
 
 
+def _lines(f: typing.BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """Each line and its size in bytes, reading at most ``MAX_LINE_BYTES`` of it: an endless line costs no memory."""
+    while raw := f.readline(MAX_LINE_BYTES + 1):
+        size = len(raw)
+        if size > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raw = raw[:RAW_PREVIEW_BYTES]
+            while rest := f.readline(RAW_PREVIEW_BYTES):
+                size += len(rest)
+                if rest.endswith(b"\n"):
+                    break
+        yield raw, size
+
+
+def _unsafe(raw: bytes, size: int) -> str:
+    """Why a line must not be parsed at all (too long, nested too deep), or "" if parsing it is safe."""
+    if size > MAX_LINE_BYTES:
+        return f"line of {size:,} bytes (limit {MAX_LINE_BYTES:,})"
+    if safejson.too_deep(raw, LINE_DEPTH):
+        return f"JSON nested {safejson.depth(raw)} levels deep (limit {LINE_DEPTH})"
+    return ""
+
+
 def _validate_line(raw: bytes, declared: Kind | None) -> tuple[Kind | None, LogRecord | None, str, str]:
+    """Per-row pydantic for a line the fast path did not take: the record, or the reason it is not one."""
     try:
         text = raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as e:
         return declared, None, f"invalid UTF-8 at byte {e.start}", raw.decode("utf-8", "backslashreplace").rstrip()
     kind = declared
     try:
+        data = safejson.loads(text, max_depth=LINE_DEPTH, max_bytes=MAX_LINE_BYTES)  # duplicate keys, NaN, ...
+    except safejson.JsonLimitError as e:
+        return kind, None, str(e), text
+    if not isinstance(data, dict):
+        return kind, None, f"not a JSON object (got {type(data).__name__})", text
+    try:
         if kind is None:
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                return None, None, f"not a JSON object (got {type(data).__name__})", text
             kind = kind_of_fields(data)
             if kind is None:
                 return None, None, "cannot tell the record kind (no turns/gold/feedback/preferences fields)", text
             return kind, RECORD_TYPES[kind].model_validate(data), "", text
         return kind, RECORD_TYPES[kind].model_validate_json(text), "", text
-    except json.JSONDecodeError as e:
-        return kind, None, f"bad JSON: {e.msg} at column {e.colno}", text
     except ValidationError as e:
         return kind, None, describe(e), text
 
@@ -213,36 +248,65 @@ def _validate_line(raw: bytes, declared: Kind | None) -> tuple[Kind | None, LogR
 
 
 def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
-    """Validate a Parquet file batch by batch: a vectorised DuckDB check, per-row pydantic only for what it rejects.
+    """Validate a Parquet file row group by row group: a vectorised DuckDB check, per-row pydantic for what it rejects.
 
-    A file that cannot be opened becomes one quarantine entry (line 0); rows in a part of the file that cannot be
-    decoded become one entry each, so the counts still add up.
+    A file that cannot be opened becomes one quarantine entry (line 0). A row group that cannot be decoded costs only
+    its own rows not yet read: one entry each, with the values of the columns that can still be read as raw text.
     """
     source = str(path)
     try:
         pf = pq.ParquetFile(path)
-        n_rows = pf.metadata.num_rows
+        groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
     except (pa.ArrowException, OSError) as e:
         yield Batch(source, 1, quarantined=[Quarantined(source, 0, "", f"unreadable Parquet file: {e}")])
         return
     kind = kind_of_name(path) or kind_of_fields(pf.schema_arrow.names)
-    total_bytes = path.stat().st_size
+    bytes_per_row = path.stat().st_size / max(sum(groups), 1)
     line = 0
-    batches = pf.iter_batches(batch_size=batch_rows)
-    while True:
+    for group, n_rows in enumerate(groups):
+        done = 0
+        batches = pf.iter_batches(batch_size=batch_rows, row_groups=[group])
+        while done < n_rows:
+            try:
+                rb = next(batches)
+            except StopIteration:
+                error = f"row group {group} ended after {done} of {n_rows} rows"
+            except (pa.ArrowException, OSError) as e:
+                error = f"{e}"
+            else:
+                table = pa.Table.from_batches([rb])
+                batch = Batch(source=source, read=table.num_rows, size_bytes=int(bytes_per_row * table.num_rows))
+                _check_batch(batch, table, kind, line + done)
+                done += table.num_rows
+                yield batch
+                continue
+            lost = _salvage(pf, group, done, n_rows, f"undecodable Parquet data: {error}")
+            entries = [
+                Quarantined(source, line + done + i + 1, raw, reason, kind) for i, (raw, reason) in enumerate(lost)
+            ]
+            yield Batch(source, len(entries), quarantined=entries, size_bytes=int(bytes_per_row * len(entries)))
+            break
+        line += n_rows
+
+
+def _salvage(pf: pq.ParquetFile, group: int, start: int, stop: int, reason: str) -> list[tuple[str, str]]:
+    """(raw, reason) for rows ``start:stop`` of a row group that does not decode: what its readable columns hold."""
+    readable: dict[str, list[Any]] = {}
+    broken: list[str] = []
+    for name in pf.schema_arrow.names:
         try:
-            rb = next(batches)
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as e:
-            lost = [Quarantined(source, n + 1, "", f"undecodable Parquet data: {e}", kind) for n in range(line, n_rows)]
-            yield Batch(source, len(lost), quarantined=lost)
-            return
-        table = pa.Table.from_batches([rb])
-        batch = Batch(source=source, read=table.num_rows, size_bytes=total_bytes * table.num_rows // max(n_rows, 1))
-        _check_batch(batch, table, kind, line)
-        line += table.num_rows
-        yield batch
+            values = pf.read_row_group(group, columns=[name]).column(0).slice(start, stop - start).to_pylist()
+        except (pa.ArrowException, OSError, UnicodeDecodeError):
+            values = []
+        if len(values) == stop - start:
+            readable[name] = values
+        else:
+            broken.append(name)
+    if broken:
+        reason += f" (unreadable columns: {', '.join(broken)})"
+    if not readable:
+        return [("", reason)] * (stop - start)
+    return [(_row_json({n: v[i] for n, v in readable.items()}), reason) for i in range(stop - start)]
 
 
 def _check_batch(batch: Batch, table: pa.Table, kind: Kind | None, line: int) -> None:
@@ -309,11 +373,32 @@ def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int,
         flags = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS ok FROM batch").to_arrow_table().column("ok")
     finally:
         con.close()
-    ok = flags.combine_chunks() if isinstance(flags, pa.ChunkedArray) else flags
-    valid = conformed.filter(ok).cast(schema)
-    bad_idx = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+    ok = (flags.combine_chunks() if isinstance(flags, pa.ChunkedArray) else flags).to_pylist()
+    conformed = _canonical_json_cells(conformed, model, ok)
+    valid = conformed.filter(pa.array(ok, pa.bool_())).cast(schema)
+    bad_idx = [i for i, good in enumerate(ok) if not good]
     rejected = table.take(bad_idx).to_pylist() if bad_idx else []
     return valid, list(zip(bad_idx, rejected, strict=True))
+
+
+def _canonical_json_cells(table: pa.Table, model: type[LogRecord], ok: list[bool]) -> pa.Table:
+    """JSON cells of the rows still ``ok`` parsed strictly and respelled canonically (the form JSONL ingest stores).
+
+    A cell ``safejson`` refuses (too deep or big, a duplicate key, NaN, a huge number) marks its row not ok, so
+    pydantic gives the reason; DuckDB's ``json_valid`` accepts all of those.
+    """
+    for name in model.json_fields:
+        cells = table.column(name).to_pylist()
+        for i, cell in enumerate(cells):
+            if ok[i] and cell != "{}":
+                try:
+                    cells[i] = safejson.check(safejson.loads(cell))
+                except safejson.JsonLimitError:
+                    ok[i] = False
+        table = table.set_column(
+            table.schema.get_field_index(name), table.schema.field(name), pa.array(cells, pa.string())
+        )
+    return table
 
 
 def _conform(table: pa.Table, model: type[LogRecord]) -> pa.Table | None:
@@ -358,7 +443,10 @@ def _conform(table: pa.Table, model: type[LogRecord]) -> pa.Table | None:
 
 
 def predicate(model: type[LogRecord]) -> str:
-    """A DuckDB boolean expression true only for rows that pydantic accepts, derived from the model's fields."""
+    """A DuckDB boolean expression true only for rows that pydantic accepts, derived from the model's fields.
+
+    JSON fields are only checked to be JSON objects here; ``_canonical_json_cells`` finishes them.
+    """
     checks = []
     for name, info in model.model_fields.items():
         col = f'"{name}"'

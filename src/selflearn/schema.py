@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from selflearn import safejson
+
 SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 10_000
 MAX_LATENCY_MS = 600_000.0
@@ -42,7 +44,13 @@ ExplicitFeedback = Literal["yes", "no", "correction", "unsatisfied"]
 FailurePoint = Literal["false_wake", "asr", "nlu", "er", "result", "correct"]
 FeedbackKind = Literal["yes", "no", "correction", "teach"]
 
-JsonDict = dict[str, Any]
+
+def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    safejson.check(value)  # stored values must stay readable: bounded depth and size, finite numbers
+    return value
+
+
+JsonDict = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
 
 
 def canonical_json(value: Any) -> str:
@@ -75,7 +83,10 @@ class LogRecord(BaseModel):
             data = dict(data)
             for k in cls.json_fields:
                 if isinstance(data.get(k), str):
-                    data[k] = json.loads(data[k])
+                    try:
+                        data[k] = safejson.loads(data[k])
+                    except safejson.JsonLimitError as e:
+                        raise ValueError(f"{k}: {e}") from None
         return data
 
 
@@ -101,7 +112,7 @@ class Turn(LogRecord):
     resolved_entities: JsonDict = Field(default_factory=dict)
     result_status: ResultStatus
     response_text: str = ""
-    barge_in: bool = False
+    barge_in: bool = Field(default=False, strict=True)
     response_latency_ms: float = Field(ge=0.0, le=MAX_LATENCY_MS)
     device_state_snapshot: JsonDict = Field(default_factory=dict)
     explicit_feedback: ExplicitFeedback | None = None
@@ -123,9 +134,9 @@ class Gold(LogRecord):
     true_slots: JsonDict = Field(default_factory=dict)
     failure_point: FailurePoint
     goal_id: str = Field(min_length=1, max_length=128)
-    goal_success: bool
+    goal_success: bool = Field(strict=True)
     is_rephrase_of: str | None = None
-    is_impossible: bool = False
+    is_impossible: bool = Field(default=False, strict=True)
     annotator_labels: JsonDict = Field(
         default_factory=dict,
         description="Simulated human annotators' labels (e.g. single/majority goal success), for baselines.",
