@@ -92,7 +92,7 @@ def decoder(model: type[LogRecord]) -> msgspec.json.Decoder[Any]:
 # msgspec rounds sub-microsecond digits where pydantic truncates them: leave such lines to pydantic.
 _SUB_MICROSECOND = re.compile(rb"\d:\d\d\.\d{7}")
 # A JSON number's canonical spelling is at most this many times longer than its text (1e15 -> 1000000000000000.0).
-_NUMBER_GROWTH = 5
+NUMBER_GROWTH = 5
 
 
 def decode(model: type[LogRecord], line: bytes) -> Any | None:
@@ -105,7 +105,7 @@ def decode(model: type[LogRecord], line: bytes) -> Any | None:
         return None
     if safejson.has_duplicate_keys(line):
         return None
-    if len(line) * _NUMBER_GROWTH > safejson.MAX_CHARS:  # shorter lines cannot hold a JSON value over the limit
+    if len(line) * NUMBER_GROWTH > safejson.MAX_CHARS:  # shorter lines cannot hold a JSON value over the limit
         try:
             for name in model.json_fields:
                 safejson.check(getattr(row, name))

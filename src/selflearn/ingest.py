@@ -24,7 +24,9 @@ from typing import Any, Literal
 
 import annotated_types
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
@@ -366,38 +368,62 @@ def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int,
     conformed = _conform(table, model)
     if conformed is None:
         return schema.empty_table(), list(enumerate(table.to_pylist()))
+    plain = ", ".join(f'({_plain_json(f"{chr(34)}{n}{chr(34)}")}) IS TRUE AS "{n}"' for n in model.json_fields)
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone='UTC'")
         con.register("batch", conformed)
-        flags = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS ok FROM batch").to_arrow_table().column("ok")
+        flags = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS _ok{', ' + plain if plain else ''} FROM batch")
+        flags_table = flags.to_arrow_table()
     finally:
         con.close()
-    ok = (flags.combine_chunks() if isinstance(flags, pa.ChunkedArray) else flags).to_pylist()
-    conformed = _canonical_json_cells(conformed, model, ok)
+    ok = flags_table.column("_ok").to_numpy()
+    conformed = _check_json_cells(conformed, model, ok, flags_table)
     valid = conformed.filter(pa.array(ok, pa.bool_())).cast(schema)
-    bad_idx = [i for i, good in enumerate(ok) if not good]
+    bad_idx = np.flatnonzero(~ok).tolist()
     rejected = table.take(bad_idx).to_pylist() if bad_idx else []
     return valid, list(zip(bad_idx, rejected, strict=True))
 
 
-def _canonical_json_cells(table: pa.Table, model: type[LogRecord], ok: list[bool]) -> pa.Table:
-    """JSON cells of the rows still ``ok`` parsed strictly and respelled canonically (the form JSONL ingest stores).
+# Cheap sufficient conditions for a JSON object's text to be within ``safejson``'s limits, duplicate keys aside:
+# short enough that no spelling can exceed the size limit, fewer brackets than the depth limit, and no NaN,
+# Infinity, number of 19+ digits or 3-digit exponent, surrogate escape, or space before a key's colon. A text that
+# contains one of those (perhaps only inside a string) is parsed in full instead.
+_PLAIN_RE = r'NaN|Infinity|[0-9]{19}|[eE][+-]?[0-9]{3}|\\u[dD][89a-fA-F]|"\s+:'
 
-    A cell ``safejson`` refuses (too deep or big, a duplicate key, NaN, a huge number) marks its row not ok, so
-    pydantic gives the reason; DuckDB's ``json_valid`` accepts all of those.
+
+def _plain_json(col: str) -> str:
+    return (
+        f"length({col}) <= {safejson.MAX_CHARS // fastpath.NUMBER_GROWTH}"
+        f" AND length({col}) - length(replace(replace({col}, '{{', ''), '[', '')) <= {safejson.MAX_DEPTH}"
+        f" AND NOT regexp_matches({col}, '{_PLAIN_RE}')"
+    )
+
+
+def _check_json_cells(table: pa.Table, model: type[LogRecord], ok: np.ndarray, plain: pa.Table) -> pa.Table:
+    """Finish the JSON cells of the rows still ``ok`` (DuckDB's ``json_valid`` takes NaN, duplicate keys, any depth).
+
+    A plain cell (``_plain_json``) with two or more keys is checked for a duplicate; any other cell is parsed by
+    ``safejson`` and stored in canonical spelling. A cell that fails marks its row not ok, so pydantic says why.
     """
     for name in model.json_fields:
-        cells = table.column(name).to_pylist()
-        for i, cell in enumerate(cells):
-            if ok[i] and cell != "{}":
-                try:
-                    cells[i] = safejson.check(safejson.loads(cell))
-                except safejson.JsonLimitError:
-                    ok[i] = False
-        table = table.set_column(
-            table.schema.get_field_index(name), table.schema.field(name), pa.array(cells, pa.string())
-        )
+        column = table.column(name)
+        is_plain = plain.column(name).to_numpy()
+        keys = pc.count_substring(column, '":').to_numpy(zero_copy_only=False)  # >= the keys in a plain cell
+        todo = np.flatnonzero(ok & ~(is_plain & (keys <= 1)))
+        if not todo.size:
+            continue
+        cells = column.to_pylist()
+        for i in todo.tolist():
+            try:
+                if is_plain[i]:
+                    ok[i] = not safejson.has_duplicate_keys(cells[i].encode())
+                else:
+                    cells[i] = safejson.check(safejson.loads(cells[i]))
+            except safejson.JsonLimitError:
+                ok[i] = False
+        field = table.schema.field(name)
+        table = table.set_column(table.schema.get_field_index(name), field, pa.array(cells, pa.string()))
     return table
 
 
@@ -445,7 +471,7 @@ def _conform(table: pa.Table, model: type[LogRecord]) -> pa.Table | None:
 def predicate(model: type[LogRecord]) -> str:
     """A DuckDB boolean expression true only for rows that pydantic accepts, derived from the model's fields.
 
-    JSON fields are only checked to be JSON objects here; ``_canonical_json_cells`` finishes them.
+    JSON fields are only checked to be JSON objects here; ``_check_json_cells`` finishes them.
     """
     checks = []
     for name, info in model.model_fields.items():

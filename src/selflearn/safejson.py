@@ -119,12 +119,9 @@ def check(value: Any, *, max_depth: int = MAX_DEPTH, max_chars: int = MAX_CHARS)
         if isinstance(item, dict | list | tuple):
             if level > max_depth:
                 raise JsonLimitError(f"JSON nested more than {max_depth} levels deep")
-            if isinstance(item, dict):
-                if not all(isinstance(k, str) for k in item):
-                    raise JsonLimitError("JSON object keys must be strings")
-                items = item.values()
-            else:
-                items = item
+            if isinstance(item, dict) and not all(isinstance(k, str) for k in item):
+                raise JsonLimitError("JSON object keys must be strings")
+            items = item.values() if isinstance(item, dict) else item
             stack.extend((v, level + 1) for v in items if isinstance(v, dict | list | tuple | float | int))
         elif isinstance(item, float) and not math.isfinite(item):
             raise JsonLimitError(f"number {item} is not finite")
