@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+import msgspec
 import numpy as np
 
 MAX_DEPTH = 32  # nesting levels of one stored JSON value (an object of scalars is depth 1)
@@ -20,6 +21,8 @@ MAX_BYTES = 4 * MAX_CHARS  # JSON text given as a string (e.g. a Parquet cell) i
 MIN_INT = -(2**63)  # integers must fit 64 bits (signed or unsigned), as msgspec and DuckDB read them
 MAX_INT = 2**64 - 1
 
+_GAPS = (b'" ', b'"\t', b'"\r', b'"\n')  # whitespace between a key and its colon defeats the key count
+_decode_any = msgspec.json.Decoder().decode
 _OPEN = (ord("["), ord("{"))
 _CLOSE = (ord("]"), ord("}"))
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
@@ -62,12 +65,37 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def has_duplicate_keys(text: bytes) -> bool:
-    """True if some object in this (valid, depth-checked) JSON text names a key twice, which parsers let pass."""
+    """True if some object in this (valid, depth-checked) JSON text names a key twice, which parsers let pass.
+
+    Usually settled by counting: every key ends in ``":`` (when no space precedes a colon), so if the text has no more
+    of those than the parsed value has keys, no key was dropped. Otherwise (``":`` inside strings, or a duplicate)
+    the text is parsed again with a hook that sees every key.
+    """
+    if not any(gap in text for gap in _GAPS):
+        upper = text.count(b'":')
+        try:
+            if upper <= 1 or upper == _count_keys(_decode_any(text)):
+                return False
+        except msgspec.MsgspecError:
+            pass
     try:
-        json.loads(text, object_pairs_hook=_unique)
+        _KEYS_ONLY.decode(text.decode("utf-8"))
     except JsonLimitError:
         return True
     return False
+
+
+def _count_keys(value: Any) -> int:
+    """Keys of every object in a parsed JSON value (no recursion)."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        values = item.values() if type(item) is dict else item
+        if type(item) is dict:
+            count += len(item)
+        stack.extend(v for v in values if type(v) is dict or type(v) is list)
+    return count
 
 
 def _constant(name: str) -> Any:
@@ -87,6 +115,10 @@ def _int(text: str) -> int:
     return value
 
 
+_KEYS_ONLY = json.JSONDecoder(object_pairs_hook=_unique)
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_constant, parse_float=_float, parse_int=_int)
+
+
 def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_BYTES) -> Any:
     """Parse JSON text strictly: size and depth checked first, then no duplicate keys, NaN or out-of-range numbers.
 
@@ -98,10 +130,7 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX
     if too_deep(data, max_depth):
         raise JsonLimitError(f"JSON nested {depth(data)} levels deep (limit {max_depth})")
     try:
-        decoded = text if isinstance(text, str) else text.decode("utf-8")
-        return json.loads(
-            decoded, object_pairs_hook=_unique, parse_constant=_constant, parse_float=_float, parse_int=_int
-        )
+        return _STRICT.decode(text if isinstance(text, str) else text.decode("utf-8"))
     except JsonLimitError:
         raise
     except ValueError as e:  # JSONDecodeError, or invalid UTF-8 in bytes
