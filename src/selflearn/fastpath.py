@@ -93,6 +93,7 @@ def decoder(model: type[LogRecord]) -> msgspec.json.Decoder[Any]:
 _SUB_MICROSECOND = re.compile(rb"\d:\d\d\.\d{7}")
 # A JSON number's canonical spelling is at most this many times longer than its text (1e15 -> 1000000000000000.0).
 NUMBER_GROWTH = 5
+_LONG_NUMBER = re.compile(rb"\d{19}")  # an integer outside 64 bits has at least 19 digits
 
 
 def decode(model: type[LogRecord], line: bytes) -> Any | None:
@@ -105,7 +106,8 @@ def decode(model: type[LogRecord], line: bytes) -> Any | None:
         return None
     if safejson.has_duplicate_keys(line):
         return None
-    if len(line) * NUMBER_GROWTH > safejson.MAX_CHARS:  # shorter lines cannot hold a JSON value over the limit
+    # msgspec takes integers of any size in JSON values; shorter lines cannot hold a value over the size limit.
+    if _LONG_NUMBER.search(line) or len(line) * NUMBER_GROWTH > safejson.MAX_CHARS:
         try:
             for name in model.json_fields:
                 safejson.check(getattr(row, name))

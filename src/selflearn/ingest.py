@@ -133,8 +133,9 @@ def describe(error: ValidationError) -> str:
         if e["type"] == "json_invalid":
             parts.append(f"bad JSON: {e['ctx'].get('error', e['msg']) if 'ctx' in e else e['msg']}")
             continue
-        loc = ".".join(str(x) for x in e["loc"]) or "record"
-        parts.append(f"{loc}: {e['msg']}")
+        msg = str(e["ctx"]["error"]) if e["type"] == "value_error" and "ctx" in e else e["msg"]
+        loc = ".".join(str(x) for x in e["loc"])
+        parts.append(f"{loc}: {msg}" if loc else msg)  # a record-level check names its field itself
     return "; ".join(parts)
 
 
@@ -260,7 +261,7 @@ def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
         pf = pq.ParquetFile(path)
         groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
     except (pa.ArrowException, OSError) as e:
-        yield Batch(source, 1, quarantined=[Quarantined(source, 0, "", f"unreadable Parquet file: {e}")])
+        yield Batch(source, 1, quarantined=[Quarantined(source, 0, "", f"unreadable Parquet file: {_one_line(e)}")])
         return
     kind = kind_of_name(path) or kind_of_fields(pf.schema_arrow.names)
     bytes_per_row = path.stat().st_size / max(sum(groups), 1)
@@ -274,7 +275,7 @@ def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
             except StopIteration:
                 error = f"row group {group} ended after {done} of {n_rows} rows"
             except (pa.ArrowException, OSError) as e:
-                error = f"{e}"
+                error = _one_line(e)
             else:
                 table = pa.Table.from_batches([rb])
                 batch = Batch(source=source, read=table.num_rows, size_bytes=int(bytes_per_row * table.num_rows))
@@ -289,6 +290,11 @@ def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
             yield Batch(source, len(entries), quarantined=entries, size_bytes=int(bytes_per_row * len(entries)))
             break
         line += n_rows
+
+
+def _one_line(error: Exception) -> str:
+    """An Arrow/OS error message on one line (Arrow's span several)."""
+    return " ".join(str(error).split())
 
 
 def _salvage(pf: pq.ParquetFile, group: int, start: int, stop: int, reason: str) -> list[tuple[str, str]]:
@@ -324,7 +330,7 @@ def _check_batch(batch: Batch, table: pa.Table, kind: Kind | None, line: int) ->
             try:
                 row.validate(full=True)
             except pa.ArrowInvalid as e:
-                batch.quarantined.append(Quarantined(source, line + i + 1, _raw_bytes(row), f"{e}", kind))
+                batch.quarantined.append(Quarantined(source, line + i + 1, _raw_bytes(row), _one_line(e), kind))
                 continue
             positions.append(i)
         table = table.take(positions)
