@@ -226,7 +226,7 @@ def write(folder: Path, *, valid: int, hostile: int, seed: int = 0, homes: list[
     loose_rows = []
     for i, row in enumerate(typed_rows):
         loose = {k: (v if isinstance(v, str) or v is None else str(v)) for k, v in row.items()}
-        loose["turn_id"] = loose["turn_id"].replace("xp", "xs")
+        loose["turn_id"] = str(row["turn_id"]).replace("xp", "xs")
         loose["barge_in"] = rng.choice(("yes", "true", "1", "False"))
         loose["ts"] = row["ts"].isoformat()
         if i % 10 == 0:
