@@ -58,6 +58,8 @@ def eval_(
         for name in evaluate.available():
             out.print(name)
         return
+    if home is not None:
+        _home_or_exit(str(home))  # a bad or hostile home file: one line before any work, not a traceback mid-suite
     try:
         report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home))
     except KeyError as e:
