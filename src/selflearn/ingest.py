@@ -9,7 +9,7 @@ text in full, or its first ``RAW_PREVIEW_BYTES`` for a line over the size limit)
 
 Nothing untrusted reaches a recursive parser unchecked: a JSONL line's size and nesting depth are measured on its
 bytes first (``safejson``), Parquet is read one row group at a time so a corrupt group costs only its own rows, and
-every JSON cell is parsed strictly and stored in canonical form, so whatever reads the store later can parse it.
+every stored JSON value is within ``safejson``'s limits, so whatever reads the store later can parse it.
 """
 
 from __future__ import annotations
@@ -374,16 +374,16 @@ def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int,
     conformed = _conform(table, model)
     if conformed is None:
         return schema.empty_table(), list(enumerate(table.to_pylist()))
-    plain = ", ".join(f'({_plain_json(f"{chr(34)}{n}{chr(34)}")}) IS TRUE AS "{n}"' for n in model.json_fields)
+    json_columns = [f'"{name}"' for name in model.json_fields]
+    plain = "".join(f", ({_plain_json(col)}) IS TRUE AS {col}" for col in json_columns)
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone='UTC'")
         con.register("batch", conformed)
-        flags = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS _ok{', ' + plain if plain else ''} FROM batch")
-        flags_table = flags.to_arrow_table()
+        flags_table = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS _ok{plain} FROM batch").to_arrow_table()
     finally:
         con.close()
-    ok = flags_table.column("_ok").to_numpy()
+    ok = np.array(flags_table.column("_ok").to_numpy(), dtype=bool)  # writable: JSON cells may still fail
     conformed = _check_json_cells(conformed, model, ok, flags_table)
     valid = conformed.filter(pa.array(ok, pa.bool_())).cast(schema)
     bad_idx = np.flatnonzero(~ok).tolist()
@@ -409,8 +409,9 @@ def _plain_json(col: str) -> str:
 def _check_json_cells(table: pa.Table, model: type[LogRecord], ok: np.ndarray, plain: pa.Table) -> pa.Table:
     """Finish the JSON cells of the rows still ``ok`` (DuckDB's ``json_valid`` takes NaN, duplicate keys, any depth).
 
-    A plain cell (``_plain_json``) with two or more keys is checked for a duplicate; any other cell is parsed by
-    ``safejson`` and stored in canonical spelling. A cell that fails marks its row not ok, so pydantic says why.
+    Plain cells (``_plain_json``) with two or more keys are checked for a duplicate; any other cell is parsed by
+    ``safejson`` and stored in canonical spelling. A cell that fails marks its row not ok, so pydantic
+    says why.
     """
     for name in model.json_fields:
         column = table.column(name)
