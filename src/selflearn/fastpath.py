@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import types
 import typing
 from collections.abc import Sequence
@@ -89,16 +88,19 @@ def decoder(model: type[LogRecord]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(struct)
 
 
+# Rare patterns are looked for on the line with every digit made 0, by plain ``in`` (a regex costs ~10x as much):
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 # msgspec rounds sub-microsecond digits where pydantic truncates them: leave such lines to pydantic.
-_SUB_MICROSECOND = re.compile(rb"\d:\d\d\.\d{7}")
+_SUB_MICROSECOND = b"0:00.0000000"
+_LONG_NUMBER = b"0" * 19  # an integer outside 64 bits has at least 19 digits
 # A JSON number's canonical spelling is at most this many times longer than its text (1e15 -> 1000000000000000.0).
 NUMBER_GROWTH = 5
-_LONG_NUMBER = re.compile(rb"\d{19}")  # an integer outside 64 bits has at least 19 digits
 
 
 def decode(model: type[LogRecord], line: bytes) -> Any | None:
     """The decoded struct if the line certainly validates, else None (the caller asks pydantic)."""
-    if _SUB_MICROSECOND.search(line) or safejson.too_deep(line, safejson.MAX_DEPTH + 1):
+    shape = line.translate(_ZERO_DIGITS)
+    if _SUB_MICROSECOND in shape or safejson.too_deep(line, safejson.MAX_DEPTH + 1):
         return None
     try:
         row = decoder(model).decode(line)
@@ -107,7 +109,7 @@ def decode(model: type[LogRecord], line: bytes) -> Any | None:
     if safejson.has_duplicate_keys(line):
         return None
     # msgspec takes integers of any size in JSON values; shorter lines cannot hold a value over the size limit.
-    if _LONG_NUMBER.search(line) or len(line) * NUMBER_GROWTH > safejson.MAX_CHARS:
+    if _LONG_NUMBER in shape or len(line) * NUMBER_GROWTH > safejson.MAX_CHARS:
         try:
             for name in model.json_fields:
                 safejson.check(getattr(row, name))

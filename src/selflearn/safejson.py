@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import msgspec
@@ -22,7 +21,6 @@ MAX_BYTES = 4 * MAX_CHARS  # JSON text given as a string (e.g. a Parquet cell) i
 MIN_INT = -(2**63)  # integers must fit 64 bits (signed or unsigned), as msgspec and DuckDB read them
 MAX_INT = 2**64 - 1
 
-_UNCOUNTABLE = re.compile(rb'"\s|\\u')  # space after a quote, or a \u escape: ``has_duplicate_keys`` parses
 _decode_any = msgspec.json.Decoder().decode
 _encode_any = msgspec.json.Encoder().encode
 _OPEN = (ord("["), ord("{"))
@@ -66,6 +64,11 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _countable(text: bytes) -> bool:
+    """No whitespace after a quote and no ``\\u`` escape: what counting keys needs (plain ``in``: C speed)."""
+    return b"\\u" not in text and b'" ' not in text and b'"\t' not in text and b'"\n' not in text and b'"\r' not in text
+
+
 def has_duplicate_keys(text: bytes) -> bool:
     """True if some object in this (depth-checked) JSON text names a key twice, or it is not JSON at all.
 
@@ -73,7 +76,7 @@ def has_duplicate_keys(text: bytes) -> bool:
     or a ``\\u`` escape (which re-encoding could respell), msgspec's re-encoding of the parsed text has as many
     ``":`` as the text exactly when no key was dropped. Otherwise it is parsed with a hook that sees every key.
     """
-    if not _UNCOUNTABLE.search(text):
+    if _countable(text):
         try:
             if text.count(b'":') == _encode_any(_decode_any(text)).count(b'":'):
                 return False
