@@ -26,7 +26,6 @@ import annotated_types
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
@@ -374,13 +373,16 @@ def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int,
     conformed = _conform(table, model)
     if conformed is None:
         return schema.empty_table(), list(enumerate(table.to_pylist()))
-    json_columns = [f'"{name}"' for name in model.json_fields]
-    plain = "".join(f", ({_plain_json(col)}) IS TRUE AS {col}" for col in json_columns)
+    columns = [f'"{name}"' for name in model.json_fields]
+    flags = "".join(
+        f", ({_plain_json(col)}) IS TRUE AS plain{i}, ({_unique_keys(col)}) IS TRUE AS unique{i}"
+        for i, col in enumerate(columns)
+    )
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone='UTC'")
         con.register("batch", conformed)
-        flags_table = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS _ok{plain} FROM batch").to_arrow_table()
+        flags_table = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS _ok{flags} FROM batch").to_arrow_table()
     finally:
         con.close()
     ok = np.array(flags_table.column("_ok").to_numpy(), dtype=bool)  # writable: JSON cells may still fail
@@ -406,29 +408,39 @@ def _plain_json(col: str) -> str:
     )
 
 
-def _check_json_cells(table: pa.Table, model: type[LogRecord], ok: np.ndarray, plain: pa.Table) -> pa.Table:
+def _unique_keys(col: str) -> str:
+    """No key twice: at most one key (a key ends in ``":``), or objects only at the top level and one level down (as
+    many ``{`` as those objects) with no key twice in any of them. Meant for plain cells; false means "not settled"."""
+    return (
+        f"CASE WHEN length({col}) - length(replace({col}, '\":', '')) <= 2 THEN TRUE"
+        f" ELSE length({col}) - length(replace({col}, '{{', ''))"
+        f" = 1 + len(list_filter(json_keys({col}, '$.*'), lambda k: len(k) > 0))"
+        f" AND len(json_keys({col})) = len(list_distinct(json_keys({col})))"
+        f" AND list_bool_and(list_transform(json_keys({col}, '$.*'), lambda k: len(k) = len(list_distinct(k)))) END"
+    )
+
+
+def _check_json_cells(table: pa.Table, model: type[LogRecord], ok: np.ndarray, flags: pa.Table) -> pa.Table:
     """Finish the JSON cells of the rows still ``ok`` (DuckDB's ``json_valid`` takes NaN, duplicate keys, any depth).
 
-    Plain cells (``_plain_json``) with two or more keys are checked for a duplicate; any other cell is parsed by
-    ``safejson`` and stored in canonical spelling. A cell that fails marks its row not ok, so pydantic
-    says why.
+    Plain cells (``_plain_json``) that DuckDB found free of duplicate keys (``_unique_keys``) are done; other plain
+    cells are checked for a duplicate key in Python; any other cell is parsed by ``safejson`` and stored in canonical
+    spelling. A cell that fails marks its row not ok, so pydantic says why.
     """
-    for name in model.json_fields:
-        column = table.column(name)
-        is_plain = plain.column(name).to_numpy()
-        keys = pc.count_substring(column, '":').to_numpy(zero_copy_only=False)  # >= the keys in a plain cell
-        todo = np.flatnonzero(ok & ~(is_plain & (keys <= 1)))
+    for i, name in enumerate(model.json_fields):
+        is_plain = flags.column(f"plain{i}").to_numpy()
+        todo = np.flatnonzero(ok & ~(is_plain & flags.column(f"unique{i}").to_numpy()))
         if not todo.size:
             continue
-        cells = column.to_pylist()
-        for i in todo.tolist():
+        cells = table.column(name).to_pylist()
+        for j in todo.tolist():
             try:
-                if is_plain[i]:
-                    ok[i] = not safejson.has_duplicate_keys(cells[i].encode())
+                if is_plain[j]:
+                    ok[j] = not safejson.has_duplicate_keys(cells[j].encode())
                 else:
-                    cells[i] = safejson.check(safejson.loads(cells[i]))
+                    cells[j] = safejson.check(safejson.loads(cells[j]))
             except safejson.JsonLimitError:
-                ok[i] = False
+                ok[j] = False
         field = table.schema.field(name)
         table = table.set_column(table.schema.get_field_index(name), field, pa.array(cells, pa.string()))
     return table
