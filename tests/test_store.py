@@ -578,3 +578,13 @@ def test_parquet_json_cells_are_bounded_and_stored_canonically(store: Store, tmp
     assert store.turn("t4").resolved_entities == {"a": 100000.0}  # type: ignore[union-attr]
     assert store.logs().sql("select resolved_entities from turns where turn_id = 't4'").item() == '{"a":100000.0}'
     assert all(store.turn(f"t{i}") is not None for i in (0, 4, 5))
+
+
+def test_parquet_truncated_json_cell_with_two_keys_is_quarantined_not_fatal(store: Store, tmp_path: Path) -> None:
+    rows = to_arrow([turn(i) for i in range(3)], Turn).to_pylist()
+    rows[1]["trace"] = '{"a":1,"b":'  # DuckDB's json_keys raises on it: the key check must not reach it
+    src = tmp_path / "turns.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=ARROW_SCHEMAS[Turn]), src)
+    report = store.ingest([src], quarantine=tmp_path / "q.jsonl")
+    assert (report.read, report.ingested, report.quarantined) == (3, 2, 1)
+    assert "trace: bad JSON" in _quarantine(tmp_path / "q.jsonl")[0]["reason"]

@@ -213,6 +213,7 @@ def write(folder: Path, *, valid: int, hostile: int, seed: int = 0, homes: list[
         '{"a":"' + "z" * 150_000 + '"}',
         '{"a" : 1 , "a" : 2}',
         '{"a":"\\":","a":"\\u0022:"}',
+        '{"a":1,"b":',
     ]
     typed_rows: list[Row] = []
     for i in range(1_000):

@@ -374,15 +374,21 @@ def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int,
     if conformed is None:
         return schema.empty_table(), list(enumerate(table.to_pylist()))
     columns = [f'"{name}"' for name in model.json_fields]
+    keys = "".join(  # each JSON cell's keys by level, parsed once (and only if it parses: json_keys raises)
+        f", CASE WHEN json_valid({col}) THEN json_keys({col}) END AS _keys{i}"
+        f", CASE WHEN json_valid({col}) THEN json_keys({col}, '$.*') END AS _child_keys{i}"
+        for i, col in enumerate(columns)
+    )
     flags = "".join(
-        f", ({_plain_json(col)}) IS TRUE AS plain{i}, ({_unique_keys(col)}) IS TRUE AS unique{i}"
+        f", ({_plain_json(col)}) IS TRUE AS plain{i}, ({_unique_keys(col, i)}) IS TRUE AS unique{i}"
         for i, col in enumerate(columns)
     )
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone='UTC'")
         con.register("batch", conformed)
-        flags_table = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS _ok{flags} FROM batch").to_arrow_table()
+        query = f"SELECT ({predicate(model)}) IS TRUE AS _ok{flags} FROM (SELECT *{keys} FROM batch)"
+        flags_table = con.sql(query).to_arrow_table()
     finally:
         con.close()
     ok = np.array(flags_table.column("_ok").to_numpy(), dtype=bool)  # writable: JSON cells may still fail
@@ -408,15 +414,16 @@ def _plain_json(col: str) -> str:
     )
 
 
-def _unique_keys(col: str) -> str:
+def _unique_keys(col: str, i: int) -> str:
     """No key twice: at most one key (a key ends in ``":``), or objects only at the top level and one level down (as
-    many ``{`` as those objects) with no key twice in any of them. Meant for plain cells; false means "not settled"."""
+    many ``{`` as those objects) with no key twice in any of them. Meant for plain cells; false means "not settled".
+    ``_keys{i}`` and ``_child_keys{i}`` are the cell's ``json_keys`` at ``$`` and ``$.*`` (see ``_check_table``)."""
     return (
         f"CASE WHEN length({col}) - length(replace({col}, '\":', '')) <= 2 THEN TRUE"
         f" ELSE length({col}) - length(replace({col}, '{{', ''))"
-        f" = 1 + len(list_filter(json_keys({col}, '$.*'), lambda k: len(k) > 0))"
-        f" AND len(json_keys({col})) = len(list_distinct(json_keys({col})))"
-        f" AND list_bool_and(list_transform(json_keys({col}, '$.*'), lambda k: len(k) = len(list_distinct(k)))) END"
+        f" = 1 + len(list_filter(_child_keys{i}, lambda k: len(k) > 0))"
+        f" AND len(_keys{i}) = len(list_distinct(_keys{i}))"
+        f" AND list_bool_and(list_transform(_child_keys{i}, lambda k: len(k) = len(list_distinct(k)))) END"
     )
 
 
