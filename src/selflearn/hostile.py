@@ -77,6 +77,10 @@ def _line_kinds() -> dict[str, Callable[[random.Random, Row], bytes]]:
         line = _json(row)
         return line[: rng.randrange(1, len(line))]
 
+    def missing(rng: random.Random, row: Row) -> bytes:
+        gone = rng.choice(("ts", "user_id"))
+        return _json({k: v for k, v in row.items() if k != gone})
+
     def wrong_type(rng: random.Random, row: Row) -> bytes:
         name = rng.choice(sorted(set(row) - {"turn_id"}))  # two rows typed "x" would be duplicates, not hostile
         value = rng.choice([[], {}, [1, "a"], {"k": None}, 0, -1, 1.5, "", "x", None, True, False, "1", "null"])
@@ -116,7 +120,7 @@ def _line_kinds() -> dict[str, Callable[[random.Random, Row], bytes]]:
         ),
         "not_object": lambda rng, row: rng.choice((b"[]", b"null", b'"turn on"', b"42", b"[" + _json(row) + b"]")),
         "unknown_field": lambda rng, row: _json({**row, "__proto__": {"polluted": True}}),
-        "missing_field": lambda rng, row: _json({k: v for k, v in row.items() if k != rng.choice(("ts", "user_id"))}),
+        "missing_field": missing,
         "bad_timestamp": lambda rng, row: _swap(
             row, "ts", rng.choice(('"2026-13-45T00:00:00Z"', '"2026-03-02T06:00:00"', '"9999-12-31T23:59:59Z"', "0"))
         ),
