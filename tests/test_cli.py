@@ -194,3 +194,19 @@ def test_readers_of_a_store_that_does_not_exist_say_so_and_create_nothing(tmp_pa
         assert str(missing) in said and ("nostoreat" in said or "doesnotexist" in said), args
         assert not missing.parent.exists()
     assert ArtifactStore(tmp_path / "art").current() is None
+
+
+def test_hostile_home_yaml_is_one_line_usage_error(tmp_path: Path) -> None:
+    laughs = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        laughs.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    path = tmp_path / "lol.yaml"
+    path.write_text("\n".join([*laughs, "areas: *i", "devices: []", "endpoints: []", "id: lol"]) + "\n")
+    for args in (
+        ["eval", "context", "--quick", "--home", str(path)],
+        ["rewrite", "x", "--user", "u", "--home", str(path)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "refusing home file" in result.output and "aliases are expanded" in result.output
+        assert "Traceback" not in result.output

@@ -111,8 +111,23 @@ BAD_LINES: dict[str, tuple[bytes, str]] = {
     "invalid_utf8": (_line(turn(106)).replace(b"turn on", b"turn \xff\xfe on"), "UTF-8"),
     "unknown_enum": (_line(turn(107), result_status="exploded"), "result_status"),
     "extra_field": (_line(turn(108), mood="grumpy"), "mood"),
-    "bad_json_field": (_line(turn(109), nlu_slots='{"name": '), "record"),
+    "bad_json_field": (_line(turn(109), nlu_slots='{"name": '), "nlu_slots: bad JSON"),
     "confidence_range": (_line(turn(110), asr_confidence=1.5), "asr_confidence"),
+    "deep_line": (b'{"trace":' + b"[" * 1_000 + b"]" * 1_000 + b"}", "nested 1001 levels deep"),
+    "deep_json_field": (
+        _line(turn(111), trace={}).replace(b'"trace": {}', b'"trace":{"a":' + b"[" * 40 + b"]" * 40 + b"}"),
+        "deep",
+    ),
+    "deep_json_string": (_line(turn(112), trace='{"a":' + "[" * 5_000 + "]" * 5_000 + "}"), "trace: JSON nested"),
+    "string_bool": (_line(turn(113), barge_in="yes"), "barge_in"),
+    "int_bool": (_line(turn(114), barge_in=1), "barge_in"),
+    "duplicate_key": (_line(turn(115))[:-1] + b',"barge_in":true}', "duplicate key 'barge_in'"),
+    "nested_duplicate_key": (_line(turn(116), trace={}).replace(b'"trace": {}', b'"trace":{"a":1,"a":2}'), "duplicate"),
+    "nan": (_line(turn(117), nlu_slots={}).replace(b'"nlu_slots": {}', b'"nlu_slots":{"x":NaN}'), "NaN"),
+    "huge_int": (_line(turn(118), nlu_slots={"n": 10**20}), "64-bit"),
+    "overflow_float": (_line(turn(119), nlu_slots={}).replace(b'"nlu_slots": {}', b'"nlu_slots":{"x":1e999}'), "range"),
+    "huge_json_value": (_line(turn(120), device_state_snapshot={"x": "y" * 100_000}), "device_state_snapshot"),
+    "long_line": (_line(turn(121), asr_text="z" * 5_000_000), "bytes (limit"),
 }
 
 
@@ -494,7 +509,11 @@ def test_unreadable_parquet_files_are_quarantined_not_fatal(store: Store, tmp_pa
     assert store.counts()["turns"] == 400
     reasons = [e["reason"].split(":")[0] for e in _quarantine(q)]
     assert reasons.count("unreadable Parquet file") == 1
-    assert reasons.count("undecodable Parquet data") == 200  # the rows from the damaged row group on
+    assert reasons.count("undecodable Parquet data") == 100  # the damaged row group only; the fourth is read
+    lost = [e for e in _quarantine(q) if e["reason"].startswith("undecodable")]
+    assert [e["line"] for e in lost] == list(range(201, 301))
+    assert all("unreadable columns: asr_text" in e["reason"] for e in lost)
+    assert [json.loads(e["raw"])["turn_id"] for e in lost] == [f"t{i}" for i in range(200, 300)]  # what can be read
 
 
 def test_bom_crlf_and_blank_lines_are_fine(store: Store, tmp_path: Path) -> None:
@@ -664,6 +683,8 @@ def test_a_schema_1_store_is_migrated_on_open_and_takes_turns_without_the_option
         assert frame["turn_id"].to_list() == ["old", new.turn_id]
         assert frame["asr_confidence"].to_list() == [0.93, None]
         assert frame["device_type"].to_list() == ["speaker", None]
+
+
 def test_shared_finds_other_users_phrases_in_any_text_column(store: Store) -> None:
     store.add(
         turns=[turn(1, user="u1", asr_text="what's the time in oslo"), turn(2, user="u2", asr_text="what's the time")],
@@ -676,3 +697,33 @@ def test_shared_finds_other_users_phrases_in_any_text_column(store: Store) -> No
     assert store.shared(said, besides="u1") == said - {"nobody said this"}
     assert store.shared({"what's the time in oslo"}, besides="u1") == set()
     assert store.shared({"what's the time in oslo"}) == {"what's the time in oslo"}
+
+
+def test_parquet_json_cells_are_bounded_and_stored_canonically(store: Store, tmp_path: Path) -> None:
+    rows = to_arrow([turn(i) for i in range(6)], Turn).to_pylist()
+    rows[1]["trace"] = '{"a":' + "[" * 5_000 + "]" * 5_000 + "}"  # json_valid in DuckDB; RecursionError in Python
+    rows[2]["nlu_slots"] = '{"a":1,"a":2}'
+    rows[3]["device_state_snapshot"] = '{"a":NaN}'
+    rows[4]["resolved_entities"] = '{"a" :  1e5}'  # valid, unusual spelling
+    src = tmp_path / "turns.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=ARROW_SCHEMAS[Turn]), src)
+    q = tmp_path / "q.jsonl"
+    report = store.ingest([src], quarantine=q)
+    assert (report.read, report.ingested, report.quarantined) == (6, 3, 3)
+    reasons = {e["line"]: e["reason"] for e in _quarantine(q)}
+    assert "trace: JSON nested 5001 levels deep" in reasons[2]
+    assert "nlu_slots: duplicate key 'a'" in reasons[3]
+    assert "NaN" in reasons[4]
+    assert store.turn("t4").resolved_entities == {"a": 100000.0}  # type: ignore[union-attr]
+    assert store.logs().sql("select resolved_entities from turns where turn_id = 't4'").item() == '{"a":100000.0}'
+    assert all(store.turn(f"t{i}") is not None for i in (0, 4, 5))
+
+
+def test_parquet_truncated_json_cell_with_two_keys_is_quarantined_not_fatal(store: Store, tmp_path: Path) -> None:
+    rows = to_arrow([turn(i) for i in range(3)], Turn).to_pylist()
+    rows[1]["trace"] = '{"a":1,"b":'  # DuckDB's json_keys raises on it: the key check must not reach it
+    src = tmp_path / "turns.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=ARROW_SCHEMAS[Turn]), src)
+    report = store.ingest([src], quarantine=tmp_path / "q.jsonl")
+    assert (report.read, report.ingested, report.quarantined) == (3, 2, 1)
+    assert "trace: bad JSON" in _quarantine(tmp_path / "q.jsonl")[0]["reason"]

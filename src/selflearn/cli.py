@@ -194,6 +194,10 @@ def eval_(
         for name in evaluate.available():
             out.print(name)
         return
+    if home is not None:
+        from selflearn.home import load_home
+
+        load_home(home)  # a bad or hostile home file: one line before any work, not a traceback mid-suite
     report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home, ha_config=ha_config))
     if as_json:
         print(report.to_json())

@@ -41,10 +41,83 @@ SHIPPED_HOMES_DIR = Path(__file__).parent / "data" / "homes"
 # Homes shipped for one eval suite (``willow_house``: realphrasing); kept out of ``shipped_homes``, so adding one
 # does not change what every other suite and bench measures.
 EVAL_HOMES_DIR = SHIPPED_HOMES_DIR / "eval"
+MAX_HOME_BYTES = 1024 * 1024  # the shipped homes are ~5 KB; a home of hundreds of devices stays far below this
+MAX_HOME_NODES = 100_000  # values in the document with every alias expanded ("billion laughs" is ~10^9)
+MAX_HOME_DEPTH = 32  # nesting of the document (a home needs 5)
 
 
 class HomeError(UsageError):
     """A home file that cannot be used, with the reason in words a user can act on."""
+
+
+class UnsafeHomeError(HomeError):
+    """A home file refused before it is built: too big, nested too deep, or aliases that expand too far."""
+
+
+class _HomeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with the document's depth and alias-expanded size bounded before anything is built.
+
+    Aliases themselves are cheap in the node graph (a reference to an earlier node); what explodes is everything that
+    walks the expanded tree afterwards (construction, pydantic). So the expanded size is counted on the node graph,
+    each node's size computed once, and composition refuses nesting that would recurse too deep. The scanner refuses
+    deep ``[``/``{`` nesting itself: it looks ahead over a whole flow collection, in time quadratic in its depth.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: type[yaml.Token]) -> None:
+        if self.flow_level >= MAX_HOME_DEPTH:
+            raise UnsafeHomeError(f"nested more than {MAX_HOME_DEPTH} levels deep")
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_HOME_DEPTH:
+                raise UnsafeHomeError(f"nested more than {MAX_HOME_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has with every alias expanded; each distinct node is sized once (no recursion)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            sizes[id(node)] = 1
+            continue
+        if children_done:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_HOME_NODES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _safe_yaml(text: str) -> Any:
+    """The YAML document as Python data, refusing documents that would take long or much memory to build."""
+    loader = _HomeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node)
+        if size > MAX_HOME_NODES:
+            raise UnsafeHomeError(f"more than {MAX_HOME_NODES:,} values once its aliases are expanded")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 class _Config(BaseModel):
@@ -156,11 +229,18 @@ class Home(_Config):
 
 
 def load_home(path: str | Path) -> Home:
+    """A home from a user's YAML file; ``HomeError`` (``UnsafeHomeError`` for hostile files) says what is wrong."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise HomeError(f"cannot read home file {path}: {e}") from e
+        with open(path, "rb") as f:
+            raw = f.read(MAX_HOME_BYTES + 1)
+        if len(raw) > MAX_HOME_BYTES:
+            raise UnsafeHomeError(f"home file {path} is over {MAX_HOME_BYTES:,} bytes")
+        data = _safe_yaml(raw.decode("utf-8"))
+    except UnsafeHomeError as e:
+        raise UnsafeHomeError(f"refusing home file {path}: {e}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise HomeError(f"cannot read home file {path}: {' '.join(str(e).split())}") from e
     try:
         return Home.model_validate(data)
     except ValidationError as e:

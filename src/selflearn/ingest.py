@@ -5,7 +5,11 @@ is the one definition of valid; two faster checks derived from its fields and st
 work: JSONL lines are decoded by a msgspec mirror (``fastpath``), Parquet batches are checked column-wise in DuckDB
 by one predicate. Only the rows those reject go through per-row pydantic, which accepts them after all or gives the
 human-readable reason. A row is never dropped: it is stored, counted as a duplicate, or quarantined (with its raw
-text in full).
+text in full, or its first ``RAW_PREVIEW_BYTES`` for a line over the size limit).
+
+Nothing untrusted reaches a recursive parser unchecked: a JSONL line's size and nesting depth are measured on its
+bytes first (``safejson``), Parquet is read one row group at a time so a corrupt group costs only its own rows, and
+every stored JSON value is within ``safejson``'s limits, so whatever reads the store later can parse it.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from typing import Any, Literal
 
 import annotated_types
 import duckdb
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from selflearn import fastpath
+from selflearn import fastpath, safejson
 from selflearn.errors import UsageError
 from selflearn.ids import IdFormat
 from selflearn.schema import (
@@ -44,6 +48,9 @@ KINDS: tuple[Kind, ...] = ("turns", "gold", "feedback", "preferences")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 50_000
+MAX_LINE_BYTES = 4 * 1024 * 1024  # no valid record is this long; a longer JSONL line is quarantined unparsed
+LINE_DEPTH = safejson.MAX_DEPTH + 1  # a record is an object holding JSON values of at most MAX_DEPTH levels
+RAW_PREVIEW_BYTES = 64 * 1024  # what the quarantine keeps of a line over MAX_LINE_BYTES
 
 # Fields only one record kind has: how a row from a file without a kind prefix says what it is.
 _MARKERS: tuple[tuple[str, Kind], ...] = (
@@ -127,8 +134,9 @@ def describe(error: ValidationError) -> str:
         if e["type"] == "json_invalid":
             parts.append(f"bad JSON: {e['ctx'].get('error', e['msg']) if 'ctx' in e else e['msg']}")
             continue
-        loc = ".".join(str(x) for x in e["loc"]) or "record"
-        parts.append(f"{loc}: {e['msg']}")
+        msg = str(e["ctx"]["error"]) if e["type"] == "value_error" and "ctx" in e else e["msg"]
+        loc = ".".join(str(x) for x in e["loc"])
+        parts.append(f"{loc}: {msg}" if loc else msg)  # a record-level check names its field itself
     return "; ".join(parts)
 
 
@@ -156,14 +164,19 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
             batch = Batch(source=source, read=0)
             fast: dict[Kind, list[Any]] = {}
             records: dict[Kind, list[LogRecord]] = {}
-            for raw in f:
+            for raw, size in _lines(f):
                 lineno += 1
-                batch.size_bytes += len(raw)
+                batch.size_bytes += size
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows tools)
                     raw = raw[3:]
                 if not raw.strip():
                     continue
                 batch.read += 1
+                unsafe = _unsafe(raw, size)
+                if unsafe:
+                    text = raw[:RAW_PREVIEW_BYTES].decode("utf-8", "backslashreplace").rstrip("\r\n")
+                    batch.quarantined.append(Quarantined(source, lineno, text, unsafe, declared))
+                    continue
                 row = fastpath.decode(RECORD_TYPES[guess], raw) if guess is not None else None
                 if guess is not None and row is not None:
                     fast.setdefault(guess, []).append(row)
@@ -189,24 +202,48 @@ def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
             yield batch
 
 
+def _lines(f: typing.BinaryIO) -> Iterator[tuple[bytes, int]]:
+    """Each line and its size in bytes, reading at most ``MAX_LINE_BYTES`` of it: an endless line costs no memory."""
+    while raw := f.readline(MAX_LINE_BYTES + 1):
+        size = len(raw)
+        if size > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raw = raw[:RAW_PREVIEW_BYTES]
+            while rest := f.readline(RAW_PREVIEW_BYTES):
+                size += len(rest)
+                if rest.endswith(b"\n"):
+                    break
+        yield raw, size
+
+
+def _unsafe(raw: bytes, size: int) -> str:
+    """Why a line must not be parsed at all (too long, nested too deep), or "" if parsing it is safe."""
+    if size > MAX_LINE_BYTES:
+        return f"line of {size:,} bytes (limit {MAX_LINE_BYTES:,})"
+    if safejson.too_deep(raw, LINE_DEPTH):
+        return f"JSON nested {safejson.depth(raw)} levels deep (limit {LINE_DEPTH})"
+    return ""
+
+
 def _validate_line(raw: bytes, declared: Kind | None) -> tuple[Kind | None, LogRecord | None, str, str]:
+    """Per-row pydantic for a line the fast path did not take: the record, or the reason it is not one."""
     try:
         text = raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as e:
         return declared, None, f"invalid UTF-8 at byte {e.start}", raw.decode("utf-8", "backslashreplace").rstrip()
     kind = declared
     try:
+        data = safejson.loads(text, max_depth=LINE_DEPTH, max_bytes=MAX_LINE_BYTES)  # duplicate keys, NaN, ...
+    except safejson.JsonLimitError as e:
+        return kind, None, str(e), text
+    if not isinstance(data, dict):
+        return kind, None, f"not a JSON object (got {type(data).__name__})", text
+    try:
         if kind is None:
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                return None, None, f"not a JSON object (got {type(data).__name__})", text
             kind = kind_of_fields(data)
             if kind is None:
                 return None, None, "cannot tell the record kind (no turns/gold/feedback/preferences fields)", text
             return kind, RECORD_TYPES[kind].model_validate(data), "", text
         return kind, RECORD_TYPES[kind].model_validate_json(text), "", text
-    except json.JSONDecodeError as e:
-        return kind, None, f"bad JSON: {e.msg} at column {e.colno}", text
     except ValidationError as e:
         return kind, None, describe(e), text
 
@@ -215,36 +252,70 @@ def _validate_line(raw: bytes, declared: Kind | None) -> tuple[Kind | None, LogR
 
 
 def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
-    """Validate a Parquet file batch by batch: a vectorised DuckDB check, per-row pydantic only for what it rejects.
+    """Validate a Parquet file row group by row group: a vectorised DuckDB check, per-row pydantic for what it rejects.
 
-    A file that cannot be opened becomes one quarantine entry (line 0); rows in a part of the file that cannot be
-    decoded become one entry each, so the counts still add up.
+    A file that cannot be opened becomes one quarantine entry (line 0). A row group that cannot be decoded costs only
+    its own rows not yet read: one entry each, with the values of the columns that can still be read as raw text.
     """
     source = str(path)
     try:
         pf = pq.ParquetFile(path)
-        n_rows = pf.metadata.num_rows
+        groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
     except (pa.ArrowException, OSError) as e:
-        yield Batch(source, 1, quarantined=[Quarantined(source, 0, "", f"unreadable Parquet file: {e}")])
+        yield Batch(source, 1, quarantined=[Quarantined(source, 0, "", f"unreadable Parquet file: {_one_line(e)}")])
         return
     kind = kind_of_name(path) or kind_of_fields(pf.schema_arrow.names)
-    total_bytes = path.stat().st_size
+    bytes_per_row = path.stat().st_size / max(sum(groups), 1)
     line = 0
-    batches = pf.iter_batches(batch_size=batch_rows)
-    while True:
+    for group, n_rows in enumerate(groups):
+        done = 0
+        batches = pf.iter_batches(batch_size=batch_rows, row_groups=[group])
+        while done < n_rows:
+            try:
+                rb = next(batches)
+            except StopIteration:
+                error = f"row group {group} ended after {done} of {n_rows} rows"
+            except (pa.ArrowException, OSError) as e:
+                error = _one_line(e)
+            else:
+                table = pa.Table.from_batches([rb])
+                batch = Batch(source=source, read=table.num_rows, size_bytes=int(bytes_per_row * table.num_rows))
+                _check_batch(batch, table, kind, line + done)
+                done += table.num_rows
+                yield batch
+                continue
+            lost = _salvage(pf, group, done, n_rows, f"undecodable Parquet data: {error}")
+            entries = [
+                Quarantined(source, line + done + i + 1, raw, reason, kind) for i, (raw, reason) in enumerate(lost)
+            ]
+            yield Batch(source, len(entries), quarantined=entries, size_bytes=int(bytes_per_row * len(entries)))
+            break
+        line += n_rows
+
+
+def _one_line(error: Exception) -> str:
+    """An Arrow/OS error message on one line (Arrow's span several)."""
+    return " ".join(str(error).split())
+
+
+def _salvage(pf: pq.ParquetFile, group: int, start: int, stop: int, reason: str) -> list[tuple[str, str]]:
+    """(raw, reason) for rows ``start:stop`` of a row group that does not decode: what its readable columns hold."""
+    readable: dict[str, list[Any]] = {}
+    broken: list[str] = []
+    for name in pf.schema_arrow.names:
         try:
-            rb = next(batches)
-        except StopIteration:
-            return
-        except (pa.ArrowException, OSError) as e:
-            lost = [Quarantined(source, n + 1, "", f"undecodable Parquet data: {e}", kind) for n in range(line, n_rows)]
-            yield Batch(source, len(lost), quarantined=lost)
-            return
-        table = pa.Table.from_batches([rb])
-        batch = Batch(source=source, read=table.num_rows, size_bytes=total_bytes * table.num_rows // max(n_rows, 1))
-        _check_batch(batch, table, kind, line)
-        line += table.num_rows
-        yield batch
+            values = pf.read_row_group(group, columns=[name]).column(0).slice(start, stop - start).to_pylist()
+        except (pa.ArrowException, OSError, UnicodeDecodeError):
+            values = []
+        if len(values) == stop - start:
+            readable[name] = values
+        else:
+            broken.append(name)
+    if broken:
+        reason += f" (unreadable columns: {', '.join(broken)})"
+    if not readable:
+        return [("", reason)] * (stop - start)
+    return [(_row_json({n: v[i] for n, v in readable.items()}), reason) for i in range(stop - start)]
 
 
 def _check_batch(batch: Batch, table: pa.Table, kind: Kind | None, line: int) -> None:
@@ -260,7 +331,7 @@ def _check_batch(batch: Batch, table: pa.Table, kind: Kind | None, line: int) ->
             try:
                 row.validate(full=True)
             except pa.ArrowInvalid as e:
-                batch.quarantined.append(Quarantined(source, line + i + 1, _raw_bytes(row), f"{e}", kind))
+                batch.quarantined.append(Quarantined(source, line + i + 1, _raw_bytes(row), _one_line(e), kind))
                 continue
             positions.append(i)
         table = table.take(positions)
@@ -304,18 +375,84 @@ def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int,
     conformed = _conform(table, model)
     if conformed is None:
         return schema.empty_table(), list(enumerate(table.to_pylist()))
+    columns = [f'"{name}"' for name in model.json_fields]
+    keys = "".join(  # each JSON cell's keys by level, parsed once (and only if it parses: json_keys raises)
+        f", CASE WHEN json_valid({col}) THEN json_keys({col}) END AS _keys{i}"
+        f", CASE WHEN json_valid({col}) THEN json_keys({col}, '$.*') END AS _child_keys{i}"
+        for i, col in enumerate(columns)
+    )
+    flags = "".join(
+        f", ({_plain_json(col)}) IS TRUE AS plain{i}, ({_unique_keys(col, i)}) IS TRUE AS unique{i}"
+        for i, col in enumerate(columns)
+    )
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone='UTC'")
         con.register("batch", conformed)
-        flags = con.sql(f"SELECT ({predicate(model)}) IS TRUE AS ok FROM batch").to_arrow_table().column("ok")
+        query = f"SELECT ({predicate(model)}) IS TRUE AS _ok{flags} FROM (SELECT *{keys} FROM batch)"
+        flags_table = con.sql(query).to_arrow_table()
     finally:
         con.close()
-    ok = flags.combine_chunks() if isinstance(flags, pa.ChunkedArray) else flags
-    valid = conformed.filter(ok).cast(schema)
-    bad_idx = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+    ok = np.array(flags_table.column("_ok").to_numpy(), dtype=bool)  # writable: JSON cells may still fail
+    conformed = _check_json_cells(conformed, model, ok, flags_table)
+    valid = conformed.filter(pa.array(ok, pa.bool_())).cast(schema)
+    bad_idx = np.flatnonzero(~ok).tolist()
     rejected = table.take(bad_idx).to_pylist() if bad_idx else []
     return valid, list(zip(bad_idx, rejected, strict=True))
+
+
+# Cheap sufficient conditions for a JSON object's text to be within ``safejson``'s limits, duplicate keys aside:
+# short enough that no spelling can exceed the size limit, fewer brackets than the depth limit, and no NaN,
+# Infinity, number of 19+ digits or 3-digit exponent, surrogate escape, or space before a key's colon. A text that
+# contains one of those (perhaps only inside a string) is parsed in full instead.
+_PLAIN_RE = r'NaN|Infinity|[0-9]{19}|[eE][+-]?[0-9]{3}|\\u[dD][89a-fA-F]|"\s+:'
+
+
+def _plain_json(col: str) -> str:
+    return (
+        f"length({col}) <= {safejson.MAX_CHARS // fastpath.NUMBER_GROWTH}"
+        f" AND length({col}) - length(replace(replace({col}, '{{', ''), '[', '')) <= {safejson.MAX_DEPTH}"
+        f" AND NOT regexp_matches({col}, '{_PLAIN_RE}')"
+    )
+
+
+def _unique_keys(col: str, i: int) -> str:
+    """No key twice: at most one key (a key ends in ``":``), or objects only at the top level and one level down (as
+    many ``{`` as those objects) with no key twice in any of them. Meant for plain cells; false means "not settled".
+    ``_keys{i}`` and ``_child_keys{i}`` are the cell's ``json_keys`` at ``$`` and ``$.*`` (see ``_check_table``)."""
+    return (
+        f"CASE WHEN length({col}) - length(replace({col}, '\":', '')) <= 2 THEN TRUE"
+        f" ELSE length({col}) - length(replace({col}, '{{', ''))"
+        f" = 1 + len(list_filter(_child_keys{i}, lambda k: len(k) > 0))"
+        f" AND len(_keys{i}) = len(list_distinct(_keys{i}))"
+        f" AND list_bool_and(list_transform(_child_keys{i}, lambda k: len(k) = len(list_distinct(k)))) END"
+    )
+
+
+def _check_json_cells(table: pa.Table, model: type[LogRecord], ok: np.ndarray, flags: pa.Table) -> pa.Table:
+    """Finish the JSON cells of the rows still ``ok`` (DuckDB's ``json_valid`` takes NaN, duplicate keys, any depth).
+
+    Plain cells (``_plain_json``) that DuckDB found free of duplicate keys (``_unique_keys``) are done; other plain
+    cells are checked for a duplicate key in Python; any other cell is parsed by ``safejson`` and stored in canonical
+    spelling. A cell that fails marks its row not ok, so pydantic says why.
+    """
+    for i, name in enumerate(model.json_fields):
+        is_plain = flags.column(f"plain{i}").to_numpy()
+        todo = np.flatnonzero(ok & ~(is_plain & flags.column(f"unique{i}").to_numpy()))
+        if not todo.size:
+            continue
+        cells = table.column(name).to_pylist()
+        for j in todo.tolist():
+            try:
+                if is_plain[j]:
+                    ok[j] = not safejson.has_duplicate_keys(cells[j].encode())
+                else:
+                    cells[j] = safejson.check(safejson.loads(cells[j]))
+            except safejson.JsonLimitError:
+                ok[j] = False
+        field = table.schema.field(name)
+        table = table.set_column(table.schema.get_field_index(name), field, pa.array(cells, pa.string()))
+    return table
 
 
 def _conform(table: pa.Table, model: type[LogRecord]) -> pa.Table | None:
@@ -360,7 +497,10 @@ def _conform(table: pa.Table, model: type[LogRecord]) -> pa.Table | None:
 
 
 def predicate(model: type[LogRecord]) -> str:
-    """A DuckDB boolean expression true only for rows that pydantic accepts, derived from the model's fields."""
+    """A DuckDB boolean expression true only for rows that pydantic accepts, derived from the model's fields.
+
+    JSON fields are only checked to be JSON objects here; ``_check_json_cells`` finishes them.
+    """
     checks = []
     for name, info in model.model_fields.items():
         col = f'"{name}"'

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
+from selflearn import safejson
 from selflearn.ids import Id
 
 SCHEMA_VERSION = 2
@@ -48,7 +49,13 @@ ExplicitFeedback = Literal["yes", "no", "correction", "unsatisfied"]
 FailurePoint = Literal["false_wake", "asr", "nlu", "er", "result", "correct"]
 FeedbackKind = Literal["yes", "no", "correction", "teach"]
 
-JsonDict = dict[str, Any]
+
+def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    safejson.check(value)  # stored values must stay readable: bounded depth and size, finite numbers
+    return value
+
+
+JsonDict = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
 
 
 def canonical_json(value: Any) -> str:
@@ -81,7 +88,10 @@ class LogRecord(BaseModel):
             data = dict(data)
             for k in cls.json_fields:
                 if isinstance(data.get(k), str):
-                    data[k] = json.loads(data[k])
+                    try:
+                        data[k] = safejson.loads(data[k])
+                    except safejson.JsonLimitError as e:
+                        raise ValueError(f"{k}: {e}") from None
         return data
 
 
@@ -111,7 +121,7 @@ class Turn(LogRecord):
     resolved_entities: JsonDict = Field(default_factory=dict)
     result_status: ResultStatus
     response_text: str = ""
-    barge_in: bool = False
+    barge_in: bool = Field(default=False, strict=True)
     response_latency_ms: float | None = Field(
         default=None, ge=0.0, le=MAX_LATENCY_MS, description="Time to answer; None when not measured end to end."
     )
@@ -135,9 +145,9 @@ class Gold(LogRecord):
     true_slots: JsonDict = Field(default_factory=dict)
     failure_point: FailurePoint
     goal_id: str = Field(min_length=1, max_length=128)
-    goal_success: bool
+    goal_success: bool = Field(strict=True)
     is_rephrase_of: str | None = None
-    is_impossible: bool = False
+    is_impossible: bool = Field(default=False, strict=True)
     annotator_labels: JsonDict = Field(
         default_factory=dict,
         description="Simulated human annotators' labels (e.g. single/majority goal success), for baselines.",

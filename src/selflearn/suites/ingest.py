@@ -3,6 +3,13 @@
 The claim measured: no row is lost. ``rows_lost`` is recomputed from what is actually on disk (rows in the
 database, lines in the quarantine file), not from the ingest's own report; ``corruptions_caught`` is the share of
 injected corrupt rows that ended up in quarantine and ``valid_rows_rejected`` counts clean rows quarantined by mistake.
+
+Then the hostile corpus (``selflearn.hostile``: deep nesting, huge lines and numbers, NaN, duplicate keys, string
+booleans, invalid UTF-8, fuzzed rows, a corrupt Parquet row group) is ingested file by file: ``hostile_tracebacks``
+counts files whose ingest raised, ``hostile_valid_rows_lost`` known-valid rows not in the store,
+``hostile_accounting_error`` lines written minus (rows stored + duplicates + quarantine lines) counted on disk, and
+``hostile_unreadable_rows`` stored rows that ``Store.turn``, the learners' ``LogView`` or the JSON columns' readers
+fail on.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from selflearn import evaluate, logsample
-from selflearn.home import load_home
+from selflearn import evaluate, hostile, logsample
+from selflearn.home import Home, load_home
+from selflearn.labels.trace import flatten_trace
 from selflearn.schema import Turn, to_arrow
 from selflearn.store import Store
 
@@ -54,7 +62,51 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         "reingest_new_rows": stored_again - stored,
         "ingest_rows_per_s": report.read / seconds,
     }
+    with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
+        metrics.update(run_hostile(Path(tmp), valid=n // 10, seed=config.seed, homes=homes))
     return evaluate.EvalResult(n=report.read, metrics=metrics)
+
+
+def run_hostile(root: Path, *, valid: int, seed: int, homes: list[Home] | None = None) -> dict[str, float]:
+    """Ingest the hostile corpus file by file and check the outcome on disk (see the module docstring)."""
+    corpus = hostile.write(root / "in", valid=valid, hostile=10_000, seed=seed, homes=homes)
+    qfile = root / "quarantine.jsonl"
+    tracebacks = read = 0
+    with Store(root / "logs.duckdb") as store:
+        for path in corpus.paths:
+            try:
+                read += store.ingest([path], quarantine=qfile).read
+            except Exception:  # the measurement: a file whose ingest stopped
+                tracebacks += 1
+        stored = store.logs().turns()
+        unreadable = sum(not _reads_back(store, row) for row in stored.iter_rows(named=True))
+    with open(qfile, encoding="utf-8") as f:
+        quarantined = sum(1 for _ in f)
+    ids = set(stored["turn_id"].to_list())
+    return {
+        "hostile_lines_written": corpus.lines,
+        "hostile_kinds": len(corpus.kinds),
+        "hostile_rows_read": read,
+        "hostile_rows_stored": len(ids),
+        "hostile_rows_quarantined": quarantined,
+        "hostile_tracebacks": tracebacks,
+        "hostile_valid_rows": len(corpus.valid_ids),
+        "hostile_valid_rows_lost": len(corpus.valid_ids - ids),
+        "hostile_accounting_error": corpus.lines - len(ids) - corpus.duplicates - quarantined,
+        "hostile_unreadable_rows": unreadable,
+    }
+
+
+def _reads_back(store: Store, row: dict[str, object]) -> bool:
+    """A stored row as its readers see it: ``Store.turn``, JSON columns with plain ``json``, the trace features."""
+    try:
+        turn = store.turn(str(row["turn_id"]))
+        for name in Turn.json_fields:
+            json.loads(str(row[name]))
+        flatten_trace(str(row["trace"]))
+    except Exception:  # the measurement: any reader failing on a stored row
+        return False
+    return turn is not None
 
 
 def _corrupted_positions(log: logsample.SampleLog, paths: dict[str, Path]) -> set[tuple[str, int]]:

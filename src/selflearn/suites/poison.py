@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -89,7 +90,7 @@ def attack_turns(shape: Shape, homes: Sequence[Home], start: datetime, days: int
                     for a, attack in enumerate(shape.attacks):
                         at = start + timedelta(days=day, seconds=3600 * h + 600 * u + 20_000 * a + 120 * c)
                         key = f"poison.{shape.name}.{home.id}.{u}.{day}.{c}.{a}"
-                        common = {
+                        common: dict[str, Any] = {
                             "dialogue_id": key, "session_id": key, "user_id": user, "home_id": home.id,
                             "device_id": endpoint.id, "device_type": endpoint.type, "area": endpoint.area,
                             "asr_confidence": 0.95, "response_latency_ms": 300.0,
