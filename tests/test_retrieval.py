@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -26,6 +27,7 @@ from selflearn.rewrite.retrieval import (
     RetrievalConfig,
     choose_thresholds,
     global_forms,
+    prior_fit,
 )
 from selflearn.suites.realphrasing import HOME
 
@@ -147,6 +149,30 @@ def test_thresholds_weigh_wrong_actions_heavier() -> None:
     actions = [(0.97, True, 1), (0.93, True, 0), (0.6, True, 0)]  # a wrong action costs 3: not worth it
     threshold, action_threshold, value = choose_thresholds(answers + actions)
     assert threshold == 0.85 and action_threshold == 0.97 and value == pytest.approx(2.5)
+
+
+def _pairs(requests: int, own_effect: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates (12 per request) whose labels follow the day-0 ranker plus ``own_effect`` on the ``own`` feature."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((12 * requests, len(FEATURES)))
+    z = DAY0.bias + x @ np.asarray(DAY0.weights) + own_effect * x[:, FEATURES.index("own")]
+    y = (rng.random(len(z)) < 1.0 / (1.0 + np.exp(-z))).astype(int)
+    return x, y, np.arange(len(z)) // 12
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_few_weak_labels_leave_the_day0_ranker_where_it_is(seed: int) -> None:
+    bias, weights, strength = prior_fit(*_pairs(15, 0.0, seed), DAY0)
+    assert strength >= 1.0
+    assert abs(bias - DAY0.bias) < 0.1 and np.abs(np.subtract(weights, DAY0.weights)).max() < 0.1
+
+
+def test_consistent_evidence_moves_only_the_weight_it_is_about() -> None:
+    bias, weights, _ = prior_fit(*_pairs(600, 3.0, 0), DAY0)
+    own = FEATURES.index("own")
+    assert weights[own] > DAY0.weights[own] + 2.0  # the true weight is 4.0
+    assert abs(weights[FEATURES.index("cosine")] - DAY0.weights[FEATURES.index("cosine")]) < 1.0
+    assert abs(bias - DAY0.bias) < 0.5
 
 
 def test_global_forms_need_k_users_and_homes_and_name_nothing(home: Home) -> None:
