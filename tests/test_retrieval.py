@@ -27,6 +27,7 @@ from selflearn.rewrite.retrieval import (
     RetrievalConfig,
     choose_thresholds,
     global_forms,
+    judge,
     prior_fit,
 )
 from selflearn.suites.realphrasing import HOME
@@ -173,6 +174,30 @@ def test_consistent_evidence_moves_only_the_weight_it_is_about() -> None:
     assert weights[own] > DAY0.weights[own] + 2.0  # the true weight is 4.0
     assert abs(weights[FEATURES.index("cosine")] - DAY0.weights[FEATURES.index("cosine")]) < 1.0
     assert abs(bias - DAY0.bias) < 0.5
+
+
+UPDATE = Ranker(DAY0.weights, DAY0.bias, 0.5, 0.5, 100)
+
+
+def test_an_update_that_only_abstains_does_not_replace_day0() -> None:
+    """Day-0 accepts wrong answers at its documented 0.92 but, re-thresholded alike, abstains too: no gain."""
+    update = [(0.3, False, 0)] * 60
+    day0 = [(0.95, False, 0)] * 60
+    assert judge(UPDATE, update, day0, 0.05) == (DAY0, 0.0, 0.0)
+
+
+def test_an_update_that_ranks_better_replaces_day0_with_its_thresholds() -> None:
+    update = [(0.9, False, 1)] * 30 + [(0.995, True, 1)] * 20 + [(0.6, True, 0)] * 10
+    day0 = [(0.9, False, 0)] * 30 + [(0.97, True, 0)] * 20 + [(0.6, True, 0)] * 10
+    chosen, value, day0_value = judge(UPDATE, update, day0, 0.05)
+    assert (chosen.threshold, chosen.action_threshold, chosen.weights) == (0.9, 0.99, UPDATE.weights)
+    assert value == 50.0 and day0_value == 0.0
+
+
+def test_an_update_that_lowers_the_action_threshold_is_not_published() -> None:
+    update = [(0.9, False, 1)] * 30 + [(0.95, True, 1)] * 20
+    day0 = [(0.9, False, 0)] * 30 + [(0.95, True, 0)] * 20
+    assert judge(UPDATE, update, day0, 0.05)[0] == DAY0
 
 
 def test_global_forms_need_k_users_and_homes_and_name_nothing(home: Home) -> None:
