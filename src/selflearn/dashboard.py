@@ -149,7 +149,9 @@ class Logs:
                 self.reading = self.service.store.counts()["turns"]
                 logs = self.service.store.logs()
                 gold = self.service.store.gold().select("turn_id", "failure_point")
-            self._snapshot = build_snapshot(logs.turns(), logs.feedback(), gold)
+            self._snapshot = snapshot = build_snapshot(logs.turns(), logs.feedback(), gold)
+            if not self._built.is_set():  # plotly loads its figure code on first use (~1 s under load): not on a page
+                trend_figure(snapshot.daily.head(1), []).to_json()
             self._at = time.monotonic()
             self._every = max(LOGS_SECONDS, 3 * (self._at - start))
             self._built.set()
