@@ -336,6 +336,8 @@ def test_the_first_pages_answer_at_once_while_one_snapshot_builds(
         assert first.status_code == 200 and '<meta http-equiv="refresh"' in first.text and 'id="reading"' in first.text
         while not calls:  # the build has counted the store and started scoring
             time.sleep(0.01)
+        builds = [t for t in threading.enumerate() if t.name == "selflearn-dashboard-logs"]
+        assert len(builds) == 1 and not builds[0].daemon  # started from a daemon worker: an exit still waits for it
         with site["service"].store_lock:
             stored = site["service"].store.counts()["turns"]
         for path in ("/", "/dashboard/trend", "/dashboard/failures", "/dashboard/people"):
@@ -381,3 +383,32 @@ def test_a_closing_service_stops_a_snapshot_build_before_it_reads_the_store(
     assert errors == [] and logs.reading is None
     assert logs.current() is None
     assert all(t.name != "selflearn-dashboard-logs" for t in threading.enumerate())
+
+
+def test_a_person_forgotten_while_a_snapshot_builds_is_not_in_it(
+    site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that read the store before a person was forgotten drops them before its snapshot is served."""
+    scoring, gate = threading.Event(), threading.Event()
+    real = dashboard.build_snapshot
+
+    def slow(*args: Any) -> dashboard.Snapshot:
+        scoring.set()
+        assert gate.wait(60)
+        return real(*args)
+
+    monkeypatch.setattr(dashboard, "build_snapshot", slow)
+    service = site["service"]
+    with service.store_lock:
+        users = service.store.logs().turns()["user_id"].unique().sort().to_list()
+    gone, kept = users[:2]
+    logs = dashboard.Logs(service)
+    logs.start()
+    assert scoring.wait(30)
+    logs.forget(gone)
+    gate.set()
+    deadline = time.monotonic() + 60
+    while (snapshot := logs.current()) is None and time.monotonic() < deadline:
+        pass
+    assert snapshot is not None and kept in snapshot.user_turns and gone not in snapshot.user_turns
+    assert all(gone not in f["user_id"].to_list() for f in snapshot.heard.values())

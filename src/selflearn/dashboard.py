@@ -43,7 +43,7 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 COOKIE = "selflearn_dashboard"
 PAGE_SIZE = 25
 LOGS_SECONDS = 5.0  # a snapshot of the scored logs older than this is rebuilt in the background
-WAIT_SECONDS = 0.5  # how long a page waits for the first snapshot before showing the "still reading" page
+WAIT_SECONDS = 0.3  # how long a page waits for the first snapshot before showing the "still reading" page
 REFRESH_SECONDS = 2  # how often the "still reading" page reloads itself
 EXAMPLES = 3
 
@@ -138,6 +138,8 @@ class Logs:
         self._snapshot: Snapshot | None = None
         self._built = threading.Event()  # set once the first snapshot exists
         self.reading: int | None = None  # turns in the store when the running build began reading it
+        self._forgotten: list[str] = []  # people forgotten so far, in order: a build drops those after its read
+        self._swap = threading.Lock()  # guards replacing the snapshot against a concurrent forget
 
     def _build(self) -> None:
         try:
@@ -147,9 +149,14 @@ class Logs:
                 if self.service.closed:
                     return
                 self.reading = self.service.store.counts()["turns"]
+                read_after = len(self._forgotten)
                 logs = self.service.store.logs()
                 gold = self.service.store.gold().select("turn_id", "failure_point")
-            self._snapshot = snapshot = build_snapshot(logs.turns(), logs.feedback(), gold)
+            snapshot = build_snapshot(logs.turns(), logs.feedback(), gold)
+            with self._swap:
+                for user_id in self._forgotten[read_after:]:
+                    snapshot = _without(snapshot, user_id)
+                self._snapshot = snapshot
             if not self._built.is_set():  # plotly loads its figure code on first use (~1 s under load): not on a page
                 trend_figure(snapshot.daily.head(1), []).to_json()
             self._at = time.monotonic()
@@ -161,8 +168,9 @@ class Logs:
     def start(self) -> None:
         """Start a build unless one is running or the service is closed."""
         if not self.service.closed and self._building.acquire(blocking=False):
-            # not a daemon: an exit waits for it rather than killing it inside the DuckDB / Polars code
-            threading.Thread(target=self._build, name="selflearn-dashboard-logs").start()
+            # not a daemon (a thread started from a server's daemon worker would inherit that): an exit waits for it
+            # rather than killing it inside the DuckDB / Polars code, which aborts the process
+            threading.Thread(target=self._build, name="selflearn-dashboard-logs", daemon=False).start()
 
     def current(self) -> Snapshot | None:
         """The last snapshot (a stale one starts a rebuild), or None while the first is still being built."""
@@ -174,20 +182,27 @@ class Logs:
         return self._snapshot
 
     def forget(self, user_id: str) -> None:
-        """Drop a forgotten person's turns and words from the snapshot at once (the next rebuild reads the store
-        without them; until then the per-form counts still include them)."""
-        snap = self._snapshot
-        if snap is not None:
-            mine = pl.element().struct.field("user_id") != user_id
-            self._snapshot = Snapshot(
-                heard={h: f.filter(pl.col("user_id") != user_id) for h, f in snap.heard.items()},
-                daily=snap.daily,
-                forms=snap.forms.with_columns(pl.col("examples").list.eval(pl.element().filter(mine))),
-                user_turns={u: n for u, n in snap.user_turns.items() if u != user_id},
-                asked=snap.asked,
-                answers=snap.answers.filter(pl.col("user_id") != user_id),
-            )
+        """Drop a forgotten person's turns and words from the snapshot at once, and from a build that read the store
+        before they were forgotten (the next rebuild reads the store without them; until then the per-form counts
+        still include them)."""
+        with self._swap:
+            self._forgotten.append(user_id)
+            if self._snapshot is not None:
+                self._snapshot = _without(self._snapshot, user_id)
         self._at = -math.inf
+
+
+def _without(snap: Snapshot, user_id: str) -> Snapshot:
+    """The snapshot without one person's turns and words."""
+    mine = pl.element().struct.field("user_id") != user_id
+    return Snapshot(
+        heard={h: f.filter(pl.col("user_id") != user_id) for h, f in snap.heard.items()},
+        daily=snap.daily,
+        forms=snap.forms.with_columns(pl.col("examples").list.eval(pl.element().filter(mine))),
+        user_turns={u: n for u, n in snap.user_turns.items() if u != user_id},
+        asked=snap.asked,
+        answers=snap.answers.filter(pl.col("user_id") != user_id),
+    )
 
 
 def mount(app: FastAPI, service: Service) -> None:
@@ -350,6 +365,9 @@ def learned(request: Request, q: str = "", kind: str = "", status: str = "", pag
     viewer = _viewer(request)
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
+    snapshot = _logs(request).current()
+    if snapshot is None:
+        return _reading(request, viewer)
     service: Service = request.app.state.service
     controls = Controls(service.artifacts.root).all()
     rules = _rules(service, viewer, controls)
@@ -368,9 +386,6 @@ def learned(request: Request, q: str = "", kind: str = "", status: str = "", pag
     pages = max(1, math.ceil(rules.height / PAGE_SIZE))
     page = min(max(page, 1), pages)
     shown = rules.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)
-    snapshot = _logs(request).current()
-    if snapshot is None:
-        return _reading(request, viewer)
     evidence = _evidence(snapshot, viewer, shown)
     preferences = {user: service.teacher.store.preferences(user) for user in viewer.users}
     query = {"q": q, "kind": kind, "status": status}
@@ -476,10 +491,10 @@ def trend(request: Request) -> Response:
     viewer = _viewer(request)
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
-    service: Service = request.app.state.service
     snapshot = _logs(request).current()
     if snapshot is None:
         return _reading(request, viewer)
+    service: Service = request.app.state.service
     daily = (
         snapshot.daily.filter(pl.col("home_id").is_in(list(viewer.homes)))
         .group_by("day")
