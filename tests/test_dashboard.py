@@ -16,7 +16,9 @@ import httpx
 import polars as pl
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 
+from selflearn import dashboard
 from selflearn.artifacts import ArtifactStore
 from selflearn.learn import learn
 from selflearn.rewrite.controls import Control, Controls, rule_frame, rule_id
@@ -70,6 +72,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as admin:  # the dashboard reads the logs in a thread
+        admin.post("/dashboard/login", data={"token": admin_token})
+        while 'id="reading"' in admin.get("/").text and time.monotonic() < deadline + 60:
+            time.sleep(0.1)
     yield {
         "url": f"http://127.0.0.1:{port}",
         "service": service,
@@ -304,3 +310,105 @@ def test_a_home_disables_a_shared_rule_for_itself_only_and_only_an_admin_pins_it
     admin = signed_in(site, "admin")
     assert admin.post(f"/dashboard/rules/{rid}/pin").status_code == 303
     assert f'data-rule="{rid}"' in admin.get("/", params={"status": "pinned"}).text
+
+
+def test_the_first_pages_answer_at_once_while_one_snapshot_builds(
+    site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store slow to score: every page still answers within the 1 s budget with a page that refreshes itself and
+    says how many turns it is reading, no second build starts, and the real page follows once the build is done."""
+    calls: list[int] = []
+    gate = threading.Event()
+    real = dashboard.build_snapshot
+
+    def slow(*args: Any) -> dashboard.Snapshot:
+        calls.append(1)
+        assert gate.wait(60)
+        return real(*args)
+
+    monkeypatch.setattr(dashboard, "build_snapshot", slow)
+    client = TestClient(create_app(site["service"]))  # a freshly started app over the same store: no snapshot yet
+    try:
+        assert client.post("/dashboard/login", data={"token": site["tokens"]["admin"]}, follow_redirects=False)
+        start = time.perf_counter()
+        first = client.get("/")
+        assert time.perf_counter() - start < 1.0
+        assert first.status_code == 200 and '<meta http-equiv="refresh"' in first.text and 'id="reading"' in first.text
+        while not calls:  # the build has counted the store and started scoring
+            time.sleep(0.01)
+        builds = [t for t in threading.enumerate() if t.name == "selflearn-dashboard-logs"]
+        assert len(builds) == 1 and not builds[0].daemon  # started from a daemon worker: an exit still waits for it
+        with site["service"].store_lock:
+            stored = site["service"].store.counts()["turns"]
+        for path in ("/", "/dashboard/trend", "/dashboard/failures", "/dashboard/people"):
+            start = time.perf_counter()
+            page = client.get(path).text
+            assert time.perf_counter() - start < 1.0
+            assert f"Still reading {stored:,} turns" in page and "data-rule=" not in page
+        assert len(calls) == 1
+    finally:
+        gate.set()
+    deadline = time.monotonic() + 60
+    while 'id="reading"' in (page := client.get("/").text) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "data-rule=" in page and '<meta http-equiv="refresh"' not in page and len(calls) == 1
+
+
+def test_a_closing_service_stops_a_snapshot_build_before_it_reads_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that was flushing when the service closed never touches the closed store, and none starts after."""
+    homes = generate_homes(1, 0)
+    service = Service(homes, db=tmp_path / "logs.duckdb", artifacts=tmp_path / "a", pending_root=tmp_path)
+    logs = dashboard.Logs(service)
+    errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    flushing, gate = threading.Event(), threading.Event()
+    flush = service.flush
+
+    def slow_flush() -> None:
+        if threading.current_thread().name == "selflearn-dashboard-logs":
+            flushing.set()
+            assert gate.wait(60)
+        flush()
+
+    monkeypatch.setattr(service, "flush", slow_flush)
+    logs.start()
+    assert flushing.wait(30)
+    service.close()
+    gate.set()
+    for thread in threading.enumerate():
+        if thread.name == "selflearn-dashboard-logs":
+            thread.join(timeout=30)
+    assert errors == [] and logs.reading is None
+    assert logs.current() is None
+    assert all(t.name != "selflearn-dashboard-logs" for t in threading.enumerate())
+
+
+def test_a_person_forgotten_while_a_snapshot_builds_is_not_in_it(
+    site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that read the store before a person was forgotten drops them before its snapshot is served."""
+    scoring, gate = threading.Event(), threading.Event()
+    real = dashboard.build_snapshot
+
+    def slow(*args: Any) -> dashboard.Snapshot:
+        scoring.set()
+        assert gate.wait(60)
+        return real(*args)
+
+    monkeypatch.setattr(dashboard, "build_snapshot", slow)
+    service = site["service"]
+    with service.store_lock:
+        users = service.store.logs().turns()["user_id"].unique().sort().to_list()
+    gone, kept = users[:2]
+    logs = dashboard.Logs(service)
+    logs.start()
+    assert scoring.wait(30)
+    logs.forget(gone)
+    gate.set()
+    deadline = time.monotonic() + 60
+    while (snapshot := logs.current()) is None and time.monotonic() < deadline:
+        pass
+    assert snapshot is not None and kept in snapshot.user_turns and gone not in snapshot.user_turns
+    assert all(gone not in f["user_id"].to_list() for f in snapshot.heard.values())

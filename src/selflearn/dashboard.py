@@ -43,6 +43,8 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 COOKIE = "selflearn_dashboard"
 PAGE_SIZE = 25
 LOGS_SECONDS = 5.0  # a snapshot of the scored logs older than this is rebuilt in the background
+WAIT_SECONDS = 0.3  # how long a page waits for the first snapshot before showing the "still reading" page
+REFRESH_SECONDS = 2  # how often the "still reading" page reloads itself
 EXAMPLES = 3
 
 templates = Jinja2Templates(directory=ASSETS / "templates")
@@ -121,61 +123,86 @@ def build_snapshot(turns: pl.DataFrame, feedback: pl.DataFrame, gold: pl.DataFra
 
 
 class Logs:
-    """The pages' ``Snapshot`` of the store. The first page waits for it; later, one older than ``LOGS_SECONDS`` (or
-    three times its build time, so a large store is not re-scored back to back) is rebuilt in a thread while pages
-    are served from the last one: scoring a million turns takes seconds, a page must not."""
+    """The pages' ``Snapshot`` of the store, always built in a thread: scoring a million turns takes seconds, a page
+    must not. The first touch of the dashboard starts the build; until it is done a page waits at most
+    ``WAIT_SECONDS`` and then shows a self-refreshing "still reading" page. Later, a snapshot older than
+    ``LOGS_SECONDS`` (or three times its build time, so a large store is not re-scored back to back) is rebuilt while
+    pages are served from the last one. One build at a time; none starts, or reads the store, once the service
+    closes."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self._building = threading.Lock()
+        self._building = threading.Lock()  # held by the one running build, from its start to its end
         self._at = -math.inf
         self._every = LOGS_SECONDS
         self._snapshot: Snapshot | None = None
+        self._built = threading.Event()  # set once the first snapshot exists
+        self.reading: int | None = None  # turns in the store when the running build began reading it
+        self._forgotten: list[str] = []  # people forgotten so far, in order: a build drops those after its read
+        self._swap = threading.Lock()  # guards replacing the snapshot against a concurrent forget
 
     def _build(self) -> None:
-        start = time.monotonic()
-        self.service.flush()
-        with self.service.store_lock:
-            logs = self.service.store.logs()
-            gold = self.service.store.gold().select("turn_id", "failure_point")
-        self._snapshot = build_snapshot(logs.turns(), logs.feedback(), gold)
-        self._at = time.monotonic()
-        self._every = max(LOGS_SECONDS, 3 * (self._at - start))
-
-    def _rebuild(self) -> None:
         try:
-            self._build()
+            start = time.monotonic()
+            self.service.flush()  # after a close the buffer is empty: this writes nothing
+            with self.service.store_lock:
+                if self.service.closed:
+                    return
+                self.reading = self.service.store.counts()["turns"]
+                read_after = len(self._forgotten)
+                logs = self.service.store.logs()
+                gold = self.service.store.gold().select("turn_id", "failure_point")
+            snapshot = build_snapshot(logs.turns(), logs.feedback(), gold)
+            with self._swap:
+                for user_id in self._forgotten[read_after:]:
+                    snapshot = _without(snapshot, user_id)
+                self._snapshot = snapshot
+            if not self._built.is_set():  # plotly loads its figure code on first use (~1 s under load): not on a page
+                trend_figure(snapshot.daily.head(1), []).to_json()
+            self._at = time.monotonic()
+            self._every = max(LOGS_SECONDS, 3 * (self._at - start))
+            self._built.set()
         finally:
             self._building.release()
 
-    def current(self) -> Snapshot:
-        snapshot = self._snapshot
-        if snapshot is None:
-            with self._building:
-                if self._snapshot is None:
-                    self._build()
-            snapshot = self._snapshot
-            assert snapshot is not None
-        elif time.monotonic() - self._at >= self._every and self._building.acquire(blocking=False):
-            # not a daemon: an exit waits for it rather than killing it inside the DuckDB / Polars code
-            threading.Thread(target=self._rebuild, name="selflearn-dashboard-logs").start()
-        return snapshot
+    def start(self) -> None:
+        """Start a build unless one is running or the service is closed."""
+        if not self.service.closed and self._building.acquire(blocking=False):
+            # not a daemon (a thread started from a server's daemon worker would inherit that): an exit waits for it
+            # rather than killing it inside the DuckDB / Polars code, which aborts the process
+            threading.Thread(target=self._build, name="selflearn-dashboard-logs", daemon=False).start()
+
+    def current(self) -> Snapshot | None:
+        """The last snapshot (a stale one starts a rebuild), or None while the first is still being built."""
+        if self._snapshot is None:
+            self.start()
+            self._built.wait(WAIT_SECONDS)
+        elif time.monotonic() - self._at >= self._every:
+            self.start()
+        return self._snapshot
 
     def forget(self, user_id: str) -> None:
-        """Drop a forgotten person's turns and words from the snapshot at once (the next rebuild reads the store
-        without them; until then the per-form counts still include them)."""
-        snap = self._snapshot
-        if snap is not None:
-            mine = pl.element().struct.field("user_id") != user_id
-            self._snapshot = Snapshot(
-                heard={h: f.filter(pl.col("user_id") != user_id) for h, f in snap.heard.items()},
-                daily=snap.daily,
-                forms=snap.forms.with_columns(pl.col("examples").list.eval(pl.element().filter(mine))),
-                user_turns={u: n for u, n in snap.user_turns.items() if u != user_id},
-                asked=snap.asked,
-                answers=snap.answers.filter(pl.col("user_id") != user_id),
-            )
+        """Drop a forgotten person's turns and words from the snapshot at once, and from a build that read the store
+        before they were forgotten (the next rebuild reads the store without them; until then the per-form counts
+        still include them)."""
+        with self._swap:
+            self._forgotten.append(user_id)
+            if self._snapshot is not None:
+                self._snapshot = _without(self._snapshot, user_id)
         self._at = -math.inf
+
+
+def _without(snap: Snapshot, user_id: str) -> Snapshot:
+    """The snapshot without one person's turns and words."""
+    mine = pl.element().struct.field("user_id") != user_id
+    return Snapshot(
+        heard={h: f.filter(pl.col("user_id") != user_id) for h, f in snap.heard.items()},
+        daily=snap.daily,
+        forms=snap.forms.with_columns(pl.col("examples").list.eval(pl.element().filter(mine))),
+        user_turns={u: n for u, n in snap.user_turns.items() if u != user_id},
+        asked=snap.asked,
+        answers=snap.answers.filter(pl.col("user_id") != user_id),
+    )
 
 
 def mount(app: FastAPI, service: Service) -> None:
@@ -227,11 +254,17 @@ def _page(request: Request, name: str, viewer: Viewer | None, **context: Any) ->
     return templates.TemplateResponse(request, name, {"viewer": viewer, "page": name.removesuffix(".html")} | context)
 
 
+def _reading(request: Request, viewer: Viewer) -> HTMLResponse:
+    """The page shown while the first snapshot is built: it says how much is being read and reloads itself."""
+    return _page(request, "reading.html", viewer, turns=_logs(request).reading, refresh=REFRESH_SECONDS)
+
+
 # ---------------------------------------------------------------- sign-in and assets
 
 
 @router.get("/dashboard/login")
 def login_form(request: Request) -> HTMLResponse:
+    _logs(request).start()  # a head start on the snapshot while someone signs in
     return _page(request, "login.html", None, error=None)
 
 
@@ -244,6 +277,7 @@ async def login(request: Request) -> Response:
         refused = _page(request, "login.html", None, error="Unknown token.")
         refused.status_code = 401
         return refused
+    _logs(request).start()
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
     return response
@@ -331,6 +365,9 @@ def learned(request: Request, q: str = "", kind: str = "", status: str = "", pag
     viewer = _viewer(request)
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
+    snapshot = _logs(request).current()
+    if snapshot is None:
+        return _reading(request, viewer)
     service: Service = request.app.state.service
     controls = Controls(service.artifacts.root).all()
     rules = _rules(service, viewer, controls)
@@ -349,7 +386,7 @@ def learned(request: Request, q: str = "", kind: str = "", status: str = "", pag
     pages = max(1, math.ceil(rules.height / PAGE_SIZE))
     page = min(max(page, 1), pages)
     shown = rules.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)
-    evidence = _evidence(_logs(request).current(), viewer, shown)
+    evidence = _evidence(snapshot, viewer, shown)
     preferences = {user: service.teacher.store.preferences(user) for user in viewer.users}
     query = {"q": q, "kind": kind, "status": status}
     return _page(
@@ -454,11 +491,12 @@ def trend(request: Request) -> Response:
     viewer = _viewer(request)
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
+    snapshot = _logs(request).current()
+    if snapshot is None:
+        return _reading(request, viewer)
     service: Service = request.app.state.service
     daily = (
-        _logs(request)
-        .current()
-        .daily.filter(pl.col("home_id").is_in(list(viewer.homes)))
+        snapshot.daily.filter(pl.col("home_id").is_in(list(viewer.homes)))
         .group_by("day")
         .agg(pl.exclude("home_id").sum())
         .sort("day")
@@ -481,6 +519,8 @@ def failures(request: Request) -> Response:
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
     snapshot = _logs(request).current()
+    if snapshot is None:
+        return _reading(request, viewer)
     top = (
         snapshot.forms.filter(pl.col("home_id").is_in(list(viewer.homes)))
         .group_by("form")
@@ -511,7 +551,10 @@ def people(request: Request) -> Response:
     if viewer is None:
         return RedirectResponse("/dashboard/login", status_code=303)
     service: Service = request.app.state.service
-    counts = _logs(request).current().user_turns
+    snapshot = _logs(request).current()
+    if snapshot is None:
+        return _reading(request, viewer)
+    counts = snapshot.user_turns
     rules = _rules(service, viewer, Controls(service.artifacts.root).all()).filter(pl.col("kind") == "personal")
     rule_counts = dict(rules.group_by("user_id").len().iter_rows()) if rules.height else {}
     persons = [

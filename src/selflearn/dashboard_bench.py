@@ -3,9 +3,13 @@
 
 The store gets ``turns`` generated turns (``synthlogs``, spread over the shipped homes) and an artifact set learned
 from a seeded sample log; the service runs in-process under uvicorn on 127.0.0.1. The first page builds the scored
-snapshot of the logs (reported as ``first_page_s``); then each page is fetched once cold (``cold_ms``: plotly's
-figure code loads on the first trend page) and ``repeats`` times more, signed in as an admin (every home) and as one
-home. ``every_page_under_1s`` is about those repeated loads, while the snapshot is rebuilt in the background.
+snapshot of the logs in a thread; until it is done every page answers with a "still reading" page that refreshes
+itself. ``first_response_ms`` is the first page's answer after the admin signs in; ``first_real_page_s`` the time from
+that sign-in until a page with the logs in it (fetched every ``POLL_SECONDS``, finer than the page's own refresh, so
+it measures the build rather than the refresh interval); ``reading_max_ms`` the slowest "still reading" answer. Then
+each page is fetched once cold (``cold_ms``: plotly's figure code loads on the first trend page) and ``repeats`` times
+more, signed in as an admin (every home) and as one home. ``every_page_under_1s`` covers every response timed: the
+first ones, the "still reading" ones and those loads, while the snapshot is rebuilt in the background.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import httpx
 import polars as pl
 
 PAGES = ("/", "/dashboard/trend", "/dashboard/failures", "/dashboard/people")
+POLL_SECONDS = 0.2
+READING = 'id="reading"'  # the "still reading" page's marker
 
 
 def _fill_store(db: Path, turns: int, seed: int) -> int:
@@ -56,6 +62,30 @@ def _time(client: httpx.Client, path: str, repeats: int) -> dict[str, float]:
         "cold_ms": round(seconds[0] * 1000, 1),
         "p50_ms": round(statistics.median(warm) * 1000, 1),
         "max_ms": round(max(warm) * 1000, 1),
+    }
+
+
+def _first_page(client: httpx.Client, token: str) -> dict[str, float]:
+    """Sign in (which starts the snapshot build), then load ``/`` until it is the real page, as a browser following
+    the "still reading" page's refresh would."""
+    start = time.perf_counter()
+    signed = client.post("/dashboard/login", data={"token": token})
+    if signed.status_code != 303:
+        raise RuntimeError(f"dashboard sign-in failed: {signed.status_code}")
+    answers = []
+    while True:
+        asked = time.perf_counter()
+        r = client.get("/")
+        answers.append(time.perf_counter() - asked)
+        r.raise_for_status()
+        if READING not in r.text:
+            break
+        time.sleep(POLL_SECONDS)
+    return {
+        "first_response_ms": round(answers[0] * 1000, 1),
+        "first_real_page_s": round(time.perf_counter() - start, 2),
+        "reading_pages": len(answers) - 1,
+        "reading_max_ms": round(max(answers[:-1], default=0.0) * 1000, 1),
     }
 
 
@@ -93,14 +123,11 @@ def run_bench(
                 result["healthz"] = _time(healthz, "/healthz", repeats * 4)
             for who, token in (("admin", admin), ("home", one)):
                 with httpx.Client(base_url=url, timeout=600) as client:
-                    signed = client.post("/dashboard/login", data={"token": token})
-                    if signed.status_code != 303:
-                        raise RuntimeError(f"dashboard sign-in failed: {signed.status_code}")
                     if who == "admin":
-                        progress("first page: scoring the logs ...")
-                        start = time.perf_counter()
-                        client.get("/").raise_for_status()
-                        result["first_page_s"] = round(time.perf_counter() - start, 2)
+                        progress("first page: scoring the logs in the background ...")
+                        result |= _first_page(client, token)
+                    elif client.post("/dashboard/login", data={"token": token}).status_code != 303:
+                        raise RuntimeError("dashboard sign-in failed")
                     progress(f"pages as {who}, {repeats} each ...")
                     result[who] = {path: _time(client, path, repeats) for path in PAGES}
                     seen = re.search(r'class="count">(\d+) turns', client.get("/dashboard/trend").text)
@@ -109,7 +136,8 @@ def run_bench(
             server.should_exit = True
             thread.join(timeout=30)
             service.close()
-    slowest = max(p["max_ms"] for who in ("admin", "home") for p in result[who].values())
+    loads = [t[k] for who in ("admin", "home") for t in result[who].values() for k in ("cold_ms", "max_ms")]
+    slowest = max([*loads, result["first_response_ms"], result["reading_max_ms"]])
     return result | {
         "turns": stored,
         "artifacts": version,

@@ -324,11 +324,17 @@ class Service:
         while not self._stop.wait(FLUSH_SECONDS):
             self.flush()
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has begun: a background reader checks this under ``store_lock`` before reading."""
+        return self._stop.is_set()
+
     def close(self) -> None:
         self._stop.set()
         self._flusher.join(timeout=5)
         self.flush()
-        self.store.close()
+        with self.store_lock:  # a dashboard build that holds it finishes its read first; a later one sees `closed`
+            self.store.close()
 
     # ---- lookups
 
