@@ -254,6 +254,18 @@ def _page(request: Request, name: str, viewer: Viewer | None, **context: Any) ->
     return templates.TemplateResponse(request, name, {"viewer": viewer, "page": name.removesuffix(".html")} | context)
 
 
+def _gate(request: Request) -> tuple[Viewer, Snapshot] | Response:
+    """What every page checks first: signed in (else the sign-in page) and a first snapshot built (else the
+    self-refreshing "still reading" page, so no page waits for a whole store to be scored)."""
+    viewer = _viewer(request)
+    if viewer is None:
+        return RedirectResponse("/dashboard/login", status_code=303)
+    snapshot = _logs(request).current()
+    if snapshot is None:
+        return _reading(request, viewer)
+    return viewer, snapshot
+
+
 def _reading(request: Request, viewer: Viewer) -> HTMLResponse:
     """The page shown while the first snapshot is built: it says how much is being read and reloads itself."""
     return _page(request, "reading.html", viewer, turns=_logs(request).reading, refresh=REFRESH_SECONDS)
@@ -362,12 +374,10 @@ def _evidence(snapshot: Snapshot, viewer: Viewer, rules: pl.DataFrame) -> dict[s
 @router.get("/")
 def learned(request: Request, q: str = "", kind: str = "", status: str = "", page: int = 1) -> Response:
     """Every rule in force (global, pattern, personal) with its evidence, searchable, paginated; the artifact sets."""
-    viewer = _viewer(request)
-    if viewer is None:
-        return RedirectResponse("/dashboard/login", status_code=303)
-    snapshot = _logs(request).current()
-    if snapshot is None:
-        return _reading(request, viewer)
+    gate = _gate(request)
+    if isinstance(gate, Response):
+        return gate
+    viewer, snapshot = gate
     service: Service = request.app.state.service
     controls = Controls(service.artifacts.root).all()
     rules = _rules(service, viewer, controls)
@@ -488,12 +498,10 @@ def _went_live(meta: dict[str, Any], created: str) -> datetime:
 
 @router.get("/dashboard/trend")
 def trend(request: Request) -> Response:
-    viewer = _viewer(request)
-    if viewer is None:
-        return RedirectResponse("/dashboard/login", status_code=303)
-    snapshot = _logs(request).current()
-    if snapshot is None:
-        return _reading(request, viewer)
+    gate = _gate(request)
+    if isinstance(gate, Response):
+        return gate
+    viewer, snapshot = gate
     service: Service = request.app.state.service
     daily = (
         snapshot.daily.filter(pl.col("home_id").is_in(list(viewer.homes)))
@@ -515,12 +523,10 @@ def trend(request: Request) -> Response:
 @router.get("/dashboard/failures")
 def failures(request: Request) -> Response:
     """The utterance forms that fail most (by the signals) with example turns; the questions asked and answers."""
-    viewer = _viewer(request)
-    if viewer is None:
-        return RedirectResponse("/dashboard/login", status_code=303)
-    snapshot = _logs(request).current()
-    if snapshot is None:
-        return _reading(request, viewer)
+    gate = _gate(request)
+    if isinstance(gate, Response):
+        return gate
+    viewer, snapshot = gate
     top = (
         snapshot.forms.filter(pl.col("home_id").is_in(list(viewer.homes)))
         .group_by("form")
@@ -547,13 +553,11 @@ def failures(request: Request) -> Response:
 @router.get("/dashboard/people")
 def people(request: Request) -> Response:
     """Per person: what they taught (delete) and forgetting them."""
-    viewer = _viewer(request)
-    if viewer is None:
-        return RedirectResponse("/dashboard/login", status_code=303)
+    gate = _gate(request)
+    if isinstance(gate, Response):
+        return gate
+    viewer, snapshot = gate
     service: Service = request.app.state.service
-    snapshot = _logs(request).current()
-    if snapshot is None:
-        return _reading(request, viewer)
     counts = snapshot.user_turns
     rules = _rules(service, viewer, Controls(service.artifacts.root).all()).filter(pl.col("kind") == "personal")
     rule_counts = dict(rules.group_by("user_id").len().iter_rows()) if rules.height else {}
