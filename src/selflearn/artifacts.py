@@ -36,9 +36,13 @@ class ArtifactError(UsageError, RuntimeError):
 @dataclass(frozen=True)
 class Version:
     version: str
+    """Version name (its folder under artifacts/), sortable by creation time."""
     created: str
+    """When it was published, ISO 8601 UTC."""
     meta: dict[str, Any]
+    """What the learners recorded with it (counts, shadow report, config)."""
     current: bool
+    """This is the version the runtime loads now."""
 
 
 def _pid_alive(pid: int) -> bool:

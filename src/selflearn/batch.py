@@ -25,11 +25,16 @@ class BatchLine(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    line: int = Field(ge=1)  # 1-based line number in the input, echoed in the output
-    text: str = Field(min_length=1, max_length=1000)  # what the user said
-    user: Id | None = None  # who speaks (default: --user); an id names folders, so the project's id rule holds
-    device: Id | None = None  # endpoint spoken to (default: --device)
-    time: datetime | None = None  # when (default: --time or now); naive times are UTC
+    line: int = Field(ge=1)
+    """1-based line number in the input, echoed in the output."""
+    text: str = Field(min_length=1, max_length=1000)
+    """What the user said (ASR text), 1 to 1000 characters."""
+    user: Id | None = None
+    """Who speaks (default: --user); an id names folders, so the project's id rule holds."""
+    device: Id | None = None
+    """Endpoint spoken to (default: --device)."""
+    time: datetime | None = None
+    """When (default: --time or now); naive times are UTC."""
 
     @field_validator("text")
     @classmethod

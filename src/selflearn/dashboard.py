@@ -55,8 +55,10 @@ router = APIRouter(include_in_schema=False)
 class Viewer:
     """Who is looking: the token and the homes it may see."""
 
-    token: TokenInfo  # the signed-in token's record
-    homes: dict[str, Home]  # home id -> home: its own for a home token, all served homes for an admin
+    token: TokenInfo
+    """The signed-in token's record."""
+    homes: dict[str, Home]
+    """Home id -> home: its own for a home token, all served homes for an admin."""
 
     @property
     def users(self) -> dict[str, Home]:
@@ -71,12 +73,18 @@ class Viewer:
 class Snapshot:
     """What the pages read, computed from the store in one pass, per home (a viewer's pages only combine its homes)."""
 
-    heard: dict[str, pl.DataFrame]  # home id -> its turns (ts, user_id, form, asr_text, response_text): rule evidence
-    daily: pl.DataFrame  # (home_id, day): turns, defects (signals), gold_turns, gold_defects, rewrites
-    forms: pl.DataFrame  # (home_id, form) with a defect: failures, turns, users, examples (latest failing turns)
-    user_turns: dict[str, int]  # user id -> turns
-    asked: dict[str, int]  # home id -> times "Did I get that right?" was asked
-    answers: pl.DataFrame  # feedback answers (not teachings) beside what was said and answered, newest first
+    heard: dict[str, pl.DataFrame]
+    """Home id -> its turns (ts, user_id, form, asr_text, response_text): rule evidence."""
+    daily: pl.DataFrame
+    """(home_id, day): turns, defects (signals), gold_turns, gold_defects, rewrites."""
+    forms: pl.DataFrame
+    """(home_id, form) with a defect: failures, turns, users, examples (latest failing turns)."""
+    user_turns: dict[str, int]
+    """User id -> turns."""
+    asked: dict[str, int]
+    """Home id -> times "Did I get that right?" was asked."""
+    answers: pl.DataFrame
+    """Feedback answers (not teachings) beside what was said and answered, newest first."""
 
 
 def build_snapshot(turns: pl.DataFrame, feedback: pl.DataFrame, gold: pl.DataFrame) -> Snapshot:

@@ -17,7 +17,9 @@ class SelflearnError(Exception):
     """A failure with a message meant for the user (exit 1, HTTP 500 unless a subclass says otherwise)."""
 
     exit_code: ClassVar[int] = 1
+    """Process exit status the CLI ends with for this error."""
     http_status: ClassVar[int] = 500
+    """HTTP status the service answers this error with."""
 
 
 class UsageError(SelflearnError, ValueError):

@@ -24,27 +24,41 @@ Number = int | float
 @dataclass(frozen=True)
 class EvalConfig:
     seed: int = 0
+    """Seed of the simulator and every learner the suite runs."""
     quick: bool = False
+    """Run the small variant (fewer homes, days and rows) for development."""
     home: Path | None = None
+    """A home file to evaluate on instead of the suite's generated homes (suites that take one)."""
     work_dir: Path | None = None
-    ha_config: Path | None = None  # a Home Assistant config directory to import the home from (suites that take one)
+    """Where the suite writes its stores and artifacts; None: a temporary directory."""
+    ha_config: Path | None = None
+    """A Home Assistant config directory to import the home from (suites that take one)."""
 
 
 @dataclass
 class EvalResult:
     n: int
+    """Items the metrics were computed over (turns, rows, cases: the suite says which)."""
     metrics: dict[str, Number]
+    """Metric name -> value, the suite's result."""
     baseline: dict[str, Number] = field(default_factory=dict)
+    """Metric name -> value of the same metric for the baseline it is compared with."""
 
 
 @dataclass(frozen=True)
 class Report:
     suite: str
+    """Name of the suite that ran."""
     seed: int
+    """Seed it ran with."""
     n: int
+    """Items the metrics were computed over."""
     seconds: float
+    """Wall-clock time of the run, in seconds."""
     metrics: dict[str, Number]
+    """Metric name -> value, the suite's result."""
     baseline: dict[str, Number]
+    """Metric name -> value of the baseline, measured in the same run."""
 
     def to_json(self) -> str:
         return json.dumps(

@@ -39,7 +39,9 @@ _NO_THEN = re.compile(r"^(?:no|nope|not really|wrong)\s+(?P<c>\w+(?:\s+\w+)+)$")
 @dataclass(frozen=True)
 class FeedbackAnswer:
     kind: Literal["yes", "no", "correction"]
+    """What the user answered to "Did I get that right?"."""
     correction: str | None = None
+    """What they meant instead, when they said it ("no, I meant ...")."""
 
 
 def parse_answer(text: str, *, asked: bool) -> FeedbackAnswer | None:
@@ -66,8 +68,11 @@ class FeedbackPolicy:
     """Rate-limited "Did I answer your question?". ``should_ask`` is called once per turn by the runtime."""
 
     every_turns: int = 20
+    """Ask at most once per this many turns of a user."""
     min_interval: timedelta = timedelta(hours=1)
+    """And at most once per this much time per user."""
     max_confidence: float = 0.6
+    """Only ask about readings whose NLU confidence is below this (0..1)."""
     _turns_since: dict[str, int] = field(default_factory=dict, repr=False)
     _last_asked: dict[str, datetime] = field(default_factory=dict, repr=False)
     _pending: set[str] = field(default_factory=set, repr=False)
@@ -102,9 +107,13 @@ class FeedbackPolicy:
 @dataclass(frozen=True)
 class PendingRewrite:
     user_id: str
-    source: str  # normalised form of what the user said
-    target: str  # what they meant
+    """Who corrected the assistant."""
+    source: str
+    """Normalised form of what the user said."""
+    target: str
+    """What they meant."""
     ts: datetime
+    """When the correction was given (UTC)."""
 
 
 def pending_root() -> Path:

@@ -32,12 +32,18 @@ from selflearn.store import Store, gold_path, quarantine_path
 class Forgotten:
     """What one forget deleted and what the scan afterwards found."""
 
-    user_id: str  # the user forgotten
-    deleted: dict[str, int]  # rows, quarantine lines, personal folders and pending rewrites removed, by kind
-    phrases: int  # the user's own phrases looked for (said by nobody else, two words and 8 characters or more)
-    files_scanned: int  # files read by the scan
-    left: list[str] = field(default_factory=list)  # files that still hold the id or one of the phrases
-    verified: bool = False  # the scan found nothing and the store has no row of the user
+    user_id: str
+    """The user forgotten."""
+    deleted: dict[str, int]
+    """Rows, quarantine lines, personal folders and pending rewrites removed, by kind."""
+    phrases: int
+    """The user's own phrases looked for (said by nobody else, two words and 8 characters or more)."""
+    files_scanned: int
+    """Files read by the scan."""
+    left: list[str] = field(default_factory=list)
+    """Files that still hold the id or one of the phrases."""
+    verified: bool = False
+    """The scan found nothing and the store has no row of the user."""
 
 
 def forget_user(

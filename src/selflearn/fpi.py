@@ -59,14 +59,22 @@ class TurnLogs(Protocol):
 
 @dataclass(frozen=True)
 class FpiConfig:
-    confident: float = 0.75  # rule calls at least this confident become weak training labels
-    asr_low: float = 0.6  # ASR confidence below this points at ASR
+    confident: float = 0.75
+    """Rule calls at least this confident become weak training labels."""
+    asr_low: float = 0.6
+    """ASR confidence below this points at ASR."""
     max_iter: int = 200
+    """Boosting iterations of the classifier."""
     learning_rate: float = 0.1
-    balance: float = 0.5  # class weight = (n / n_class) ** balance: 0 = none, 1 = fully balanced
-    threads: int = 1  # OpenMP threads for boosting; more only helps on an idle machine (spin-waits under load)
-    speaker: bool = True  # use the voice evidence (``speaker_success``); False: the ablation without a speaker id
+    """Shrinkage of each boosting step."""
+    balance: float = 0.5
+    """Class weight = (n / n_class) ** balance: 0 = none, 1 = fully balanced."""
+    threads: int = 1
+    """OpenMP threads for boosting; more only helps on an idle machine (spin-waits under load)."""
+    speaker: bool = True
+    """Use the voice evidence (``speaker_success``); False: the ablation without a speaker id."""
     seed: int = 0
+    """Seed of the classifier's randomness."""
 
 
 def _status_onehot(status: pl.Series, prefix: str) -> dict[str, np.ndarray]:
@@ -152,7 +160,9 @@ class SlotGaps:
     """
 
     shares: dict[str, dict[str, float]] = field(default_factory=dict)
-    speaker_forms: dict[str, tuple[int, int]] = field(default_factory=dict)  # "user\ttext" -> (turns, defective)
+    """Intent -> slot key -> share of its defective turns whose rephrase added that key."""
+    speaker_forms: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """User id and text joined by a tab -> (turns, defective turns)."""
 
     @classmethod
     def from_frame(cls, df: pl.DataFrame) -> SlotGaps:
@@ -343,13 +353,21 @@ class FpiModel:
     """The learned failure-point classifier plus the feature names it was trained on."""
 
     classifier: HistGradientBoostingClassifier
+    """The fitted gradient-boosting classifier over ``feature_names``."""
     feature_names: list[str]
+    """Column names of the feature matrix, in the order the classifier was trained on."""
     lexicon: list[str]
+    """Words of utterances carried out without complaint in the training logs (the ``command_overlap`` feature)."""
     wording: WordingStats = field(default_factory=WordingStats)
+    """Form and speaker counts from the training logs, for the wording features."""
     config: FpiConfig = field(default_factory=FpiConfig)
+    """The settings it was trained with."""
     n_train: int = 0
+    """Turns it was trained on."""
     weak_label_counts: dict[str, int] = field(default_factory=dict)
+    """Failure point -> weak training labels the rules gave it."""
     gaps: SlotGaps = field(default_factory=SlotGaps)
+    """Slot gaps read from the training logs' rephrases."""
 
     def prepare(self, df: pl.DataFrame) -> pl.DataFrame:
         """A ``dialogue_frame`` with the features that depend on the training logs (``command_overlap``, wording,

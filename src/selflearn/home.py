@@ -126,22 +126,34 @@ class _Config(BaseModel):
 
 class Area(_Config):
     id: str
+    """Stable area id (HA's area_id when imported)."""
     name: str
+    """Name people say for the area."""
     floor: str | None = None
+    """Floor the area is on, if known."""
     aliases: list[str] = Field(default_factory=list)
+    """Other names people use for it."""
 
 
 class Device(_Config):
     """Something the assistant can act on or ask about."""
 
     id: Id
+    """Stable device id (HA's entity id when imported)."""
     name: str
+    """Name people say for the device."""
     domain: Domain
-    area: str | None  # None: placed nowhere (an HA entity with no area, on a device with none)
+    """What kind of thing it is (light, climate, media_player, ...)."""
+    area: str | None
+    """Area id it is in; None: placed nowhere (an HA entity with no area, on a device with none)."""
     aliases: list[str] = Field(default_factory=list)
+    """Other names people use for it."""
     capabilities: list[str] = Field(default_factory=list)
+    """What it can do beyond on/off: brightness, color, video, volume, temperature, position, ..."""
     state: dict[str, Any] = Field(default_factory=dict)
-    device_class: str | None = None  # HA's device class (door, garage, curtain, ...): some HA sentences require one
+    """Its current state: attribute -> value (power, brightness, volume, temperature, ...)."""
+    device_class: str | None = None
+    """HA's device class (door, garage, curtain, ...): some HA sentences require one."""
 
     @property
     def names(self) -> list[str]:
@@ -152,40 +164,60 @@ class Endpoint(_Config):
     """A microphone people talk to: a smart speaker, a screen, a TV."""
 
     id: Id
-    type: DeviceType | None = None  # None: unknown (a Home Assistant satellite says nothing of its kind)
-    area: str | None = None  # None: unknown, so no room context (a satellite the home file does not place)
+    """Stable endpoint id: the device_id of logged turns."""
+    type: DeviceType | None = None
+    """Kind of endpoint; None: unknown (a Home Assistant satellite says nothing of its kind)."""
+    area: str | None = None
+    """Area id it is in; None: unknown, no room context (a satellite the home file does not place)."""
     name: str = ""
+    """Display name of the endpoint, if any."""
 
 
 class Routine(_Config):
     """A request a person habitually makes around a time of day (``HH:MM``), on some days of the week."""
 
     at: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """Local time of day the request is usually made, ``HH:MM``."""
     say: str
+    """What the person says then."""
     days: list[int] = Field(default_factory=lambda: list(range(7)))
+    """Days of the week it happens on, 0 = Monday."""
     probability: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Chance it happens on one of those days (0..1)."""
 
 
 class Person(_Config):
     id: Id
+    """Stable person id: the user_id of logged turns."""
     name: str
+    """How the household calls them."""
     endpoints: list[str] = Field(default_factory=list, description="Endpoint ids this person usually talks to.")
     habits: dict[str, str] = Field(
         default_factory=dict, description="Stable tastes, e.g. music_genre: jazz, team: Warriors, cuisine: Italian."
     )
     routines: list[Routine] = Field(default_factory=list)
+    """Requests this person habitually makes at a time of day."""
     city: str | None = None
+    """Their home city for weather and local requests, if not the home's."""
 
 
 class Home(_Config):
     id: Id
+    """Stable home id: the home_id of logged turns."""
     name: str = ""
+    """Display name of the home."""
     city: str = ""
+    """City the home is in (weather, time and local requests)."""
     timezone: str = "UTC"
+    """IANA time zone the home's local times are in."""
     areas: list[Area]
+    """Rooms and zones of the home."""
     devices: list[Device]
+    """Things the assistant can act on or ask about."""
     endpoints: list[Endpoint]
+    """Microphones people talk to."""
     people: list[Person] = Field(default_factory=list)
+    """Who lives there."""
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Home:

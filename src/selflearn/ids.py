@@ -71,8 +71,10 @@ class IdFormat:
     """Marks a pydantic field as an id: the ingest fast paths (msgspec, DuckDB) read ``pattern`` to mirror ``check``,
     and the JSON schema (OpenAPI) shows it."""
 
-    pattern: str = PATTERN  # anchored, for JSON schema and RE2
-    core: str = CORE  # unanchored, for full-match functions
+    pattern: str = PATTERN
+    """Anchored, for JSON schema and RE2."""
+    core: str = CORE
+    """Unanchored, for full-match functions."""
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         out: dict[str, Any] = handler(schema)

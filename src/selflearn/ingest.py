@@ -70,10 +70,15 @@ class Quarantined:
     """One rejected row: enough to find it (source, line) and to fix it (raw text, reason)."""
 
     source: str
+    """File (or stream name) the row came from."""
     line: int
+    """1-based line number in that source."""
     raw: str
+    """The row's raw text, as read."""
     reason: str
+    """Why it was rejected, one line."""
     kind: str | None = None
+    """Record kind it claimed to be (turn, gold, feedback), if it could be read."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -87,10 +92,15 @@ class Batch:
     """Valid rows of one kind (as an Arrow table in the schema's layout) plus the rows rejected alongside them."""
 
     source: str
+    """File (or stream name) the rows came from."""
     read: int
+    """Rows read from the source."""
     tables: dict[Kind, pa.Table] = field(default_factory=dict)
+    """Record kind -> its valid rows."""
     quarantined: list[Quarantined] = field(default_factory=list)
+    """Rows rejected, with why."""
     size_bytes: int = 0
+    """Bytes read from the source."""
 
 
 def kind_of_name(path: Path) -> Kind | None:

@@ -42,16 +42,27 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class LearnConfig:
     mining: MiningConfig = field(default_factory=MiningConfig)
-    shadow: bool = True  # hold out the most recent day and reject a batch that would raise the defect rate
-    held_out_hours: float = 24.0  # "the most recent day": the last 24 h of logs (robust to late-night spill)
-    rephrase_model: bool = False  # detect rephrases with the span model (rewrite/span.py) instead of the rule
-    labels: bool = False  # also train the label model and the FPI model (labels/, fpi/ in the artifact set)
-    encoder: bool = False  # also fine-tune the retrieval encoder on the mined pairs (encoder/ in the artifact set)
-    online: OnlineConfig = field(default_factory=OnlineConfig)  # the runtime's rewriter settings, for the shadow
-    shadow_margin: int = 2  # net held-out turns a batch may cost (one day's estimate is noisy by a turn or two)
-    allow_shrink: bool = False  # publish even a set with fewer than ``shrink_floor`` x the rules in service
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)  # what works + the fitted ranker
-    shrink_floor: float = 0.5  # below this share of the rules in service a set is held back (a lost store, a typo)
+    """Settings of the rewrite miner."""
+    shadow: bool = True
+    """Hold out the most recent day and reject a batch that would raise the defect rate."""
+    held_out_hours: float = 24.0
+    """Hours held out as "the most recent day": the last 24 h of logs (robust to late-night spill)."""
+    rephrase_model: bool = False
+    """Detect rephrases with the span model (rewrite/span.py) instead of the rule."""
+    labels: bool = False
+    """Also train the label model and the FPI model (labels/, fpi/ in the artifact set)."""
+    encoder: bool = False
+    """Also fine-tune the retrieval encoder on the mined pairs (encoder/ in the artifact set)."""
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+    """The runtime's rewriter settings, for the shadow."""
+    shadow_margin: int = 2
+    """Net held-out turns a batch may cost (one day's estimate is noisy by a turn or two)."""
+    allow_shrink: bool = False
+    """Publish even a set with fewer than ``shrink_floor`` x the rules in service."""
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    """What works + the fitted ranker."""
+    shrink_floor: float = 0.5
+    """Below this share of the rules in service a set is held back (a lost store, a typo)."""
 
 
 class LearnError(Conflict):
@@ -60,36 +71,62 @@ class LearnError(Conflict):
 
 @dataclass(frozen=True)
 class ShadowReport:
-    held_out_since: str  # ISO timestamp: turns from here on were held out of mining and replayed
+    held_out_since: str
+    """ISO timestamp: turns from here on were held out of mining and replayed."""
     turns: int
+    """Held-out turns."""
     defects: int
-    rewritten: int  # held-out turns the candidate (trained without that day) would treat differently than logged
+    """Held-out turns the defect signals flag."""
+    rewritten: int
+    """Held-out turns the candidate (trained without that day) would treat differently than logged."""
     would_fix: float
+    """Share of the held-out defects the candidate would fix."""
     would_break: float
-    defect_rate_before: float  # by the defect signals, as logged
-    defect_rate_after: float  # estimated with the candidate in force
+    """Share of the held-out non-defects the candidate would break."""
+    defect_rate_before: float
+    """By the defect signals, as logged."""
+    defect_rate_after: float
+    """Estimated with the candidate in force."""
     accepted: bool
-    replayed: int = 0  # of them, turns replayed through the runtime (candidate's NLU text vs the logged one)
-    log_only: int = 0  # held-out turns of homes without a configuration: log-only estimate (``log_only_estimate``)
+    """The candidate does not raise the defect rate (within ``shadow_margin``): it may be published."""
+    replayed: int = 0
+    """Of them, turns replayed through the runtime (candidate's NLU text vs the logged one)."""
+    log_only: int = 0
+    """Held-out turns of homes without a configuration: log-only estimate (``log_only_estimate``)."""
 
 
 @dataclass
 class LearnReport:
     turns: int
+    """Turns learned from."""
     defects: int
+    """Turns the defect signals flag."""
     defect_rate: float
+    """Share of turns flagged as defects."""
     global_rewrites: int
+    """Rules in the global table."""
     personal_rewrites: int
+    """Rules in the personal tables."""
     personal_users: int
+    """Users with at least one personal rule."""
     published: bool
-    version: str | None  # the artifact version in service after this run
+    """A new artifact version went into service."""
+    version: str | None
+    """The artifact version in service after this run."""
     previous: str | None
+    """The version in service before this run, if any."""
     shadow: ShadowReport | None
+    """The shadow check's report; None when it was off or nothing was held out."""
     seconds: float
+    """Wall-clock time of the run, in seconds."""
     rephrase_detector: str
-    parts: dict[str, Any] = field(default_factory=dict)  # other learners' summaries (fpi, labels, teach, ...)
-    global_patterns: int = 0  # global rules over delexicalised forms (needs the homes' configurations)
-    refused: str | None = None  # why a set the shadow check accepted was still not published (``allow_shrink``)
+    """Which rephrase detector mining used ("rule" or "span model")."""
+    parts: dict[str, Any] = field(default_factory=dict)
+    """Other learners' summaries (fpi, labels, teach, ...)"""
+    global_patterns: int = 0
+    """Global rules over delexicalised forms (needs the homes' configurations)."""
+    refused: str | None = None
+    """Why a set the shadow check accepted was still not published (``allow_shrink``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -95,8 +95,11 @@ PARQUET_CORRUPTIONS: tuple[CorruptionKind, ...] = (
 @dataclass
 class SampleLog:
     turns: list[Turn] = field(default_factory=list)
+    """The sample's turns."""
     gold: list[Gold] = field(default_factory=list)
+    """The simulator's truth behind them (evaluation only)."""
     feedback: list[Feedback] = field(default_factory=list)
+    """Explicit feedback given on them."""
 
 
 def _utterance(rng: random.Random, home: Home, habits: dict[str, str]) -> tuple[str, str, Device | None]:

@@ -43,15 +43,25 @@ def eval_world(n_homes: int, seed: int, extra: Path | None) -> tuple[list[Home],
 @dataclass(frozen=True)
 class DayStats:
     day: int
+    """Day number, 1-based."""
     turns: int
-    defect_rate: float  # share of turns whose gold failure point is not "correct"
-    by_failure_point: dict[str, float]  # share of turns per failure point (defects only)
-    goal_success: float  # share of the day's goals that ended in success
-    rewrite_rate: float  # share of turns the online rewriter changed
-    rules_global: int  # rewrite rules in force during the day
+    """Turns of the day."""
+    defect_rate: float
+    """Share of turns whose gold failure point is not "correct"."""
+    by_failure_point: dict[str, float]
+    """Share of turns per failure point (defects only)."""
+    goal_success: float
+    """Share of the day's goals that ended in success."""
+    rewrite_rate: float
+    """Share of turns the online rewriter changed."""
+    rules_global: int
+    """Rewrite rules in force during the day."""
     rules_personal: int
-    artifact_version: str | None  # the artifact set the day ran on (None: nothing learned yet)
+    """Personal rewrite rules in force during the day, all users together."""
+    artifact_version: str | None
+    """The artifact set the day ran on (None: nothing learned yet)."""
     seconds: float
+    """Wall-clock time to simulate and learn the day, in seconds."""
 
 
 def day_stats(
@@ -89,11 +99,17 @@ def day_stats(
 @dataclass
 class LoopResult:
     days: list[DayStats] = field(default_factory=list)
+    """Per-day statistics, in order."""
     turns: list[Turn] = field(default_factory=list)
+    """Every turn of every day."""
     gold: list[Gold] = field(default_factory=list)
+    """The simulator's truth behind them."""
     feedback: list[Feedback] = field(default_factory=list)
-    rewrite_cpu_ms: list[float] = field(default_factory=list)  # per rewriter call, thread CPU time
-    day_ends: list[int] = field(default_factory=list)  # len(turns) at the end of each day
+    """Explicit feedback given over the run."""
+    rewrite_cpu_ms: list[float] = field(default_factory=list)
+    """Per rewriter call, thread CPU time."""
+    day_ends: list[int] = field(default_factory=list)
+    """Len(turns) at the end of each day."""
 
     def metrics(self, control: Sequence[DayStats] = ()) -> dict[str, float]:
         """Day-1-to-last drop; with a control run (same days, nothing learned) also the reduction against it, on

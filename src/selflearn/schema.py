@@ -80,6 +80,7 @@ class LogRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_TEXT_CHARS)
     json_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields stored as JSON text (in DuckDB and CSV) and accepted as a JSON string on input."""
 
     @model_validator(mode="before")
     @classmethod
@@ -99,75 +100,116 @@ class Turn(LogRecord):
     """One utterance and everything the runtime decided about it. The only record learners read."""
 
     turn_id: str = Field(min_length=1, max_length=128)
+    """Unique id of the turn."""
     dialogue_id: str = Field(min_length=1, max_length=128)
+    """The dialogue it belongs to: one request and its repairs."""
     session_id: str = Field(min_length=1, max_length=128)
+    """The session it belongs to: one episode of talking to the assistant."""
     user_id: Id
+    """Who spoke (the household user)."""
     home_id: Id
+    """The home it was said in."""
     device_id: Id
+    """The endpoint spoken to."""
     device_type: DeviceType | None = Field(
         default=None, description="Kind of endpoint; None when the client does not say (a Home Assistant satellite)."
     )
     ts: Timestamp
+    """When it was said (UTC)."""
     area: str | None = None
+    """Area of the endpoint, if known."""
     asr_text: str
+    """What the recognizer heard."""
     asr_confidence: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Recognizer confidence; None when only the text reached us."
     )
     rewritten_text: str | None = None
+    """What the rewriter sent to NLU instead, if it rewrote."""
     rewrite_source: RewriteSource = "none"
+    """Which rewriter changed it ("none" when none did)."""
     nlu_intent: str | None = None
+    """The intent carried out; None when nothing was understood."""
     nlu_slots: JsonDict = Field(default_factory=dict)
+    """Its slots: name -> value."""
     nlu_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    """The NLU's confidence in that reading (0..1)."""
     resolved_entities: JsonDict = Field(default_factory=dict)
+    """What the slots resolved to in the home (device and area ids)."""
     result_status: ResultStatus
+    """How the request ended."""
     response_text: str = ""
+    """What the assistant said."""
     barge_in: bool = Field(default=False, strict=True)
+    """The user cut the response off."""
     response_latency_ms: float | None = Field(
         default=None, ge=0.0, le=MAX_LATENCY_MS, description="Time to answer; None when not measured end to end."
     )
     device_state_snapshot: JsonDict = Field(default_factory=dict)
+    """States of the devices acted on, after the turn."""
     explicit_feedback: ExplicitFeedback | None = None
+    """What the user said about this turn when asked, if anything."""
     trace: JsonDict = Field(
         default_factory=dict,
         description="Per-stage decisions (top-k NLU hypotheses, ER scores, context features) for failure analysis.",
     )
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    """Version of the log schema the record was written in."""
 
     json_fields: ClassVar[tuple[str, ...]] = ("nlu_slots", "resolved_entities", "device_state_snapshot", "trace")
+    """Fields stored as JSON text."""
 
 
 class Gold(LogRecord):
     """The truth behind a turn, known to the simulator. Evaluation reads it; learners never do."""
 
     turn_id: str = Field(min_length=1, max_length=128)
+    """The turn this truth is about."""
     true_text: str
+    """What the person really said."""
     true_intent: str | None = None
+    """What they really wanted; None for chatter or a false wake."""
     true_slots: JsonDict = Field(default_factory=dict)
+    """The slots of what they wanted."""
     failure_point: FailurePoint
+    """Where the turn went wrong ("correct" when it did not)."""
     goal_id: str = Field(min_length=1, max_length=128)
+    """The goal the turn served."""
     goal_success: bool = Field(strict=True)
+    """The goal was achieved in the end."""
     is_rephrase_of: str | None = None
+    """The turn this one rephrases, if any."""
     is_impossible: bool = Field(default=False, strict=True)
+    """The goal cannot be done in this home."""
     annotator_labels: JsonDict = Field(
         default_factory=dict,
         description="Simulated human annotators' labels (e.g. single/majority goal success), for baselines.",
     )
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    """Version of the log schema the record was written in."""
 
     json_fields: ClassVar[tuple[str, ...]] = ("true_slots", "annotator_labels")
+    """Fields stored as JSON text."""
 
 
 class Feedback(LogRecord):
     """An explicit statement by the user about a turn: yes/no to "Did I answer?", a correction, or a teaching."""
 
     feedback_id: str = Field(min_length=1, max_length=128)
+    """Unique id of the feedback."""
     turn_id: str = Field(min_length=1, max_length=128)
+    """The turn it is about."""
     user_id: Id
+    """Who gave it."""
     ts: Timestamp
+    """When it was given (UTC)."""
     kind: FeedbackKind
+    """Yes, no, correction or teaching."""
     text: str = ""
+    """What the user said."""
     correction_text: str | None = None
+    """What they meant instead, for a correction."""
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    """Version of the log schema the record was written in."""
 
 
 PreferenceKind = Literal[
@@ -184,13 +226,19 @@ class Preference(LogRecord):
     """What one user taught the assistant. Per user by construction: every lookup is keyed by ``user_id``."""
 
     user_id: Id
+    """Who taught it."""
     kind: PreferenceKind
+    """What sort of preference (a favourite, a default device, a name, ...)."""
     key: str = Field(default="", max_length=MAX_KEY_CHARS, description="The phrase the preference applies to, if any.")
     value: str = Field(min_length=1, max_length=MAX_VALUE_CHARS)
+    """What the phrase or default means for this user."""
     scope: str = Field(default="*", description="A home id, or * for every home of this user.")
     ts: Timestamp
+    """When it was taught (UTC)."""
     source: Literal["statement", "guided", "moment", "correction"] = "statement"
+    """How it was learned: a statement, a guided Q&A, a moment, a correction."""
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    """Version of the log schema the record was written in."""
 
 
 Record = Turn | Gold | Feedback

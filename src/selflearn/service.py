@@ -93,15 +93,21 @@ class _Body(BaseModel):
 class InterpretRequest(_Body):
     text: str = Field(min_length=1, max_length=1000, description="What the user said (ASR text).")
     user_id: Id
+    """Who spoke."""
     device_id: Id = Field(description="The endpoint (speaker/screen) the user talked to.")
     time: Time | None = None
+    """When it was said; None: now."""
     asr_confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The recognizer's confidence (0..1)."""
     session_id: Id | None = None
+    """Session to log the turn under; None: one is derived."""
 
 
 class InterpretResponse(BaseModel):
     response: str
+    """What the assistant says."""
     asks_feedback: bool
+    """The response ends with "Did I get that right?"."""
     turn: Turn = Field(description="The logged Turn, trace included (every stage's decision).")
 
 
@@ -115,53 +121,75 @@ class ConversationResponse(BaseModel):
     slots: dict[str, Any] = Field(description="selflearn's slots of that reading (device and area ids).")
     intents: list[HaIntentOut] = Field(description="What HA should carry out, in order; empty if abstained/handled.")
     speech: str
+    """What HA should say."""
     abstained: bool = Field(description="Not understood or not doable here: HA should answer on its own.")
     handled: bool = Field(description="selflearn answered by itself (teaching, feedback): only speak the speech.")
     conversation_id: str
+    """HA's chat session id, echoed."""
     turn_id: str
+    """The logged turn, for the result report."""
     user_id: str = Field(description="The household user the request was logged for (docs/home-assistant.md).")
 
 
 class ResultRecorded(BaseModel):
     turn_id: str
+    """The turn the report was recorded for."""
     result_status: str = Field(description="The turn's status now: 'failed' when HA could not carry it out.")
 
 
 class FeedbackRequest(_Body):
     user_id: Id
+    """Who answers."""
     turn_id: Id
+    """The turn the answer is about."""
     answer: Literal["yes", "no", "correction"]
+    """What they answered to "Did I get that right?"."""
     correction_text: str | None = Field(default=None, min_length=1, max_length=1000)
+    """What they meant instead, for a correction."""
     time: Time | None = None
+    """When they answered; None: now."""
 
 
 class TeachRequest(_Body):
     user_id: Id
+    """Who teaches."""
     text: str = Field(min_length=1, max_length=1000)
+    """What they said."""
     time: Time | None = None
+    """When they said it; None: now."""
 
 
 class TeachResponse(BaseModel):
     understood: bool
+    """The statement was understood as a teaching."""
     response: str
+    """What the assistant says back."""
     preferences: list[Preference]
+    """The preferences it stored."""
     in_dialogue: bool = Field(description="True while a guided Q&A or clarifying question awaits the next answer.")
 
 
 class PreferenceBody(_Body):
     kind: PreferenceKind
+    """What sort of preference."""
     value: str = Field(min_length=1, max_length=1000)
+    """What the phrase or default means for this user."""
     key: str = Field(default="", max_length=200)
+    """The phrase it applies to, if any."""
     scope: Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9_.@:-]{1,128})$")] = "*"
+    """A home id, or * for every home of this user."""
 
 
 class Deleted(BaseModel):
     deleted: int
+    """Records deleted."""
 
 
 class Forgotten(BaseModel):
     user_id: str
+    """The user forgotten."""
     deleted: dict[str, int]
+    """Rows, quarantine lines, personal folders and pending rewrites removed, by kind."""
     phrases: int = Field(description="The user's own phrases looked for (said by nobody else).")
     files_scanned: int = Field(description="Files under the data dir, artifacts and feedback read by the scan.")
     left: list[str] = Field(description="Names of the files that still hold the user's id or one of their phrases.")
@@ -170,11 +198,14 @@ class Forgotten(BaseModel):
 
 class ErrorDetail(BaseModel):
     code: int
+    """The HTTP status."""
     message: str
+    """What went wrong, one line."""
 
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+    """The error."""
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -187,11 +218,15 @@ class Metrics:
     """Counters and latency histograms, printed in the Prometheus text format by ``GET /metrics``."""
 
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    """(method, route, status) -> requests answered."""
     latency: dict[str, list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
     )
+    """Route -> request counts per latency bucket (``LATENCY_BUCKETS_MS``, then +Inf)."""
     latency_sum: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Route -> total latency, in ms."""
     events: Counter[str] = field(default_factory=Counter)
+    """Event name -> count (turn, conversation and result statuses, feedback answers, teachings)."""
 
     def observe(self, method: str, route: str, status: int, ms: float) -> None:
         self.requests[(method, route, status)] += 1

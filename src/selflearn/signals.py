@@ -39,25 +39,40 @@ class LogSource(Protocol):
 class SignalWeights:
     """How much each signal alone says "this turn was a defect" (noisy-OR terms in [0, 1])."""
 
-    barge_in: float = 0.45  # alone it is ambiguous: people also cut off long answers that were right
+    barge_in: float = 0.45
+    """Weight of a barge-in; alone it is ambiguous: people also cut off long answers that were right."""
     rephrased: float = 0.6
+    """Weight of a rephrase by the next turn."""
     repeated: float = 0.5
+    """Weight of a word-for-word repeat by the next turn."""
     abandoned: float = 0.5
+    """Weight of the user giving up after it."""
     explicit_negative: float = 0.9
+    """Weight of the user saying it was wrong."""
     no_result: float = 0.8
+    """Weight of a request ending with no result (not understood, no entity, failed)."""
     unsupported: float = 0.2
+    """Weight of a request understood but not supported here."""
     form: float = 0.6
+    """Weight of a wording that usually fails, across users (its shrunk defect rate)."""
 
 
 @dataclass(frozen=True)
 class SignalConfig:
-    rephrase_window_s: float = 30.0  # a follow-up later than this is a new request, not a repair
-    abandon_window_s: float = 120.0  # no follow-up within this after a failure: the user gave up
-    similarity_min: float = 0.5  # rapidfuzz token_set_ratio / 100 for a follow-up to count as a rephrase
-    barge_in_flag: Literal["interrupted", "interrupting"] = "interrupted"  # which turn carries Turn.barge_in
-    threshold: float = 0.5  # defect = defect_score >= threshold
-    form_prior: float = 3.0  # pseudo-count shrinking a rare form's defect rate towards the global rate
+    rephrase_window_s: float = 30.0
+    """A follow-up later than this is a new request, not a repair."""
+    abandon_window_s: float = 120.0
+    """No follow-up within this after a failure: the user gave up."""
+    similarity_min: float = 0.5
+    """rapidfuzz token_set_ratio / 100 for a follow-up to count as a rephrase."""
+    barge_in_flag: Literal["interrupted", "interrupting"] = "interrupted"
+    """Which turn carries Turn.barge_in."""
+    threshold: float = 0.5
+    """Defect = defect_score >= threshold."""
+    form_prior: float = 3.0
+    """Pseudo-count shrinking a rare form's defect rate towards the global rate."""
     weights: SignalWeights = field(default_factory=SignalWeights)
+    """How much each signal says alone."""
 
 
 class DefectSignals:

@@ -162,13 +162,21 @@ class IngestReport:
     """What one ingest did. Always ``read == ingested + duplicates + quarantined``."""
 
     files: int
+    """Files read."""
     read: int
+    """Rows read."""
     ingested: int
+    """Rows stored."""
     duplicates: int
+    """Rows already in the store (same id), skipped."""
     quarantined: int
+    """Rows rejected into the quarantine file."""
     quarantine_file: str
+    """Where the rejected rows went ("" when none were)."""
     seconds: float
+    """Wall-clock time of the ingest, in seconds."""
     by_kind: dict[str, int]
+    """Record kind -> rows stored."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

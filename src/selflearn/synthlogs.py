@@ -27,13 +27,21 @@ EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
 @dataclass(frozen=True)
 class SynthConfig:
     n_users: int = 200
+    """Users generated."""
     users_per_home: int = 3
+    """Users per home."""
     days: int = 3
-    p_bad: float = 0.3  # a command said in a form that fails
-    p_wrong: float = 0.25  # of the bad ones: understood as the wrong action (success status) and barged in on
-    p_rephrase: float = 0.7  # after a failure: rephrase into the good form within seconds
-    p_repeat: float = 0.1  # after a failure: say the same thing again first
+    """Days of logs generated."""
+    p_bad: float = 0.3
+    """A command said in a form that fails."""
+    p_wrong: float = 0.25
+    """Of the bad ones: understood as the wrong action (success status) and barged in on."""
+    p_rephrase: float = 0.7
+    """After a failure: rephrase into the good form within seconds."""
+    p_repeat: float = 0.1
+    """After a failure: say the same thing again first."""
     max_devices: int = len(_ROOMS) * len(_THINGS)
+    """Devices per home at most (rooms x things)."""
 
 
 def commands(max_devices: int) -> pl.DataFrame:

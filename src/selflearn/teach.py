@@ -67,6 +67,7 @@ class Vocabulary:
     """Alias form -> the (kind, canonical value) pairs it may mean. More than one pair means: ask which."""
 
     index: dict[str, frozenset[tuple[PreferenceKind, str]]]
+    """Normalised alias -> the (kind, canonical value) pairs it may mean."""
 
     @classmethod
     def from_file(cls, path: Path = VOCABULARY_FILE) -> Vocabulary:
@@ -132,8 +133,11 @@ class Taught:
     """A statement understood completely."""
 
     kind: PreferenceKind
+    """What sort of preference."""
     key: str
+    """The phrase it applies to ("" for a default)."""
     value: str
+    """The canonical value it means."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,11 @@ class Unclear:
     """A teaching statement whose value could not be placed: ask, offering these choices (may be empty)."""
 
     phrase: str
+    """The words that could not be placed."""
     options: tuple[Taught, ...]
+    """Readings to offer the user."""
     kinds: tuple[PreferenceKind, ...]
+    """Preference kinds the statement may be about."""
 
     def question(self) -> str:
         if self.options:
@@ -334,7 +341,9 @@ class TeachReply(runtime.TeachReply):
     """The runtime's teach reply plus the records it produced (the runtime logs the turn; callers may keep these)."""
 
     feedback: Feedback | None = None
+    """The feedback record it produced, if any."""
     preferences: tuple[Preference, ...] = ()
+    """The preferences it stored."""
 
 
 @dataclass

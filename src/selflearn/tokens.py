@@ -23,12 +23,18 @@ PREFIX = "slt_"
 
 @dataclass(frozen=True)
 class TokenInfo:
-    id: str  # public handle for list/revoke: the first 12 hex digits of the hash
-    home: str | None  # None for an admin token
+    id: str
+    """Public handle for list/revoke: the first 12 hex digits of the hash."""
+    home: str | None
+    """None for an admin token."""
     admin: bool
+    """The token may see and change every home."""
     name: str
+    """The label given at creation."""
     created: str
+    """When it was created, ISO 8601 UTC."""
     sha256: str
+    """Hex SHA-256 of the token (the token itself is never stored)."""
 
 
 def tokens_file() -> Path:

@@ -53,11 +53,16 @@ class ConversationInput(BaseModel):
 class Reply:
     """selflearn's answer to one HA request."""
 
-    intents: list[HaIntent]  # what HA should carry out, in order; empty when abstained or handled
-    speech: str  # what to say: the runtime's response (HA speaks it unless an intent handler has its own)
-    abstained: bool  # not understood or not doable here: HA answers with an error, nothing to carry out
-    handled: bool  # selflearn answered by itself (teaching, feedback on the last answer): HA only speaks it
-    turn: Turn  # the logged turn (user_id is the household user, device_id the endpoint)
+    intents: list[HaIntent]
+    """What HA should carry out, in order; empty when abstained or handled."""
+    speech: str
+    """What to say: the runtime's response (HA speaks it unless an intent handler has its own)."""
+    abstained: bool
+    """Not understood or not doable here: HA answers with an error, nothing to carry out."""
+    handled: bool
+    """selflearn answered by itself (teaching, feedback on the last answer): HA only speaks it."""
+    turn: Turn
+    """The logged turn (user_id is the household user, device_id the endpoint)."""
 
 
 class ResultReport(BaseModel):

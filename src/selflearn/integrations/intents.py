@@ -31,8 +31,10 @@ TURN_ON_DOMAINS = ("coffee_maker", "switch", "fan", "light", "media_player")
 class HaIntent:
     """An intent as HA's ``intent.async_handle`` takes it (the Wyoming ``Intent`` event carries the same)."""
 
-    name: str  # HA intent type, e.g. "HassTurnOn", or a selflearn intent an intent_script handles
-    entities: dict[str, Any]  # slot name -> value, e.g. {"name": "Kitchen Light"}
+    name: str
+    """HA intent type, e.g. "HassTurnOn", or a selflearn intent an intent_script handles."""
+    entities: dict[str, Any]
+    """Slot name -> value, e.g. {"name": "Kitchen Light"}."""
 
 
 def to_ha(reading: Candidate, resolution: Resolution | None, home: Home) -> HaIntent:

@@ -21,7 +21,9 @@ MINILM_DIM = 384
 
 class TextEncoder(Protocol):
     name: str
+    """Name of the sentence-embedding model, recorded with what was trained on it."""
     dim: int
+    """Width of its embeddings."""
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 

@@ -50,8 +50,11 @@ class Vocab:
     """String -> index maps for the categorical inputs and the intent/slot outputs, fixed at fit time."""
 
     domains: list[str] = field(default_factory=lambda: [UNKNOWN])
+    """Device domains seen at fit time; index 0 is unknown."""
     intents: list[str] = field(default_factory=lambda: [UNKNOWN, NO_INTENT])
+    """NLU intents seen at fit time, plus unknown and no-intent."""
     slots: list[str] = field(default_factory=list)
+    """Slot names seen at fit time: the slot head's outputs."""
 
     @staticmethod
     def _index(values: list[str]) -> dict[str, int]:
@@ -193,13 +196,21 @@ class Batchable:
     """Per-dialogue padded arrays: the model's inputs and (when fitted) its weak targets."""
 
     dialogue_ids: list[str]
-    turn_ids: np.ndarray  # (D, T) object, "" where padded
-    mask: np.ndarray  # (D, T) bool, True for real turns
-    utter: np.ndarray  # (D, T) int64 index into the text-embedding matrix
-    resp: np.ndarray  # (D, T) int64
-    cat: np.ndarray  # (D, T, 3) int64: domain, nlu intent, status
-    num: np.ndarray  # (D, T, F) float32
+    """Dialogue id of each row, in order."""
+    turn_ids: np.ndarray
+    """(D, T) object, "" where padded."""
+    mask: np.ndarray
+    """(D, T) bool, True for real turns."""
+    utter: np.ndarray
+    """(D, T) int64 index into the text-embedding matrix."""
+    resp: np.ndarray
+    """(D, T) int64 index of the response text into the text-embedding matrix."""
+    cat: np.ndarray
+    """(D, T, 3) int64: domain, nlu intent, status."""
+    num: np.ndarray
+    """(D, T, F) float32 numerical turn features (``NUMERIC`` order)."""
     targets: dict[str, np.ndarray]
+    """Head name -> its weak targets, per turn (absent before fitting)."""
 
 
 def pad_dialogues(table: pl.DataFrame, vocab: Vocab, text_index: dict[str, int], *, max_turns: int) -> Batchable:

@@ -47,28 +47,46 @@ class TurnLogs(Protocol):
 @dataclass(frozen=True)
 class LabelConfig:
     d_model: int = 64
+    """Width of the dialogue transformer."""
     layers: int = 2
+    """Transformer layers."""
     heads: int = 4
+    """Attention heads per layer."""
     max_turns: int = 16
+    """Turns of a dialogue the model reads (longer dialogues are cut)."""
     pretrain_epochs: int = 2
+    """Epochs of contrastive swap pretraining."""
     finetune_epochs: int = 4
-    min_steps: int = 400  # per stage: small logs get more epochs so the model sees enough updates
-    finetune_share: float = 1.0  # fine-tune on this share of dialogues (pretraining always sees them all)
-    intent_dropout: float = 0.3  # hide the NLU intent input this often in fine-tuning, so text carries intent too
+    """Epochs of fine-tuning on the weak labels."""
+    min_steps: int = 400
+    """Per stage: small logs get more epochs so the model sees enough updates."""
+    finetune_share: float = 1.0
+    """Fine-tune on this share of dialogues (pretraining always sees them all)."""
+    intent_dropout: float = 0.3
+    """Hide the NLU intent input this often in fine-tuning, so text carries intent too."""
     batch_size: int = 128
+    """Dialogues per training step."""
     lr: float = 2e-3
+    """AdamW learning rate."""
     swap_rate: float = 0.5
+    """Share of turns whose response is swapped for a negative in pretraining."""
     # pretraining negatives, one kind drawn per swapped turn: "random" (a response from any turn), "intent" / "domain"
     # (a response from a turn with the same NLU intent / domain: hard), "utterance" (the utterance of another turn
     # with the same NLU intent, as a misrecognition would give)
     negatives: tuple[str, ...] = ("random",)
+    """Kinds of pretraining negatives, one drawn per swapped turn (see the comment above)."""
     # a never-understood, never-achieved turn is labelled with the intent of the most similar successful utterance
     # when their MiniLM cosine similarity reaches this (else "<none>"); tuned on seed 7
     intent_guess_similarity: float = 0.5
+    """Cosine similarity needed to label a failed turn with a successful utterance's intent."""
     pretrain: bool = True
-    threshold: float = 0.8  # default operating point: label a turn when goal-success confidence >= this
-    threads: int = 1  # torch intra-op threads; 1 is fastest for this small model on a shared 2-core box
+    """Run swap pretraining before fine-tuning (False: the ablation)."""
+    threshold: float = 0.8
+    """Default operating point: label a turn when goal-success confidence >= this."""
+    threads: int = 1
+    """torch intra-op threads; 1 is fastest for this small model on a shared 2-core box."""
     seed: int = 0
+    """Seed of initialisation, sampling and dropout."""
 
 
 def _texts(table: pl.DataFrame) -> list[str]:
@@ -138,12 +156,19 @@ def _multitask_loss(out: dict[str, torch.Tensor], t: dict[str, torch.Tensor]) ->
 @dataclass
 class History:
     pretrain_loss: list[float] = field(default_factory=list)
+    """Mean pretraining loss per epoch."""
     pretrain_swap_accuracy: list[float] = field(default_factory=list)
+    """Share of swaps detected per pretraining epoch."""
     finetune_loss: list[float] = field(default_factory=list)
+    """Mean fine-tuning loss per epoch."""
     seconds: float = 0.0
+    """Wall-clock training time, in seconds."""
     dialogues: int = 0
+    """Dialogues trained on."""
     turns: int = 0
+    """Turns trained on."""
     texts: int = 0
+    """Distinct utterance and response texts embedded."""
 
 
 class LabelLearner:

@@ -17,16 +17,27 @@ from torch import nn
 @dataclass(frozen=True)
 class ModelShape:
     text_dim: int
+    """Width of the text embeddings fed in."""
     n_domains: int
+    """Device domains in the vocabulary."""
     n_intents: int
+    """NLU intents in the vocabulary."""
     n_statuses: int
+    """Result statuses (``STATUSES``)."""
     n_numeric: int
+    """Numerical features per turn (``NUMERIC``)."""
     n_slots: int
+    """Slot names the slot head predicts."""
     d_model: int = 64
+    """Width of the transformer."""
     layers: int = 2
+    """Transformer layers."""
     heads: int = 4
+    """Attention heads per layer."""
     max_turns: int = 16
+    """Turns per dialogue the positional embedding covers."""
     dropout: float = 0.1
+    """Dropout rate in training."""
 
 
 CAT_DIM = 12

@@ -27,8 +27,11 @@ class WordingStats:
     """Counts from training logs: working command forms, per-form use and failures, per-speaker success."""
 
     success_forms: list[str] = field(default_factory=list)
-    forms: dict[str, tuple[int, int]] = field(default_factory=dict)  # text -> (turns, turns with defect evidence)
-    speakers: dict[str, tuple[int, int]] = field(default_factory=dict)  # user_id -> (turns, clean successes)
+    """Normalised command forms that worked, for matching failed turns to them."""
+    forms: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Text -> (turns, turns with defect evidence)."""
+    speakers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """User id -> (turns, clean successes)."""
 
     @classmethod
     def from_frame(cls, df: pl.DataFrame) -> WordingStats:

@@ -89,8 +89,11 @@ class AsrPair:
     """A real recognition: the reference text, what the recognizer heard, and the reference's entity words."""
 
     ref: str
+    """What was said (the reference transcript)."""
     hyp: str
+    """What the recognizer heard."""
     names: frozenset[str]
+    """Reference words that belong to an entity (names, places)."""
 
 
 @cache
@@ -118,17 +121,29 @@ class ErrorMix:
     """Word error counts of an aligned corpus, overall and per word class of the reference word."""
 
     ref_words: int = 0
+    """Reference words aligned."""
     substitutions: int = 0
+    """Reference words the recognizer replaced."""
     deletions: int = 0
+    """Reference words it dropped."""
     insertions: int = 0
+    """Words it added."""
     utterances: int = 0
+    """Utterances aligned."""
     utterances_with_error: int = 0
+    """Utterances with at least one word error."""
     class_words: Counter[str] = field(default_factory=Counter)
+    """Word class -> reference words of that class."""
     class_errors: Counter[str] = field(default_factory=Counter)
+    """Word class -> substituted or deleted words of that class."""
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(reference word, heard word) -> substitutions."""
     inserted: Counter[str] = field(default_factory=Counter)
+    """Inserted word -> times inserted."""
     class_subs: Counter[str] = field(default_factory=Counter)
+    """Word class -> substitutions."""
     class_dels: Counter[str] = field(default_factory=Counter)
+    """Word class -> deletions."""
 
     @property
     def wer(self) -> float:
@@ -193,11 +208,17 @@ class Calibration:
     """Per-word-class error probabilities and the confusion/insertion tables, measured on real pairs."""
 
     sub: dict[str, float]
+    """Word class -> P(substitution) of one of its words."""
     dele: dict[str, float]
+    """Word class -> P(deletion)."""
     ins: float
+    """P(an inserted word) per reference word."""
     inserted: tuple[tuple[str, ...], tuple[float, ...]]
+    """The most inserted words and their weights."""
     confusions: dict[str, tuple[tuple[str, ...], tuple[int, ...]]]
+    """Reference word -> the words heard for it and how often."""
     vocabulary: frozenset[str]
+    """Words the real recognizer produced: in-vocabulary words err less."""
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[AsrPair]) -> Calibration:
@@ -255,22 +276,27 @@ class AsrConfig:
     """``rate`` scales every calibrated error probability (1.0 = the real SLURP recognizer, ~19 % WER)."""
 
     rate: float = 1.0
-    oov_factor: float = 1.6  # words outside the recognizer's vocabulary (rare names) err this much more often
-    systematic: float = 0.8  # probability mass of a word's single most likely confusion among its phonetic ones
+    """Scale of every calibrated error probability: 1.0 is the real SLURP recognizer, 0 a perfect one."""
+    oov_factor: float = 1.6
+    """Words outside the recognizer's vocabulary (rare names) err this much more often."""
+    systematic: float = 0.8
+    """Probability mass of a word's single most likely confusion among its phonetic ones."""
     max_word_error: float = 0.9
-    # Minimum P(substitution) of an out-of-vocabulary *name* whatever ``rate`` says: a clean close-talk recognizer
-    # still cannot spell a town it has never heard of (0 keeps the pure SLURP calibration).
+    """Cap on P(a word is substituted or deleted)."""
     oov_name_floor: float = 0.0
-    # Errors cluster in utterances (noise, distance, accent): each utterance's error probabilities are scaled by a
-    # Gamma(shape=burstiness, mean 1) draw; small shapes give many clean utterances and a few very noisy ones.
+    """Least P(substitution) of an unknown name whatever ``rate`` says: no recognizer spells an unheard town."""
     burstiness: float = 0.6
+    """Gamma shape of each utterance's error scale (mean 1): small gives many clean, a few very noisy utterances."""
 
 
 @dataclass(frozen=True)
 class AsrResult:
     text: str
+    """What the simulated recognizer heard."""
     confidence: float
+    """Its confidence, lower with more errors (0..1)."""
     errors: int
+    """Word errors made."""
 
 
 def _difficulty(word: str) -> float:

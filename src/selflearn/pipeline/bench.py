@@ -29,8 +29,11 @@ from selflearn.pipeline.scenarios import at, cases
 @dataclass(frozen=True)
 class Utterance:
     home: Home
+    """The home it is said in."""
     text: str
+    """What is said."""
     endpoint_id: str
+    """The endpoint it is said to."""
 
 
 def utterances(homes: Sequence[Home], *, per_intent: int, seed: int) -> list[Utterance]:

@@ -44,11 +44,17 @@ class Candidate:
     """A concrete reading: intent + filled slots, the NLU score, and the context features that moved it."""
 
     intent: str
+    """Intent of the reading."""
     slots: dict[str, Any]
+    """Filled slots: name -> value (device and area ids after expansion)."""
     nlu_score: float
+    """The NLU's score of the reading it came from."""
     prior: float = 0.0
+    """Fixed prior expansion gave the reading, so the pick stays deterministic without context."""
     features: dict[str, float] = field(default_factory=dict)
-    open_slots: tuple[str, ...] = ()  # slots filled by expansion, not said: the only ones context may argue about
+    """Context feature name -> value that moved it."""
+    open_slots: tuple[str, ...] = ()
+    """Slots filled by expansion, not said: the only ones context may argue about."""
 
     @property
     def raw(self) -> float:
@@ -75,12 +81,19 @@ class Situation:
     """Everything context may look at for one utterance."""
 
     home: Home
+    """The home spoken in."""
     endpoint: Endpoint
+    """The endpoint spoken to (its room is the first context)."""
     now: datetime
+    """Local time of the utterance."""
     state: Mapping[str, Mapping[str, Any]]
+    """Device id -> its current state."""
     person: Person | None = None
+    """Who speaks, if known."""
     preferences: Sequence[Preference] = ()
-    routines: Sequence[tuple[int, str, dict[str, Any]]] = ()  # (minute of day, intent, key slots)
+    """What this person taught."""
+    routines: Sequence[tuple[int, str, dict[str, Any]]] = ()
+    """(minute of day, intent, key slots)."""
 
     def preference(self, kind: str, key: str = "") -> str | None:
         key = clean(key)

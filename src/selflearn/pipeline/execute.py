@@ -25,8 +25,11 @@ WEATHER = ("sunny", "cloudy", "rainy", "windy", "foggy", "clear")
 @dataclass
 class Outcome:
     status: ResultStatus
+    """How the request ended."""
     response: str
+    """What the assistant says."""
     changed: list[str] = field(default_factory=list)
+    """Device ids whose state changed."""
 
 
 @dataclass
@@ -34,9 +37,13 @@ class World:
     """What execution reads and changes: device states plus the assistant's own timers and lists."""
 
     home: Home
+    """The home acted in."""
     state: dict[str, dict[str, Any]]
+    """Device id -> its state, changed in place."""
     timers: list[dict[str, Any]] = field(default_factory=list)
+    """Running timers (name, duration, start)."""
     lists: dict[str, list[str]] = field(default_factory=dict)
+    """List name -> its items (shopping, to-do)."""
 
 
 def execute(cand: Candidate, res: Resolution, world: World, *, endpoint: Endpoint, now: datetime) -> Outcome:

@@ -55,10 +55,15 @@ class Hypothesis:
     """One reading of the utterance: an intent, its slots (values as the NLU produced them), and a confidence."""
 
     intent: str
+    """Intent name (HA's, e.g. HassTurnOn, or selflearn's)."""
     slots: dict[str, Any]
+    """Slot name -> value as the NLU produced it."""
     score: float
+    """Confidence of the reading (0..1)."""
     slot_text: dict[str, str] = field(default_factory=dict)
+    """Slot name -> the words of the utterance that filled it."""
     from_context: tuple[str, ...] = ()
+    """Slots filled from context, not said."""
 
     def to_json(self) -> dict[str, Any]:
         return {"intent": self.intent, "slots": self.slots, "score": round(self.score, 4)}

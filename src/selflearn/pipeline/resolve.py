@@ -59,11 +59,17 @@ DEVICE_FREE = frozenset(
 @dataclass
 class Resolution:
     status: Literal["ok", "no_entity"]
+    """Whether it resolved ("ok") or nothing in the home matches ("no_entity")."""
     devices: list[str] = field(default_factory=list)
+    """Device ids the request acts on."""
     area: str | None = None
+    """The area the request names or implies, if any."""
     candidates: list[tuple[str, float]] = field(default_factory=list)
+    """(device id, score) considered, best first."""
     confidence: float = 1.0
+    """How sure the resolution is (0..1)."""
     missing: str | None = None
+    """The slot that could not be resolved, if any."""
 
     def to_json(self) -> dict[str, Any]:
         return {

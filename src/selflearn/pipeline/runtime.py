@@ -43,9 +43,13 @@ class TeachReply:
     """The teacher's answer to an utterance that taught a preference or gave feedback on the last turn."""
 
     response: str
+    """What the assistant says back."""
     status: Literal["teach", "feedback"]
-    feedback_kind: str | None = None  # "yes" | "no" | "correction" | "unsatisfied" | "teach"
+    """Whether it was a teaching or feedback on the last turn."""
+    feedback_kind: str | None = None
+    """Kind of feedback logged: "yes", "no", "correction", "unsatisfied" or "teach"."""
     correction_text: str | None = None
+    """What the user meant instead, for a correction."""
 
 
 class Teacher(Protocol):
@@ -60,18 +64,27 @@ class Act:
     stand for several; integrations hand each on (e.g. one Home Assistant intent per act)."""
 
     reading: Candidate | None
+    """The reading carried out; None when nothing was understood."""
     resolution: Resolution | None
+    """The devices it resolved to; None when not resolved."""
     outcome: Outcome
+    """How it ended."""
 
 
 @dataclass
 class Interpretation:
     turn: Turn
+    """The logged turn."""
     stages: dict[str, dict[str, Any]]
+    """Stage name -> its decisions (the turn's trace)."""
     response: str
+    """What the assistant says."""
     hypotheses: list[Candidate] = field(default_factory=list)
+    """Readings considered, best first."""
     asks_feedback: bool = False
-    acts: list[Act] = field(default_factory=list)  # empty when the teacher answered (teaching, feedback)
+    """The response ends with "Did I get that right?"."""
+    acts: list[Act] = field(default_factory=list)
+    """Empty when the teacher answered (teaching, feedback)."""
 
     @property
     def status(self) -> str:

@@ -41,16 +41,27 @@ PHRASES = ("movie night", "bedtime", "lights out please", "wind down", "good nig
 @dataclass(frozen=True)
 class Case:
     scenario: str
+    """Name of the scenario the case belongs to."""
     home: Home
+    """The home it is said in."""
     text: str
+    """What is said."""
     endpoint_id: str
+    """The endpoint it is said to."""
     now: datetime
+    """Local time it is said at."""
     expect_intent: str
+    """The intent a right reading has."""
     expect_slots: dict[str, Any] = field(default_factory=dict)
+    """Slots a right reading must contain."""
     expect_devices: tuple[str, ...] | None = None
+    """Device ids a right reading acts on; None: not checked."""
     user_id: str = GUEST
+    """Who says it."""
     state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Device states that differ from the home file's."""
     preferences: tuple[Preference, ...] = ()
+    """What the speaker has taught."""
 
     def run(self, *, context: bool) -> Interpretation:
         prefs = list(self.preferences)

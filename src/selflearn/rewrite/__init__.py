@@ -30,8 +30,11 @@ class Rewrite:
     all produce one, so it lives here and not in the runtime that consumes it)."""
 
     text: str
-    source: str  # "global" | "personal" | "feedback" | "teach"
+    """The text sent to NLU instead."""
+    source: str
+    """Which rewriter made it: "global", "personal", "feedback" or "teach"."""
     score: float
+    """The rewriter's confidence in it (0..1)."""
 
 
 class Rewriter(Protocol):

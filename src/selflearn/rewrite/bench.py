@@ -82,20 +82,35 @@ class LookupRow:
     pass-through utterances (correct sentences no rule applies to: the anchor gate)."""
 
     forms: int
+    """Failing forms in the index."""
     build_seconds: float
+    """Time to build the index, in seconds."""
     exact_p50_ms: float
+    """Median latency of an exact hit, in ms."""
     exact_p99_ms: float
+    """99th-percentile latency of an exact hit, in ms."""
     near_p50_ms: float
+    """Median latency of a near variant (the full path), in ms."""
     near_p99_ms: float
+    """99th-percentile latency of a near variant, in ms."""
     pass_p50_ms: float
+    """Median latency of an utterance with no rewrite, in ms."""
     pass_p99_ms: float
+    """99th-percentile latency of an utterance with no rewrite, in ms."""
     near_rewrite_rate: float
-    recall_at_1: float  # the index's nearest form is the exact nearest (near queries)
-    recall_at_k: float  # share of the exact k nearest forms the index returns
-    cpu_exact_p99_ms: float  # the calling thread's CPU time: what the lookup costs when the machine is shared
+    """Share of near variants rewritten to their rule's target."""
+    recall_at_1: float
+    """The index's nearest form is the exact nearest (near queries)."""
+    recall_at_k: float
+    """Share of the exact k nearest forms the index returns."""
+    cpu_exact_p99_ms: float
+    """The calling thread's CPU time: what the lookup costs when the machine is shared."""
     cpu_near_p50_ms: float
+    """Median thread CPU time of a near variant, in ms."""
     cpu_near_p99_ms: float
+    """99th-percentile thread CPU time of a near variant, in ms."""
     cpu_pass_p99_ms: float
+    """99th-percentile thread CPU time of an utterance with no rewrite, in ms."""
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:

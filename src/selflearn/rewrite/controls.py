@@ -39,12 +39,18 @@ def rule_id(kind: str, user_id: str | None, source: str, target: str) -> str:
 class Control:
     """One decision about one rule."""
 
-    rule_id: str  # ``rule_id(kind, user_id, source, target)``
-    action: Action  # "disable": never fires, left out of new sets; "pin": carried into every new set
-    home_id: str | None  # a disable that applies in this home only; None: everywhere
-    rule: dict[str, Any]  # the rule's row (``kind`` + ``REWRITE_SCHEMA`` columns), to list it and carry it when pinned
-    by: str  # the token id that decided (``tokens.TokenInfo.id``)
-    ts: str  # when, ISO 8601 UTC
+    rule_id: str
+    """``rule_id(kind, user_id, source, target)``."""
+    action: Action
+    """With "disable" the rule never fires, left out of new sets; "pin": carried into every new set."""
+    home_id: str | None
+    """A disable that applies in this home only; None: everywhere."""
+    rule: dict[str, Any]
+    """The rule's row (``kind`` + ``REWRITE_SCHEMA`` columns), to list it and carry it when pinned."""
+    by: str
+    """The token id that decided (``tokens.TokenInfo.id``)."""
+    ts: str
+    """When, ISO 8601 UTC."""
 
 
 def rule_frame(tables: RewriteTables) -> pl.DataFrame:

@@ -42,25 +42,38 @@ META_FILE = "meta.json"
 class TuneConfig:
     """How long and how hard to fine-tune (``selflearn bench learn --finetune-pairs`` times it)."""
 
-    epochs: int = 1  # passes over the pairs (small logs: a few; 100k pairs: one)
-    batch_size: int = 64  # pairs per step: the in-batch negatives
-    lr: float = 5e-5  # AdamW learning rate
-    scale: float = 20.0  # the ranking loss's inverse temperature over cosine similarities
-    max_repeats: int = 1  # uses of one (failing form, rephrase) pair per epoch: a repair said 500 times is no news
-    max_pairs: int = 100_000  # pairs sampled after that cap
-    max_seconds: float = 600.0  # stop training after this long (the export still runs)
-    trainable_layers: int = 3  # top transformer layers tuned; embeddings and lower layers stay frozen (speed)
-    threads: int = 1  # torch threads (on a shared 2-core machine two threads contend and run slower than one)
-    min_pairs: int = 32  # below this the logs teach nothing: fit raises
+    epochs: int = 1
+    """Passes over the pairs (small logs: a few; 100k pairs: one)."""
+    batch_size: int = 64
+    """Pairs per step: the in-batch negatives."""
+    lr: float = 5e-5
+    """AdamW learning rate."""
+    scale: float = 20.0
+    """The ranking loss's inverse temperature over cosine similarities."""
+    max_repeats: int = 1
+    """Uses of one (failing form, rephrase) pair per epoch: a repair said 500 times is no news."""
+    max_pairs: int = 100_000
+    """Pairs sampled after that cap."""
+    max_seconds: float = 600.0
+    """Stop training after this long (the export still runs)."""
+    trainable_layers: int = 3
+    """Top transformer layers tuned; embeddings and lower layers stay frozen (speed)."""
+    threads: int = 1
+    """torch threads (on a shared 2-core machine two threads contend and run slower than one)."""
+    min_pairs: int = 32
+    """Below this the logs teach nothing: fit raises."""
     seed: int = 0
+    """Seed of pair sampling and shuffling."""
 
 
 @dataclass(frozen=True)
 class TunedEncoder:
     """The learner's artifact: the fine-tuned int8 graph and how it was made."""
 
-    model: bytes  # the int8 ONNX graph (``encoder.derive_int8`` output)
-    meta: dict[str, Any]  # pairs, steps, seconds, config
+    model: bytes
+    """The int8 ONNX graph (``encoder.derive_int8`` output)."""
+    meta: dict[str, Any]
+    """Pairs, steps, seconds, config."""
 
     def encoder(self, **kwargs: Any) -> Encoder:
         """The runtime encoder over this graph."""

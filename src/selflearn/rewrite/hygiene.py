@@ -74,9 +74,12 @@ GENERIC = frozenset(_GENERIC_WORDS.split())
 class Reading:
     """What one side of a rule names: device kinds, areas (canonical names), and whether it has a content word."""
 
-    kinds: frozenset[str]  # device kinds named by words, placeholders, the intent family or the domain slot
-    areas: frozenset[str]  # canonical area names (aliases mapped), or area placeholders
-    content: bool  # has a word beyond generic verbs and function words (placeholders count, numbers do not)
+    kinds: frozenset[str]
+    """Device kinds named by words, placeholders, the intent family or the domain slot."""
+    areas: frozenset[str]
+    """Canonical area names (aliases mapped), or area placeholders."""
+    content: bool
+    """Has a word beyond generic verbs and function words (placeholders count, numbers do not)."""
 
 
 class Hygiene:

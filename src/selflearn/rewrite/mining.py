@@ -35,22 +35,36 @@ SOLVE_BATCH = 256  # absorbing states solved per LU back-substitution (bounds me
 
 @dataclass(frozen=True)
 class MiningConfig:
-    pair_window_s: float = 30.0  # candidate rephrase pair: the same user's next turn within this many seconds
-    similarity_min: float = 0.5  # baseline rephrase detector: rapidfuzz token_set_ratio / 100
-    min_support: int = 5  # global layer: chains from source that ended in target
-    min_users: int = 5  # global layer: k-anonymity, distinct users behind those chains ...
-    min_homes: int = 3  # ... from this many distinct homes (user ids are whatever a home's logs say they are)
-    min_probability: float = 0.3  # absorption probability of the target from the source
-    min_source_defect_rate: float = 0.5  # only rewrite forms that usually fail (across all users)
-    personal_min_support: int = 2  # personal layer: the user's own repairs source -> target
-    domain_change_users: int = 15  # strong evidence needed to cross domains (global) ...
+    pair_window_s: float = 30.0
+    """Candidate rephrase pair: the same user's next turn within this many seconds."""
+    similarity_min: float = 0.5
+    """Baseline rephrase detector: rapidfuzz token_set_ratio / 100."""
+    min_support: int = 5
+    """Global layer: chains from source that ended in target."""
+    min_users: int = 5
+    """Global layer: k-anonymity, distinct users behind those chains ..."""
+    min_homes: int = 3
+    """... from this many distinct homes (user ids are whatever a home's logs say they are)."""
+    min_probability: float = 0.3
+    """Absorption probability of the target from the source."""
+    min_source_defect_rate: float = 0.5
+    """Only rewrite forms that usually fail (across all users)."""
+    personal_min_support: int = 2
+    """Personal layer: the user's own repairs source -> target."""
+    domain_change_users: int = 15
+    """Strong evidence needed to cross domains (global) ..."""
     domain_change_probability: float = 0.8
-    domain_change_homes: int = 5  # ... from this many homes; also needed by a sensitive target of an unread form
-    personal_domain_change_support: int = 4  # ... and in the personal layer
-    sensitive_guard: bool = True  # off: a sensitive target of an unread form needs no more homes (the guards
-    # before issue 14, kept for the `poison` suite's same-run comparison)
-    hygiene: bool = True  # drop rules that change the device kind or area named, or whose source is a fragment
+    """Absorption probability needed to cross domains (global)."""
+    domain_change_homes: int = 5
+    """... from this many homes; also needed by a sensitive target of an unread form."""
+    personal_domain_change_support: int = 4
+    """... and in the personal layer."""
+    sensitive_guard: bool = True
+    """Off: a sensitive target of an unread form needs no more homes (the old guards, for the poison suite)."""
+    hygiene: bool = True
+    """Drop rules that change the device kind or area named, or whose source is a fragment."""
     signals: SignalConfig = field(default_factory=SignalConfig)
+    """Defect-signal settings used to find the failing forms."""
 
 
 @dataclass
@@ -58,8 +72,11 @@ class RewriteTables:
     """The miner's artifact: the global and the personal rewrite tables (``REWRITE_SCHEMA`` columns)."""
 
     global_table: pl.DataFrame = field(default_factory=empty_table)
+    """Rules mined across users and homes (k-anonymous)."""
     personal_table: pl.DataFrame = field(default_factory=empty_table)
-    pattern_table: pl.DataFrame = field(default_factory=empty_table)  # global rules over delexicalised forms
+    """Each user's own rules."""
+    pattern_table: pl.DataFrame = field(default_factory=empty_table)
+    """Global rules over delexicalised forms."""
 
     def save(self, root: Path) -> list[Path]:
         return write_tables(root, self.global_table, self.personal_table, self.pattern_table)

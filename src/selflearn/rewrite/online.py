@@ -70,35 +70,57 @@ class RankWeights:
     """
 
     cosine: float = 0.5
+    """Weight of the embedding cosine in the similarity."""
     string: float = 0.25
+    """Weight of the string similarity."""
     phonetic: float = 0.25
+    """Weight of the phonetic similarity."""
     untransferred: float = 0.9
+    """Similarity factor when the rule's edit could not be located in the utterance."""
     base: float = 0.5
+    """Evidence of a rule before its probability and support count."""
     support_half: float = 1.0
+    """Support at which a rule gets half of its probability's evidence."""
     personal_bonus: float = 0.1
+    """Evidence added for a personal rule."""
     entity_bonus: float = 0.1
+    """Evidence added when the utterance names an entity of the home."""
     sharpness: float = 2.0
+    """Exponent on the similarity: higher punishes distant forms more."""
 
 
 @dataclass(frozen=True)
 class OnlineConfig:
     threshold: float = 0.55
+    """Apply the best candidate only if its score reaches this (0..1)."""
     k: int = 8
+    """Nearest failing forms looked at per layer."""
     min_cosine: float = 0.8
+    """Ignore neighbours less similar than this (embedding cosine)."""
     flat_limit: int = 20_000
-    nprobe: int = 16  # 8 lost recall in the 1M bench (recall@1 0.997, recall@8 0.995; docs/rewriting.md)
-    refine: int = 32  # IVF: re-score the refine·k best 4-bit PQ codes on the exact vectors
-    layers: tuple[str, ...] = ("personal", "global")  # checked in this order; the eval drops "personal" for an arm
+    """Up to this many forms an exact flat index; above it IVF-PQ."""
+    nprobe: int = 16
+    """8 lost recall in the 1M bench (recall@1 0.997, recall@8 0.995; docs/rewriting.md)."""
+    refine: int = 32
+    """IVF: re-score the refine·k best 4-bit PQ codes on the exact vectors."""
+    layers: tuple[str, ...] = ("personal", "global")
+    """Checked in this order; the eval drops "personal" for an arm."""
     weights: RankWeights = field(default_factory=RankWeights)
+    """The ranker's weights."""
 
 
 @dataclass(frozen=True)
 class Rule:
     source: str
+    """Failing form the rule rewrites."""
     target: str
+    """What it rewrites it to."""
     probability: float
+    """Absorption probability of the target from the source."""
     support: int
+    """Repair chains behind the rule."""
     layer: str
+    """The layer the rule is in: "personal" or "global"."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +128,21 @@ class Candidate:
     """One scored way to rewrite an utterance (kept whole for tracing and for the rewrite CLI)."""
 
     text: str
+    """The utterance rewritten."""
     rule: Rule
+    """The rule it came from."""
     cosine: float
+    """Embedding cosine of the utterance and the rule's source."""
     string: float
+    """String similarity of the two (0..1)."""
     phonetic: float
+    """Phonetic similarity of the two (0..1)."""
     transferred: bool
+    """The rule's edit was located in the utterance and applied there."""
     entity: bool
+    """The utterance names an entity of the home."""
     score: float
+    """The ranker's score (0..1)."""
 
 
 @lru_cache(maxsize=200_000)

@@ -79,7 +79,9 @@ class Delexicaliser:
     """One home's names as a single regex (alternation, longest first) plus numbers."""
 
     regex: re.Pattern[str]
+    """The home's names, longest first, plus numbers."""
     types: dict[str, str]
+    """Name (lowercase) -> its placeholder type (device, area, ...)."""
 
     @classmethod
     def for_home(cls, home: Home) -> Delexicaliser:

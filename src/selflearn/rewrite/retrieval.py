@@ -65,11 +65,16 @@ _RANGE = re.compile(r"\{\w+\}")  # an unexpanded hassil range slot
 class Ranker:
     """Logistic ranker: P(an entry is what the speaker meant) = sigmoid(bias + weights · features)."""
 
-    weights: tuple[float, ...]  # one per ``FEATURES`` entry, in that order
-    bias: float  # logit of a candidate with every feature 0
-    threshold: float  # abstain when the best candidate's probability is below this ...
-    action_threshold: float  # ... or below this when the candidate acts on a device (out-of-scope must not)
-    fitted_on: int = 0  # mined queries the weights were fitted on (0: the documented day-0 default)
+    weights: tuple[float, ...]
+    """One per ``FEATURES`` entry, in that order."""
+    bias: float
+    """Logit of a candidate with every feature 0."""
+    threshold: float
+    """Abstain when the best candidate's probability is below this ..."""
+    action_threshold: float
+    """... or below this when the candidate acts on a device (out-of-scope must not)."""
+    fitted_on: int = 0
+    """Mined queries the weights were fitted on (0: the documented day-0 default)."""
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(features @ np.asarray(self.weights) + self.bias)))
@@ -106,30 +111,48 @@ DAY0 = Ranker(
 
 @dataclass(frozen=True)
 class RetrievalConfig:
-    k: int = 12  # nearest entries the ranker scores
-    per_template: int = 3  # canonical commands sampled per template (before the dry run)
-    per_reading: int = 4  # canonical commands kept per reading (intent + slots): wordings, not name combinations
-    low_confidence: float = 0.5  # a reading below this confidence counts as failing (the runtime asks retrieval)
-    min_users: int = 5  # global forms: k-anonymity over distinct users ...
-    min_homes: int = 5  # ... and distinct homes
-    ranker_queries: int = 400  # mined queries ``fit_ranker`` uses at most ...
-    min_held_out: int = 50  # held-out mined queries needed before a fitted ranker may replace the day-0 one ...
-    min_gain: float = 0.05  # ... and the utility it must gain over the day-0 ranker there, per held-out query
-    ranker_homes: int = 3  # ... from at most this many homes (each home's index costs a dry run and encodings)
-    online: OnlineConfig = field(default_factory=OnlineConfig)  # faiss settings (``online.build_index``)
+    k: int = 12
+    """Nearest entries the ranker scores."""
+    per_template: int = 3
+    """Canonical commands sampled per template (before the dry run)."""
+    per_reading: int = 4
+    """Canonical commands kept per reading (intent + slots): wordings, not name combinations."""
+    low_confidence: float = 0.5
+    """A reading below this confidence counts as failing (the runtime asks retrieval)."""
+    min_users: int = 5
+    """Global forms: k-anonymity over distinct users ..."""
+    min_homes: int = 5
+    """... and distinct homes."""
+    ranker_queries: int = 400
+    """Mined queries ``fit_ranker`` uses at most ..."""
+    min_held_out: int = 50
+    """Held-out mined queries needed before a fitted ranker may replace the day-0 one ..."""
+    min_gain: float = 0.05
+    """... and the utility it must gain over the day-0 ranker there, per held-out query."""
+    ranker_homes: int = 3
+    """... from at most this many homes (each home's index costs a dry run and encodings)."""
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+    """faiss settings (``online.build_index``)."""
 
 
 @dataclass(frozen=True)
 class Entry:
     """One utterance that works in a home, with the reading the runtime gave it."""
 
-    text: str  # normalised utterance that works (what a request is rewritten to)
-    match: str  # what a request is compared with: ``text``, or a failing wording a person repaired into ``text``
-    intent: str  # the runtime's intent for it
-    slots: str  # its slots as sorted JSON (readings compare by intent + slots)
-    names: tuple[str, ...]  # the home's device/area/city names it says
-    source: str  # "canonical" (templates) | "log" (worked or was repaired in this home) | "global" (population)
-    acts: bool  # the dry run changed a device (a wrong pick of it is a false action, not a wrong answer)
+    text: str
+    """Normalised utterance that works (what a request is rewritten to)."""
+    match: str
+    """What a request is compared with: ``text``, or a failing wording a person repaired into ``text``."""
+    intent: str
+    """The runtime's intent for it."""
+    slots: str
+    """Its slots as sorted JSON (readings compare by intent + slots)."""
+    names: tuple[str, ...]
+    """The home's device/area/city names it says."""
+    source: str
+    """Origin: "canonical" (templates), "log" (worked or was repaired in this home) or "global" (population)."""
+    acts: bool
+    """The dry run changed a device (a wrong pick of it is a false action, not a wrong answer)."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +172,11 @@ class Scored:
     """A ranked candidate: the entry, its features (``FEATURES`` order) and probability."""
 
     entry: Entry
+    """The candidate entry."""
     features: tuple[float, ...]
+    """Its ranker features, in ``FEATURES`` order."""
     probability: float
+    """The ranker's P(it is what the speaker meant)."""
 
 
 def canonical_commands(home: Home, per_template: int, *, seed: int = 0) -> list[str]:
@@ -241,10 +267,14 @@ class HomeIndex:
 class History:
     """What the logs say worked: per home ((match, text) -> count, intent -> hour counts), per user (texts)."""
 
-    home_texts: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)  # home -> (match, text) counts
-    home_hours: dict[str, dict[str, Counter[int]]] = field(default_factory=dict)  # home -> intent -> local hours
-    user_texts: dict[str, set[str]] = field(default_factory=dict)  # user id -> texts that worked for them
-    global_forms: list[tuple[str, str]] = field(default_factory=list)  # k-anonymous (match, text), no names
+    home_texts: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
+    """Home -> (match, text) counts."""
+    home_hours: dict[str, dict[str, Counter[int]]] = field(default_factory=dict)
+    """Home -> intent -> local hours."""
+    user_texts: dict[str, set[str]] = field(default_factory=dict)
+    """User id -> texts that worked for them."""
+    global_forms: list[tuple[str, str]] = field(default_factory=list)
+    """K-anonymous (match, text), no names."""
 
 
 class Retrieval:

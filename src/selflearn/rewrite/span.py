@@ -30,14 +30,23 @@ NO_SPAN = 0  # start = end = [CLS]: no repaired span
 @dataclass(frozen=True)
 class SpanConfig:
     pair_window_s: float = 30.0
+    """A follow-up within this many seconds is a candidate rephrase pair."""
     max_len: int = 40
-    max_pairs: int = 3000  # weak-labelled training pairs (sampled)
+    """Tokens per utterance the model reads."""
+    max_pairs: int = 3000
+    """Weak-labelled training pairs (sampled)."""
     epochs: int = 40
+    """Training epochs."""
     lr: float = 2e-3
+    """Adam learning rate."""
     hidden: int = 128
+    """Width of the recurrent encoder."""
     batch_size: int = 64
+    """Pairs per training step."""
     threshold: float = 0.5
+    """Call a pair a rephrase when the model's probability reaches this."""
     seed: int = 0
+    """Seed of sampling and initialisation."""
 
 
 class _Heads(nn.Module):

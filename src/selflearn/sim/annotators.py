@@ -20,8 +20,11 @@ FAILURE_POINTS: tuple[FailurePoint, ...] = ("false_wake", "asr", "nlu", "er", "r
 @dataclass(frozen=True)
 class AnnotatorNoise:
     goal_success: float = 0.12
+    """P(a simulated annotator flips the goal-success label)."""
     failure_point: float = 0.2
+    """P(they pick a wrong failure point)."""
     intent: float = 0.08
+    """P(they give a wrong intent)."""
 
 
 def annotate(

@@ -47,17 +47,29 @@ class Goal:
     """One thing a person wants done, with the truth the gold record reports."""
 
     kind: str
+    """Goal kind, e.g. "device_on", "cover_open" (phrasing templates are keyed by it)."""
     intent: str | None
+    """The intent that achieves it; None for chatter."""
     slots: dict[str, Any]
+    """The slots that achieve it."""
     words: dict[str, str] = field(default_factory=dict)
+    """Slot -> the words the person uses for it."""
     intents: frozenset[str] = frozenset()
-    effects: tuple[tuple[str, str, Any], ...] = ()  # (device id, state key, value) that must hold after success
-    expect: dict[str, str] = field(default_factory=dict)  # slot -> value the turn's slots must contain
-    implicit: frozenset[str] = frozenset()  # slots the person leaves to the assistant (their taste)
-    official: dict[str, str] = field(default_factory=dict)  # the home's own name for a slot word (for rephrasing)
+    """Other intents that also achieve it."""
+    effects: tuple[tuple[str, str, Any], ...] = ()
+    """(device id, state key, value) that must hold after success."""
+    expect: dict[str, str] = field(default_factory=dict)
+    """Slot -> value the turn's slots must contain."""
+    implicit: frozenset[str] = frozenset()
+    """Slots the person leaves to the assistant (their taste)."""
+    official: dict[str, str] = field(default_factory=dict)
+    """The home's own name for a slot word (for rephrasing)."""
     impossible: bool = False
-    addressed: bool = True  # False: TV/room chatter, a false wake
-    text: str | None = None  # a fixed wording (a routine's), else phrasing chooses one
+    """It cannot be done in this home."""
+    addressed: bool = True
+    """False: TV/room chatter, a false wake."""
+    text: str | None = None
+    """A fixed wording (a routine's), else phrasing chooses one."""
 
     @property
     def targets(self) -> frozenset[str]:

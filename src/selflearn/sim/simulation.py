@@ -43,33 +43,54 @@ RECOGNIZER_WORDS = (*FIRST_NAMES, *COMMON_NAMES, *GENRES, *DEVICE_WORDS)
 class SimConfig:
     """World size and behaviour probabilities. Defaults give an untrained defect rate of roughly a quarter."""
 
-    asr_rate: float = 0.2  # scale of the SLURP-calibrated ASR error rates (1.0 = SLURP's far-field ~19 % WER)
-    rare_name_error: float = 0.3  # P(misrecognizing a name the recognizer does not know, e.g. a small town)
-    requests_per_day: float = 7.0  # per person, on top of routines (Poisson)
-    false_wakes_per_day: float = 0.5  # per home: TV/room chatter that wakes the assistant
-    scene_probability: float = 0.08  # share of requests that are a multi-step scene
-    idiosyncratic: float = 0.15  # share of (person, goal kind) whose habitual wording is from the shared odd pool
-    # "templates": a few hand-written and SLURP wordings shared by many; "realistic": the long tail (sim/variation)
+    asr_rate: float = 0.2
+    """Scale of the SLURP-calibrated ASR error rates (1.0 = SLURP's far-field ~19 % WER)."""
+    rare_name_error: float = 0.3
+    """P(misrecognizing a name the recognizer does not know, e.g. a small town)."""
+    requests_per_day: float = 7.0
+    """Per person, on top of routines (Poisson)."""
+    false_wakes_per_day: float = 0.5
+    """Per home: TV/room chatter that wakes the assistant."""
+    scene_probability: float = 0.08
+    """Share of requests that are a multi-step scene."""
+    idiosyncratic: float = 0.15
+    """Share of (person, goal kind) whose habitual wording is from the shared odd pool."""
     phrasing: Phrasing = "templates"
-    habitual: float = 0.85  # P(a person uses their habitual wording)
-    private_alias: float = 0.25  # P(a person has a private name for a device)
-    barge_in: float = 0.4  # P(interrupting a wrong or unhelpful response)
-    barge_in_on_success: float = 0.03  # P(interrupting a right answer once heard enough: barge-in is not proof)
-    negative: float = 0.15  # P(saying "no, that's wrong" after a bad result)
-    answer_feedback: float = 0.8  # P(answering "Did I get that right?")
-    correction: float = 0.3  # P(a "no" answer says what was meant: "no i meant ...")
-    abandon: float = 0.2  # P(giving up after a failure, before patience runs out)
-    clarity_on_retry: float = 0.5  # ASR error scale when repeating/rephrasing (people speak slower and clearer)
-    teach_probability: float = 0.0  # P(teaching after a failure, when a teacher and a teaching behaviour are given)
+    """Either "templates" (few hand-written and SLURP wordings, shared) or "realistic" (long tail, sim/variation)."""
+    habitual: float = 0.85
+    """P(a person uses their habitual wording)."""
+    private_alias: float = 0.25
+    """P(a person has a private name for a device)."""
+    barge_in: float = 0.4
+    """P(interrupting a wrong or unhelpful response)."""
+    barge_in_on_success: float = 0.03
+    """P(interrupting a right answer once heard enough: barge-in is not proof)."""
+    negative: float = 0.15
+    """P(saying "no, that's wrong" after a bad result)."""
+    answer_feedback: float = 0.8
+    """P(answering "Did I get that right?")."""
+    correction: float = 0.3
+    """P(a "no" answer says what was meant: "no i meant ...")."""
+    abandon: float = 0.2
+    """P(giving up after a failure, before patience runs out)."""
+    clarity_on_retry: float = 0.5
+    """ASR error scale when repeating/rephrasing (people speak slower and clearer)."""
+    teach_probability: float = 0.0
+    """P(teaching after a failure, when a teacher and a teaching behaviour are given)."""
     annotators: AnnotatorNoise = field(default_factory=AnnotatorNoise)
+    """How often the simulated annotators err."""
     start: date = date(2026, 1, 5)
+    """The first simulated day."""
 
 
 @dataclass
 class DayLog:
     turns: list[Turn] = field(default_factory=list)
+    """The day's turns."""
     gold: list[Gold] = field(default_factory=list)
+    """The truth behind them."""
     feedback: list[Feedback] = field(default_factory=list)
+    """Explicit feedback given that day."""
 
     def extend(self, other: DayLog) -> None:
         self.turns.extend(other.turns)

@@ -20,14 +20,23 @@ from selflearn.sim.variation import Phrasing, Style, device_naming, draw_style, 
 @dataclass
 class SimUser:
     person: Person
+    """The person as the home file describes them."""
     home_id: str
+    """Their home."""
     endpoints: list[str]
+    """Endpoint ids they talk to."""
     tastes: dict[str, str]
-    habitual: dict[str, str]  # goal kind -> the template this person nearly always uses
-    private_names: dict[str, str]  # device id -> a name only this person uses
+    """Taste name -> value (music genre, team, ...)."""
+    habitual: dict[str, str]
+    """Goal kind -> the template this person nearly always uses."""
+    private_names: dict[str, str]
+    """Device id -> a name only this person uses."""
     patience: int
-    rephrase_bias: float  # P(rephrase) vs P(repeat) after a failure
-    style: Style | None = None  # realistic phrasing: this person's openers, synonyms, word order (None: templates)
+    """Failed attempts they tolerate before giving up."""
+    rephrase_bias: float
+    """P(rephrase) vs P(repeat) after a failure."""
+    style: Style | None = None
+    """Realistic phrasing: this person's openers, synonyms, word order (None: templates)."""
 
     @property
     def id(self) -> str:

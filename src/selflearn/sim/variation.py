@@ -113,12 +113,18 @@ _PLACE_FIRST = re.compile(r"^(.+?) in the (\{area\})$")
 class Style:
     """How one person decorates what they say, drawn once and kept for life."""
 
-    opener: str  # "" or a filler / polite opener said before a command
-    closer: str  # "" or "please", "thanks", ... said after
-    synonyms: dict[str, str] = field(default_factory=dict)  # template phrase -> this person's phrase
-    device_words: dict[str, str] = field(default_factory=dict)  # device-name word -> this person's word
-    reorder: bool = False  # moves particles after the object and places to the front
-    disfluency: float = 0.0  # P(an utterance has a hesitation, a repeated word or a restart)
+    opener: str
+    """A filler or polite opener said before a command, or nothing."""
+    closer: str
+    """Said after a command ("please", "thanks", ...), or nothing."""
+    synonyms: dict[str, str] = field(default_factory=dict)
+    """Template phrase -> this person's phrase."""
+    device_words: dict[str, str] = field(default_factory=dict)
+    """Device-name word -> this person's word."""
+    reorder: bool = False
+    """Moves particles after the object and places to the front."""
+    disfluency: float = 0.0
+    """P(an utterance has a hesitation, a repeated word or a restart)."""
 
 
 def draw_style(rng: random.Random) -> Style:

@@ -43,10 +43,15 @@ QUICK_CURVE_SHARES = (0.1, 1.0)
 @dataclass
 class SimSplit:
     train_turns: list[Turn]
+    """Turns the label model learns from."""
     train_feedback: list[Feedback]
+    """Explicit feedback on them."""
     test_turns: list[Turn]
+    """Held-out turns it is scored on."""
     test_feedback: list[Feedback]
+    """Explicit feedback on those."""
     gold: dict[str, Gold]
+    """Turn id -> its truth (scoring only)."""
 
     def train_logs(self) -> LogView:
         return LogView.from_records(self.train_turns, self.train_feedback)

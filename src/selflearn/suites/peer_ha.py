@@ -40,11 +40,17 @@ QUICK_EVERY = 5
 @dataclass(frozen=True)
 class Sentence:
     file: str
+    """The HA intents test file it comes from."""
     text: str
+    """The sentence."""
     intent: str
+    """The intent HA's test expects."""
     slots: dict[str, Any]
+    """The slots HA's test expects."""
     context: dict[str, Any]
-    own_fixtures: bool = False  # folder-style files bring their own areas/entities on top of _fixtures.yaml
+    """The context the test gives (area of the satellite, ...)."""
+    own_fixtures: bool = False
+    """Folder-style files bring their own areas/entities on top of _fixtures.yaml."""
 
 
 def fixture_slot_lists(fixtures: Mapping[str, Any]) -> dict[str, SlotList]:

@@ -35,7 +35,9 @@ from selflearn.text import normalize
 @dataclass(frozen=True)
 class Plan:
     homes: int
+    """Honest homes simulated."""
     days: int
+    """Days simulated."""
 
 
 QUICK = Plan(homes=24, days=4)
@@ -47,10 +49,14 @@ OLD_GUARDS = MiningConfig(min_homes=1, sensitive_guard=False)  # k distinct user
 class Attack:
     """A source -> target rule an attacker wants every home to get, and what the target's success logs."""
 
-    source: str  # the words that should trigger the rule everywhere
-    target: str  # what the assistant should then do
-    intent: str  # the target's logged NLU intent
-    slots: str  # the target's logged NLU slots (JSON)
+    source: str
+    """The words that should trigger the rule everywhere."""
+    target: str
+    """What the assistant should then do."""
+    intent: str
+    """The target's logged NLU intent."""
+    slots: str
+    """The target's logged NLU slots (JSON)."""
 
 
 SENSITIVE = Attack("open sesame", "unlock the front door", "HassTurnOff", '{"domain": "lock", "name": "front door"}')
@@ -62,11 +68,17 @@ class Shape:
     """How the attack is spread: homes controlled, user ids made up per home, repairs per user id and day."""
 
     name: str
+    """Name of the spread in the report."""
     homes: int
-    users: int  # invented user ids per home
-    chains: int  # repair chains per user id (per day when ``drip``)
-    drip: bool = False  # spread over every day of the logs instead of one afternoon
+    """Homes the attacker controls."""
+    users: int
+    """Invented user ids per home."""
+    chains: int
+    """Repair chains per user id (per day when ``drip``)."""
+    drip: bool = False
+    """Spread over every day of the logs instead of one afternoon."""
     attacks: tuple[Attack, ...] = (SENSITIVE, PLAIN)
+    """The rules the attacker wants."""
 
 
 SHAPES = (

@@ -48,9 +48,12 @@ ARMS = ("untrained", "zero_shot", "learned", "learned_day0_ranker")
 class Target:
     """What a SLURP intent means in the runtime: intents that do it, and the device kind acted on (if any)."""
 
-    intents: frozenset[str]  # runtime intents that count as right
-    domain: str | None = None  # every device acted on must be of this domain (None: no device, or any)
-    step: str | None = None  # relative volume: "up" or "down"
+    intents: frozenset[str]
+    """Runtime intents that count as right."""
+    domain: str | None = None
+    """Every device acted on must be of this domain (None: no device, or any)."""
+    step: str | None = None
+    """Relative volume: "up" or "down"."""
 
 
 def _t(*intents: str, domain: str | None = None, step: str | None = None) -> Target:
@@ -84,12 +87,18 @@ BY_SCENARIO = {"weather": MAPPING["weather_query"], "datetime": MAPPING["datetim
 class Row:
     """One eval utterance."""
 
-    text: str  # what was said (lowercase, wake word removed) or what the recognizer heard
-    source: str  # "devel" | "asr_ref" | "asr_hyp"
-    scope: str  # "home" (home control) | "out" (out of scope)
-    scenario: str  # SLURP scenario
-    intent: str  # SLURP intent
-    entities: dict[str, str]  # SLURP entity type -> words
+    text: str
+    """What was said (lowercase, wake word removed) or what the recognizer heard."""
+    source: str
+    """Where the row comes from: "devel", "asr_ref" or "asr_hyp"."""
+    scope: str
+    """Whether it is "home" (home control) or "out" (out of scope)."""
+    scenario: str
+    """SLURP scenario."""
+    intent: str
+    """SLURP intent."""
+    entities: dict[str, str]
+    """SLURP entity type -> words."""
 
 
 def target(row: Row) -> Target | None:
@@ -139,10 +148,14 @@ def device_action(interpretation: Interpretation) -> bool:
 
 @dataclass(frozen=True)
 class Plan:
-    per_source: int | None  # rows per (source, scope); None: all
-    homes: int  # generated homes simulated beside the eval home
-    days: int  # simulated days learned from
-    ranker_homes: int  # homes whose mined pairs fit the ranker (each costs an index build)
+    per_source: int | None
+    """Rows per (source, scope); None: all."""
+    homes: int
+    """Generated homes simulated beside the eval home."""
+    days: int
+    """Simulated days learned from."""
+    ranker_homes: int
+    """Homes whose mined pairs fit the ranker (each costs an index build)."""
 
 
 QUICK = Plan(per_source=40, homes=3, days=3, ranker_homes=1)

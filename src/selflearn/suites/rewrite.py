@@ -27,8 +27,11 @@ from selflearn.schema import Feedback, Gold, Turn, to_arrow
 @dataclass(frozen=True)
 class Plan:
     homes: int
+    """Homes simulated."""
     train_days: int
+    """Days learned from."""
     eval_days: int
+    """Days scored after learning."""
 
 
 QUICK = Plan(homes=12, train_days=6, eval_days=1)

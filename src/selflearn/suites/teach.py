@@ -45,10 +45,15 @@ T0 = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
 @dataclass(frozen=True)
 class Probe:
     kind: str
+    """The preference kind probed."""
     lesson: str
+    """What the user teaches."""
     request: str
-    value: Callable[[Turn], object]  # what the request's turn did, in the probe's terms
+    """What they ask afterwards."""
+    value: Callable[[Turn], object]
+    """What the request's turn did, in the probe's terms."""
     expected: object
+    """What the request's turn should do once taught."""
 
 
 def _probes(home: Home, person: Person, i: int) -> list[Probe]:
