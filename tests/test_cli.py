@@ -148,6 +148,19 @@ def test_bench_ingest_json_reports_both_formats_against_baseline() -> None:
         }
 
 
+def test_json_stays_one_object_with_logging_and_quiet_silences_stderr() -> None:
+    args = ["bench", "ingest", "--rows", "100", "--json"]
+    result = runner.invoke(app, args)  # progress is on by default: its log records go to stderr
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 100  # stdout is exactly one JSON object
+    assert "INFO" in result.stderr and "writing 100 turns" in result.stderr  # a record of selflearn.ingest_bench
+    assert "━" not in result.stderr  # stderr is not a terminal here: no bar
+    quiet = runner.invoke(app, ["-q", *args])
+    assert quiet.exit_code == 0 and json.loads(quiet.stdout)["rows"] == 100 and quiet.stderr == ""
+    verbose = runner.invoke(app, ["--verbose", *args])
+    assert verbose.exit_code == 0 and "ingest_bench.py" in verbose.stderr  # -v: where each record comes from
+
+
 def test_homes_list_and_generate(tmp_path: Path) -> None:
     listed = _json(["homes", "list", "--json"])["homes"]
     assert {"maple_house", "city_flat", "oak_manor"} <= {h["id"] for h in listed}

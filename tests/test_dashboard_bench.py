@@ -7,7 +7,7 @@ from selflearn.dashboard_bench import PAGES, run_bench
 
 
 def test_bench_times_every_page_for_admin_and_home_against_healthz() -> None:
-    result = run_bench(turns=3000, repeats=1, progress=lambda _msg: None)
+    result = run_bench(turns=3000, repeats=1)
     assert result["turns"] == result["admin_turns_seen"] > result["home_turns_seen"] > 0
     for who in ("admin", "home"):
         assert set(result[who]) == set(PAGES)

@@ -8,6 +8,7 @@ stderr with exit code 2 (bad argument or input) or 1 (a failure), and with ``--j
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 from typer.core import TyperGroup
 
 import selflearn
-from selflearn import evaluate, ids
+from selflearn import evaluate, ids, progress
 from selflearn.errors import NotFound, SelflearnError, UsageError, validation_summary
 
 if TYPE_CHECKING:
@@ -86,8 +87,13 @@ def _global(
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the selflearn version and exit."),
     ] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Also log debug details on stderr.")] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr: no progress messages or bars.")
+    ] = False,
 ) -> None:
     """A smart-home voice assistant that learns from its own interactions."""
+    progress.configure(progress.QUIET if quiet else min(verbose, progress.VERBOSE))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,7 +154,8 @@ bench_app = typer.Typer(help="Benchmarks: speed and memory, as ratios against a 
 app.add_typer(bench_app, name="bench")
 
 out = Console()
-err = Console(stderr=True)  # progress bars on it are transient: a failed run leaves only its one error line
+err = Console(stderr=True)  # a command's human-readable summary; progress and diagnostics are log records
+logger = logging.getLogger(__name__)
 
 DbOption = Annotated[
     Path | None,
@@ -244,7 +251,7 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Validate and store logs; bad rows go to the quarantine file with the reason (never dropped)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn
 
     from selflearn.ingest import discover
     from selflearn.store import Store
@@ -253,17 +260,12 @@ def ingest(
     store = Store(db)
     with (
         store,
-        Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as progress,
+        progress.bar(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn()
+        ) as bar,
     ):
-        task = progress.add_task("ingest", total=total)
-        report = store.ingest(sources, quarantine=quarantine, on_progress=lambda n: progress.advance(task, n))
+        task = bar.add_task("ingest", total=total)
+        report = store.ingest(sources, quarantine=quarantine, on_progress=lambda n: bar.advance(task, n))
     if as_json:
         _print_json(report.to_dict())
         return
@@ -362,7 +364,7 @@ def bench_ingest(
     """Ingest rows/s for Parquet and JSONL (with validation) vs raw DuckDB inserts without validation."""
     from selflearn.ingest_bench import ingest_bench
 
-    result = ingest_bench(rows, seed=seed, log=err.print)
+    result = ingest_bench(rows, seed=seed)
     if as_json:
         _print_json(result)
         return
@@ -474,7 +476,6 @@ def bench_rewrite(
         queries=queries,
         utterances=utterances,
         seed=seed,
-        progress=err.print,
     )
     if as_json:
         _print_json(result)
@@ -625,8 +626,6 @@ def _interpret_batch(
     """Every request of ``source`` through ``runtime`` in order (device states carry over from line to line), one
     JSON object per line on stdout (``line``, ``turn``, ``asks_feedback``), a progress bar on stderr. The whole
     file is checked first: a bad line or an unknown device stops the batch before anything runs."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from selflearn.batch import BatchError, parse_lines
     from selflearn.home import HomeError
 
@@ -642,21 +641,16 @@ def _interpret_batch(
                 runtime.home.endpoint(r.device)
             except HomeError as e:
                 raise BatchError(f"{name}:{r.line}: {e}") from e
-    with Progress(
-        TextColumn("interpret"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
-    ) as bar:
-        task = bar.add_task("interpret", total=len(requests))
-        for r in requests:
-            result = runtime.interpret(
-                r.text,
-                user_id=r.user or speaker,
-                endpoint_id=r.device or endpoint.id,
-                now=r.time or fixed or datetime.now(UTC),
-                endpoint=None if r.device else endpoint,
-            )
-            turn = result.turn.model_dump(mode="json")
-            sys.stdout.write(json.dumps({"line": r.line, "turn": turn, "asks_feedback": result.asks_feedback}) + "\n")
-            bar.advance(task)
+    for r in progress.track(requests, "interpret"):
+        result = runtime.interpret(
+            r.text,
+            user_id=r.user or speaker,
+            endpoint_id=r.device or endpoint.id,
+            now=r.time or fixed or datetime.now(UTC),
+            endpoint=None if r.device else endpoint,
+        )
+        turn = result.turn.model_dump(mode="json")
+        sys.stdout.write(json.dumps({"line": r.line, "turn": turn, "asks_feedback": result.asks_feedback}) + "\n")
     sys.stdout.flush()
 
 
@@ -708,7 +702,7 @@ def demo(
     """Simulate homes for some days; each night learn from the logs so far and swap in the new artifacts. Prints
     the daily defect rates (by failure point, from gold) and writes an HTML report with the curve."""
     from rich import box
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from selflearn import paths
@@ -723,9 +717,7 @@ def demo(
     report_path = out_path or paths.data_dir() / "demo-report.html"
     with (
         Store(db) as store,
-        Progress(
-            TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True
-        ) as bar,
+        progress.bar(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()) as bar,
     ):
         control_task = bar.add_task("control: the same days, nothing learned", total=days)
         control = run_loop(
@@ -741,7 +733,7 @@ def demo(
 
         def day_done(stats: DayStats) -> None:
             bar.advance(task)
-            err.print(
+            logger.info(
                 f"day {stats.day}: {stats.turns:,} turns, defect rate {stats.defect_rate:.1%}, "
                 f"rewritten {stats.rewrite_rate:.1%}, rules {stats.rules_global} global / "
                 f"{stats.rules_personal} users personal"
@@ -1074,7 +1066,7 @@ def bench_serve(
     """Load the service on 127.0.0.1: interpret req/s, p50/p99, errors; GET /healthz as the same-run baseline."""
     from selflearn.servebench import run_bench
 
-    result = run_bench(requests=requests, concurrency=concurrency, seed=seed, progress=err.print)
+    result = run_bench(requests=requests, concurrency=concurrency, seed=seed)
     if as_json:
         print(json.dumps(result))
         return
@@ -1091,7 +1083,7 @@ def bench_dashboard(
     """Every dashboard page's load time on 127.0.0.1 with TURNS in the store; GET /healthz as the same-run baseline."""
     from selflearn.dashboard_bench import run_bench
 
-    result = run_bench(turns=turns, repeats=repeats, seed=seed, progress=err.print)
+    result = run_bench(turns=turns, repeats=repeats, seed=seed)
     if as_json:
         print(json.dumps(result))
         return
@@ -1118,8 +1110,6 @@ def simulate(
 ) -> None:
     """Simulate people living with the untrained assistant: Parquet logs + gold, added to the store; prints the
     defect rate and where it fails (from gold)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from selflearn.home import dump_home, load_home
     from selflearn.sim import SimConfig, generate_homes
     from selflearn.sim.run import defect_stats, simulate, write_logs
@@ -1127,9 +1117,7 @@ def simulate(
 
     world = [load_home(home)] if home else generate_homes(homes, seed)
     config = SimConfig(phrasing=phrasing)
-    with Progress(
-        TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
-    ) as bar:
+    with progress.bar() as bar:
         task = bar.add_task("simulate", total=len(world) * days)
         logs = simulate(
             world, days=days, seed=seed, config=config, workers=workers, on_home_day=lambda n: bar.advance(task, n)
@@ -1170,7 +1158,7 @@ def bench_wyoming(
     """Wyoming round trip (new connection per request, as HA) vs HTTP interpret/conversation on 127.0.0.1: p50/p99."""
     from selflearn.integrations.bench import run_bench
 
-    result = run_bench(requests=requests, warmup=warmup, seed=seed, progress=err.print)
+    result = run_bench(requests=requests, warmup=warmup, seed=seed)
     if as_json:
         print(json.dumps(result))
         return
@@ -1190,7 +1178,7 @@ def bench_simulate(
     utterances (the floor: the simulator cannot be faster than the pipeline it drives)."""
     from selflearn.sim.bench import bench_simulate as run_bench
 
-    result = run_bench(homes=homes, days=days, workers=workers, seed=seed, repeats=repeats, log=err.print)
+    result = run_bench(homes=homes, days=days, workers=workers, seed=seed, repeats=repeats)
     if as_json:
         _print_json(result)
         return
@@ -1226,7 +1214,7 @@ def fpi_(
     The model is trained on the same logs' weak labels (rule calls + rephrase diffs; never gold)."""
     from selflearn.fpi import fpi_report
 
-    report = fpi_report(days=days, seed=seed, db=db, home=home, top=top, progress=err.print)
+    report = fpi_report(days=days, seed=seed, db=db, home=home, top=top)
     if as_json:
         _print_json(report)
         return
@@ -1256,7 +1244,7 @@ def bench_labels_(
     """Label-model training time (cached MiniLM embeddings) and inference turns/s vs defect-signal scoring."""
     from selflearn.labels.bench import bench_labels
 
-    _bench_table("bench labels", bench_labels(dialogues, seed=seed, progress=err.print), as_json)
+    _bench_table("bench labels", bench_labels(dialogues, seed=seed), as_json)
 
 
 @bench_app.command("fpi")
@@ -1270,7 +1258,7 @@ def bench_fpi_(
     """FPI training time and dialogues/min for the learned model vs the rule baseline."""
     from selflearn.labels.bench import bench_fpi
 
-    _bench_table("bench fpi", bench_fpi(dialogues, seed=seed, progress=err.print), as_json)
+    _bench_table("bench fpi", bench_fpi(dialogues, seed=seed), as_json)
 
 
 def _bench_table(title: str, result: dict[str, float], as_json: bool) -> None:
@@ -1317,7 +1305,7 @@ def learn_(
     as_json: JsonOption = False,
 ) -> None:
     """Learn from the stored logs (signals, rewrite mining, shadow check) and publish one artifact set atomically."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from selflearn.artifacts import ArtifactStore
     from selflearn.learn import LearnConfig, learn
@@ -1335,17 +1323,14 @@ def learn_(
     )
     files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     homes = [load_home(f) for f in files] if home else shipped_homes()
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
-    ) as bar:
+    with progress.bar(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar:
         task = bar.add_task("learning", total=None)
-        report = learn(
-            logs,
-            ArtifactStore(artifacts),
-            config=config,
-            progress=lambda m: bar.update(task, description=m),
-            homes=homes,
-        )
+
+        def step(message: str) -> None:
+            logger.info(message)
+            bar.update(task, description=message)
+
+        report = learn(logs, ArtifactStore(artifacts), config=config, progress=step, homes=homes)
     if as_json:
         _print_json(report.to_dict())
     if report.refused is not None:  # the report still says what was learned; exit 1 says nothing was published
@@ -1400,7 +1385,7 @@ def bench_learn(
 
     _bench_table(
         f"bench learn ({turns:,} turns)",
-        learn_bench(turns, seed=seed, baseline_turns=baseline_turns, finetune_pairs=finetune_pairs, log=err.print),
+        learn_bench(turns, seed=seed, baseline_turns=baseline_turns, finetune_pairs=finetune_pairs),
         as_json,
     )
 

@@ -14,18 +14,20 @@ first ones, the "still reading" ones and those loads, while the snapshot is rebu
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import polars as pl
+
+logger = logging.getLogger(__name__)
 
 PAGES = ("/", "/dashboard/trend", "/dashboard/failures", "/dashboard/people")
 POLL_SECONDS = 0.2
@@ -89,9 +91,7 @@ def _first_page(client: httpx.Client, token: str) -> dict[str, float]:
     }
 
 
-def run_bench(
-    *, turns: int = 1_000_000, repeats: int = 5, seed: int = 0, progress: Callable[[str], None]
-) -> dict[str, Any]:
+def run_bench(*, turns: int = 1_000_000, repeats: int = 5, seed: int = 0) -> dict[str, Any]:
     import uvicorn
 
     from selflearn.home import shipped_homes
@@ -101,9 +101,9 @@ def run_bench(
 
     with tempfile.TemporaryDirectory(prefix="selflearn-bench-") as tmp:
         data = Path(tmp)
-        progress(f"generating {turns:,} turns into a store ...")
+        logger.info(f"generating {turns:,} turns into a store ...")
         stored = _fill_store(data / "logs.duckdb", turns, seed)
-        progress("learning an artifact set from a seeded sample log ...")
+        logger.info("learning an artifact set from a seeded sample log ...")
         version = _publish_artifacts(data / "artifacts", seed)
         homes = shipped_homes()
         tokens = Tokens(data / "tokens.json")
@@ -124,11 +124,11 @@ def run_bench(
             for who, token in (("admin", admin), ("home", one)):
                 with httpx.Client(base_url=url, timeout=600) as client:
                     if who == "admin":
-                        progress("first page: scoring the logs in the background ...")
+                        logger.info("first page: scoring the logs in the background ...")
                         result |= _first_page(client, token)
                     elif client.post("/dashboard/login", data={"token": token}).status_code != 303:
                         raise RuntimeError("dashboard sign-in failed")
-                    progress(f"pages as {who}, {repeats} each ...")
+                    logger.info(f"pages as {who}, {repeats} each ...")
                     result[who] = {path: _time(client, path, repeats) for path in PAGES}
                     seen = re.search(r'class="count">(\d+) turns', client.get("/dashboard/trend").text)
                     result[f"{who}_turns_seen"] = int(seen.group(1)) if seen else 0

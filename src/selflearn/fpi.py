@@ -20,6 +20,7 @@ Two systems, one interface (``predict(frame) -> labels, confidence``):
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,6 +38,8 @@ from selflearn.errors import NotFound
 from selflearn.labels.dialogue import FAILED_STATUSES, chain_end, dialogue_frame
 from selflearn.labels.trace import flatten_trace, trace_names
 from selflearn.labels.wording import WordingStats, with_wording
+
+logger = logging.getLogger(__name__)
 
 FPI_CLASSES = ("false_wake", "asr", "nlu", "er", "result", "correct")
 STATUSES = ("success", "no_match", "no_entity", "failed", "unsupported", "ignored", "feedback", "teach")
@@ -609,7 +612,7 @@ def fpi_report(
     from selflearn.artifacts import ArtifactStore
     from selflearn.signals import DefectSignals
 
-    say = progress or (lambda _m: None)
+    say = progress or logger.info
     if db is not None:
         from selflearn.store import Store
 

@@ -8,9 +8,9 @@ validation, quarantine bookkeeping and idempotency cost.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ import duckdb
 from selflearn import logsample
 from selflearn.schema import ARROW_SCHEMAS, Turn, to_arrow
 from selflearn.store import Store, table_ddl
+
+logger = logging.getLogger(__name__)
 
 _JSON_COLS = Turn.json_fields
 
@@ -60,15 +62,15 @@ def _baseline(path: Path, reader: str, folder: Path) -> float:
     return seconds
 
 
-def ingest_bench(rows: int, *, seed: int = 0, log: Callable[[str], Any] = print) -> dict[str, Any]:
+def ingest_bench(rows: int, *, seed: int = 0) -> dict[str, Any]:
     """Rows/s for Parquet and JSONL ingest and for the unvalidated baseline on the same files."""
     out: dict[str, Any] = {"rows": rows, "seed": seed}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        log(f"writing {rows:,} turns as Parquet and JSONL ...")
+        logger.info(f"writing {rows:,} turns as Parquet and JSONL ...")
         parquet, jsonl = _write_inputs(rows, seed, folder)
         for fmt, path, reader in (("parquet", parquet, "read_parquet"), ("jsonl", jsonl, "read_json")):
-            log(f"ingesting {fmt} ...")
+            logger.info(f"ingesting {fmt} ...")
             with Store(folder / f"{fmt}.duckdb") as store:
                 start = time.perf_counter()
                 report = store.ingest([path], quarantine=folder / f"{fmt}.quarantine.jsonl")

@@ -13,6 +13,7 @@ are left out and pinned ones kept (``rewrite/controls.py``), in the candidate an
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from selflearn.errors import Conflict
 from selflearn.home import Home
 from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
+from selflearn.progress import track
 from selflearn.rewrite.controls import Controls
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, save_indexes
@@ -35,6 +37,8 @@ from selflearn.rewrite.patterns import delexicalise_frame, slot_names
 from selflearn.rewrite.retrieval import RetrievalConfig, fit_retrieval
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals, LogSource
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -253,7 +257,8 @@ def shadow_turns(
         if any(r["home_id"] in known for r in rows):
             evidence = repair_outcomes(held_out, homes) if repaired is None else repaired
             replay = _Replay(tables, Path(scratch), known, online, evidence)
-        for row, (fix, brk) in zip(rows, log_only.select("log_fix", "log_break").iter_rows(), strict=True):
+        pairs = zip(rows, log_only.select("log_fix", "log_break").iter_rows(), strict=True)
+        for row, (fix, brk) in track(pairs, "shadow check: replaying held-out turns", total=len(rows)):
             entry = {
                 "turn_id": row["turn_id"], "defect": row["defect"], "replayed": False, "log_only": False,
                 "log_only_fix": fix, "log_only_break": brk, "would_fix": 0.0, "would_break": 0.0,
@@ -405,7 +410,7 @@ def learn(
     falls back to the log-only estimate. ``on_shadow`` receives the candidate tables and ``shadow_turns`` (the
     ``loop`` suite scores them against gold)."""
     cfg = config or LearnConfig()
-    say = progress or (lambda _msg: None)
+    say = progress or logger.debug
     start = time.perf_counter()
     say("scoring defect signals")
     turns, feedback = logs.turns(), logs.feedback()

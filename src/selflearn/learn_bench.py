@@ -5,9 +5,9 @@ times fine-tuning the retrieval encoder (``rewrite.finetune``) on that many pair
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -17,6 +17,8 @@ from selflearn.rewrite.mining import MiningConfig, RewriteMiner, baseline_rephra
 from selflearn.signals import NO_RESULT_STATUSES, DefectSignals
 from selflearn.synthlogs import SynthConfig, generate
 from selflearn.text import normalize
+
+logger = logging.getLogger(__name__)
 
 
 def python_chain_counts(turns: pl.DataFrame, config: MiningConfig) -> Counter[tuple[str, str]]:
@@ -57,12 +59,11 @@ def learn_bench(
     seed: int = 0,
     baseline_turns: int = 100_000,
     finetune_pairs: int = 0,
-    log: Callable[[str], None],
 ) -> dict:
     config = MiningConfig()
-    log(f"generating {n_turns:,} turns")
+    logger.info(f"generating {n_turns:,} turns")
     turns, _ = generate(n_turns, seed=seed, config=SynthConfig(n_users=max(50, n_turns // 500), days=7))
-    log("mining (vectorised)")
+    logger.info("mining (vectorised)")
     start = time.perf_counter()
     scored = DefectSignals(config.signals).score_frame(turns)
     signals_s = time.perf_counter() - start
@@ -70,7 +71,7 @@ def learn_bench(
     total_s = time.perf_counter() - start
 
     sample = turns.head(min(baseline_turns, turns.height))
-    log(f"baseline: row-by-row Python on {sample.height:,} turns")
+    logger.info(f"baseline: row-by-row Python on {sample.height:,} turns")
     start = time.perf_counter()
     slow = python_chain_counts(sample, config)
     baseline_s = time.perf_counter() - start
@@ -97,11 +98,11 @@ def learn_bench(
         "chain_count_agreement": agreement,  # weighted Jaccard of (source, target) counts
         "global_rewrites": tables.global_table.height,
         "personal_rewrites": tables.personal_table.height,
-        **(finetune_bench(scored, finetune_pairs, seed=seed, log=log) if finetune_pairs else {}),
+        **(finetune_bench(scored, finetune_pairs, seed=seed) if finetune_pairs else {}),
     }
 
 
-def finetune_bench(scored: pl.DataFrame, n_pairs: int, *, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
+def finetune_bench(scored: pl.DataFrame, n_pairs: int, *, seed: int) -> dict[str, Any]:
     """Fine-tuning time on ``n_pairs`` mined pairs (sampled; the tuner trains once on each distinct one), one epoch,
     no time cap; the export to the runtime's int8 graph timed apart. ``finetune_seconds_per_100k_pairs`` scales the
     measured rate per mined pair (so it holds for logs as repetitive as these)."""
@@ -111,7 +112,7 @@ def finetune_bench(scored: pl.DataFrame, n_pairs: int, *, seed: int, log: Callab
     if pairs.height == 0:
         return {"finetune_pairs": 0}
     pairs = pairs.sample(n_pairs, with_replacement=pairs.height < n_pairs, seed=seed)
-    log(f"fine-tuning the encoder on {pairs.height:,} mined pairs")
+    logger.info(f"fine-tuning the encoder on {pairs.height:,} mined pairs")
     config = TuneConfig(max_pairs=pairs.height, max_seconds=float("inf"), seed=seed)
     start = time.perf_counter()
     tuned = EncoderTuner(config).fit_pairs(pairs)

@@ -3,6 +3,7 @@ artifact set, continue. Defect rates per day come from gold (evaluation only; th
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections import Counter
@@ -12,20 +13,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home, load_home
 from selflearn.rewrite.online import LiveRewriter, OnlineConfig
 from selflearn.schema import Feedback, Gold, Turn
 
 FAILURE_POINTS = ("false_wake", "asr", "nlu", "er", "result")
-_err = Console(stderr=True)
-
-
-def progress(message: str) -> None:
-    """Progress for people, on stderr (stdout stays one JSON object for ``--json``)."""
-    _err.print(f"[dim]{message}[/dim]")
+logger = logging.getLogger(__name__)
 
 
 def eval_world(n_homes: int, seed: int, extra: Path | None) -> tuple[list[Home], str | None]:
@@ -177,7 +171,7 @@ def run_loop(
     from selflearn.sim import SimConfig, Simulation
     from selflearn.store import LogView
 
-    stage = on_stage or (lambda _msg: None)
+    stage = on_stage or logger.debug
     config = sim_config or SimConfig()
     learn_config = learn_config or LearnConfig(online=online or OnlineConfig())  # the shadow replays this rewriter
     with tempfile.TemporaryDirectory() as scratch:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import socket
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ import httpx
 import numpy as np
 
 from selflearn.home import shipped_homes
+
+logger = logging.getLogger(__name__)
 
 
 def _free_port() -> int:
@@ -114,14 +116,12 @@ def _bodies(seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def run_bench(
-    *, requests: int = 3000, concurrency: int = 4, seed: int = 0, progress: Callable[[str], None]
-) -> dict[str, Any]:
+def run_bench(*, requests: int = 3000, concurrency: int = 4, seed: int = 0) -> dict[str, Any]:
     from selflearn.tokens import Tokens
 
     with tempfile.TemporaryDirectory(prefix="selflearn-bench-") as tmp:
         data = Path(tmp)
-        progress("learning an artifact set from a seeded sample log ...")
+        logger.info("learning an artifact set from a seeded sample log ...")
         version = _publish_artifacts(data / "artifacts", seed)
         bodies = _bodies(seed)
         home = next(h for h in shipped_homes() if h.people)
@@ -135,14 +135,14 @@ def run_bench(
         cmd = [sys.executable, "-c", "from selflearn.cli import app; app()", "serve", "--port", str(port)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            progress(f"starting the service on {url} ...")
+            logger.info(f"starting the service on {url} ...")
             _wait_ready(url, proc)
             headers = {"Authorization": f"Bearer {token}"}
-            progress(f"cold: each of {len(bodies)} distinct utterances once ...")
+            logger.info(f"cold: each of {len(bodies)} distinct utterances once ...")
             cold = asyncio.run(_load(url, headers, bodies, len(bodies), concurrency))
-            progress(f"interpret: {requests} requests, {concurrency} in flight ...")
+            logger.info(f"interpret: {requests} requests, {concurrency} in flight ...")
             interpret = asyncio.run(_load(url, headers, bodies, requests, concurrency))
-            progress(f"baseline healthz: {requests} requests ...")
+            logger.info(f"baseline healthz: {requests} requests ...")
             healthz = asyncio.run(_load(url, headers, None, requests, concurrency))
         finally:
             proc.terminate()

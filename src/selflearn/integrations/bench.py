@@ -10,6 +10,7 @@ interleaved in rounds, so machine noise falls on all of them alike. Goal: Wyomin
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from wyoming.info import Describe
 from wyoming.intent import Intent
 
 from selflearn.servebench import _free_port, _publish_artifacts, _wait_ready
+
+logger = logging.getLogger(__name__)
 
 TEXT = "turn on the kitchen light"
 HOME = "maple_house"
@@ -105,14 +108,12 @@ async def _measure(wyoming_port: int, url: str, token: str, requests: int, warmu
     return {name: {**_stats(ms), "errors": errors[name]} for name, ms in times.items()}
 
 
-def run_bench(
-    *, requests: int = 1000, warmup: int = 50, seed: int = 0, progress: Callable[[str], None]
-) -> dict[str, Any]:
+def run_bench(*, requests: int = 1000, warmup: int = 50, seed: int = 0) -> dict[str, Any]:
     from selflearn.tokens import Tokens
 
     with tempfile.TemporaryDirectory(prefix="selflearn-bench-wyoming-") as tmp:
         data = Path(tmp)
-        progress("learning an artifact set from a seeded sample log ...")
+        logger.info("learning an artifact set from a seeded sample log ...")
         version = _publish_artifacts(data / "artifacts", seed)
         token, _ = Tokens(data / "tokens.json").create(home=HOME)
         env = {**os.environ, "SELFLEARN_HOME": str(data)}
@@ -129,11 +130,11 @@ def run_bench(
         ]
         load_before = os.getloadavg()[0]
         try:
-            progress("starting the HTTP and Wyoming services ...")
+            logger.info("starting the HTTP and Wyoming services ...")
             url = f"http://127.0.0.1:{http_port}"
             _wait_ready(url, procs[0])
             asyncio.run(_wait_wyoming(wyoming_port, procs[1]))
-            progress(f"{requests} sequential requests each, interleaved in rounds of {ROUND} ...")
+            logger.info(f"{requests} sequential requests each, interleaved in rounds of {ROUND} ...")
             result = asyncio.run(_measure(wyoming_port, url, token, requests, warmup))
         finally:
             for proc in procs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import polars as pl
 from selflearn.fpi import FPI_DIR, FpiLearner, FpiModel
 from selflearn.labels.learner import LabelLearner, LabelModel, TurnLogs
 
+logger = logging.getLogger(__name__)
+
 LABELS_DIR = "labels"
 
 
@@ -18,7 +21,7 @@ def fit_label_artifacts(
     logs: TurnLogs, signals: pl.DataFrame, progress: Callable[[str], None] | None = None
 ) -> tuple[Callable[[Path], None], dict[str, Any]]:
     """Train both models on the logs (weak labels only); returns the artifact writer and a report summary."""
-    say = progress or (lambda _m: None)
+    say = progress or logger.debug
     say("training the label model (pretraining + multi-task fine-tuning)")
     labels = LabelLearner().fit(logs, signals)
     say("training the failure-point model")

@@ -7,6 +7,7 @@ scoring for the label model, the rule system for FPI.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -21,6 +22,8 @@ from selflearn.schema import ARROW_SCHEMAS, Feedback, Turn
 from selflearn.signals import DefectSignals
 from selflearn.store import LogView
 from selflearn.synthlogs import generate
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -39,7 +42,7 @@ def _logs(turns: pl.DataFrame) -> LogView:
 def bench_labels(
     dialogues: int, *, seed: int = 0, encoder: TextEncoder | None = None, progress: Progress | None = None
 ) -> dict[str, float]:
-    say = progress or (lambda _m: None)
+    say = progress or logger.info
     turns = synthetic_dialogues(dialogues, seed)
     logs = _logs(turns)
     say(f"{dialogues} dialogues, {turns.height} turns: scoring defect signals (baseline)")
@@ -72,7 +75,7 @@ def bench_labels(
 
 
 def bench_fpi(dialogues: int, *, seed: int = 0, progress: Progress | None = None) -> dict[str, float]:
-    say = progress or (lambda _m: None)
+    say = progress or logger.info
     turns = synthetic_dialogues(dialogues, seed)
     logs = _logs(turns)
     signals = DefectSignals().score(logs)

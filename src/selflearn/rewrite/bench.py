@@ -13,6 +13,7 @@ time to load an artifact set in a fresh process: reading the index ``learn`` sav
 
 from __future__ import annotations
 
+import logging
 import random
 import tempfile
 import time
@@ -30,6 +31,8 @@ from selflearn.rewrite import REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.rewrite.encoder import Encoder, Vectors
 from selflearn.rewrite.online import FormIndex, OnlineConfig, OnlineRewriter, Rule, save_indexes
 from selflearn.text import normalize
+
+logger = logging.getLogger(__name__)
 
 
 def grammar_sentences(homes: list[Home], limit: int, seed: int) -> list[str]:
@@ -158,19 +161,18 @@ def bench_lookup(
     seed: int,
     base: int,
     encoder: Encoder,
-    progress: Callable[[str], None],
 ) -> list[LookupRow]:
     rng = random.Random(seed)
     sentences = grammar_sentences(homes, base + queries, seed)
     base = min(base, len(sentences) - queries)
     indexed, held_out = sentences[:base], sentences[base : base + queries]
     sources = [misspell(s, rng) for s in indexed]
-    progress(f"encoding {base} generated forms")
+    logger.info(f"encoding {base} generated forms")
     base_vectors = encoder.encode(sources)
     home = homes[0]
     rows = []
     for size in sizes:
-        progress(f"building an index of {size:,} forms")
+        logger.info(f"building an index of {size:,} forms")
         start = time.perf_counter()
         vectors = (
             base_vectors[:size] if size <= base else scaled_vectors(base_vectors, size, np.random.default_rng(seed))
@@ -298,7 +300,6 @@ def run_bench(
     queries: int,
     utterances: int,
     seed: int,
-    progress: Callable[[str], None],
     load_forms: int = 2000,
 ) -> dict[str, Any]:
     from selflearn.home import shipped_homes
@@ -306,12 +307,10 @@ def run_bench(
     homes = shipped_homes()
     encoder = Encoder()
     encoder.encode_one("warm up")
-    lookup = bench_lookup(
-        homes, sizes, queries=queries, seed=seed, base=min(10_000, max(sizes)), encoder=encoder, progress=progress
-    )
-    progress(f"runtime: {utterances} utterances, with and without rewriting")
+    lookup = bench_lookup(homes, sizes, queries=queries, seed=seed, base=min(10_000, max(sizes)), encoder=encoder)
+    logger.info(f"runtime: {utterances} utterances, with and without rewriting")
     runtime = bench_runtime(homes[0], utterances=utterances, seed=seed, encoder=encoder)
-    progress(f"loading an artifact set of {load_forms:,} rules: saved index vs encoding")
+    logger.info(f"loading an artifact set of {load_forms:,} rules: saved index vs encoding")
     load = bench_load(homes, forms=load_forms, seed=seed, encoder=encoder)
     return {
         "seed": seed,

@@ -9,19 +9,19 @@ its workers over wall seconds): a 2-process run that kept ~1 core busy was starv
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
-from collections.abc import Callable
 
 from selflearn.home import Home
 from selflearn.pipeline.runtime import Runtime
 from selflearn.sim.homes import generate_homes
 from selflearn.sim.run import simulate
 
+logger = logging.getLogger(__name__)
 
-def bench_simulate(
-    *, homes: int, days: int, workers: int, seed: int, repeats: int = 3, log: Callable[[str], None] = lambda _: None
-) -> dict[str, float | int]:
+
+def bench_simulate(*, homes: int, days: int, workers: int, seed: int, repeats: int = 3) -> dict[str, float | int]:
     """Each mode is timed ``repeats`` times, interleaved, and its fastest run kept (load from other processes only
     ever slows a run down)."""
     world = generate_homes(homes, seed)
@@ -43,7 +43,9 @@ def bench_simulate(
             took = (time.perf_counter() - start, _cpu() - cpu)
             if mode not in best or took[0] < best[mode][0]:
                 best[mode] = took
-            log(f"run {r + 1}/{repeats}, {mode}: {n:,} turns in {took[0]:.2f}s ({took[1] / took[0]:.2f} cores busy)")
+            logger.info(
+                f"run {r + 1}/{repeats}, {mode}: {n:,} turns in {took[0]:.2f}s ({took[1] / took[0]:.2f} cores busy)"
+            )
     one, many, base = best["1proc"], best[f"{workers}proc"], best["runtime"]
     return {
         "turns": n,

@@ -11,14 +11,16 @@ recognizer calibrated on real SLURP errors would have heard (``pipeline.asr``), 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
-import sys
 from collections import defaultdict
 
-from selflearn import evaluate
+from selflearn import evaluate, progress
 from selflearn.home import load_home, shipped_homes
 from selflearn.pipeline.asr import AsrConfig, AsrModel
 from selflearn.pipeline.scenarios import Case, cases
+
+logger = logging.getLogger(__name__)
 
 MIN_CASES = 500
 MIN_CASES_QUICK = 120
@@ -49,7 +51,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     asr = AsrModel(AsrConfig(rate=ASR_RATE))
     rng = random.Random(config.seed)
     heard = [0, 0]
-    for i, case in enumerate(todo):
+    for i, case in enumerate(progress.track(todo, "context: cases")):
         tally = right[case.scenario]
         tally[0] += case.correct(case.run(context=True))
         tally[1] += case.correct(case.run(context=False))
@@ -58,7 +60,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         heard[0] += noisy.correct(noisy.run(context=True))
         heard[1] += noisy.correct(noisy.run(context=False))
         if i % 100 == 0:
-            print(f"context: {i}/{len(todo)} cases", file=sys.stderr)
+            logger.debug(f"context: {i}/{len(todo)} cases")
     n = len(todo)
     metrics: dict[str, float | int] = {"accuracy": sum(t[0] for t in right.values()) / n}
     baseline: dict[str, float | int] = {"accuracy": sum(t[1] for t in right.values()) / n}

@@ -10,7 +10,7 @@ int8 MiniLM the runtime ships, on the same pairs. ``train_*``: the same on the t
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import polars as pl
 
@@ -21,6 +21,8 @@ from selflearn.rewrite.finetune import EncoderTuner, TuneConfig, mined_pairs, re
 from selflearn.sim import SimConfig, generate_homes
 from selflearn.sim.run import simulate
 from selflearn.store import LogView
+
+logger = logging.getLogger(__name__)
 
 
 @suite("encoder")
@@ -37,9 +39,9 @@ def run(config: EvalConfig) -> EvalResult:
         return mined_pairs(LogView.from_records([t for log in logs for t in log.turns]))
 
     train, unseen = pairs_of(train_homes, config.seed), pairs_of(unseen_homes, config.seed + 1)
-    print(f"encoder: {train.height:,} training pairs, {unseen.height:,} unseen pairs", file=sys.stderr)
+    logger.info(f"encoder: {train.height:,} training pairs, {unseen.height:,} unseen pairs")
     tune = TuneConfig(epochs=1 if config.quick else 3, max_seconds=25.0 if config.quick else 600.0, seed=config.seed)
-    tuned = EncoderTuner(tune).fit_pairs(train, on_step=lambda i, n: print(f"step {i}/{n}", file=sys.stderr))
+    tuned = EncoderTuner(tune).fit_pairs(train, on_step=lambda i, n: logger.info(f"step {i}/{n}"))
     stock, mine = Encoder(), tuned.encoder()
     base = {
         "retrieval_accuracy": retrieval_accuracy(stock, unseen),

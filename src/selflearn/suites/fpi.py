@@ -14,7 +14,7 @@ system, plus the annotator's (``annotator_*``).
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -27,6 +27,8 @@ from selflearn.home import Home, load_home, shipped_homes
 from selflearn.labels.dialogue import dialogue_frame
 from selflearn.schema import Gold
 from selflearn.suites.labels import FULL_DAYS, QUICK_DAYS, SimSplit, annotator, simulate_split
+
+logger = logging.getLogger(__name__)
 
 GENERATED_HOMES = (0, 24)  # (quick, full): generated homes simulated beside the shipped ones
 
@@ -100,7 +102,7 @@ def score_split(split: SimSplit, fpi_cfg: FpiConfig) -> EvalResult:
 
     train, test = split.train_logs(), split.test_logs()
     signals = DefectSignals()
-    print(f"training FPI model on {len(split.train_turns)} turns", file=sys.stderr)
+    logger.info(f"training FPI model on {len(split.train_turns)} turns")
     model = FpiLearner(fpi_cfg).fit(train, signals.score(train))
     frame = model.prepare(dialogue_frame(test.turns(), signals.score(test)))
     golds = [split.gold[t] for t in frame["turn_id"].to_list()]

@@ -18,7 +18,7 @@ model, its weak labels (``baseline.no_signal.weak_*``) and the annotators (``bas
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,11 +27,14 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import f1_score
 
+from selflearn import progress
 from selflearn.evaluate import EvalConfig, EvalResult, suite
 from selflearn.home import Home, load_home, shipped_homes
 from selflearn.schema import Feedback, Gold, Turn
 from selflearn.store import LogView
 from selflearn.text import normalize
+
+logger = logging.getLogger(__name__)
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 QUICK_DAYS = (10, 3)  # (train, test) simulated days; the shipped homes log ~80 turns a day
@@ -73,9 +76,9 @@ def simulate_split(
 
     sim = Simulation(list(homes) if homes is not None else eval_homes(config), seed=config.seed)
     split = SimSplit([], [], [], [], {})
-    for day in range(train_days + test_days):
+    for day in progress.track(range(train_days + test_days), "labels: simulating days"):
         log = sim.run_day(day)
-        print(f"simulated day {day}: {len(log.turns)} turns", file=sys.stderr)
+        logger.info(f"simulated day {day}: {len(log.turns)} turns")
         turns, feedback = (
             (split.train_turns, split.train_feedback)
             if day < train_days
@@ -208,7 +211,7 @@ def run(config: EvalConfig) -> EvalResult:
         label_cfg = replace(label_cfg, min_steps=150)
     signals = DefectSignals()
     train_signals, test_signals = signals.score(train), signals.score(test)
-    print(f"training label model on {len(split.train_turns)} turns", file=sys.stderr)
+    logger.info(f"training label model on {len(split.train_turns)} turns")
     model = LabelLearner(label_cfg).fit(train, train_signals)
     labels = model.apply(test, test_signals)
     frame, cont = model_frame(labels)
@@ -225,7 +228,7 @@ def run(config: EvalConfig) -> EvalResult:
     metrics["train_seconds"] = model.history.seconds
     for share in QUICK_CURVE_SHARES if config.quick else CURVE_SHARES:
         pct = f"{share * 100:g}pct"
-        print(f"learning curve: fine-tuning on {pct} of the dialogues, with and without pretraining", file=sys.stderr)
+        logger.info(f"learning curve: fine-tuning on {pct} of the dialogues, with and without pretraining")
         acc = {}
         for pretrain in (True, False):
             if share == 1.0 and pretrain:

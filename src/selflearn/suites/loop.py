@@ -24,19 +24,24 @@ log-only estimate (``learn.log_only_estimate``).
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import polars as pl
+from rich.progress import Progress, TaskID
 
-from selflearn import evaluate
+from selflearn import evaluate, progress
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
-from selflearn.loop import LoopResult, eval_world, progress, run_loop
+from selflearn.loop import DayStats, LoopResult, eval_world, run_loop
 from selflearn.rewrite.mining import RewriteTables
 from selflearn.schema import Gold
+
+logger = logging.getLogger(__name__)
 
 QUICK = (12, 6)  # homes, days
 FULL = (32, 14)
@@ -53,14 +58,16 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     }
     runs = {}
     nights: list[tuple[int, RewriteTables, pl.DataFrame]] = []
-    with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp:
+    with tempfile.TemporaryDirectory(dir=config.work_dir) as tmp, progress.bar() as bar:
         for name, (label, learning, teaching) in arms.items():
+            task = bar.add_task(f"loop: {name}", total=days)
             runs[name] = run_loop(
                 homes,
                 days=days,
                 seed=config.seed,
                 artifacts=ArtifactStore(Path(tmp) / name),
                 on_stage=_prefixed(label),
+                on_day=partial(_advance, bar, task),
                 on_shadow=(lambda night, tables, turns: nights.append((night, tables, turns)))
                 if name == "learned"
                 else None,
@@ -75,7 +82,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         metrics[f"teaching_{key}"] = with_teaching[key]
     metrics |= {f"rewrite_rate_day{d.day}": d.rewrite_rate for d in result.days}
     baseline = {k: v for k, v in metrics.items() if k.startswith("control_")}
-    progress("shadow check vs gold: each night's candidate on the control arm's same day")
+    logger.info("shadow check vs gold: each night's candidate on the control arm's same day")
     fresh, harmful = [], []
     for night, tables, _ in nights:
         real, twin = shadow_on(control, night, [tables, shuffled(tables)], homes)
@@ -92,8 +99,12 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     return evaluate.EvalResult(n=sum(d.turns for d in result.days), metrics=metrics, baseline=baseline)
 
 
+def _advance(bar: Progress, task: TaskID, _stats: DayStats) -> None:
+    bar.advance(task)
+
+
 def _prefixed(label: str) -> Callable[[str], None]:
-    return lambda msg: progress(f"{label}{msg}")
+    return lambda msg: logger.info(f"{label}{msg}")
 
 
 def shadow_on(

@@ -15,7 +15,7 @@ back to HA's names): the number shows whether an imported home answers what HA's
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +25,15 @@ import yaml
 from hassil import Intents, SlotList, TextSlotList, recognize
 from home_assistant_intents import get_intents
 
-from selflearn import evaluate
+from selflearn import evaluate, progress
 from selflearn.home import Home
 from selflearn.integrations.ha_fixtures import fixture_config, merged, names
 from selflearn.integrations.ha_import import read_config_dir, to_home
 from selflearn.integrations.intents import to_ha
 from selflearn.pipeline.context import Candidate
 from selflearn.pipeline.nlu import NLU
+
+logger = logging.getLogger(__name__)
 
 TESTS_DIR = Path(__file__).resolve().parent.parent / "data" / "ha_tests"
 QUICK_EVERY = 5
@@ -126,7 +128,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     ok = base = 0
     failed_files: dict[str, int] = {}
     homes: dict[str, _TestHome] = {}
-    for i, case in enumerate(cases):
+    for i, case in enumerate(progress.track(cases, "peer-ha: sentences")):
         key = case.file if case.own_fixtures else "_fixtures.yaml"
         if key not in homes:
             homes[key] = _test_home(fixtures, TESTS_DIR / key, config.ha_config)
@@ -147,9 +149,9 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         if not mine:
             failed_files[case.file] = failed_files.get(case.file, 0) + 1
         if i % 500 == 0:
-            print(f"peer-ha: {i}/{len(cases)} sentences", file=sys.stderr)
+            logger.debug(f"peer-ha: {i}/{len(cases)} sentences")
     worst = sorted(failed_files.items(), key=lambda kv: -kv[1])[:5]
-    print(f"peer-ha: most failures in {worst}", file=sys.stderr)
+    logger.info(f"peer-ha: most failures in {worst}")
     n = len(cases)
     metrics: dict[str, evaluate.Number] = {"pass_rate": ok / n, "passed": ok}
     if config.ha_config is not None:

@@ -15,6 +15,7 @@ thresholds stop collusions of up to 2 homes, 4 for sensitive targets).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,12 +25,14 @@ import polars as pl
 
 from selflearn import evaluate
 from selflearn.home import Home
-from selflearn.loop import eval_world, progress
+from selflearn.loop import eval_world
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals
 from selflearn.store import LogView
 from selflearn.text import normalize
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
 
     plan = QUICK if config.quick else FULL
     homes, _ = eval_world(plan.homes, config.seed, config.home)
-    progress(f"poison: simulating {len(homes)} homes x {plan.days} days of honest logs")
+    logger.info(f"poison: simulating {len(homes)} homes x {plan.days} days of honest logs")
     logs = simulate(homes, days=plan.days, seed=config.seed)
     turns = [t for log in logs for t in log.turns]
     feedback = [f for log in logs for f in log.feedback]
@@ -154,7 +157,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         scored = signals.score_frame(view.turns(), view.feedback())
         return RewriteMiner(guards).fit_frame(scored, homes=homes)
 
-    progress("poison: honest logs, old and new guards")
+    logger.info("poison: honest logs, old and new guards")
     honest_old, honest_new = global_rules(mine([], OLD_GUARDS)), global_rules(mine([], MiningConfig()))
     kept = honest_old.join(honest_new, on=["source", "target"], how="semi").height
     metrics: dict[str, float] = {
@@ -163,7 +166,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     }
     baseline: dict[str, float] = {"honest_global_rules": honest_old.height}
     for shape in (*SHAPES, OUT_OF_SCOPE):
-        progress(f"poison: {shape.name}")
+        logger.info(f"poison: {shape.name}")
         extra = attack_turns(shape, attackers, start, plan.days)
         group = "out_of_scope" if shape is OUT_OF_SCOPE else "poisoned"
         metrics[f"{group}.{shape.name}"] = poisoned(mine(extra, MiningConfig()), shape)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import random
 import tempfile
 from collections.abc import Callable, Sequence
@@ -31,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from selflearn import evaluate
+from selflearn import evaluate, progress
 from selflearn.home import EVAL_HOMES_DIR, Home, load_home
-from selflearn.loop import progress
 from selflearn.pipeline.runtime import Interpretation, Runtime
 from selflearn.schema import Feedback, Turn
 from selflearn.text import normalize
+
+logger = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurp" / "realphrasing_eval.jsonl.gz"
 HOME = EVAL_HOMES_DIR / "willow_house.yaml"
@@ -180,8 +182,8 @@ def simulate(homes: Sequence[Home], days: int, seed: int) -> tuple[list[Turn], l
     sim = Simulation(homes, seed=seed)
     turns: list[Turn] = []
     feedback: list[Feedback] = []
-    for day in range(1, days + 1):
-        progress(f"realphrasing: simulating day {day}/{days}")
+    for day in progress.track(range(1, days + 1), "realphrasing: simulating days"):
+        logger.info(f"realphrasing: simulating day {day}/{days}")
         log = sim.run_day(day)
         turns += log.turns
         feedback += log.feedback
@@ -200,7 +202,7 @@ def learned_runtimes(home: Home, plan: Plan, seed: int, work_dir: Path) -> tuple
 
     homes = [home, *(h for h in generate_homes(plan.homes, seed) if h.id != home.id)]
     turns, feedback = simulate(homes, plan.days, seed)
-    progress(f"realphrasing: learning from {len(turns)} simulated turns")
+    logger.info(f"realphrasing: learning from {len(turns)} simulated turns")
     artifacts = ArtifactStore(work_dir / "artifacts")
     config = LearnConfig(retrieval=RetrievalConfig(ranker_homes=plan.ranker_homes))
     report = learn(LogView.from_records(turns, feedback), artifacts, config=config, homes=homes)
@@ -274,7 +276,7 @@ def _arms(home: Home, rows: Sequence[Row], plan: Plan, seed: int, work_dir: Path
     for arm in ARMS:  # before any arm is timed, so the indexes' dry runs share one parse memo
         run_arm(runtimes[arm], [warm], user, endpoint.id, now)
     for arm in ARMS:
-        progress(f"realphrasing: arm {arm}, {len(rows)} utterances")
+        logger.info(f"realphrasing: arm {arm}, {len(rows)} utterances")
         runtimes[arm].nlu.clear_memo()  # every arm starts cold: the same texts were parsed and encoded before
         shared_encoder().clear_cache()
         results = run_arm(runtimes[arm], rows, user, endpoint.id, now)

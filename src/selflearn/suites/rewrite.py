@@ -8,6 +8,7 @@ With ``--home PATH`` the world is the generated homes plus that home, and only t
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -15,13 +16,15 @@ from pathlib import Path
 
 import polars as pl
 
-from selflearn import evaluate
+from selflearn import evaluate, progress
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home
-from selflearn.loop import FAILURE_POINTS, eval_world, progress
+from selflearn.loop import FAILURE_POINTS, eval_world
 from selflearn.rewrite.mining import RewriteTables
 from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
 from selflearn.schema import Feedback, Gold, Turn, to_arrow
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def rephrase_f1(
     from selflearn.store import LogView
     from selflearn.suites.signals import rephrase_scores
 
-    progress("rewrite: rephrase detection (span model vs rule)")
+    logger.info("rewrite: rephrase detection (span model vs rule)")
     scored = DefectSignals().score(LogView.from_records(turns, feedback))
     frame = pl.from_arrow(to_arrow(gold, Gold))
     assert isinstance(frame, pl.DataFrame)
@@ -114,13 +117,13 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
         artifacts = ArtifactStore(Path(tmp) / "artifacts")
         sim = Simulation(homes, seed=config.seed)
         turns, feedback, gold = [], [], []
-        for day in days:
-            progress(f"rewrite: training day {day}/{plan.train_days}")
+        for day in progress.track(days, "rewrite: training days"):
+            logger.info(f"rewrite: training day {day}/{plan.train_days}")
             log = sim.run_day(day)
             turns += log.turns
             feedback += log.feedback
             gold += log.gold
-        progress(f"rewrite: learning from {len(turns)} turns")
+        logger.info(f"rewrite: learning from {len(turns)} turns")
         report = learn(LogView.from_records(turns, feedback), artifacts, config=None, homes=homes)
         current = artifacts.current_dir()
         current_tables = RewriteTables() if current is None else RewriteTables.load(current)
@@ -132,8 +135,8 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
             arm_sim = Simulation(homes, seed=config.seed)
             arm_turns: list[Turn] = []
             arm_gold: dict[str, Gold] = {}
-            for day in held_out:
-                progress(f"rewrite: arm {arm}, held-out day {day}")
+            for day in progress.track(held_out, f"rewrite: arm {arm}"):
+                logger.info(f"rewrite: arm {arm}, held-out day {day}")
                 log = arm_sim.run_day(day, rewriter=rewriter)
                 arm_turns += [t for t in log.turns if focus is None or t.home_id == focus]
                 arm_gold |= {g.turn_id: g for g in log.gold}
@@ -142,7 +145,7 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     violating, unguarded = hygiene_violations(turns, feedback, homes, current_tables)
     rates = {arm: defect_rate(t, g) for arm, (t, g) in arms.items()}
     p_turns, p_gold = arms["personal"]
-    progress("rewrite: counterfactual replay of rewritten turns")
+    logger.info("rewrite: counterfactual replay of rewritten turns")
     wins, losses, agreement = win_loss(p_turns, p_gold, homes)
     metrics = {
         "defect_rate_none": rates["none"],
@@ -176,7 +179,7 @@ def hygiene_violations(
     from selflearn.rewrite.mining import MiningConfig, RewriteMiner
     from selflearn.store import LogView
 
-    progress("rewrite: rule hygiene of the published rules vs the same logs mined without the guard")
+    logger.info("rewrite: rule hygiene of the published rules vs the same logs mined without the guard")
     hygiene = Hygiene.for_homes(homes)
     unguarded = RewriteMiner(MiningConfig(hygiene=False)).fit(LogView.from_records(turns, feedback), homes=homes)
 

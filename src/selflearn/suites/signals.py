@@ -16,7 +16,7 @@ are not candidates count as misses for both.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import replace
 
 import polars as pl
@@ -27,6 +27,8 @@ from selflearn.rewrite.mining import MiningConfig, baseline_rephrase
 from selflearn.schema import Gold, to_arrow
 from selflearn.signals import SIGNAL_COLUMNS, DefectSignals, SignalConfig, SignalWeights
 from selflearn.store import LogView
+
+logger = logging.getLogger(__name__)
 
 WINDOWS_S = (5, 10, 20, 30, 60, 120)
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
@@ -73,7 +75,7 @@ def run(config: EvalConfig) -> EvalResult:
     feedback = [f for log in logs for f in log.feedback]
     gold = pl.from_arrow(to_arrow([g for log in logs for g in log.gold], Gold))
     assert isinstance(gold, pl.DataFrame)
-    print(f"signals: {len(turns):,} simulated turns over {days} days", file=sys.stderr)
+    logger.info(f"signals: {len(turns):,} simulated turns over {days} days")
     view = LogView.from_records(turns, feedback)
     scored = DefectSignals().score(view)
     truth = scored.select("turn_id").join(gold_defects(gold), on="turn_id", how="left")["gold_defect"]
@@ -99,7 +101,7 @@ def run(config: EvalConfig) -> EvalResult:
     metrics["gold_rephrase_pairs"] = gold_pairs
     for name, value in rephrase_scores(scored, baseline_rephrase(scored, MiningConfig()), gold).items():
         metrics[f"rephrase_{name}_baseline"] = value
-    print("signals: training the span rephrase model on weak labels", file=sys.stderr)
+    logger.info("signals: training the span rephrase model on weak labels")
     span = SpanConfig(max_pairs=400, epochs=25, seed=config.seed) if config.quick else SpanConfig(seed=config.seed)
     model = SpanModel(span).fit(scored)
     metrics["span_train_pairs"] = model.train_pairs

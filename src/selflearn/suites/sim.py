@@ -12,8 +12,8 @@ names). ``sim_asr_wer`` is the word error rate inside the simulated homes (the m
 
 from __future__ import annotations
 
+import logging
 import random
-import sys
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -24,6 +24,8 @@ from selflearn.pipeline.asr import AsrModel, align, confidence_auc, load_pairs
 from selflearn.schema import Gold, Turn
 from selflearn.sim import SimConfig, generate_homes
 from selflearn.sim.run import defect_stats, simulate, wording_stats
+
+logger = logging.getLogger(__name__)
 
 
 @suite("sim")
@@ -36,7 +38,7 @@ def run(config: EvalConfig) -> EvalResult:
     seconds = time.perf_counter() - start
     gold = [g for log in logs for g in log.gold]
     turns = [t for log in logs for t in log.turns]
-    print(f"sim: {len(turns):,} turns in {seconds:.1f}s", file=sys.stderr)
+    logger.info(f"sim: {len(turns):,} turns in {seconds:.1f}s")
     metrics: dict[str, float] = {**defect_stats(gold), "turns_per_s": len(turns) / seconds}
     metrics.update(_world_stats(turns, gold))
     metrics.update(wording_stats(turns, gold))

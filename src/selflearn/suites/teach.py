@@ -21,17 +21,20 @@ metrics count only its turns.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from selflearn import evaluate
+from selflearn import evaluate, progress
 from selflearn.feedback import FEEDBACK_QUESTION, FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.home import Home, Person
-from selflearn.loop import eval_world, progress
+from selflearn.loop import eval_world
 from selflearn.pipeline.runtime import Runtime
 from selflearn.schema import Gold, Turn
 from selflearn.teach import MemoryPreferences, Teacher
+
+logger = logging.getLogger(__name__)
 
 QUICK = (4, 5)  # homes, simulated days
 FULL = (10, 10)
@@ -193,8 +196,8 @@ def run_days(homes: Sequence[Home], *, days: int, seed: int, teach: bool, focus:
     teacher = Teacher(store, policy=policy, pending=pending) if teach else None
     turns: list[Turn] = []
     gold: list[Gold] = []
-    for day in range(1, days + 1):
-        progress(f"teach: simulated day {day}/{days} ({'with' if teach else 'without'} teaching)")
+    for day in progress.track(range(1, days + 1), "teach: simulating days"):
+        logger.info(f"teach: simulated day {day}/{days} ({'with' if teach else 'without'} teaching)")
         log = sim.run_day(
             day,
             rewriter=FeedbackRewriter(pending) if teach else None,
@@ -219,7 +222,7 @@ def run_days(homes: Sequence[Home], *, days: int, seed: int, teach: bool, focus:
 def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     n_homes, days = QUICK if config.quick else FULL
     homes, focus = eval_world(n_homes, config.seed, config.home)
-    progress("teach: probes (teach, then the next request; other people's requests before and after)")
+    logger.info("teach: probes (teach, then the next request; other people's requests before and after)")
     probes = run_probes(homes, teach=True, focus=focus)
     noisy = run_probes(homes, teach=True, focus=focus, hear=_recognizer(homes, config.seed))
     untaught = run_probes(homes, teach=False, focus=focus)
