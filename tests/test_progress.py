@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import ast
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+import selflearn
 from selflearn import progress
 from selflearn.ingest_bench import ingest_bench
 
@@ -79,3 +82,18 @@ def test_bars_only_on_a_terminal_and_they_nest() -> None:
     with progress.bar() as bar:  # the live display was released: a new one can start
         task = bar.add_task("next", total=1)
         bar.advance(task)
+
+
+def test_no_print_outside_the_cli_and_none_to_stderr() -> None:
+    """Diagnostics are log records; ``print`` is only the CLI writing a command's result to stdout."""
+    root = Path(selflearn.__file__).parent
+    found = [
+        f"{path.relative_to(root)}:{node.lineno}"
+        for path in sorted(root.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "print"
+        and (path.name != "cli.py" or any(k.arg == "file" for k in node.keywords))
+    ]
+    assert not found, f"print( outside the CLI's stdout results (log with logging.getLogger(__name__)): {found}"
