@@ -64,7 +64,7 @@ class LearnConfig:
     allow_shrink: bool = False
     """Publish even a set with fewer than ``shrink_floor`` x the rules in service."""
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-    """What works + the fitted ranker."""
+    """Retrieval settings: what works + the fitted ranker."""
     shrink_floor: float = 0.5
     """Below this share of the rules in service a set is held back (a lost store, a typo)."""
 
@@ -88,9 +88,9 @@ class ShadowReport:
     would_break: float
     """Share of the held-out non-defects the candidate would break."""
     defect_rate_before: float
-    """By the defect signals, as logged."""
+    """Held-out defect rate by the defect signals, as logged."""
     defect_rate_after: float
-    """Estimated with the candidate in force."""
+    """Held-out defect rate estimated with the candidate in force."""
     accepted: bool
     """The candidate does not raise the defect rate (within ``shadow_margin``): it may be published."""
     replayed: int = 0
@@ -126,7 +126,7 @@ class LearnReport:
     rephrase_detector: str
     """Which rephrase detector mining used ("rule" or "span model")."""
     parts: dict[str, Any] = field(default_factory=dict)
-    """Other learners' summaries (fpi, labels, teach, ...)"""
+    """Other learners' summaries (fpi, labels, teach, ...)."""
     global_patterns: int = 0
     """Global rules over delexicalised forms (needs the homes' configurations)."""
     refused: str | None = None

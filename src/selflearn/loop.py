@@ -49,7 +49,7 @@ class DayStats:
     rewrite_rate: float
     """Share of turns the online rewriter changed."""
     rules_global: int
-    """Rewrite rules in force during the day."""
+    """Global rewrite rules in force during the day."""
     rules_personal: int
     """Personal rewrite rules in force during the day, all users together."""
     artifact_version: str | None
@@ -101,9 +101,9 @@ class LoopResult:
     feedback: list[Feedback] = field(default_factory=list)
     """Explicit feedback given over the run."""
     rewrite_cpu_ms: list[float] = field(default_factory=list)
-    """Per rewriter call, thread CPU time."""
+    """Thread CPU time of each rewriter call, in ms."""
     day_ends: list[int] = field(default_factory=list)
-    """Len(turns) at the end of each day."""
+    """Turns so far (``len(turns)``) at the end of each day."""
 
     def metrics(self, control: Sequence[DayStats] = ()) -> dict[str, float]:
         """Day-1-to-last drop; with a control run (same days, nothing learned) also the reduction against it, on

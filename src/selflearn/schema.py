@@ -80,7 +80,7 @@ class LogRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_TEXT_CHARS)
     json_fields: ClassVar[tuple[str, ...]] = ()
-    """Fields stored as JSON text (in DuckDB and CSV) and accepted as a JSON string on input."""
+    """Fields stored as JSON text and also accepted as a JSON string on input."""
 
     @model_validator(mode="before")
     @classmethod
@@ -128,7 +128,7 @@ class Turn(LogRecord):
     rewrite_source: RewriteSource = "none"
     """Which rewriter changed it ("none" when none did)."""
     nlu_intent: str | None = None
-    """The intent carried out; None when nothing was understood."""
+    """The intent the runtime chose; None when nothing was understood."""
     nlu_slots: JsonDict = Field(default_factory=dict)
     """Its slots: name -> value."""
     nlu_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -145,7 +145,7 @@ class Turn(LogRecord):
         default=None, ge=0.0, le=MAX_LATENCY_MS, description="Time to answer; None when not measured end to end."
     )
     device_state_snapshot: JsonDict = Field(default_factory=dict)
-    """States of the devices acted on, after the turn."""
+    """States before execution of the devices the turn is about and of the speaker's room."""
     explicit_feedback: ExplicitFeedback | None = None
     """What the user said about this turn when asked, if anything."""
     trace: JsonDict = Field(

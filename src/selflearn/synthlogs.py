@@ -33,13 +33,13 @@ class SynthConfig:
     days: int = 3
     """Days of logs generated."""
     p_bad: float = 0.3
-    """A command said in a form that fails."""
+    """P(a command is said in a form that fails)."""
     p_wrong: float = 0.25
-    """Of the bad ones: understood as the wrong action (success status) and barged in on."""
+    """P(a bad one is understood as the wrong action: success status, then barged in on)."""
     p_rephrase: float = 0.7
-    """After a failure: rephrase into the good form within seconds."""
+    """P(after a failure: rephrase into the good form within seconds)."""
     p_repeat: float = 0.1
-    """After a failure: say the same thing again first."""
+    """P(after a failure: say the same thing again first)."""
     max_devices: int = len(_ROOMS) * len(_THINGS)
     """Devices per home at most (rooms x things)."""
 

@@ -26,7 +26,7 @@ class TokenInfo:
     id: str
     """Public handle for list/revoke: the first 12 hex digits of the hash."""
     home: str | None
-    """None for an admin token."""
+    """The home the token may see; None for an admin token."""
     admin: bool
     """The token may see and change every home."""
     name: str

@@ -93,7 +93,7 @@ class Situation:
     preferences: Sequence[Preference] = ()
     """What this person taught."""
     routines: Sequence[tuple[int, str, dict[str, Any]]] = ()
-    """(minute of day, intent, key slots)."""
+    """The person's routines: (minute of day, intent, key slots)."""
 
     def preference(self, kind: str, key: str = "") -> str | None:
         key = clean(key)

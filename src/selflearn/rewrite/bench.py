@@ -107,7 +107,7 @@ class LookupRow:
     recall_at_k: float
     """Share of the exact k nearest forms the index returns."""
     cpu_exact_p99_ms: float
-    """The calling thread's CPU time: what the lookup costs when the machine is shared."""
+    """99th-percentile thread CPU time of an exact hit, in ms: what a lookup costs on a shared machine."""
     cpu_near_p50_ms: float
     """Median thread CPU time of a near variant, in ms."""
     cpu_near_p99_ms: float

@@ -40,7 +40,7 @@ class Control:
     """One decision about one rule."""
 
     rule_id: str
-    """``rule_id(kind, user_id, source, target)``."""
+    """The rule's id: ``rule_id(kind, user_id, source, target)``."""
     action: Action
     """With "disable" the rule never fires, left out of new sets; "pin": carried into every new set."""
     home_id: str | None

@@ -53,7 +53,7 @@ class TuneConfig:
     max_repeats: int = 1
     """Uses of one (failing form, rephrase) pair per epoch: a repair said 500 times is no news."""
     max_pairs: int = 100_000
-    """Pairs sampled after that cap."""
+    """Pairs sampled at most, after the ``max_repeats`` cap."""
     max_seconds: float = 600.0
     """Stop training after this long (the export still runs)."""
     trainable_layers: int = 3
@@ -73,7 +73,7 @@ class TunedEncoder:
     model: bytes
     """The int8 ONNX graph (``encoder.derive_int8`` output)."""
     meta: dict[str, Any]
-    """Pairs, steps, seconds, config."""
+    """How it was made: pairs, steps, seconds, config."""
 
     def encoder(self, **kwargs: Any) -> Encoder:
         """The runtime encoder over this graph."""

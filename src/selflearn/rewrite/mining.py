@@ -52,13 +52,13 @@ class MiningConfig:
     personal_min_support: int = 2
     """Personal layer: the user's own repairs source -> target."""
     domain_change_users: int = 15
-    """Strong evidence needed to cross domains (global) ..."""
+    """Distinct users a global rule needs to cross domains ..."""
     domain_change_probability: float = 0.8
     """Absorption probability needed to cross domains (global)."""
     domain_change_homes: int = 5
     """... from this many homes; also needed by a sensitive target of an unread form."""
     personal_domain_change_support: int = 4
-    """... and in the personal layer."""
+    """Support a personal rule needs to cross domains."""
     sensitive_guard: bool = True
     """Off: a sensitive target of an unread form needs no more homes (the old guards, for the poison suite)."""
     hygiene: bool = True

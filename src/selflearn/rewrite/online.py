@@ -100,11 +100,11 @@ class OnlineConfig:
     flat_limit: int = 20_000
     """Up to this many forms an exact flat index; above it IVF-PQ."""
     nprobe: int = 16
-    """8 lost recall in the 1M bench (recall@1 0.997, recall@8 0.995; docs/rewriting.md)."""
+    """IVF lists probed per query; 8 lost recall in the 1M bench (recall@1 0.997, recall@8 0.995; docs/rewriting.md)."""
     refine: int = 32
     """IVF: re-score the refine·k best 4-bit PQ codes on the exact vectors."""
     layers: tuple[str, ...] = ("personal", "global")
-    """Checked in this order; the eval drops "personal" for an arm."""
+    """Rule layers, checked in this order; the eval drops "personal" for an arm."""
     weights: RankWeights = field(default_factory=RankWeights)
     """The ranker's weights."""
 
@@ -128,7 +128,7 @@ class Candidate:
     """One scored way to rewrite an utterance (kept whole for tracing and for the rewrite CLI)."""
 
     text: str
-    """The utterance rewritten."""
+    """The rewritten utterance."""
     rule: Rule
     """The rule it came from."""
     cosine: float

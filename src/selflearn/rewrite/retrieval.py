@@ -66,7 +66,7 @@ class Ranker:
     """Logistic ranker: P(an entry is what the speaker meant) = sigmoid(bias + weights · features)."""
 
     weights: tuple[float, ...]
-    """One per ``FEATURES`` entry, in that order."""
+    """Feature weights, one per ``FEATURES`` entry, in that order."""
     bias: float
     """Logit of a candidate with every feature 0."""
     threshold: float
@@ -274,7 +274,7 @@ class History:
     user_texts: dict[str, set[str]] = field(default_factory=dict)
     """User id -> texts that worked for them."""
     global_forms: list[tuple[str, str]] = field(default_factory=list)
-    """K-anonymous (match, text), no names."""
+    """Population forms: k-anonymous (match, text) pairs, no names."""
 
 
 class Retrieval:

@@ -32,7 +32,7 @@ class SpanConfig:
     pair_window_s: float = 30.0
     """A follow-up within this many seconds is a candidate rephrase pair."""
     max_len: int = 40
-    """Tokens per utterance the model reads."""
+    """MiniLM tokens per (previous, follow-up) pair the model reads."""
     max_pairs: int = 3000
     """Weak-labelled training pairs (sampled)."""
     epochs: int = 40
@@ -40,7 +40,7 @@ class SpanConfig:
     lr: float = 2e-3
     """Adam learning rate."""
     hidden: int = 128
-    """Width of the recurrent encoder."""
+    """Width of the model's hidden layers."""
     batch_size: int = 64
     """Pairs per training step."""
     threshold: float = 0.5

@@ -67,7 +67,7 @@ class Goal:
     impossible: bool = False
     """It cannot be done in this home."""
     addressed: bool = True
-    """False: TV/room chatter, a false wake."""
+    """Said to the assistant; False: TV/room chatter, a false wake."""
     text: str | None = None
     """A fixed wording (a routine's), else phrasing chooses one."""
 

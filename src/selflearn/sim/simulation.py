@@ -48,9 +48,9 @@ class SimConfig:
     rare_name_error: float = 0.3
     """P(misrecognizing a name the recognizer does not know, e.g. a small town)."""
     requests_per_day: float = 7.0
-    """Per person, on top of routines (Poisson)."""
+    """Requests per person and day on top of routines (Poisson mean)."""
     false_wakes_per_day: float = 0.5
-    """Per home: TV/room chatter that wakes the assistant."""
+    """False wakes per home and day: TV/room chatter that wakes the assistant."""
     scene_probability: float = 0.08
     """Share of requests that are a multi-step scene."""
     idiosyncratic: float = 0.15

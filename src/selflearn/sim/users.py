@@ -34,7 +34,7 @@ class SimUser:
     patience: int
     """Failed attempts they tolerate before giving up."""
     rephrase_bias: float
-    """P(rephrase) vs P(repeat) after a failure."""
+    """P(rephrasing rather than repeating) after a failure."""
     style: Style | None = None
     """Realistic phrasing: this person's openers, synonyms, word order (None: templates)."""
 

@@ -55,7 +55,7 @@ class Target:
     domain: str | None = None
     """Every device acted on must be of this domain (None: no device, or any)."""
     step: str | None = None
-    """Relative volume: "up" or "down"."""
+    """For a relative volume change: "up" or "down"; None otherwise."""
 
 
 def _t(*intents: str, domain: str | None = None, step: str | None = None) -> Target:
