@@ -289,10 +289,9 @@ def test_each_rule_shows_its_homes_and_shadow_check_sortable_and_filterable(site
     assert f'data-rule="{top["rule_id"]}"' in first
     assert f'<dd class="shadow">fixed {top["shadow_fixes"]}, broke {top["shadow_breaks"]}</dd>' in first
     assert f'<dd class="homes">{top["distinct_homes"]}</dd>' in first
-    broke = client.get("/", params={"shadow": "broke"}).text
-    assert set(re.findall(r'data-rule="([0-9a-f]{16})"', broke)) == set(
-        rules.filter(pl.col("shadow_breaks") > 0)["rule_id"].head(dashboard.PAGE_SIZE)
-    )
+    broke = set(re.findall(r'data-rule="([0-9a-f]{16})"', client.get("/", params={"shadow": "broke"}).text))
+    breaking = set(rules.filter(pl.col("shadow_breaks") > 0)["rule_id"])
+    assert broke <= breaking and len(broke) == min(len(breaking), dashboard.PAGE_SIZE)
 
 
 def test_a_set_published_before_the_evidence_shows_a_dash(site: dict[str, Any], tmp_path: Path) -> None:
