@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -65,7 +66,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     admin_token, _ = tokens.create(home=None, admin=True)
     service = Service(world, db=root / "logs.duckdb", artifacts=artifacts.root, tokens=tokens, pending_root=root / "p")
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(service)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -79,6 +81,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     yield {
         "url": f"http://127.0.0.1:{port}",
         "service": service,
+        "logs": app.state.dashboard_logs,
         "homes": {h.id: h for h in world},
         "mine": mine,
         "other": other,
@@ -175,9 +178,13 @@ def test_a_disabled_rule_no_longer_in_the_set_stays_listed_to_undo(site: dict[st
 
 
 def test_dashboard_in_a_browser(site: dict[str, Any], browser: Any, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from selflearn.schema import Preference
 
     wait = WebDriverWait(browser, 30)
     browser.get(site["url"] + "/")
@@ -199,12 +206,23 @@ def test_dashboard_in_a_browser(site: dict[str, Any], browser: Any, tmp_path: Pa
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#trend svg.main-svg")))
     assert browser.find_elements(By.CSS_SELECTOR, "#trend .scatterlayer .trace")
     browser.save_screenshot(str(tmp_path / "trend.png"))
+    person = site["homes"][site["mine"]].people[-1].id  # a taught preference, edited in the page
+    taught = Preference(user_id=person, kind="cuisine", value="Thai", ts=datetime.now(UTC))
+    site["service"].teacher.store.put_preference(taught)
     for name in ("failures", "people"):
         browser.get(f"{site['url']}/dashboard/{name}")
         wait.until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
         browser.save_screenshot(str(tmp_path / f"{name}.png"))
     people = browser.find_elements(By.CSS_SELECTOR, "article.person")
     assert {p.get_attribute("data-user") for p in people} == {p.id for p in site["homes"][site["mine"]].people}
+    edit = browser.find_element(By.CSS_SELECTOR, f"article.person[data-user='{person}'] form.edit")
+    field = edit.find_element(By.NAME, "value")
+    field.clear()
+    field.send_keys("sushi")
+    edit.find_element(By.TAG_NAME, "button").click()
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"article.person[data-user='{person}']"), "Japanese"))
+    assert [p.value for p in site["service"].teacher.store.preferences(person)] == ["Japanese"]
+    browser.save_screenshot(str(tmp_path / "people-edited.png"))
 
     browser.set_window_size(390, 844)  # a phone: nothing wider than the screen
     for name in ("learned", "trend", "failures", "people"):
@@ -239,6 +257,13 @@ def test_pin_delete_preference_and_forget_from_the_pages(site: dict[str, Any]) -
     assert 'class="card rule pinned"' in client.get("/", params={"status": "pinned"}).text
 
     user = ours["user_id"][0]
+    service.teacher.store.put_preference(Preference(user_id=user, kind="team", value="Lakers", ts=datetime.now(UTC)))
+    edit = {"kind": "team", "key": "", "scope": "*", "value": "the dubs"}
+    assert client.post(f"/dashboard/people/{site['homes'][site['other']].people[0].id}/preferences/edit", data=edit
+                       ).status_code == 404  # fmt: skip
+    assert client.post(f"/dashboard/people/{user}/preferences/edit", data=edit | {"value": ""}).status_code == 422
+    assert client.post(f"/dashboard/people/{user}/preferences/edit", data=edit).status_code == 303
+    assert [p.value for p in service.teacher.store.preferences(user)] == ["Golden State Warriors"]
     service.teacher.store.put_preference(Preference(user_id=user, kind="team", value="Warriors", ts=datetime.now(UTC)))
     assert "Warriors" in client.get("/dashboard/people").text
     r = client.post(f"/dashboard/people/{user}/preferences/delete", data={"kind": "team", "key": ""})
@@ -252,6 +277,80 @@ def test_pin_delete_preference_and_forget_from_the_pages(site: dict[str, Any]) -
     assert all(c.rule.get("user_id") != user for c in Controls(service.artifacts.root).all())
     people = client.get("/dashboard/people").text
     assert f'data-user="{user}"' in people and "0 turns" in people
+
+
+def test_each_rule_shows_its_homes_and_shadow_check_sortable_and_filterable(site: dict[str, Any]) -> None:
+    rules = site["rules"]
+    assert rules["distinct_homes"].null_count() == 0 and rules["shadow_fixes"].is_not_null().any()
+    client = signed_in(site, "admin")
+    top = rules.sort(["shadow_fixes", "support"], descending=True, nulls_last=True).row(0, named=True)
+    page = client.get("/", params={"sort": "fixes"}).text
+    first = page.split('<article class="card rule')[1]
+    assert f'data-rule="{top["rule_id"]}"' in first
+    assert f'<dd class="shadow">fixed {top["shadow_fixes"]}, broke {top["shadow_breaks"]}</dd>' in first
+    assert f'<dd class="homes">{top["distinct_homes"]}</dd>' in first
+    broke = set(re.findall(r'data-rule="([0-9a-f]{16})"', client.get("/", params={"shadow": "broke"}).text))
+    breaking = set(rules.filter(pl.col("shadow_breaks") > 0)["rule_id"])
+    assert broke <= breaking and len(broke) == min(len(breaking), dashboard.PAGE_SIZE)
+
+
+def test_a_set_published_before_the_evidence_shows_a_dash(site: dict[str, Any], tmp_path: Path) -> None:
+    """An artifact set whose rule tables lack the evidence columns (written before them) still loads and lists."""
+    from selflearn.rewrite import GLOBAL_TABLE, REWRITE_SCHEMA
+
+    service = site["service"]
+    old = pl.DataFrame(
+        [{"source": "lights of", "target": "lights off", "probability": 1.0, "support": 9, "distinct_users": 6,
+          "source_intent": None, "target_intent": "HassTurnOff", "layer": "global", "user_id": None}],
+        schema=REWRITE_SCHEMA,
+    )  # fmt: skip
+
+    def build(root: Path) -> None:
+        (root / GLOBAL_TABLE).parent.mkdir(parents=True)
+        old.write_parquet(root / GLOBAL_TABLE)
+
+    before = service.artifacts.current()
+    service.artifacts.publish(build, meta={})
+    try:
+        page = signed_in(site, "admin").get("/", params={"q": "lights of", "kind": "global"}).text
+        card = page.split(f'data-rule="{rule_id("global", None, "lights of", "lights off")}"')[1]
+        assert '<dd class="homes">—</dd>' in card and '<dd class="shadow">—</dd>' in card
+    finally:
+        service.artifacts.rollback(before)
+
+
+def test_a_person_forgotten_through_the_api_leaves_the_pages_at_once(
+    site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DELETE /v1/users/{id}`` (not the page): their failing forms, example turns and turn count leave the
+    dashboard on the next page, while no rebuild of the snapshot can finish."""
+    gate = threading.Event()
+    real = dashboard.build_snapshot
+
+    def blocked(*args: Any) -> dashboard.Snapshot:
+        assert gate.wait(60)
+        return real(*args)
+
+    client = signed_in(site, site["mine"])
+    client.get("/dashboard/people")  # a snapshot exists
+    snapshot = site["logs"].current()
+    mine = snapshot.forms.filter(pl.col("home_id") == site["mine"])
+    alone = mine.filter(pl.col("users") == 1).with_columns(user=pl.col("people").list.first().struct.field("user_id"))
+    user = alone.group_by("user").len().sort("len", descending=True)["user"][0]
+    forms = alone.filter(pl.col("user") == user)["form"].to_list()
+    failures = client.get("/dashboard/failures").text
+    assert user in failures and any(f"<q>{f}</q>" in failures for f in forms)
+    monkeypatch.setattr(dashboard, "build_snapshot", blocked)
+    try:
+        headers = {"Authorization": f"Bearer {site['tokens'][site['mine']]}"}
+        assert httpx.delete(f"{site['url']}/v1/users/{user}", headers=headers).status_code == 200
+        failures = client.get("/dashboard/failures").text
+        assert user not in failures and not any(f"<q>{f}</q>" in failures for f in forms)
+        people = client.get("/dashboard/people").text
+        card = people.split(f'data-user="{user}"')[1].split("</article>")[0]
+        assert "<p>0 turns" in card
+    finally:
+        gate.set()
 
 
 def test_admin_rolls_back_an_artifact_set(site: dict[str, Any]) -> None:

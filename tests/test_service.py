@@ -198,6 +198,22 @@ def test_preferences_crud(env: dict[str, Any]) -> None:
     assert c.get("/v1/users/maple.ana/preferences", headers=h).json() == []
 
 
+def test_edit_a_taught_preference_only_in_its_own_home(env: dict[str, Any]) -> None:
+    c, maple, oak = env["client"], env["maple"], env["oak"]
+    taught = c.post("/v1/teach", json={"user_id": "maple.ana", "text": "I like Thai food"}, headers=maple).json()
+    assert [(p["kind"], p["value"], p["source"]) for p in taught["preferences"]] == [("cuisine", "Thai", "statement")]
+    edit = {"kind": "cuisine", "value": "sushi"}
+    assert c.patch("/v1/users/maple.ana/preferences", json=edit, headers=oak).status_code == 404  # not its home
+    assert c.patch("/v1/users/maple.ana/preferences", json=edit | {"kind": "team"}, headers=maple).status_code == 404
+    elsewhere = edit | {"scope": "oak_house"}
+    assert c.patch("/v1/users/maple.ana/preferences", json=elsewhere, headers=maple).status_code == 404
+    assert c.patch("/v1/users/maple.ana/preferences", json=edit | {"value": ""}, headers=maple).status_code == 422
+    r = c.patch("/v1/users/maple.ana/preferences", json=edit, headers=maple)
+    assert r.status_code == 200 and r.json()["value"] == "Japanese" and r.json()["source"] == "statement"
+    prefs = c.get("/v1/users/maple.ana/preferences", headers=maple).json()
+    assert [(p["kind"], p["key"], p["value"], p["scope"]) for p in prefs] == [("cuisine", "", "Japanese", "*")]
+
+
 def test_no_endpoint_reaches_another_homes_user(env: dict[str, Any]) -> None:
     c, maple, oak = env["client"], env["maple"], env["oak"]
     c.put("/v1/users/maple.ana/preferences", json={"kind": "team", "value": "Warriors"}, headers=maple)
@@ -205,6 +221,7 @@ def test_no_endpoint_reaches_another_homes_user(env: dict[str, Any]) -> None:
     attempts = [
         c.get("/v1/users/maple.ana/preferences", headers=oak),
         c.put("/v1/users/maple.ana/preferences", json={"kind": "team", "value": "Lakers"}, headers=oak),
+        c.patch("/v1/users/maple.ana/preferences", json={"kind": "team", "value": "Lakers"}, headers=oak),
         c.delete("/v1/users/maple.ana/preferences", headers=oak),
         c.delete("/v1/users/maple.ana", headers=oak),
         c.post("/v1/teach", json={"user_id": "maple.ana", "text": "I like Thai food"}, headers=oak),

@@ -32,6 +32,7 @@ from selflearn.feedback import FEEDBACK_QUESTION
 from selflearn.home import Home
 from selflearn.rewrite.controls import Action, Control, Controls, rule_frame
 from selflearn.rewrite.mining import RewriteTables
+from selflearn.schema import MAX_VALUE_CHARS
 from selflearn.signals import DefectSignals
 from selflearn.tokens import TokenInfo
 
@@ -46,6 +47,19 @@ LOGS_SECONDS = 5.0  # a snapshot of the scored logs older than this is rebuilt i
 WAIT_SECONDS = 0.3  # how long a page waits for the first snapshot before showing the "still reading" page
 REFRESH_SECONDS = 2  # how often the "still reading" page reloads itself
 EXAMPLES = 3
+SORTS = {  # the rule list's orders: the column first, then support
+    "support": ["support", "probability"],
+    "fixes": ["shadow_fixes", "support"],
+    "breaks": ["shadow_breaks", "support"],
+    "homes": ["distinct_homes", "support"],
+    "people": ["distinct_users", "support"],
+    "probability": ["probability", "support"],
+}
+SHADOW_FILTERS = {  # the shadow check's verdict on a rule (its evidence is null in a set learned without one)
+    "fixed": pl.col("shadow_fixes") > 0,
+    "broke": pl.col("shadow_breaks") > 0,
+    "unchecked": pl.col("shadow_fixes").is_null(),
+}
 
 templates = Jinja2Templates(directory=ASSETS / "templates")
 router = APIRouter(include_in_schema=False)
@@ -78,7 +92,7 @@ class Snapshot:
     daily: pl.DataFrame
     """(home_id, day): turns, defects (signals), gold_turns, gold_defects, rewrites."""
     forms: pl.DataFrame
-    """(home_id, form) with a defect: failures, turns, users, examples (latest failing turns)."""
+    """(home_id, form) with a defect: failures, turns, users, people (per user), examples (latest failing turns)."""
     user_turns: dict[str, int]
     """User id -> turns."""
     asked: dict[str, int]
@@ -103,19 +117,15 @@ def build_snapshot(turns: pl.DataFrame, feedback: pl.DataFrame, gold: pl.DataFra
         gold_defects=(pl.col("failure_point") != "correct").sum(),
         rewrites=(pl.col("rewrite_source") != "none").sum(),
     )
-    forms = (
-        request.sort("ts", descending=True)  # groups keep this order: the examples are the latest
+    examples = (
+        request.filter(pl.col("defect"))
+        .sort("ts", descending=True)  # groups keep this order: the examples are the latest
         .group_by("home_id", "form")
-        .agg(
-            failures=pl.col("defect").sum(),
-            turns=pl.len(),
-            users=pl.col("user_id").n_unique(),
-            examples=pl.struct("ts", "user_id", "asr_text", "response_text", "result_status")
-            .filter(pl.col("defect"))
-            .head(EXAMPLES),
-        )
-        .filter(pl.col("failures") > 0)
+        .agg(examples=pl.struct("ts", "user_id", "asr_text", "response_text", "result_status").head(EXAMPLES))
     )
+    people = request.group_by("home_id", "form", "user_id").agg(failures=pl.col("defect").sum(), turns=pl.len())
+    shares = people.group_by("home_id", "form").agg(people=pl.struct("user_id", "failures", "turns"))
+    forms = _form_counts(shares).join(examples, on=["home_id", "form"], how="inner")
     asking = request.filter(pl.col("response_text").str.contains(FEEDBACK_QUESTION, literal=True))
     said = scored.select("turn_id", "home_id", "asr_text", "response_text")
     answers = feedback.filter(pl.col("kind") != "teach").join(said, on="turn_id", how="left")
@@ -190,9 +200,8 @@ class Logs:
         return self._snapshot
 
     def forget(self, user_id: str) -> None:
-        """Drop a forgotten person's turns and words from the snapshot at once, and from a build that read the store
-        before they were forgotten (the next rebuild reads the store without them; until then the per-form counts
-        still include them)."""
+        """Drop a forgotten person's turns and words from the snapshot at once (``Service.forget`` calls this, from
+        the API or a page), and from a build that read the store before they were forgotten; a rebuild starts."""
         with self._swap:
             self._forgotten.append(user_id)
             if self._snapshot is not None:
@@ -200,13 +209,24 @@ class Logs:
         self._at = -math.inf
 
 
+def _form_counts(forms: pl.DataFrame) -> pl.DataFrame:
+    """Per failing form, its failures, turns and users from its ``people``; forms nobody failed on are dropped."""
+    share = pl.col("people").list
+    return forms.with_columns(
+        failures=share.eval(pl.element().struct.field("failures")).list.sum(),
+        turns=share.eval(pl.element().struct.field("turns")).list.sum(),
+        users=share.len(),
+    ).filter(pl.col("failures") > 0)
+
+
 def _without(snap: Snapshot, user_id: str) -> Snapshot:
-    """The snapshot without one person's turns and words."""
-    mine = pl.element().struct.field("user_id") != user_id
+    """The snapshot without one person's turns and words: their share of each form (a form only they failed on
+    goes), examples, answers and heard turns. The daily counts (no words) stay until the rebuild this starts."""
+    others = pl.element().filter(pl.element().struct.field("user_id") != user_id)
     return Snapshot(
         heard={h: f.filter(pl.col("user_id") != user_id) for h, f in snap.heard.items()},
         daily=snap.daily,
-        forms=snap.forms.with_columns(pl.col("examples").list.eval(pl.element().filter(mine))),
+        forms=_form_counts(snap.forms.with_columns(pl.col("people", "examples").list.eval(others))),
         user_turns={u: n for u, n in snap.user_turns.items() if u != user_id},
         asked=snap.asked,
         answers=snap.answers.filter(pl.col("user_id") != user_id),
@@ -215,7 +235,8 @@ def _without(snap: Snapshot, user_id: str) -> Snapshot:
 
 def mount(app: FastAPI, service: Service) -> None:
     """Serve the dashboard from ``app`` (``create_app`` calls this)."""
-    app.state.dashboard_logs = Logs(service)
+    app.state.dashboard_logs = logs = Logs(service)
+    service.on_forget.append(logs.forget)
     app.include_router(router)
 
 
@@ -380,8 +401,11 @@ def _evidence(snapshot: Snapshot, viewer: Viewer, rules: pl.DataFrame) -> dict[s
 
 
 @router.get("/")
-def learned(request: Request, q: str = "", kind: str = "", status: str = "", page: int = 1) -> Response:
-    """Every rule in force (global, pattern, personal) with its evidence, searchable, paginated; the artifact sets."""
+def learned(
+    request: Request, q: str = "", kind: str = "", status: str = "", shadow: str = "", sort: str = "", page: int = 1
+) -> Response:
+    """Every rule in force (global, pattern, personal) with its evidence, searchable, filterable, sortable,
+    paginated; the artifact sets."""
     gate = _gate(request)
     if isinstance(gate, Response):
         return gate
@@ -400,13 +424,15 @@ def learned(request: Request, q: str = "", kind: str = "", status: str = "", pag
         rules = rules.filter(pl.col("kind") == kind)
     if status:
         rules = rules.filter(pl.col("status") == status)
-    rules = rules.sort(["support", "probability"], descending=True)
+    if shadow in SHADOW_FILTERS:
+        rules = rules.filter(SHADOW_FILTERS[shadow])
+    rules = rules.sort(SORTS.get(sort, SORTS["support"]), descending=True, nulls_last=True)
     pages = max(1, math.ceil(rules.height / PAGE_SIZE))
     page = min(max(page, 1), pages)
     shown = rules.slice((page - 1) * PAGE_SIZE, PAGE_SIZE)
     evidence = _evidence(snapshot, viewer, shown)
     preferences = {user: service.teacher.store.preferences(user) for user in viewer.users}
-    query = {"q": q, "kind": kind, "status": status}
+    query = {"q": q, "kind": kind, "status": status, "shadow": shadow, "sort": sort}
     return _page(
         request,
         "learned.html",
@@ -420,6 +446,7 @@ def learned(request: Request, q: str = "", kind: str = "", status: str = "", pag
         link=lambda n: "/?" + urlencode(query | {"page": n}),
         versions=list(reversed(service.artifacts.versions())),
         preferences={u: p for u, p in preferences.items() if p},
+        sorts=list(SORTS),
     )
 
 
@@ -595,6 +622,21 @@ async def delete_preference(request: Request, user_id: str) -> Response:
     return _back(request, "/dashboard/people")
 
 
+@router.post("/dashboard/people/{user_id}/preferences/edit")
+async def edit_preference(request: Request, user_id: str) -> Response:
+    """A new value for one taught preference (the same path as ``PATCH /v1/users/{id}/preferences``)."""
+    viewer = _signed_in(request)
+    form = await _form(request)
+    if user_id not in viewer.users:
+        raise HTTPException(404, f"no user {user_id!r} here")
+    value = form.get("value", "").strip()
+    if not value or len(value) > MAX_VALUE_CHARS:
+        raise HTTPException(422, f"a preference's value is 1 to {MAX_VALUE_CHARS} characters")
+    service: Service = request.app.state.service
+    service.edit_preference(user_id, form.get("kind", ""), form.get("key", ""), form.get("scope", "*"), value)
+    return _back(request, "/dashboard/people")
+
+
 @router.post("/dashboard/people/{user_id}/forget")
 async def forget(request: Request, user_id: str) -> Response:
     """Forget a person: the service's forget (turns, gold, feedback, preferences, personal rules)."""
@@ -603,6 +645,5 @@ async def forget(request: Request, user_id: str) -> Response:
     if user_id not in viewer.users:
         raise HTTPException(404, f"no user {user_id!r} here")
     service: Service = request.app.state.service
-    service.forget(user_id)
-    _logs(request).forget(user_id)
+    service.forget(user_id)  # and from the snapshot (``Logs.forget``)
     return RedirectResponse("/dashboard/people", status_code=303)

@@ -27,16 +27,18 @@ import polars as pl
 from selflearn.artifacts import ArtifactStore
 from selflearn.errors import Conflict
 from selflearn.home import Home
+from selflearn.learners.evidence import rule_evidence
 from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
 from selflearn.progress import track
-from selflearn.rewrite.controls import Controls
+from selflearn.rewrite.controls import Controls, rule_id
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
-from selflearn.rewrite.online import OnlineConfig, save_indexes
+from selflearn.rewrite.online import OnlineConfig, Rule, save_indexes
 from selflearn.rewrite.patterns import delexicalise_frame, slot_names
 from selflearn.rewrite.retrieval import RetrievalConfig, fit_retrieval
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals, LogSource
+from selflearn.text import normalize
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +155,7 @@ SHADOW_COLUMNS = {
     "would_break": pl.Float64(),
     "log_only_fix": pl.Float64(),  # the log-only estimate of every turn (the suite's baseline)
     "log_only_break": pl.Float64(),
+    "rule_id": pl.String(),  # the candidate's rule that rewrote a replayed turn (``controls.rule_id``)
 }
 REPLAYED_SOURCES = ("none", "global", "personal")  # feedback and taught rewrites do not come from the artifact set
 
@@ -345,6 +348,7 @@ class _Replay:
         for form, intent, names in repaired.select("form", "intent", "slot_names").iter_rows():
             wanted.setdefault(form, set()).add((intent, names))
         self.wanted = wanted
+        self.lexical = {(normalize(s), normalize(t)) for s, t in tables.global_table.select("source", "target").rows()}
         self.runtimes: dict[str, Runtime] = {}
         tables.save(scratch)
         self.rewriter = OnlineRewriter.load(scratch, config=online)
@@ -372,7 +376,9 @@ class _Replay:
             wanted = self.wanted.get(best.rule.source, set()) | self.wanted.get(row["form"], set())
             fixed = (after.nlu_intent, ",".join(sorted(after.nlu_slots))) in wanted
         broken = not row["defect"] and a != b
+        rule = None if candidate == heard or best is None else self.rule_id(best.rule, row["user_id"])
         return {
+            "rule_id": rule,
             "replayed": True, "logged_text": logged, "candidate_text": candidate,
             "before_status": before.result_status, "before_intent": before.nlu_intent,
             "before_slots": json.dumps(before.nlu_slots, sort_keys=True, default=str),
@@ -380,6 +386,12 @@ class _Replay:
             "after_slots": json.dumps(after.nlu_slots, sort_keys=True, default=str),
             "would_fix": float(fixed), "would_break": float(broken),
         }  # fmt: skip
+
+    def rule_id(self, rule: Rule, user_id: str) -> str:
+        """The fired rule's ``controls.rule_id`` (a global-layer rule not in the global table is a pattern rule)."""
+        lexical = "global" if (rule.source, rule.target) in self.lexical else "pattern"
+        kind = "personal" if rule.layer == "personal" else lexical
+        return rule_id(kind, user_id if kind == "personal" else None, rule.source, rule.target)
 
     def _interpret(self, text: str, row: dict[str, Any]) -> Turn:
         home = self.homes[row["home_id"]]
@@ -421,6 +433,7 @@ def learn(
     miner = RewriteMiner(cfg.mining)
     controls = Controls(artifacts.root)
     shadow = None
+    shadowed: tuple[RewriteTables, pl.DataFrame] | None = None  # the candidate and its replay: per-rule evidence
     train: pl.DataFrame | None = None
     last = scored["ts"].max()
     cutoff = last - timedelta(hours=cfg.held_out_hours) if isinstance(last, datetime) else None
@@ -436,6 +449,7 @@ def learn(
         repaired = repair_outcomes(scored, homes, links, cfg.mining)
         replayed = shadow_turns(candidate, held, homes, cfg.online, repaired)
         shadow = summarise_shadow(replayed, cutoff.isoformat(), cfg.shadow_margin)
+        shadowed = (candidate, replayed)
         if on_shadow is not None:
             on_shadow(candidate, replayed)
     say("mining rewrites")
@@ -481,7 +495,7 @@ def learn(
         say("publishing artifacts")
 
         def build(root: Path) -> None:
-            tables.save(root)
+            rule_evidence(tables, scored, links, homes, cfg.mining, shadowed).save(root)  # + homes, shadow per rule
             save_indexes(root, config=cfg.online)
             save_retrieval(root)
             if save_labels is not None:

@@ -180,6 +180,14 @@ class PreferenceBody(_Body):
     """A home id, or * for every home of this user."""
 
 
+def canonical_value(kind: PreferenceKind, value: str) -> str:
+    """A taste as the vocabulary spells it ("the dubs" -> "Golden State Warriors") when that is unambiguous."""
+    if kind not in TASTE_KINDS:
+        return value
+    found = vocabulary().lookup(value, (kind,))
+    return found[0][1] if len(found) == 1 else value
+
+
 class Deleted(BaseModel):
     deleted: int
     """Records deleted."""
@@ -288,6 +296,7 @@ class Service:
         self.pending = PendingRewrites(pending_root or default_pending_root())
         self.policy = FeedbackPolicy()
         self.prefs = _LockedPreferences(self.store, self.store_lock)
+        self.on_forget: list[Callable[[str], None]] = []  # also forget here at once (the dashboard's snapshot)
         self.teacher = Teacher(
             self.prefs,
             policy=self.policy,
@@ -390,6 +399,17 @@ class Service:
             raise HTTPException(404, f"no turn {turn_id!r} of this user")
         return turn
 
+    def edit_preference(self, user_id: str, kind: str, key: str, scope: str, value: str) -> Preference:
+        """Give the user's taught preference (kind, key, scope) a new value; how it was taught stays. 404: none."""
+        found = [p for p in self.teacher.store.preferences(user_id) if (p.kind, p.key, p.scope) == (kind, key, scope)]
+        if not found:
+            raise HTTPException(404, f"no {kind} preference {key!r} of {user_id!r} to edit")
+        edited = Preference.model_validate(
+            found[0].model_dump() | {"value": canonical_value(found[0].kind, value), "ts": datetime.now(UTC)}
+        )
+        self.teacher.store.put_preference(edited)
+        return edited
+
     def forget(self, user_id: str) -> Forgotten:
         """Forget the user on disk (``forget.forget_user``: store, artifact sets, pending rewrites, then a scan of
         every file) and at once in memory: the rewriter's personal layer, preferences cache, teacher, feedback
@@ -406,6 +426,8 @@ class Service:
         for runtime in self.runtimes.values():
             runtime.forget(user_id)
         self.prefs.invalidate(user_id)
+        for hook in self.on_forget:
+            hook(user_id)
         return Forgotten(**(asdict(done) | {"left": [Path(f).name for f in done.left]}))  # no server paths out
 
 
@@ -674,15 +696,18 @@ def create_app(service: Service) -> FastAPI:
     @app.put("/v1/users/{user_id}/preferences", response_model=Preference)
     async def put_preference(user_id: UserId, body: PreferenceBody, tok: HomeToken) -> Preference:
         service.person_home(tok, user_id)
-        value = body.value
-        if body.kind in TASTE_KINDS:
-            found = vocabulary().lookup(value, (body.kind,))
-            value = found[0][1] if len(found) == 1 else value
+        value = canonical_value(body.kind, body.value)
         pref = Preference(
             user_id=user_id, kind=body.kind, key=body.key, value=value, scope=body.scope, ts=datetime.now(UTC)
         )
         service.teacher.store.put_preference(pref)
         return pref
+
+    @app.patch("/v1/users/{user_id}/preferences", response_model=Preference)
+    async def edit_preference(user_id: UserId, body: PreferenceBody, tok: HomeToken) -> Preference:
+        """A new value for the taught preference (kind, key, scope); 404 if the user has no such preference."""
+        service.person_home(tok, user_id)
+        return service.edit_preference(user_id, body.kind, body.key, body.scope, body.value)
 
     @app.delete("/v1/users/{user_id}/preferences", response_model=Deleted)
     async def delete_preferences(

@@ -63,8 +63,32 @@ REWRITE_SCHEMA = pl.Schema(
 )
 
 
+# Optional per-rule evidence ``learn`` adds when it publishes (``learners/evidence.py``): absent from sets written
+# before it (``with_evidence``: nulls), null where it is not known (no shadow replay; a rule mined only with the
+# held-out day). Read back as written: the tables keep whichever of these columns they were saved with.
+EVIDENCE_SCHEMA = pl.Schema(
+    {
+        "distinct_homes": pl.Int64(),  # homes behind the rule's chains (the mining guard counts them too)
+        "shadow_fixes": pl.Int64(),  # held-out turns this rule fixed in the shadow replay (``learn``)
+        "shadow_breaks": pl.Int64(),  # held-out turns this rule broke there
+    }
+)
+STORED_SCHEMA = pl.Schema({**REWRITE_SCHEMA, **EVIDENCE_SCHEMA})
+
+
 def empty_table() -> pl.DataFrame:
     return pl.DataFrame(schema=REWRITE_SCHEMA)
+
+
+def with_evidence(table: pl.DataFrame) -> pl.DataFrame:
+    """``table`` with the ``STORED_SCHEMA`` columns, the evidence it lacks as nulls."""
+    missing = [pl.lit(None, dtype=d).alias(c) for c, d in EVIDENCE_SCHEMA.items() if c not in table.columns]
+    return table.with_columns(missing).select(list(STORED_SCHEMA)).cast(STORED_SCHEMA)
+
+
+def _stored(table: pl.DataFrame) -> pl.DataFrame:
+    columns = [c for c in STORED_SCHEMA if c in REWRITE_SCHEMA or c in table.columns]
+    return table.select(columns).cast({c: STORED_SCHEMA[c] for c in columns})
 
 
 def personal_path(root: Path, user_id: str) -> Path:
@@ -76,19 +100,20 @@ def personal_path(root: Path, user_id: str) -> Path:
 def write_tables(
     root: Path, global_table: pl.DataFrame, personal: pl.DataFrame, patterns: pl.DataFrame | None = None
 ) -> list[Path]:
-    """Write the global (and pattern) table and one file per user of the personal table (``REWRITE_SCHEMA``)."""
+    """Write the global (and pattern) table and one file per user of the personal table (``REWRITE_SCHEMA``, and
+    the ``EVIDENCE_SCHEMA`` columns the tables have)."""
     written = []
     for relative, table in ((GLOBAL_TABLE, global_table), (PATTERN_TABLE, patterns)):
         if table is None:
             continue
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        table.select(list(REWRITE_SCHEMA)).cast(REWRITE_SCHEMA).write_parquet(path)
+        _stored(table).write_parquet(path)
         written.append(path)
     for (user_id,), rows in personal.partition_by("user_id", as_dict=True).items():
         path = personal_path(root, str(user_id))
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows.select(list(REWRITE_SCHEMA)).cast(REWRITE_SCHEMA).write_parquet(path)
+        _stored(rows).write_parquet(path)
         written.append(path)
     return written
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import polars as pl
 
 from selflearn.errors import SelflearnError
-from selflearn.rewrite import REWRITE_SCHEMA
+from selflearn.rewrite import REWRITE_SCHEMA, STORED_SCHEMA, with_evidence
 from selflearn.rewrite.mining import RewriteTables
 
 CONTROLS_FILE = "controls.json"
@@ -46,7 +46,7 @@ class Control:
     home_id: str | None
     """A disable that applies in this home only; None: everywhere."""
     rule: dict[str, Any]
-    """The rule's row (``kind`` + ``REWRITE_SCHEMA`` columns), to list it and carry it when pinned."""
+    """The rule's row (``kind`` + ``STORED_SCHEMA`` columns), to list it and carry it when pinned."""
     by: str
     """The token id that decided (``tokens.TokenInfo.id``)."""
     ts: str
@@ -54,9 +54,10 @@ class Control:
 
 
 def rule_frame(tables: RewriteTables) -> pl.DataFrame:
-    """Every rule of an artifact set in one frame: ``kind``, ``rule_id`` and the ``REWRITE_SCHEMA`` columns."""
+    """Every rule of an artifact set in one frame: ``kind``, ``rule_id`` and the ``STORED_SCHEMA`` columns (the
+    evidence null where the set has none)."""
     parts = [
-        table.select(list(REWRITE_SCHEMA)).cast(REWRITE_SCHEMA).with_columns(kind=pl.lit(kind))
+        with_evidence(table).with_columns(kind=pl.lit(kind))
         for kind, table in (
             ("global", tables.global_table),
             ("pattern", tables.pattern_table),
@@ -129,8 +130,8 @@ class Controls:
         frame = rule_frame(tables)
         pinned = [c.rule for c in controls if c.action == "pin" and c.rule_id not in set(frame["rule_id"])]
         if pinned:
-            extra = pl.DataFrame([{k: r.get(k) for k in [*REWRITE_SCHEMA, "kind"]} for r in pinned])
-            extra = extra.cast(pl.Schema({**REWRITE_SCHEMA, "kind": pl.String()}))
+            extra = pl.DataFrame([{k: r.get(k) for k in [*STORED_SCHEMA, "kind"]} for r in pinned])
+            extra = extra.cast(pl.Schema({**STORED_SCHEMA, "kind": pl.String()}))
             ids = [rule_id(*row) for row in extra.select("kind", "user_id", "source", "target").iter_rows()]
             frame = pl.concat([frame, extra.with_columns(rule_id=pl.Series(ids, dtype=pl.String()))])
         kept = frame.filter(~pl.col("rule_id").is_in(list(off)))

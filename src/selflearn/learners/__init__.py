@@ -1,0 +1,1 @@
+"""Learners: each turns logs into a part of the artifact set."""
