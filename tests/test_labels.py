@@ -231,7 +231,6 @@ def test_learn_publishes_label_and_fpi_models(tmp_path: Path) -> None:
     """`selflearn learn --labels` end to end on simulated logs with the real MiniLM encoder."""
     from selflearn.artifacts import ArtifactStore
     from selflearn.home import shipped_homes
-    from selflearn.labels.artifact import load_label_artifacts
     from selflearn.learn import LearnConfig, learn
     from selflearn.sim import Simulation
 
@@ -239,11 +238,15 @@ def test_learn_publishes_label_and_fpi_models(tmp_path: Path) -> None:
     turns = [t for day in range(3) for t in sim.run_day(day).turns]
     logs = LogView.from_records(turns)
     store = ArtifactStore(tmp_path / "artifacts")
-    report = learn(logs, store, config=LearnConfig(labels=True, shadow=False))
+    report = learn(
+        logs, store, config=LearnConfig(learners=("signals", "mining", "retrieval", "labels", "fpi"), shadow=False)
+    )
     assert report.published and set(report.parts) >= {"labels", "fpi"}
     current = store.current_dir()
     assert current is not None
-    labels, fpi = load_label_artifacts(current)
+    from selflearn.fpi import FpiModel
+
+    labels, fpi = LabelModel.find(current), FpiModel.find(current)
     assert labels is not None and fpi is not None
     assert labels.apply(logs).height == len(turns)
     assert fpi.apply(logs).height == len(turns)

@@ -1320,9 +1320,10 @@ def learn_(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from selflearn.artifacts import ArtifactStore
-    from selflearn.learn import LearnConfig, learn
+    from selflearn.learn import DEFAULT_LEARNERS, LEARNERS, LearnConfig, learn
     from selflearn.store import Store
 
+    chosen = {*DEFAULT_LEARNERS, *(["span"] * rephrase_model), *(["labels", "fpi"] * labels), *(["encoder"] * encoder)}
     store = Store(db, create=False)
     try:
         logs = store.logs()
@@ -1330,9 +1331,8 @@ def learn_(
         store.close()
     from selflearn.home import load_home, shipped_homes
 
-    config = LearnConfig(
-        shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels, allow_shrink=allow_shrink, encoder=encoder
-    )
+    learners = tuple(name for name in LEARNERS if name in chosen)
+    config = LearnConfig(shadow=not no_shadow, learners=learners, allow_shrink=allow_shrink)
     files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     homes = [load_home(f) for f in files] if home else shipped_homes()
     with Progress(

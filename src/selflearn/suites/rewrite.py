@@ -80,7 +80,7 @@ def rephrase_f1(
     """Rephrase detection on the training logs vs gold links: the span model (weak labels) and the miner's rule,
     scored with the signals suite's ``rephrase_scores``."""
     from selflearn.rewrite.mining import MiningConfig, baseline_rephrase
-    from selflearn.rewrite.span import SpanConfig, SpanModel
+    from selflearn.rewrite.span import SpanConfig, SpanLearner
     from selflearn.signals import DefectSignals
     from selflearn.store import LogView
     from selflearn.suites.signals import rephrase_scores
@@ -89,7 +89,7 @@ def rephrase_f1(
     scored = DefectSignals().score(LogView.from_records(turns, feedback))
     frame = pl.from_arrow(to_arrow(gold, Gold))
     assert isinstance(frame, pl.DataFrame)
-    model = SpanModel(SpanConfig(max_pairs=300 if quick else 3000, seed=seed)).fit(scored)
+    model = SpanLearner(SpanConfig(max_pairs=300 if quick else 3000, seed=seed)).fit_frame(scored)
     return {
         "rephrase_f1_model": rephrase_scores(scored, model.predict_next(scored), frame)["f1"],
         "rephrase_f1_baseline": rephrase_scores(scored, baseline_rephrase(scored, MiningConfig()), frame)["f1"],

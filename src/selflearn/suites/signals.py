@@ -60,7 +60,7 @@ def rephrase_scores(scored: pl.DataFrame, is_rephrase: pl.Series, gold: pl.DataF
 
 @suite("signals")
 def run(config: EvalConfig) -> EvalResult:
-    from selflearn.rewrite.span import SpanConfig, SpanModel
+    from selflearn.rewrite.span import SpanConfig, SpanLearner
     from selflearn.sim import generate_homes
     from selflearn.sim.run import simulate
 
@@ -101,7 +101,7 @@ def run(config: EvalConfig) -> EvalResult:
         metrics[f"rephrase_{name}_baseline"] = value
     print("signals: training the span rephrase model on weak labels", file=sys.stderr)
     span = SpanConfig(max_pairs=400, epochs=25, seed=config.seed) if config.quick else SpanConfig(seed=config.seed)
-    model = SpanModel(span).fit(scored)
+    model = SpanLearner(span).fit_frame(scored)
     metrics["span_train_pairs"] = model.train_pairs
     for name, value in rephrase_scores(scored, model.predict_next(scored), gold).items():
         metrics[f"rephrase_{name}_model"] = value

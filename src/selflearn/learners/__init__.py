@@ -1,0 +1,1 @@
+"""Learners: logs in, artifacts out (the contract is ``learners.base``)."""
