@@ -38,9 +38,10 @@ from selflearn.labels.dialogue import FAILED_STATUSES, chain_end, dialogue_frame
 from selflearn.labels.trace import flatten_trace, trace_names
 from selflearn.labels.wording import WordingStats, with_wording
 from selflearn.learners.base import Artifact, Evidence, Logs
+from selflearn.schema import FAILURE_POINTS, RESULT_STATUSES
 
-FPI_CLASSES = ("false_wake", "asr", "nlu", "er", "result", "correct")
-STATUSES = ("success", "no_match", "no_entity", "failed", "unsupported", "ignored", "feedback", "teach")
+FPI_CLASSES = FAILURE_POINTS
+STATUSES = RESULT_STATUSES
 NEAR_REPEAT = 0.8
 UNKNOWN_VOICE = 0.1  # a speaker whose turns almost never work (a television) was not talking to the assistant
 TASTE_GAP = 0.3  # share of an intent's failed turns whose rephrase spelled out a slot this turn leaves open

@@ -17,9 +17,9 @@ from rich.console import Console
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home, load_home
 from selflearn.rewrite.online import LiveRewriter, OnlineConfig
-from selflearn.schema import Feedback, Gold, Turn
+from selflearn.schema import DEFECT_POINTS, Feedback, Gold, Turn
 
-FAILURE_POINTS = ("false_wake", "asr", "nlu", "er", "result")
+FAILURE_POINTS = DEFECT_POINTS  # the stages a defect is counted at (gold)
 _err = Console(stderr=True)
 
 
