@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
+from selflearn.eval.gold import defect_expr
 from selflearn.feedback import FEEDBACK_QUESTION
 from selflearn.home import Home
 from selflearn.rewrite.controls import Action, Control, Controls, rule_frame
@@ -92,7 +93,7 @@ def build_snapshot(turns: pl.DataFrame, feedback: pl.DataFrame, gold: pl.DataFra
         turns=pl.len(),
         defects=pl.col("defect").sum(),
         gold_turns=pl.col("failure_point").is_not_null().sum(),
-        gold_defects=(pl.col("failure_point") != "correct").sum(),
+        gold_defects=defect_expr().sum(),
         rewrites=(pl.col("rewrite_source") != "none").sum(),
     )
     forms = (

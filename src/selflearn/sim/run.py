@@ -7,16 +7,16 @@ split over processes by home gives exactly the records of a single-process run, 
 from __future__ import annotations
 
 import gc
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from selflearn.eval import gold as gold_metrics
 from selflearn.home import Home
 from selflearn.pipeline.asr import default_calibration
 from selflearn.pipeline.nlu import prefilter
 from selflearn.schema import Feedback, Gold, Turn, write_parquet
-from selflearn.sim.annotators import FAILURE_POINTS
 from selflearn.sim.simulation import DayLog, SimConfig, Simulation
 from selflearn.text import normalize
 
@@ -79,15 +79,10 @@ def simulate(
 
 def defect_stats(gold: Sequence[Gold]) -> dict[str, float]:
     """Turn defect rate (any failure point but ``correct``), its split by failure point (shares of all turns),
-    and the goal success rate."""
-    n = max(len(gold), 1)
-    fps = Counter(g.failure_point for g in gold)
-    goals = {g.goal_id: g.goal_success for g in gold}
-    stats = {"turns": float(len(gold)), "defect_rate": 1.0 - fps["correct"] / n if gold else 0.0}
-    for fp in FAILURE_POINTS:
-        if fp != "correct":
-            stats[f"defect_rate_by_failure_point.{fp}"] = fps[fp] / n
-    stats["goal_success_rate"] = sum(goals.values()) / max(len(goals), 1)
+    and the goal success rate (``eval.gold``)."""
+    stats = {"turns": float(len(gold)), "defect_rate": gold_metrics.defect_rate(gold)}
+    stats |= {f"defect_rate_by_failure_point.{p}": v for p, v in gold_metrics.failure_points(gold).items()}
+    stats["goal_success_rate"] = gold_metrics.goal_success_rate(gold)
     return stats
 
 

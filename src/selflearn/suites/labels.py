@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import f1_score
 
+from selflearn.eval.gold import annotator
 from selflearn.evaluate import EvalConfig, EvalResult, suite
 from selflearn.home import Home, load_home, shipped_homes
 from selflearn.schema import Feedback, Gold, Turn
@@ -83,12 +84,6 @@ def simulate_split(
         feedback.extend(log.feedback)
         split.gold.update({g.turn_id: g for g in log.gold})
     return split
-
-
-def annotator(gold: Gold, who: str, key: str) -> Any:
-    """A simulated annotator's label for one field (None when the simulator did not annotate it)."""
-    labels = gold.annotator_labels.get(who)
-    return labels.get(key) if isinstance(labels, dict) else None
 
 
 def _slot_set(slots: dict[str, Any] | None) -> set[tuple[str, str]]:

@@ -17,8 +17,9 @@ import polars as pl
 
 from selflearn import evaluate
 from selflearn.artifacts import ArtifactStore
+from selflearn.eval import gold as gold_metrics
 from selflearn.home import Home
-from selflearn.loop import FAILURE_POINTS, eval_world, progress
+from selflearn.loop import eval_world, progress
 from selflearn.rewrite.mining import RewriteTables
 from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
 from selflearn.schema import Feedback, Gold, Turn, to_arrow
@@ -38,7 +39,7 @@ FULL = Plan(homes=128, train_days=10, eval_days=3)
 
 
 def defect_rate(turns: Sequence[Turn], gold: dict[str, Gold]) -> float:
-    return sum(gold[t.turn_id].failure_point in FAILURE_POINTS for t in turns) / max(len(turns), 1)
+    return gold_metrics.defect_rate([gold[t.turn_id] for t in turns])
 
 
 def understood(turn: Turn, gold: Gold) -> bool:

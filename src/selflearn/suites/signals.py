@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import polars as pl
 
+from selflearn.eval.gold import defect_expr
 from selflearn.evaluate import EvalConfig, EvalResult, suite
 from selflearn.home import load_home
 from selflearn.rewrite.mining import MiningConfig, baseline_rephrase
@@ -40,7 +41,7 @@ def prf(predicted: pl.Series, truth: pl.Series) -> dict[str, float]:
 
 
 def gold_defects(gold: pl.DataFrame) -> pl.DataFrame:
-    return gold.select("turn_id", gold_defect=(pl.col("failure_point") != "correct") & ~pl.col("is_impossible"))
+    return gold.select("turn_id", gold_defect=defect_expr(impossible=False))
 
 
 def rephrase_scores(scored: pl.DataFrame, is_rephrase: pl.Series, gold: pl.DataFrame) -> dict[str, float]:
