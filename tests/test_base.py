@@ -144,8 +144,9 @@ def test_a_set_published_before_the_contract_loads_resaves_and_rewrites_the_same
     want = expected.select("turn_id", "rewrite")
     assert got.join(want, on="turn_id").filter(pl.col("rewrite").ne_missing(pl.col("rewrite_right"))).height == 0
     assert want["rewrite"].drop_nulls().len() > 0
-    fpi = FpiModel.load(tmp_path).apply(logs).select("turn_id", "failure_point")
+    fpi = FpiModel.load(tmp_path).apply(logs).select("turn_id", failure_point="pred_failure_point")
     _frames_equal(fpi.sort("turn_id"), expected.select("turn_id", "failure_point").sort("turn_id"))
     labels = LabelModel.load(tmp_path).apply(logs)
-    renamed = labels.rename({c: f"label_{c}" for c in labels.columns if c != "turn_id"})
+    renamed = labels.rename({"pred_goal_success": "goal_success"})  # 0befa15 named the prediction as gold
+    renamed = renamed.rename({c: f"label_{c}" for c in renamed.columns if c != "turn_id"})
     _frames_equal(renamed.sort("turn_id"), expected.drop("rewrite", "failure_point").sort("turn_id"))

@@ -177,7 +177,7 @@ def test_labels_match_truth_on_unseen_dialogues(trained: tuple[LogView, LabelMod
     labels = model.apply(LogView.from_records(test.turns))
     assert labels.height == len(test.turns)
     truth = np.array([test.gold[t]["goal_success"] for t in labels["turn_id"]])
-    assert (labels["goal_success"].to_numpy() == truth).mean() > 0.85
+    assert (labels["pred_goal_success"].to_numpy() == truth).mean() > 0.85
     intents = [str(test.gold[t]["true_intent"]) for t in labels["turn_id"]]
     assert np.mean([str(p) == g for p, g in zip(labels["intent"].to_list(), intents, strict=True)]) > 0.7
     strict = model.apply(LogView.from_records(test.turns), threshold=0.99)["labelled"].mean()

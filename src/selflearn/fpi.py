@@ -370,7 +370,7 @@ class FpiModel(Artifact):
         return classes[best], proba[np.arange(len(best)), best].astype(np.float32)
 
     def apply(self, logs: Logs, signals: pl.DataFrame | None = None) -> pl.DataFrame:
-        """Per-turn ``failure_point`` and ``confidence`` for every turn in the logs."""
+        """Per-turn ``pred_failure_point`` and ``confidence`` for every turn in the logs."""
         df = self.prepare(dialogue_frame(logs.turns(), _signals(logs, signals)))
         labels, conf = self.predict(df)
         return label_frame(df, labels, conf)
@@ -420,7 +420,7 @@ class FpiModel(Artifact):
 
 def label_frame(df: pl.DataFrame, labels: np.ndarray, conf: np.ndarray) -> pl.DataFrame:
     return df.select("turn_id", "dialogue_id", "text", "result_status").with_columns(
-        failure_point=pl.Series(labels, dtype=pl.String), confidence=pl.Series(conf, dtype=pl.Float32)
+        pred_failure_point=pl.Series(labels, dtype=pl.String), confidence=pl.Series(conf, dtype=pl.Float32)
     )
 
 
@@ -574,7 +574,7 @@ def failure_summary(labelled: pl.DataFrame, *, top: int = 5) -> dict[str, dict[s
     """Failure counts by stage and the most frequent failing utterance forms (normalised text) per stage."""
     out: dict[str, dict[str, object]] = {}
     for stage in FPI_CLASSES:
-        rows = labelled.filter(pl.col("failure_point") == stage)
+        rows = labelled.filter(pl.col("pred_failure_point") == stage)
         forms = rows.group_by("text").len().sort(["len", "text"], descending=[True, False]).head(top)
         out[stage] = {
             "count": rows.height,

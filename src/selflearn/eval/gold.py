@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from selflearn.schema import DEFECT_POINTS, Gold, Turn
+
+if TYPE_CHECKING:
+    from selflearn.store import Store
 
 META_STATUSES = ("feedback", "teach")  # turns about the assistant (answers, lessons), not requests to it
 
@@ -78,3 +81,9 @@ def defect_expr(*, impossible: bool = True) -> pl.Expr:
     """``is_defect`` over a gold frame (columns ``failure_point``, ``is_impossible``)."""
     defect = pl.col("failure_point").is_in(DEFECT_POINTS)
     return defect if impossible else defect & ~pl.col("is_impossible")
+
+
+def turn_truth(store: Store) -> pl.DataFrame:
+    """Per turn the store has gold for: ``true_defect`` (``is_defect``), for views that show the simulator's truth
+    beside the signals (the dashboard) without reading gold themselves."""
+    return store.gold().select("turn_id", true_defect=defect_expr())

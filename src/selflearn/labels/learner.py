@@ -407,7 +407,7 @@ class LabelModel(Artifact):
         df = df.with_columns(goal=pl.col("goal_start").cast(pl.Int32).cum_sum().over("dialogue_id") - 1)
         df = df.with_columns(p_goal_success=pl.col("p_success").mean().over(["dialogue_id", "goal"]))
         df = df.with_columns(
-            goal_success=pl.col("p_goal_success") >= 0.5,
+            pred_goal_success=pl.col("p_goal_success") >= 0.5,
             confidence=pl.max_horizontal(pl.col("p_goal_success"), 1.0 - pl.col("p_goal_success")),
         ).with_columns(labelled=pl.col("confidence") >= threshold)
         slots, spans = self._slots(df)
@@ -416,7 +416,7 @@ class LabelModel(Artifact):
             "dialogue_id",
             "goal_start",
             "goal",
-            "goal_success",
+            "pred_goal_success",
             "p_goal_success",
             "confidence",
             "labelled",

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from selflearn.eval import gold as gold_metrics
 from selflearn.home import Home
@@ -19,6 +20,9 @@ from selflearn.pipeline.nlu import prefilter
 from selflearn.schema import Feedback, Gold, Turn, write_parquet
 from selflearn.sim.simulation import DayLog, SimConfig, Simulation
 from selflearn.text import normalize
+
+if TYPE_CHECKING:
+    from selflearn.store import Store
 
 
 def _some_homes(homes: Sequence[Home], seed: int, config: SimConfig, days: int) -> list[DayLog]:
@@ -109,6 +113,23 @@ def wording_stats(turns: Sequence[Turn], gold: Sequence[Gold]) -> dict[str, floa
         "wordings.said_by_le2_people_share": len(rare) / max(len(people), 1),
         "wordings.first_attempts_rare_share": sum(f in rare for f in firsts) / max(len(firsts), 1),
     }
+
+
+def add_log(store: Store, log: DayLog) -> None:
+    """Add one simulated day (turns, gold, feedback) to the log store (gold into its own table)."""
+    store.add(turns=log.turns, gold=log.gold, feedback=log.feedback)
+
+
+def record(logs: Sequence[DayLog], db: Path | None, *, store: bool = True) -> dict[str, float]:
+    """Add the simulated logs to the store at ``db`` (None: the default one) unless not ``store``, and return the
+    gold ``defect_stats`` of them all (``selflearn simulate``)."""
+    if store:
+        from selflearn.store import Store
+
+        with Store(db) as opened:
+            for log in logs:
+                add_log(opened, log)
+    return defect_stats([g for log in logs for g in log.gold])
 
 
 def write_logs(logs: Sequence[DayLog], out: Path) -> dict[str, Path]:
