@@ -28,7 +28,6 @@ from selflearn.errors import Conflict
 from selflearn.home import Home
 from selflearn.learners.base import Artifact, Evidence, Learner, Logs, TooLittle, save_set
 from selflearn.learners.what_worked import RetrievalLearner
-from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite.controls import Controls
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
@@ -37,6 +36,7 @@ from selflearn.rewrite.patterns import delexicalise_frame, slot_names
 from selflearn.rewrite.retrieval import RetrievalConfig
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals
+from selflearn.text import normalize
 
 if TYPE_CHECKING:
     from selflearn.rewrite.span import SpanModel
@@ -326,8 +326,8 @@ class _Replay:
         heard = row["asr_text"] or ""
         logged = row["rewritten_text"] if row["rewrite_source"] != "none" and row["rewritten_text"] else heard
         best = self.rewriter.best(heard, user_id=row["user_id"], home=home)  # what ``rewrite`` would send
-        candidate = best.text if best is not None and clean(best.text) != clean(heard) else heard
-        if clean(candidate) == clean(logged):
+        candidate = best.text if best is not None and normalize(best.text) != normalize(heard) else heard
+        if normalize(candidate) == normalize(logged):
             return {}
         before, after = self._interpret(logged, row), self._interpret(candidate, row)
         was = interpretation(row["result_status"], row["nlu_intent"], row["nlu_slots"], row["resolved_entities"])
