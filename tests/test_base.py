@@ -56,7 +56,9 @@ def test_find_is_none_for_a_set_without_the_artifact(tmp_path: Path) -> None:
 
 
 def _learners() -> dict[str, Callable[[], Learner[Artifact]]]:
+    from selflearn.labels.learner import LabelLearner
     from selflearn.rewrite.span import SpanConfig, SpanLearner
+    from test_labels import TINY, BagOfWordsEncoder
 
     return {
         "signals": DefectSignals,
@@ -64,21 +66,29 @@ def _learners() -> dict[str, Callable[[], Learner[Artifact]]]:
         "retrieval": RetrievalLearner,
         "fpi": lambda: FpiLearner(FpiConfig(max_iter=40)),
         "span": lambda: SpanLearner(SpanConfig(max_pairs=120, epochs=4, max_len=32)),
+        "labels": lambda: LabelLearner(TINY, encoder=BagOfWordsEncoder()),
     }
+
+
+def _load(artifact: Artifact, root: Path) -> Artifact:
+    """``load`` into a fresh object (the label model with the stand-in text encoder it was fitted with)."""
+    if isinstance(artifact, LabelModel):
+        return LabelModel.load(root, encoder=artifact.encoder)
+    return type(artifact).load(root)
 
 
 def _frames_equal(a: pl.DataFrame, b: pl.DataFrame) -> None:
     assert_frame_equal(a, b, check_exact=False, rel_tol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["signals", "mining", "retrieval", "fpi", "span"])
+@pytest.mark.parametrize("name", ["signals", "mining", "retrieval", "fpi", "span", "labels"])
 def test_every_learner_fits_saves_loads_and_applies_the_same(name: str, logs: LogView, tmp_path: Path) -> None:
     learner = _learners()[name]()
     assert learner.name == name
     artifact = learner.fit(logs)
     artifact.save(tmp_path)
     assert (tmp_path / type(artifact).marker).exists()
-    again = type(artifact).load(tmp_path)
+    again = _load(artifact, tmp_path)
     assert again is not artifact
     applied = artifact.apply(logs)
     assert applied.columns[0] == "turn_id" and applied.height == logs.turns().height

@@ -201,9 +201,9 @@ def test_loading_a_model_with_other_inputs_fails_clearly(trained: tuple[LogView,
 
     _, model = trained
     model.save(tmp_path)
-    meta = json.loads((tmp_path / "labels.json").read_text())
+    meta = json.loads((tmp_path / "labels" / "labels.json").read_text())
     meta["shape"]["n_numeric"] -= 1  # a model saved before an input was added
-    (tmp_path / "labels.json").write_text(json.dumps(meta))
+    (tmp_path / "labels" / "labels.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="train it again"):
         LabelModel.load(tmp_path, encoder=BagOfWordsEncoder())
 
