@@ -79,11 +79,11 @@ def test_tuned_encoder_finds_what_works_on_unseen_homes(train: pl.DataFrame, tmp
     store.publish(tuned.save, meta={"encoder": tuned.meta})
     current = store.current_dir()
     assert current is not None
-    loaded = TunedEncoder.load(current)
+    loaded = TunedEncoder.find(current)
     assert loaded is not None and loaded.meta == tuned.meta
     texts = ["kill the lights in the lounge", "um what time is it"]
     assert np.allclose(loaded.encoder().encode(texts), tuned.encoder().encode(texts))
-    assert TunedEncoder.load(tmp_path) is None
+    assert TunedEncoder.find(tmp_path) is None
 
 
 def test_too_few_pairs_is_a_clear_error() -> None:
@@ -95,10 +95,12 @@ def test_too_few_pairs_is_a_clear_error() -> None:
 
 def test_learn_publishes_the_tuned_encoder_with_the_rules(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
-    report = learn(_logs(8, 33, 2), store, config=LearnConfig(shadow=False, encoder=True))
+    report = learn(
+        _logs(8, 33, 2), store, config=LearnConfig(shadow=False, learners=("signals", "mining", "retrieval", "encoder"))
+    )
     assert report.published and report.parts["encoder"]["steps"] > 0
     current = store.current_dir()
     assert current is not None and (current / "rewrites" / "global.parquet").exists()
-    tuned = TunedEncoder.load(current)
+    tuned = TunedEncoder.find(current)
     assert tuned is not None and tuned.meta == report.parts["encoder"]
     assert tuned.encoder().encode(["lights out"]).shape == (1, 384)

@@ -86,7 +86,7 @@ def test_save_load_roundtrip_and_summary(train: tuple[LogView, FpiModel], tmp_pa
     model.save(tmp_path)
     again = FpiModel.load(tmp_path)
     a, b = model.apply(logs), again.apply(logs)
-    assert a["failure_point"].to_list() == b["failure_point"].to_list()
+    assert a["pred_failure_point"].to_list() == b["pred_failure_point"].to_list()
     summary = failure_summary(a, top=3)
     assert set(summary) == set(FPI_CLASSES)
     assert sum(int(s["count"]) for s in summary.values()) == a.height  # type: ignore[call-overload]

@@ -177,7 +177,7 @@ def test_labels_match_truth_on_unseen_dialogues(trained: tuple[LogView, LabelMod
     labels = model.apply(LogView.from_records(test.turns))
     assert labels.height == len(test.turns)
     truth = np.array([test.gold[t]["goal_success"] for t in labels["turn_id"]])
-    assert (labels["goal_success"].to_numpy() == truth).mean() > 0.85
+    assert (labels["pred_goal_success"].to_numpy() == truth).mean() > 0.85
     intents = [str(test.gold[t]["true_intent"]) for t in labels["turn_id"]]
     assert np.mean([str(p) == g for p, g in zip(labels["intent"].to_list(), intents, strict=True)]) > 0.7
     strict = model.apply(LogView.from_records(test.turns), threshold=0.99)["labelled"].mean()
@@ -201,9 +201,9 @@ def test_loading_a_model_with_other_inputs_fails_clearly(trained: tuple[LogView,
 
     _, model = trained
     model.save(tmp_path)
-    meta = json.loads((tmp_path / "labels.json").read_text())
+    meta = json.loads((tmp_path / "labels" / "labels.json").read_text())
     meta["shape"]["n_numeric"] -= 1  # a model saved before an input was added
-    (tmp_path / "labels.json").write_text(json.dumps(meta))
+    (tmp_path / "labels" / "labels.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="train it again"):
         LabelModel.load(tmp_path, encoder=BagOfWordsEncoder())
 
@@ -231,7 +231,6 @@ def test_learn_publishes_label_and_fpi_models(tmp_path: Path) -> None:
     """`selflearn learn --labels` end to end on simulated logs with the real MiniLM encoder."""
     from selflearn.artifacts import ArtifactStore
     from selflearn.home import shipped_homes
-    from selflearn.labels.artifact import load_label_artifacts
     from selflearn.learn import LearnConfig, learn
     from selflearn.sim import Simulation
 
@@ -239,11 +238,15 @@ def test_learn_publishes_label_and_fpi_models(tmp_path: Path) -> None:
     turns = [t for day in range(3) for t in sim.run_day(day).turns]
     logs = LogView.from_records(turns)
     store = ArtifactStore(tmp_path / "artifacts")
-    report = learn(logs, store, config=LearnConfig(labels=True, shadow=False))
+    report = learn(
+        logs, store, config=LearnConfig(learners=("signals", "mining", "retrieval", "labels", "fpi"), shadow=False)
+    )
     assert report.published and set(report.parts) >= {"labels", "fpi"}
     current = store.current_dir()
     assert current is not None
-    labels, fpi = load_label_artifacts(current)
+    from selflearn.fpi import FpiModel
+
+    labels, fpi = LabelModel.find(current), FpiModel.find(current)
     assert labels is not None and fpi is not None
     assert labels.apply(logs).height == len(turns)
     assert fpi.apply(logs).height == len(turns)

@@ -205,7 +205,11 @@ def test_python_baseline_counts_the_same_chains() -> None:
 def test_learn_with_the_span_rephrase_model(tmp_path: Path) -> None:
     day = 86_400.0
     turns = repairs(range(6), 0) + repairs(range(6), 3600) + repairs(range(6), day)
-    report = learn(LogView.from_records(turns), ArtifactStore(tmp_path), config=LearnConfig(rephrase_model=True))
+    report = learn(
+        LogView.from_records(turns),
+        ArtifactStore(tmp_path),
+        config=LearnConfig(learners=("signals", "span", "mining", "retrieval")),
+    )
     assert report.rephrase_detector == "span_model" and report.published
     assert report.shadow is not None
     assert report.global_rewrites == 1

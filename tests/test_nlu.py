@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from selflearn.home import Device, shipped_homes
-from selflearn.pipeline.nlu import NLU, clean, parse_loose
+from selflearn.pipeline.nlu import NLU, parse_loose
 from selflearn.suites import peer_ha
 
 MAPLE = next(h for h in shipped_homes() if h.id == "maple_house")
@@ -66,10 +66,6 @@ def test_loose_parse_keeps_unknown_names_as_text() -> None:
     loose = parse_loose(NLU_MAPLE, "turn on the blender")
     assert loose[0].intent == "HassTurnOn" and loose[0].slots["name"] == "blender"
     assert loose[0].score < 0.6
-
-
-def test_clean() -> None:
-    assert clean("  What's   the Weather?! ") == "what's the weather"
 
 
 def test_peer_ha_reads_both_test_layouts_and_passes_a_known_sentence() -> None:

@@ -1,7 +1,11 @@
-"""Learners never read gold: no learner or runtime module may name the gold record, the gold table or gold-only fields.
+"""Learners never read gold: no module outside the evaluation side may name the gold record, the gold table or any
+gold field.
 
-The store makes gold unreachable from ``LogView`` (see test_store); this test guards the other door, a learner that
-imports ``Gold``, calls ``Store.gold()`` or reads a gold-only column from some side file.
+The store makes gold unreachable from ``LogView`` (see test_store); this test guards the other door, a learner or a
+runtime stage that imports ``Gold``, calls ``Store.gold()`` or reads a gold column. The forbidden names are every
+field of the ``Gold`` model that a ``Turn`` does not have (so a new gold field is forbidden without editing this
+test), and every module is checked except the evaluation side listed in ``EVAL_SIDE``. Predictions of gold-like
+quantities are named ``pred_*`` (``pred_failure_point``, ``pred_goal_success``).
 """
 
 from __future__ import annotations
@@ -12,17 +16,22 @@ from pathlib import Path
 import pytest
 
 import selflearn
+from selflearn.schema import Gold, Turn
 
 SRC = Path(selflearn.__file__).parent
-LEARNER_MODULES = sorted(
-    [
-        *(SRC / "pipeline").glob("*.py"),
-        *(SRC / "rewrite").glob("*.py"),
-        *(SRC / "labels").glob("*.py"),
-        *[SRC / f"{name}.py" for name in ("text", "signals", "learn", "fpi", "teach", "feedback")],
-    ]
+EVAL_SIDE = (
+    "eval/",  # the gold metrics
+    "suites/",  # the eval suites score against gold
+    "sim/",  # the simulator writes gold
+    "report.py",  # the demo report shows gold-scored days
+    "loop.py",  # the simulated daily loop: days scored against gold (``eval loop``, ``selflearn demo``)
+    "logsample.py",  # synthetic log generator, gold beside the turns (a simulator piece)
+    "schema.py",  # declares the Gold record
+    "store.py",  # the store's gold side: its own table, never in ``LogView``
+    "ingest.py",  # the store's gold side: validating gold records on the way in
 )
-GOLD_NAMES = {"Gold", "gold", "true_text", "true_intent", "true_slots", "is_rephrase_of", "annotator_labels", "goal_id"}
+CHECKED = sorted(p for p in SRC.rglob("*.py") if not str(p.relative_to(SRC)).startswith(EVAL_SIDE))
+GOLD_NAMES = (set(Gold.model_fields) - set(Turn.model_fields)) | {"Gold", "gold"}
 
 
 def gold_references(path: Path) -> list[str]:
@@ -44,28 +53,33 @@ def gold_references(path: Path) -> list[str]:
             found.append(f"{node.lineno}: attribute .{node.attr}")
         elif isinstance(node, ast.alias) and node.name.split(".")[-1] in GOLD_NAMES:
             found.append(f"{node.lineno}: import {node.name}")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and not any(c.isspace() for c in node.value)  # a key, column or path, not prose (help text, messages)
+        ):
             words = set(node.value.replace(".", " ").replace("/", " ").split())
             if words & GOLD_NAMES:
                 found.append(f"{node.lineno}: string {node.value!r}")
     return found
 
 
-def test_learner_modules_exist() -> None:
-    missing = [p.name for p in LEARNER_MODULES if not p.exists()]
-    assert not missing, missing
-    assert len(LEARNER_MODULES) >= 10
+def test_the_forbidden_names_are_the_gold_fields() -> None:
+    assert {"failure_point", "goal_success", "true_intent", "is_impossible", "annotator_labels"} <= GOLD_NAMES
+    assert "turn_id" not in GOLD_NAMES  # the join key is every record's
+    assert len(CHECKED) >= 60 and SRC / "learn.py" in CHECKED and SRC / "fpi.py" in CHECKED
 
 
-@pytest.mark.parametrize("path", LEARNER_MODULES, ids=lambda p: str(p.relative_to(SRC)))
-def test_learner_never_names_gold(path: Path) -> None:
+@pytest.mark.parametrize("path", CHECKED, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_module_outside_eval_names_gold(path: Path) -> None:
     assert gold_references(path) == []
 
 
 def test_the_check_catches_gold(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text('from selflearn.schema import Gold\n\ndef f(store):\n    return store.gold()["true_intent"]\n')
+    bad.write_text('from selflearn.schema import Gold\n\ndef f(store):\n    return store.gold()["is_impossible"]\n')
     found = gold_references(bad)
     assert any("import" in f for f in found)
     assert any(".gold" in f for f in found)
-    assert any("true_intent" in f for f in found)
+    assert any("is_impossible" in f for f in found)

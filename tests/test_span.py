@@ -3,7 +3,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from selflearn.rewrite.span import PairEncoder, SpanConfig, SpanModel, repaired_words, weak_labels
+from selflearn.rewrite.span import PairEncoder, SpanConfig, SpanLearner, repaired_words, weak_labels
 from selflearn.signals import DefectSignals
 from selflearn.synthlogs import generate
 from selflearn.text import tokens
@@ -30,7 +30,7 @@ def encoder() -> PairEncoder:
 
 def test_span_model_on_a_tiny_set(encoder: PairEncoder) -> None:
     turns, _ = generate(600, seed=7)
-    model = SpanModel(SpanConfig(max_pairs=80, epochs=25, batch_size=16, max_len=32), encoder=encoder).fit(
+    model = SpanLearner(SpanConfig(max_pairs=80, epochs=25, batch_size=16, max_len=32), encoder=encoder).fit_frame(
         DefectSignals().score_frame(turns)
     )
     pairs = pl.DataFrame(
@@ -50,7 +50,7 @@ def test_span_model_on_a_tiny_set(encoder: PairEncoder) -> None:
 def test_span_model_learns_rephrases_and_repaired_spans(encoder: PairEncoder) -> None:
     turns, truth = generate(1200, seed=6)
     scored = DefectSignals().score_frame(turns)
-    model = SpanModel(SpanConfig(max_pairs=160, epochs=20, max_len=32), encoder=encoder).fit(scored)
+    model = SpanLearner(SpanConfig(max_pairs=160, epochs=20, max_len=32), encoder=encoder).fit_frame(scored)
     predicted = scored.select("turn_id", "next_turn_id").with_columns(is_rephrase=model.predict_next(scored))
     gold = predicted.join(truth.rename({"turn_id": "next_turn_id"}), on="next_turn_id", how="left").select(
         "is_rephrase", gold=(pl.col("is_rephrase_of") == pl.col("turn_id")).fill_null(False)

@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -707,9 +708,10 @@ def demo(
 
     from selflearn import paths
     from selflearn.artifacts import ArtifactStore
-    from selflearn.loop import FAILURE_POINTS, DayStats, run_loop
-    from selflearn.report import write_report
+    from selflearn.loop import DayStats, run_loop
+    from selflearn.report import demo_cells, write_report
     from selflearn.sim import SimConfig, generate_homes
+    from selflearn.sim.run import add_log
     from selflearn.store import Store
 
     world = generate_homes(homes, seed)
@@ -747,7 +749,7 @@ def demo(
             sim_config=sim_config,
             on_day=day_done,
             on_stage=lambda msg: bar.update(task, description=msg),
-            on_log=lambda log: store.add(turns=log.turns, gold=log.gold, feedback=log.feedback),
+            on_log=partial(add_log, store),
             teaching=teach,
         )
     metrics = result.metrics(control.days)
@@ -780,15 +782,7 @@ def demo(
     for col in ("day", "turns", "defect", "control", "wake", "asr", "nlu", "er", "result", "goals", "rewrite"):
         table.add_column(col, justify="right")
     for d, c in zip(result.days, control.days, strict=True):
-        table.add_row(
-            str(d.day),
-            f"{d.turns:,}",
-            f"{100 * d.defect_rate:.1f}",
-            f"{100 * c.defect_rate:.1f}",
-            *(f"{100 * d.by_failure_point[p]:.1f}" for p in FAILURE_POINTS),
-            f"{100 * d.goal_success:.1f}",
-            f"{100 * d.rewrite_rate:.1f}",
-        )
+        table.add_row(*demo_cells(d, c))
     out.print(table)
     out.print(
         f"defect rate day 1 {metrics['defect_rate_day1']:.1%} -> day {days} {metrics['defect_rate_last']:.1%}; "
@@ -1112,8 +1106,7 @@ def simulate(
     defect rate and where it fails (from gold)."""
     from selflearn.home import dump_home, load_home
     from selflearn.sim import SimConfig, generate_homes
-    from selflearn.sim.run import defect_stats, simulate, write_logs
-    from selflearn.store import Store
+    from selflearn.sim.run import record, simulate, write_logs
 
     world = [load_home(home)] if home else generate_homes(homes, seed)
     config = SimConfig(phrasing=phrasing)
@@ -1126,12 +1119,7 @@ def simulate(
     (out_dir / "homes").mkdir(exist_ok=True)
     for simulated in world:  # the world beside its logs: `selflearn learn --home OUT/homes` abstracts over its names
         dump_home(simulated, ids.child_path(out_dir / "homes", f"{simulated.id}.yaml"))
-    gold = [g for log in logs for g in log.gold]
-    if not no_store:
-        with Store(db) as store:
-            for log in logs:
-                store.add(turns=log.turns, gold=log.gold, feedback=log.feedback)
-    stats = defect_stats(gold)
+    stats = record(logs, db, store=not no_store)
     if as_json:
         files = {k: str(p) for k, p in paths.items()}
         _print_json({"homes": len(world), "days": days, "seed": seed, "phrasing": phrasing, **stats, "files": files})
@@ -1308,9 +1296,10 @@ def learn_(
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from selflearn.artifacts import ArtifactStore
-    from selflearn.learn import LearnConfig, learn
+    from selflearn.learn import DEFAULT_LEARNERS, LEARNERS, LearnConfig, learn
     from selflearn.store import Store
 
+    chosen = {*DEFAULT_LEARNERS, *(["span"] * rephrase_model), *(["labels", "fpi"] * labels), *(["encoder"] * encoder)}
     store = Store(db, create=False)
     try:
         logs = store.logs()
@@ -1318,9 +1307,8 @@ def learn_(
         store.close()
     from selflearn.home import load_home, shipped_homes
 
-    config = LearnConfig(
-        shadow=not no_shadow, rephrase_model=rephrase_model, labels=labels, allow_shrink=allow_shrink, encoder=encoder
-    )
+    learners = tuple(name for name in LEARNERS if name in chosen)
+    config = LearnConfig(shadow=not no_shadow, learners=learners, allow_shrink=allow_shrink)
     files = [f for p in home or () for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     homes = [load_home(f) for f in files] if home else shipped_homes()
     with progress.bar(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as bar:

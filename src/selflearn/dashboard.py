@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
+from selflearn.eval.gold import turn_truth
 from selflearn.feedback import FEEDBACK_QUESTION
 from selflearn.home import Home
 from selflearn.rewrite.controls import Action, Control, Controls, rule_frame
@@ -101,20 +102,20 @@ class Snapshot:
     """Feedback answers (not teachings) beside what was said and answered, newest first."""
 
 
-def build_snapshot(turns: pl.DataFrame, feedback: pl.DataFrame, gold: pl.DataFrame) -> Snapshot:
+def build_snapshot(turns: pl.DataFrame, feedback: pl.DataFrame, truth: pl.DataFrame) -> Snapshot:
     """Score the turns with the defect signals and aggregate them per home for the pages."""
     scored = DefectSignals().score_frame(turns, feedback)
     request = scored.filter(~pl.col("meta"))
     judged = (
-        request.join(gold, on="turn_id", how="left")
-        if gold.height
-        else request.with_columns(failure_point=pl.lit(None, dtype=pl.String))
+        request.join(truth, on="turn_id", how="left")
+        if truth.height
+        else request.with_columns(true_defect=pl.lit(None, dtype=pl.Boolean))
     )
     daily = judged.group_by("home_id", day=pl.col("ts").dt.date()).agg(
         turns=pl.len(),
         defects=pl.col("defect").sum(),
-        gold_turns=pl.col("failure_point").is_not_null().sum(),
-        gold_defects=(pl.col("failure_point") != "correct").sum(),
+        gold_turns=pl.col("true_defect").is_not_null().sum(),
+        gold_defects=pl.col("true_defect").sum(),
         rewrites=(pl.col("rewrite_source") != "none").sum(),
     )
     examples = (
@@ -169,8 +170,8 @@ class Logs:
                 self.reading = self.service.store.counts()["turns"]
                 read_after = len(self._forgotten)
                 logs = self.service.store.logs()
-                gold = self.service.store.gold().select("turn_id", "failure_point")
-            snapshot = build_snapshot(logs.turns(), logs.feedback(), gold)
+                truth = turn_truth(self.service.store)
+            snapshot = build_snapshot(logs.turns(), logs.feedback(), truth)
             with self._swap:
                 for user_id in self._forgotten[read_after:]:
                     snapshot = _without(snapshot, user_id)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -38,11 +38,13 @@ from selflearn.errors import NotFound
 from selflearn.labels.dialogue import FAILED_STATUSES, chain_end, dialogue_frame
 from selflearn.labels.trace import flatten_trace, trace_names
 from selflearn.labels.wording import WordingStats, with_wording
+from selflearn.learners.base import Artifact, Evidence, Logs
+from selflearn.schema import FAILURE_POINTS, RESULT_STATUSES
 
 logger = logging.getLogger(__name__)
 
-FPI_CLASSES = ("false_wake", "asr", "nlu", "er", "result", "correct")
-STATUSES = ("success", "no_match", "no_entity", "failed", "unsupported", "ignored", "feedback", "teach")
+FPI_CLASSES = FAILURE_POINTS
+STATUSES = RESULT_STATUSES
 NEAR_REPEAT = 0.8
 UNKNOWN_VOICE = 0.1  # a speaker whose turns almost never work (a television) was not talking to the assistant
 TASTE_GAP = 0.3  # share of an intent's failed turns whose rephrase spelled out a slot this turn leaves open
@@ -50,14 +52,9 @@ MISHEARD_NEAR = 0.85  # a failed wording this close to a working command, not a 
 QUESTION_OVERLAP = 0.7  # a one-off request with fewer of its words in working commands is a question, not a command
 MIN_REPHRASES = 5  # an intent's slot gaps are only evidence once this many of its failed turns were rephrased
 SILENT_FAIL = 0.5  # a person's wording that failed at least this often elsewhere fails when nobody objects, too
+FPI_DIR = Path("fpi")
 MODEL_FILE = "fpi.pkl"
 META_FILE = "fpi.json"
-
-
-class TurnLogs(Protocol):
-    """What FPI reads: the learner-facing log view (``store.LogView``); never gold."""
-
-    def turns(self) -> pl.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -351,8 +348,13 @@ def _matrix(df: pl.DataFrame, names: list[str]) -> np.ndarray:
     return x
 
 
+def _signals(logs: Logs, signals: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The scored turns to use: those given, else those of a run's ``Evidence`` (None: scored from the turns)."""
+    return signals if signals is not None or not isinstance(logs, Evidence) else logs.scored
+
+
 @dataclass
-class FpiModel:
+class FpiModel(Artifact):
     """The learned failure-point classifier plus the feature names it was trained on."""
 
     classifier: HistGradientBoostingClassifier
@@ -372,6 +374,9 @@ class FpiModel:
     gaps: SlotGaps = field(default_factory=SlotGaps)
     """Slot gaps read from the training logs' rephrases."""
 
+    marker: ClassVar[Path] = FPI_DIR / MODEL_FILE
+    """The file whose presence in an artifact set means this artifact is there (``find``)."""
+
     def prepare(self, df: pl.DataFrame) -> pl.DataFrame:
         """A ``dialogue_frame`` with the features that depend on the training logs (``command_overlap``, wording,
         slot gaps)."""
@@ -386,13 +391,18 @@ class FpiModel:
         best = proba.argmax(axis=1)
         return classes[best], proba[np.arange(len(best)), best].astype(np.float32)
 
-    def apply(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> pl.DataFrame:
-        """Per-turn ``failure_point`` and ``confidence`` for every turn in the logs."""
-        df = self.prepare(dialogue_frame(logs.turns(), signals))
+    def apply(self, logs: Logs, signals: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Per-turn ``pred_failure_point`` and ``confidence`` for every turn in the logs."""
+        df = self.prepare(dialogue_frame(logs.turns(), _signals(logs, signals)))
         labels, conf = self.predict(df)
         return label_frame(df, labels, conf)
 
-    def save(self, directory: Path) -> None:
+    def summary(self) -> dict[str, Any]:
+        return {"weak_labels": self.n_train, "by_class": self.weak_label_counts}
+
+    def save(self, root: Path) -> None:
+        """``fpi/fpi.pkl`` (the classifier) and ``fpi/fpi.json`` in the set at ``root``."""
+        directory = root / FPI_DIR
         directory.mkdir(parents=True, exist_ok=True)
         (directory / MODEL_FILE).write_bytes(pickle.dumps(self.classifier))
         meta = {
@@ -408,7 +418,8 @@ class FpiModel:
         (directory / META_FILE).write_text(json.dumps(meta, indent=1))
 
     @classmethod
-    def load(cls, directory: Path) -> FpiModel:
+    def load(cls, root: Path) -> FpiModel:
+        directory = root / FPI_DIR
         meta = json.loads((directory / META_FILE).read_text())
         classifier = pickle.loads((directory / MODEL_FILE).read_bytes())
         words = meta.get("wording", {})  # absent in models published before the wording evidence: features NaN
@@ -431,12 +442,15 @@ class FpiModel:
 
 def label_frame(df: pl.DataFrame, labels: np.ndarray, conf: np.ndarray) -> pl.DataFrame:
     return df.select("turn_id", "dialogue_id", "text", "result_status").with_columns(
-        failure_point=pl.Series(labels, dtype=pl.String), confidence=pl.Series(conf, dtype=pl.Float32)
+        pred_failure_point=pl.Series(labels, dtype=pl.String), confidence=pl.Series(conf, dtype=pl.Float32)
     )
 
 
 class FpiLearner:
     """Fits ``FpiModel`` on weak labels from logs (rule calls + rephrase diffs); never reads gold."""
+
+    name: ClassVar[str] = "fpi"
+    """The learner's name in ``LearnConfig.learners`` and in the learn report."""
 
     def __init__(self, config: FpiConfig | None = None):
         self.config = config or FpiConfig()
@@ -575,15 +589,15 @@ class FpiLearner:
             clf.fit(x, labels, sample_weight=weights)
         return FpiModel(clf, names, lexicon, wording, self.config, len(labels), dict(counts), gaps)
 
-    def fit(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> FpiModel:
-        return self.fit_frame(dialogue_frame(logs.turns(), signals))
+    def fit(self, logs: Logs, signals: pl.DataFrame | None = None) -> FpiModel:
+        return self.fit_frame(dialogue_frame(logs.turns(), _signals(logs, signals)))
 
 
 def failure_summary(labelled: pl.DataFrame, *, top: int = 5) -> dict[str, dict[str, object]]:
     """Failure counts by stage and the most frequent failing utterance forms (normalised text) per stage."""
     out: dict[str, dict[str, object]] = {}
     for stage in FPI_CLASSES:
-        rows = labelled.filter(pl.col("failure_point") == stage)
+        rows = labelled.filter(pl.col("pred_failure_point") == stage)
         forms = rows.group_by("text").len().sort(["len", "text"], descending=[True, False]).head(top)
         out[stage] = {
             "count": rows.height,
@@ -591,9 +605,6 @@ def failure_summary(labelled: pl.DataFrame, *, top: int = 5) -> dict[str, dict[s
             "top_forms": [{"text": t, "count": c} for t, c in forms.iter_rows()],
         }
     return out
-
-
-FPI_DIR = "fpi"
 
 
 def fpi_report(
@@ -640,8 +651,8 @@ def fpi_report(
     signals = DefectSignals().score_frame(turns, feedback)
     frame = dialogue_frame(turns, signals)
     current = ArtifactStore(artifacts).current_dir()
-    if current is not None and (current / FPI_DIR / MODEL_FILE).exists():
-        model = FpiModel.load(current / FPI_DIR)
+    if current is not None and (current / FpiModel.marker).exists():
+        model = FpiModel.load(current)
         say(f"using the published FPI model ({current.name})")
     else:
         say("training the FPI model on these logs' weak labels")

@@ -20,29 +20,36 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import polars as pl
 
 from selflearn.artifacts import ArtifactStore
 from selflearn.errors import Conflict
 from selflearn.home import Home
+from selflearn.learners.base import Artifact, Evidence, Learner, Logs, TooLittle, save_set
 from selflearn.learners.evidence import rule_evidence
-from selflearn.pipeline.nlu import clean
+from selflearn.learners.what_worked import RetrievalLearner
 from selflearn.pipeline.runtime import Runtime
 from selflearn.progress import track
 from selflearn.rewrite.controls import Controls, rule_id
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, Rule, save_indexes
 from selflearn.rewrite.patterns import delexicalise_frame, slot_names
-from selflearn.rewrite.retrieval import RetrievalConfig, fit_retrieval
+from selflearn.rewrite.retrieval import RetrievalConfig
 from selflearn.schema import Turn
-from selflearn.signals import DefectSignals, LogSource
+from selflearn.signals import DefectSignals
 from selflearn.text import normalize
+
+if TYPE_CHECKING:
+    from selflearn.rewrite.span import SpanModel
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+LearnerName = Literal["signals", "span", "mining", "retrieval", "labels", "fpi", "encoder"]
+LEARNERS: tuple[LearnerName, ...] = get_args(LearnerName)  # in the order a run fits them
+DEFAULT_LEARNERS: tuple[LearnerName, ...] = ("signals", "mining", "retrieval")
 
 
 @dataclass(frozen=True)
@@ -53,12 +60,11 @@ class LearnConfig:
     """Hold out the most recent day and reject a batch that would raise the defect rate."""
     held_out_hours: float = 24.0
     """Hours held out as "the most recent day": the last 24 h of logs (robust to late-night spill)."""
-    rephrase_model: bool = False
-    """Detect rephrases with the span model (rewrite/span.py) instead of the rule."""
-    labels: bool = False
-    """Also train the label model and the FPI model (labels/, fpi/ in the artifact set)."""
-    encoder: bool = False
-    """Also fine-tune the retrieval encoder on the mined pairs (encoder/ in the artifact set)."""
+    learners: tuple[LearnerName, ...] = DEFAULT_LEARNERS
+    """The learners whose artifacts make up the published set; signals and mining always run (the shadow check and
+    the rules need them). "span": detect rephrases with the span model instead of the rule (``--rephrase-model``);
+    "labels", "fpi": the label and failure-point models (``--labels``); "encoder": fine-tune the retrieval encoder
+    on the mined pairs (``--encoder``)."""
     online: OnlineConfig = field(default_factory=OnlineConfig)
     """The runtime's rewriter settings, for the shadow."""
     shadow_margin: int = 2
@@ -362,8 +368,8 @@ class _Replay:
         heard = row["asr_text"] or ""
         logged = row["rewritten_text"] if row["rewrite_source"] != "none" and row["rewritten_text"] else heard
         best = self.rewriter.best(heard, user_id=row["user_id"], home=home)  # what ``rewrite`` would send
-        candidate = best.text if best is not None and clean(best.text) != clean(heard) else heard
-        if clean(candidate) == clean(logged):
+        candidate = best.text if best is not None and normalize(best.text) != normalize(heard) else heard
+        if normalize(candidate) == normalize(logged):
             return {}
         before, after = self._interpret(logged, row), self._interpret(candidate, row)
         was = interpretation(row["result_status"], row["nlu_intent"], row["nlu_slots"], row["resolved_entities"])
@@ -407,7 +413,7 @@ class _Replay:
 
 
 def learn(
-    logs: LogSource,
+    logs: Logs,
     artifacts: ArtifactStore,
     *,
     config: LearnConfig | None = None,
@@ -440,7 +446,7 @@ def learn(
     if cfg.shadow and cutoff is not None and scored["ts"].min() < cutoff:  # type: ignore[operator]
         say(f"shadow check: mining without the turns since {cutoff.isoformat()}, replaying them")
         train = signals.score_frame(turns.filter(pl.col("ts") < cutoff), feedback)
-    detect = _rephrase_detector(train if train is not None else scored, scored, cfg, say)
+    detect, span = _rephrase_detector(train if train is not None else scored, scored, cfg, say)
     links = detect(scored)
     if train is not None and cutoff is not None:
         held = scored.filter(pl.col("ts") >= cutoff)
@@ -452,8 +458,9 @@ def learn(
         shadowed = (candidate, replayed)
         if on_shadow is not None:
             on_shadow(candidate, replayed)
+    evidence = Evidence(logs, scored, links, tuple(homes))
     say("mining rewrites")
-    tables = controls.apply(miner.fit_frame(scored, links, homes=homes))  # people's disables and pins
+    tables = controls.apply(miner.fit(evidence))  # people's disables and pins
     previous = artifacts.current()
     defects = int(scored["defect"].sum()) if scored.height else 0
     report = LearnReport(
@@ -468,40 +475,28 @@ def learn(
         previous=previous,
         shadow=shadow,
         seconds=0.0,
-        rephrase_detector="span_model" if cfg.rephrase_model else "rule",
+        rephrase_detector="span_model" if span is not None else "rule",
         global_patterns=tables.pattern_table.height,
     )
-    save_labels = None
-    if cfg.labels:
-        from selflearn.labels.artifact import fit_label_artifacts
-
-        save_labels, label_parts = fit_label_artifacts(logs, scored, say)
-        report.parts.update(label_parts)
-    say("retrieval: successes, global forms, ranker on mined pairs")
-    save_retrieval, report.parts["retrieval"] = fit_retrieval(scored, links, homes, cfg.retrieval, cfg.mining)
-    tuned = None
-    if cfg.encoder:
-        from selflearn.rewrite.finetune import EncoderTuner, TuneConfig, pairs_from_scored
-
-        pairs = pairs_from_scored(scored, cfg.mining, links)
-        if pairs.height >= TuneConfig().min_pairs:
-            say(f"fine-tuning the retrieval encoder on {pairs.height:,} mined pairs")
-            tuned = EncoderTuner().fit_pairs(pairs)
-            report.parts["encoder"] = tuned.meta
-        else:
-            report.parts["encoder"] = {"skipped": f"{pairs.height} mined pairs"}
+    fitted: dict[str, Artifact] = {"mining": rule_evidence(tables, scored, links, homes, cfg.mining, shadowed)}
+    if "signals" in cfg.learners:
+        fitted["signals"] = signals.fit(evidence)
+    if span is not None:
+        fitted["span"] = span
+    for learner in _learners(cfg):
+        say(f"fitting {learner.name}")
+        try:
+            fitted[learner.name] = learner.fit(evidence)
+        except TooLittle as e:
+            report.parts[learner.name] = {"skipped": str(e)}
+    report.parts |= {name: a.summary() for name, a in fitted.items() if name != "mining"}
     report.refused = _shrinks(tables, artifacts, cfg) if shadow is None or shadow.accepted else None
     if (shadow is None or shadow.accepted) and report.refused is None:
         say("publishing artifacts")
 
         def build(root: Path) -> None:
-            rule_evidence(tables, scored, links, homes, cfg.mining, shadowed).save(root)  # + homes, shadow per rule
-            save_indexes(root, config=cfg.online)
-            save_retrieval(root)
-            if save_labels is not None:
-                save_labels(root)
-            if tuned is not None:
-                tuned.save(root)
+            save_set(root, list(fitted.values()))
+            save_indexes(root, config=cfg.online)  # the rewrite tables' faiss indexes, derived from them
 
         meta = {k: v for k, v in report.to_dict().items() if k not in ("shadow", "parts", "version", "published")}
         meta |= {"shadow": None if shadow is None else asdict(shadow), "logs_until": str(last) if last else None}
@@ -509,6 +504,25 @@ def learn(
         report.published = True
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _learners(cfg: LearnConfig) -> list[Learner[Artifact]]:
+    """The configured learners fitted after mining, in ``LEARNERS`` order (imported only when configured)."""
+    out: list[Learner[Artifact]] = []
+    if "labels" in cfg.learners:
+        from selflearn.labels.learner import LabelLearner
+
+        out.append(LabelLearner())
+    if "fpi" in cfg.learners:
+        from selflearn.fpi import FpiLearner
+
+        out.append(FpiLearner())
+    out.append(RetrievalLearner(cfg.retrieval, cfg.mining))
+    if "encoder" in cfg.learners:
+        from selflearn.rewrite.finetune import EncoderTuner
+
+        out.append(EncoderTuner(mining=cfg.mining))
+    return out
 
 
 def _shrinks(tables: RewriteTables, artifacts: ArtifactStore, cfg: LearnConfig) -> str | None:
@@ -530,19 +544,19 @@ def _shrinks(tables: RewriteTables, artifacts: ArtifactStore, cfg: LearnConfig) 
 
 def _rephrase_detector(
     fit_on: pl.DataFrame, scored: pl.DataFrame, cfg: LearnConfig, say: Progress
-) -> Callable[[pl.DataFrame], pl.Series | None]:
+) -> tuple[Callable[[pl.DataFrame], pl.Series | None], SpanModel | None]:
     """Per turn: is the user's next turn a rephrase of it (None means the miner's rule baseline).
 
     The span model is trained once on weak labels from ``fit_on`` (the shadow day stays held out) and run once over
     ``scored``, only on turns with some defect evidence (the miner links nothing else); the shadow's training frame
     looks its calls up by (turn, next turn).
     """
-    if not cfg.rephrase_model:
-        return lambda _frame: None
-    from selflearn.rewrite.span import SpanConfig, SpanModel
+    if "span" not in cfg.learners:
+        return (lambda _frame: None), None
+    from selflearn.rewrite.span import SpanConfig, SpanLearner
 
     say("training the span rephrase model")
-    model = SpanModel(SpanConfig(pair_window_s=cfg.mining.pair_window_s)).fit(fit_on)
+    model = SpanLearner(SpanConfig(pair_window_s=cfg.mining.pair_window_s)).fit_frame(fit_on)
     say("detecting rephrases with the span model")
     evidence = pl.col("defect") | (pl.col("turn_score") > 0)
     calls = scored.select("turn_id", "next_turn_id").with_columns(is_rephrase=model.predict_next(scored, evidence))
@@ -553,4 +567,4 @@ def _rephrase_detector(
         )
         return looked_up["is_rephrase"].fill_null(False)
 
-    return detect
+    return detect, model

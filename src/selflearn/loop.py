@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -14,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.eval import gold as gold_metrics
 from selflearn.home import Home, load_home
 from selflearn.rewrite.online import LiveRewriter, OnlineConfig
-from selflearn.schema import Feedback, Gold, Turn
+from selflearn.schema import DEFECT_POINTS, Feedback, Gold, Turn
 
-FAILURE_POINTS = ("false_wake", "asr", "nlu", "er", "result")
+FAILURE_POINTS = DEFECT_POINTS  # the stages a defect is counted at (gold)
 logger = logging.getLogger(__name__)
 
 
@@ -69,19 +69,15 @@ def day_stats(
 ) -> DayStats:
     """One day's numbers, joined to gold by ``turn_id`` (turns without gold count as correct). Turns the teacher
     handled (a lesson, an answer to "Did I get that right?") are talk about requests, not requests: left out."""
-    turns = [t for t in turns if t.result_status not in ("feedback", "teach")]
-    point = {g.turn_id: g.failure_point for g in gold}
-    counts: Counter[str] = Counter(point.get(t.turn_id, "correct") for t in turns)
+    turns = gold_metrics.requests(turns)
+    golds = gold_metrics.of_turns(turns, {g.turn_id: g for g in gold})
     n = max(len(turns), 1)
-    goals: dict[str, bool] = {}
-    for g in gold:
-        goals[g.goal_id] = goals.get(g.goal_id, False) or g.goal_success
     return DayStats(
         day=day,
         turns=len(turns),
-        defect_rate=sum(counts[p] for p in FAILURE_POINTS) / n,
-        by_failure_point={p: counts[p] / n for p in FAILURE_POINTS},
-        goal_success=sum(goals.values()) / max(len(goals), 1),
+        defect_rate=gold_metrics.defect_rate(golds),
+        by_failure_point=gold_metrics.failure_points(golds),
+        goal_success=gold_metrics.goal_success_rate(gold),
         rewrite_rate=sum(t.rewrite_source != "none" for t in turns) / n,
         rules_global=rules[0],
         rules_personal=rules[1],

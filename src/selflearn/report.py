@@ -115,3 +115,17 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(doc, encoding="utf-8")
     return path
+
+
+def demo_cells(day: DayStats, control: DayStats) -> list[str]:
+    """One row of ``selflearn demo``'s table: % of the day's turns (defects, the control's, per failure point), %
+    of goals met, % rewritten."""
+    return [
+        str(day.day),
+        f"{day.turns:,}",
+        f"{100 * day.defect_rate:.1f}",
+        f"{100 * control.defect_rate:.1f}",
+        *(f"{100 * day.by_failure_point[p]:.1f}" for p in FAILURE_POINTS),
+        f"{100 * day.goal_success:.1f}",
+        f"{100 * day.rewrite_rate:.1f}",
+    ]

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,6 +48,12 @@ ResultStatus = Literal[
 ExplicitFeedback = Literal["yes", "no", "correction", "unsatisfied"]
 FailurePoint = Literal["false_wake", "asr", "nlu", "er", "result", "correct"]
 FeedbackKind = Literal["yes", "no", "correction", "teach"]
+# The declared values, for every other module (derive, never repeat them)
+DEVICE_TYPES: tuple[DeviceType, ...] = get_args(DeviceType)
+REWRITE_SOURCES: tuple[RewriteSource, ...] = get_args(RewriteSource)
+RESULT_STATUSES: tuple[ResultStatus, ...] = get_args(ResultStatus)
+FAILURE_POINTS: tuple[FailurePoint, ...] = get_args(FailurePoint)
+DEFECT_POINTS: tuple[FailurePoint, ...] = tuple(p for p in FAILURE_POINTS if p != "correct")  # where a turn failed
 
 
 def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:

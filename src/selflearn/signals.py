@@ -8,12 +8,17 @@ own signal is weak. Everything is vectorised in Polars (one sort, window shifts,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 from rapidfuzz import fuzz, process
 
+from selflearn.home import Home
+from selflearn.learners.base import Artifact, Evidence, Logs
 from selflearn.text import with_normalized
 
 NO_RESULT_STATUSES = ("no_match", "no_entity", "failed", "ignored")
@@ -25,14 +30,6 @@ NEGATION = (
     r"|no (that's|that is|it) (wrong|not it|not what i (asked|said|meant)|didn't))$"
 )
 SIGNAL_COLUMNS = ("barge_in", "rephrased", "repeated", "abandoned", "explicit_negative", "no_result")
-
-
-class LogSource(Protocol):
-    """What ``Store.logs()`` / ``LogView`` offers; the signals need only these two tables."""
-
-    def turns(self) -> pl.DataFrame: ...
-
-    def feedback(self) -> pl.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -75,11 +72,55 @@ class SignalConfig:
     """How much each signal says alone."""
 
 
+SIGNALS_FILE = Path("signals.json")
+
+
+@dataclass(frozen=True)
+class Signals(Artifact):
+    """The signals' artifact: the settings the set's turns were scored with; ``apply`` scores turns with them."""
+
+    config: SignalConfig
+    """Windows, weights and threshold of the scoring."""
+    turns: int = 0
+    """Turns scored when it was learned."""
+    defects: int = 0
+    """Of them, called defects."""
+
+    marker: ClassVar[Path] = SIGNALS_FILE
+    """The file whose presence in an artifact set means this artifact is there (``find``)."""
+
+    def save(self, root: Path) -> None:
+        (root / SIGNALS_FILE).write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, root: Path) -> Signals:
+        raw = json.loads((root / SIGNALS_FILE).read_text())
+        config = raw["config"] | {"weights": SignalWeights(**raw["config"]["weights"])}
+        return cls(SignalConfig(**config), raw["turns"], raw["defects"])
+
+    def apply(self, logs: Logs) -> pl.DataFrame:
+        """The turns with the signal columns (``DefectSignals.score_frame``), ``turn_id`` first."""
+        scored = DefectSignals(self.config).score(logs)
+        return scored.select("turn_id", pl.exclude("turn_id"))
+
+    def summary(self) -> dict[str, Any]:
+        return {"turns": self.turns, "defects": self.defects}
+
+
 class DefectSignals:
+    """``DefectSignals(config).fit(logs) -> Signals``; ``score`` / ``score_frame`` for the scored turns."""
+
+    name: ClassVar[str] = "signals"
+    """The learner's name in ``LearnConfig.learners`` and in the learn report."""
+
     def __init__(self, config: SignalConfig | None = None):
         self.config = config or SignalConfig()
 
-    def score(self, logs: LogSource) -> pl.DataFrame:
+    def fit(self, logs: Logs) -> Signals:
+        scored = evidence(logs, self.config).scored
+        return Signals(self.config, scored.height, int(scored["defect"].sum()) if scored.height else 0)
+
+    def score(self, logs: Logs) -> pl.DataFrame:
         return self.score_frame(logs.turns(), logs.feedback())
 
     def score_frame(self, turns: pl.DataFrame, feedback: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -188,3 +229,10 @@ def _noisy_or(terms: list[tuple[pl.Expr, float]]) -> pl.Expr:
     for flag, weight in terms:
         keep = keep * (1.0 - weight * flag.fill_null(False).cast(pl.Float64))
     return 1.0 - keep
+
+
+def evidence(logs: Logs, config: SignalConfig | None = None, homes: Sequence[Home] = ()) -> Evidence:
+    """``logs`` as ``Evidence``: as they are when a run already scored them, else scored here (no links)."""
+    if isinstance(logs, Evidence):
+        return logs
+    return Evidence(logs, DefectSignals(config).score(logs), None, tuple(homes))

@@ -19,8 +19,9 @@ import numpy as np
 import polars as pl
 
 from selflearn.labels.dialogue import dialogue_frame
+from selflearn.schema import RESULT_STATUSES
 
-STATUSES = ("success", "no_match", "no_entity", "failed", "unsupported", "ignored", "feedback", "teach")
+STATUSES = RESULT_STATUSES
 NO_INTENT = "<none>"
 UNKNOWN = "<unk>"
 SIGNAL_COLUMNS = ("rephrased", "repeated", "abandoned", "explicit_negative", "no_result", "defect_score")

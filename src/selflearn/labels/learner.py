@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -34,14 +34,12 @@ from selflearn.labels.features import (
     turn_table,
 )
 from selflearn.labels.model import DialogueLabeler, ModelShape
+from selflearn.learners.base import Artifact, Evidence, Logs
 
+LABELS_DIR = Path("labels")
 WEIGHTS_FILE = "labels.pt"
 META_FILE = "labels.json"
 SPAN_MIN_SCORE = 80.0
-
-
-class TurnLogs(Protocol):
-    def turns(self) -> pl.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -189,8 +187,13 @@ class LabelLearner:
         self.encoder = encoder
         self.pretrained = pretrained
 
-    def fit(self, logs: TurnLogs, signals: pl.DataFrame | None = None) -> LabelModel:
+    name: ClassVar[str] = "labels"
+    """The learner's name in ``LearnConfig.learners`` and in the learn report."""
+
+    def fit(self, logs: Logs, signals: pl.DataFrame | None = None) -> LabelModel:
+        """Pretrain and fine-tune on ``logs`` (``signals``: the scored turns, by default those of ``Evidence``)."""
         start = time.perf_counter()
+        signals = _signals(logs, signals)
         cfg = self.config
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
@@ -347,8 +350,16 @@ def _span(text: str, value: str) -> list[int] | None:
     return [found.dest_start, found.dest_end]
 
 
-class LabelModel:
+def _signals(logs: Logs, signals: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The scored turns to use: those given, else those of a run's ``Evidence`` (None: none)."""
+    return signals if signals is not None or not isinstance(logs, Evidence) else logs.scored
+
+
+class LabelModel(Artifact):
     """The trained labeler. ``apply(logs)`` -> one row of labels per turn."""
+
+    marker: ClassVar[Path] = LABELS_DIR / WEIGHTS_FILE
+    """The file whose presence in an artifact set means this artifact is there (``find``)."""
 
     def __init__(
         self,
@@ -423,7 +434,7 @@ class LabelModel:
         df = df.with_columns(goal=pl.col("goal_start").cast(pl.Int32).cum_sum().over("dialogue_id") - 1)
         df = df.with_columns(p_goal_success=pl.col("p_success").mean().over(["dialogue_id", "goal"]))
         df = df.with_columns(
-            goal_success=pl.col("p_goal_success") >= 0.5,
+            pred_goal_success=pl.col("p_goal_success") >= 0.5,
             confidence=pl.max_horizontal(pl.col("p_goal_success"), 1.0 - pl.col("p_goal_success")),
         ).with_columns(labelled=pl.col("confidence") >= threshold)
         slots, spans = self._slots(df)
@@ -432,7 +443,7 @@ class LabelModel:
             "dialogue_id",
             "goal_start",
             "goal",
-            "goal_success",
+            "pred_goal_success",
             "p_goal_success",
             "confidence",
             "labelled",
@@ -469,12 +480,21 @@ class LabelModel:
             spans_out.append(json.dumps(spans, sort_keys=True))
         return slots_out, spans_out
 
-    def apply(
-        self, logs: TurnLogs, signals: pl.DataFrame | None = None, *, threshold: float | None = None
-    ) -> pl.DataFrame:
-        return self.label_table(turn_table(logs.turns(), signals), threshold=threshold)
+    def apply(self, logs: Logs, signals: pl.DataFrame | None = None, *, threshold: float | None = None) -> pl.DataFrame:
+        return self.label_table(turn_table(logs.turns(), _signals(logs, signals)), threshold=threshold)
 
-    def save(self, directory: Path) -> None:
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dialogues": self.history.dialogues,
+            "turns": self.history.turns,
+            "seconds": round(self.history.seconds, 2),
+            "pretrain_swap_accuracy": self.history.pretrain_swap_accuracy[-1:],
+            "threshold": self.config.threshold,
+        }
+
+    def save(self, root: Path) -> None:
+        """``labels/labels.pt`` (weights) and ``labels/labels.json`` in the set at ``root``."""
+        directory = root / LABELS_DIR
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.model.state_dict(), directory / WEIGHTS_FILE)
         meta = {
@@ -487,7 +507,8 @@ class LabelModel:
         (directory / META_FILE).write_text(json.dumps(meta, indent=1))
 
     @classmethod
-    def load(cls, directory: Path, encoder: TextEncoder | None = None) -> LabelModel:
+    def load(cls, root: Path, encoder: TextEncoder | None = None) -> LabelModel:
+        directory = root / LABELS_DIR
         meta = json.loads((directory / META_FILE).read_text())
         if meta["shape"]["n_numeric"] != len(NUMERIC):
             raise ValueError(

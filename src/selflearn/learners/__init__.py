@@ -1,1 +1,1 @@
-"""Learners: each turns logs into a part of the artifact set."""
+"""Learners: logs in, artifacts out (the contract is ``learners.base``)."""

@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from selflearn.home import Device, Endpoint, Home, Person
-from selflearn.pipeline.nlu import Hypothesis, clean
+from selflearn.pipeline.nlu import Hypothesis
 from selflearn.schema import Preference
+from selflearn.text import normalize
 
 MEDIA_TYPES = ("music", "movie", "audiobook")
 PROGRAMS = {"coffee_maker": "brew", "oven": "preheat", "vacuum": "clean"}
@@ -96,10 +97,10 @@ class Situation:
     """The person's routines: (minute of day, intent, key slots)."""
 
     def preference(self, kind: str, key: str = "") -> str | None:
-        key = clean(key)
+        key = normalize(key)
         scope_ok = [p for p in self.preferences if p.kind == kind and p.scope in ("*", self.home.id)]
         for p in sorted(scope_ok, key=lambda p: p.ts, reverse=True):
-            if not key or clean(p.key) == key:
+            if not key or normalize(p.key) == key:
                 return p.value
         return None
 

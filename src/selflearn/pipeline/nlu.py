@@ -25,6 +25,7 @@ from home_assistant_intents import get_intents
 
 from selflearn.home import Device, Home
 from selflearn.pipeline.prefilter import Prefilter
+from selflearn.text import normalize
 
 LANGUAGE = "en"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "data" / "templates"
@@ -47,7 +48,6 @@ MEMO_SIZE = 20_000  # remembered parses per home (a few MB)
 LOOSE_INTENTS = frozenset({"HassGetState", "HassLightSet", "GetDeviceState"})
 _SPACES = re.compile(r"\s+")
 _STUTTER = re.compile(r"\b(the|a|an|to|on|off|of|in|my|me|is|it)( \1\b)+", re.IGNORECASE)
-_PUNCT = re.compile(r"[^\w\s']")
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,6 @@ class Hypothesis:
 
     def to_json(self) -> dict[str, Any]:
         return {"intent": self.intent, "slots": self.slots, "score": round(self.score, 4)}
-
-
-def clean(text: str) -> str:
-    """Lowercase, no punctuation (apostrophes kept for "what's"), single spaces."""
-    return _SPACES.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
 
 
 @cache
@@ -166,7 +161,7 @@ class NLU:
 
     @classmethod
     def for_home(cls, home: Home, **kwargs: Any) -> NLU:
-        names = [(f" {clean(n)} ", d.id, d.area, d.domain) for d in home.devices for n in d.names]
+        names = [(f" {normalize(n)} ", d.id, d.area, d.domain) for d in home.devices for n in d.names]
         return cls(home_slot_lists(home), device_names=names, **kwargs)
 
     def first(self, text: str, *, area: str | None = None) -> RecognizeResult | None:
@@ -216,7 +211,7 @@ class NLU:
             return []
         area = top.slots.get("area") if "area" in top.slot_text else None
         said = top.slots["domain"] if isinstance(top.slots["domain"], list) else [top.slots["domain"]]
-        padded = f" {clean(text)} "
+        padded = f" {normalize(text)} "
         out = []
         for name, device_id, device_area, domain in self.device_names:
             if domain in READ_ONLY_DOMAINS and domain not in said:
@@ -309,7 +304,7 @@ def parse_loose(nlu: NLU, text: str) -> list[Hypothesis]:
 
 
 def _parse_loose(nlu: NLU, text: str) -> list[Hypothesis]:
-    text = clean(text)
+    text = normalize(text)
     out: list[Hypothesis] = []
     for pattern, intent, fixed in LOOSE_PATTERNS:
         match = pattern.match(text)

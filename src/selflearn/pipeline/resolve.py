@@ -16,7 +16,7 @@ from rapidfuzz import fuzz
 
 from selflearn.home import Device, Endpoint, Home
 from selflearn.pipeline.context import Candidate
-from selflearn.pipeline.nlu import clean
+from selflearn.text import normalize
 
 MIN_MATCH = 0.78
 DEVICE_FREE = frozenset(
@@ -95,13 +95,13 @@ class Resolver:
     def __init__(self, home: Home) -> None:
         self.home = home
         self.devices = {d.id: d for d in home.devices}
-        self.names = [_Name(clean(n), _phonetic(n), d) for d in home.devices for n in d.names]
+        self.names = [_Name(normalize(n), _phonetic(n), d) for d in home.devices for n in d.names]
         self.areas = {a.id: a for a in home.areas}
-        self.area_names = [(clean(n), a.id) for a in home.areas for n in (a.name, *a.aliases)]
+        self.area_names = [(normalize(n), a.id) for a in home.areas for n in (a.name, *a.aliases)]
 
     def match(self, spoken: str, *, domain: str | None = None) -> list[tuple[str, float]]:
         """Devices whose name sounds or reads like ``spoken``, best first, with a 0..1 score."""
-        text, phon = clean(spoken), _phonetic(spoken)
+        text, phon = normalize(spoken), _phonetic(spoken)
         best: dict[str, float] = {}
         for name in self.names:
             if domain and name.device.domain != domain:
@@ -114,7 +114,7 @@ class Resolver:
         return sorted(best.items(), key=lambda kv: -kv[1])[:5]
 
     def match_area(self, spoken: str) -> tuple[str | None, float]:
-        text = clean(spoken)
+        text = normalize(spoken)
         scored = [(fuzz.ratio(text, n) / 100.0, a) for n, a in self.area_names]
         s, a = max(scored, default=(0.0, None))
         return (a, s) if s >= MIN_MATCH else (None, s)
@@ -133,7 +133,7 @@ class Resolver:
                 pinned = "device_alias" in cand.features
                 device = self._disambiguate(self.devices[name], endpoint if use_area and not pinned else None)
                 return Resolution("ok", [device.id], area or device.area, [(device.id, 1.0)])
-            room = next((a for n, a in self.area_names if n == clean(name)), None)
+            room = next((a for n, a in self.area_names if n == normalize(name)), None)
             if room is not None and cand.intent in ("HassTurnOn", "HassTurnOff"):  # "turn on the kitchen"
                 lights = [d.id for d in self.home.devices_in(room) if d.domain == "light"]
                 if lights:
@@ -161,7 +161,7 @@ class Resolver:
         """Same name in several rooms (``Lamp`` in every bedroom): the one in the speaker's room."""
         if endpoint is None:
             return device
-        twins = [d for d in self.home.devices if clean(d.name) == clean(device.name)]
+        twins = [d for d in self.home.devices if normalize(d.name) == normalize(device.name)]
         return next((d for d in twins if d.area == endpoint.area), device)
 
 
@@ -170,4 +170,4 @@ def _domains(domain: str | list[str]) -> set[str]:
 
 
 def _phonetic(text: str) -> str:
-    return " ".join(jellyfish.metaphone(w) for w in clean(text).split())
+    return " ".join(jellyfish.metaphone(w) for w in normalize(text).split())

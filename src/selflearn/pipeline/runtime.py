@@ -22,10 +22,11 @@ from selflearn.home import Endpoint, Home
 from selflearn.pipeline import context as ctx
 from selflearn.pipeline.context import Candidate, Situation
 from selflearn.pipeline.execute import Outcome, World, execute
-from selflearn.pipeline.nlu import NLU, clean, parse_loose
+from selflearn.pipeline.nlu import NLU, parse_loose
 from selflearn.pipeline.resolve import Resolution, Resolver
 from selflearn.rewrite import Retriever, Rewrite, Rewriter
 from selflearn.schema import ExplicitFeedback, Preference, Turn
+from selflearn.text import normalize
 
 DIALOGUE_GAP_S = 45.0
 SESSION_GAP_S = 30 * 60.0
@@ -203,7 +204,7 @@ class Runtime:
         if self.rewriter is not None:
             t = time.perf_counter()
             rw = self.rewriter.rewrite(text, user_id=user_id, home=self.home, endpoint=endpoint, now=now)
-            applied = rw is not None and clean(rw.text) != clean(text)
+            applied = rw is not None and normalize(rw.text) != normalize(text)
             stages["rewrite"] = {"ms": _ms(t), "applied": applied}
             if rw is not None and applied:
                 nlu_text, rewrite_source = rw.text, rw.source
@@ -394,17 +395,17 @@ class Runtime:
 def _expand_preferences(text: str, prefs: Sequence[Preference], home: Home) -> tuple[str, list[str], list[str]]:
     """Taught phrases stand for whole utterances; taught device aliases become the device's real name (and the
     device is pinned, since that name may be shared by devices in other rooms)."""
-    said = clean(text)
+    said = normalize(text)
     for p in prefs:
-        if p.kind == "phrase" and clean(p.key) == said:
+        if p.kind == "phrase" and normalize(p.key) == said:
             return p.value, [f"phrase:{p.key}"], []
     used: list[str] = []
     pinned: list[str] = []
     devices = {d.id: d for d in home.devices}
     for p in sorted((p for p in prefs if p.kind == "device_alias" and p.key), key=lambda p: -len(p.key)):
-        key = clean(p.key)
+        key = normalize(p.key)
         if f" {key} " in f" {said} " and p.value in devices:
-            said = f" {said} ".replace(f" {key} ", f" {clean(devices[p.value].name)} ").strip()
+            said = f" {said} ".replace(f" {key} ", f" {normalize(devices[p.value].name)} ").strip()
             used.append(f"device_alias:{p.key}")
             pinned.append(p.value)
     return (said if used else text), used, pinned
@@ -412,11 +413,11 @@ def _expand_preferences(text: str, prefs: Sequence[Preference], home: Home) -> t
 
 def _pin(cands: list[Candidate], pinned: list[str], home: Home) -> None:
     """A candidate naming a pinned device's name means that device, not its namesake in the speaker's room."""
-    names = {clean(home.device(d).name): d for d in pinned}
+    names = {normalize(home.device(d).name): d for d in pinned}
     for cand in cands:
         name = cand.slots.get("name")
         if isinstance(name, str) and name in {d.id for d in home.devices}:
-            match = names.get(clean(home.device(name).name))
+            match = names.get(normalize(home.device(name).name))
             if match:
                 cand.slots["name"] = match
                 cand.features["device_alias"] = ctx.W_PREFERENCE

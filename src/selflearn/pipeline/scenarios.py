@@ -17,9 +17,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from selflearn.home import Device, Endpoint, Home, Person
-from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Interpretation, Runtime
 from selflearn.schema import Preference, PreferenceKind
+from selflearn.text import normalize
 
 GUEST = "scenario.guest"
 DAY = datetime(2026, 3, 2).date()
@@ -75,14 +75,15 @@ class Case:
         top = out.hypotheses[0] if out.hypotheses else None
         if top is None or top.intent != self.expect_intent or out.turn.result_status in ("no_match", "no_entity"):
             return False
-        if any(_norm(top.slots.get(k)) != _norm(v) for k, v in self.expect_slots.items()):
+        if any(_slot_value(top.slots.get(k)) != _slot_value(v) for k, v in self.expect_slots.items()):
             return False
         devices = tuple(sorted(out.turn.resolved_entities.get("devices", [])))
         return self.expect_devices is None or devices == tuple(sorted(self.expect_devices))
 
 
-def _norm(value: Any) -> Any:
-    return clean(value) if isinstance(value, str) else value
+def _slot_value(value: Any) -> Any:
+    """A slot value as compared with the expected one (text normalised, numbers as they are)."""
+    return normalize(value) if isinstance(value, str) else value
 
 
 Builder = Callable[[Home, random.Random], Iterator[Case]]
@@ -259,7 +260,9 @@ def _alias(home: Home, rng: random.Random) -> Iterator[Case]:
     if not switchable or ep is None:
         return
     device: Device = rng.choice(switchable)
-    alias = rng.choice([a for a in ALIASES if not any(clean(a) in clean(n) for d in home.devices for n in d.names)])
+    alias = rng.choice(
+        [a for a in ALIASES if not any(normalize(a) in normalize(n) for d in home.devices for n in d.names)]
+    )
     text = f"turn on the {alias}" if not alias.startswith("the ") else f"turn on {alias}"
     yield Case("device_alias", home, text, ep.id, _any_time(home, rng), "HassTurnOn", {}, (device.id,),
                preferences=(_pref("device_alias", device.id, alias),))  # fmt: skip
@@ -275,7 +278,7 @@ def _phrase(home: Home, rng: random.Random) -> Iterator[Case]:
     device = rng.choice(lights)
     phrase = rng.choice(PHRASES)
     meaning = f"turn off the {device.name.lower()}"
-    twins = tuple(d.id for d in home.devices if clean(d.name) == clean(device.name))
+    twins = tuple(d.id for d in home.devices if normalize(d.name) == normalize(device.name))
     expected = (device.id,) if len(twins) == 1 else None
     yield Case("taught_phrase", home, phrase, ep.id, _any_time(home, rng), "HassTurnOff", {}, expected,
                preferences=(_pref("phrase", meaning, phrase),))  # fmt: skip
@@ -286,7 +289,7 @@ def _twins(home: Home, rng: random.Random) -> Iterator[Case]:
     """Several devices share a name ("Lamp" in every bedroom): the one in the speaker's room."""
     by_name: dict[str, list[Device]] = {}
     for d in home.devices:
-        by_name.setdefault(clean(d.name), []).append(d)
+        by_name.setdefault(normalize(d.name), []).append(d)
     groups = [
         (name, [d for d in devs if any(e.area == d.area for e in home.endpoints)])
         for name, devs in by_name.items()
@@ -324,7 +327,7 @@ def _explicit(home: Home, rng: random.Random) -> Iterator[Case]:
     yield Case("explicit_words_win", home, f"find a {asked.lower()} restaurant", ep.id, now, "FindRestaurant",
                {"cuisine": asked}, preferences=(_pref("cuisine", cuisine),))  # fmt: skip
     elsewhere = [d for d in home.devices if d.domain == "light" and d.area != ep.area]
-    unique = [d for d in elsewhere if sum(clean(x.name) == clean(d.name) for x in home.devices) == 1]
+    unique = [d for d in elsewhere if sum(normalize(x.name) == normalize(d.name) for x in home.devices) == 1]
     if unique:
         light = rng.choice(unique)
         yield Case("explicit_words_win", home, f"turn on the {light.name.lower()}", ep.id, now, "HassTurnOn", {},

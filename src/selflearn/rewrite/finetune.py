@@ -22,13 +22,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
+from selflearn.learners.base import Artifact, Logs, TooLittle
 from selflearn.rewrite.encoder import Encoder, derive_int8
 from selflearn.rewrite.mining import MiningConfig, chains, linked_requests
-from selflearn.signals import DefectSignals, LogSource
+from selflearn.signals import evidence
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -67,13 +68,16 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
-class TunedEncoder:
+class TunedEncoder(Artifact):
     """The learner's artifact: the fine-tuned int8 graph and how it was made."""
 
     model: bytes
     """The int8 ONNX graph (``encoder.derive_int8`` output)."""
     meta: dict[str, Any]
     """How it was made: pairs, steps, seconds, config."""
+
+    marker: ClassVar[Path] = ENCODER_DIR / MODEL_FILE
+    """The file whose presence in an artifact set means this artifact is there (``find``)."""
 
     def encoder(self, **kwargs: Any) -> Encoder:
         """The runtime encoder over this graph."""
@@ -87,19 +91,28 @@ class TunedEncoder:
         (folder / META_FILE).write_text(json.dumps(self.meta, indent=1, sort_keys=True))
 
     @classmethod
-    def load(cls, root: Path) -> TunedEncoder | None:
-        """The tuned encoder of the artifact set at ``root``, or None when the set has none."""
+    def load(cls, root: Path) -> TunedEncoder:
+        """The tuned encoder of the artifact set at ``root`` (``find``: None when the set has none)."""
         folder = root / ENCODER_DIR
-        if not (folder / MODEL_FILE).exists():
-            return None
         return cls((folder / MODEL_FILE).read_bytes(), json.loads((folder / META_FILE).read_text()))
 
+    def apply(self, logs: Logs) -> pl.DataFrame:
+        """Per turn, the runtime's embedding of the heard text with this graph (``vector``)."""
+        turns = logs.turns()
+        vectors = self.encoder().encode(turns["asr_text"].fill_null("").to_list())
+        return turns.select("turn_id").with_columns(vector=pl.Series(vectors.tolist()))
 
-def mined_pairs(logs: LogSource, config: MiningConfig | None = None) -> pl.DataFrame:
+    def summary(self) -> dict[str, Any]:
+        return self.meta
+
+
+def mined_pairs(logs: Logs, config: MiningConfig | None = None) -> pl.DataFrame:
     """(``anchor``: a failing form, ``positive``: the words of the success its rephrase chain ended in, ``target``:
-    that success's intent + slots, ``intent``) per defective turn whose chain ended well, from the logs alone."""
+    that success's intent + slots, ``intent``) per defective turn whose chain ended well, from the logs alone
+    (with ``Evidence``: its scored turns and rephrase links)."""
     c = config or MiningConfig()
-    return pairs_from_scored(DefectSignals(c.signals).score(logs), c)
+    ev = evidence(logs, c.signals)
+    return pairs_from_scored(ev.scored, c, ev.links)
 
 
 def pairs_from_scored(
@@ -179,11 +192,15 @@ def batches(keys: list[str], size: int, rng: random.Random) -> list[list[int]]:
 class EncoderTuner:
     """``EncoderTuner(config).fit(logs) -> TunedEncoder``; ``fit_pairs`` for already-mined pairs."""
 
-    def __init__(self, config: TuneConfig | None = None):
-        self.config = config or TuneConfig()
+    name: ClassVar[str] = "encoder"
+    """The learner's name in ``LearnConfig.learners`` and in the learn report."""
 
-    def fit(self, logs: LogSource, *, on_step: Callable[[int, int], None] | None = None) -> TunedEncoder:
-        return self.fit_pairs(mined_pairs(logs), on_step=on_step)
+    def __init__(self, config: TuneConfig | None = None, mining: MiningConfig | None = None):
+        self.config = config or TuneConfig()
+        self.mining = mining or MiningConfig()
+
+    def fit(self, logs: Logs, *, on_step: Callable[[int, int], None] | None = None) -> TunedEncoder:
+        return self.fit_pairs(mined_pairs(logs, self.mining), on_step=on_step)
 
     def fit_pairs(self, pairs: pl.DataFrame, *, on_step: Callable[[int, int], None] | None = None) -> TunedEncoder:
         """Fine-tune on ``pairs`` (``mined_pairs`` columns); ``on_step(done, total)`` reports progress."""
@@ -192,7 +209,7 @@ class EncoderTuner:
 
         c = self.config
         if pairs.height < c.min_pairs:
-            raise ValueError(f"{pairs.height} mined pairs; fine-tuning needs at least {c.min_pairs}")
+            raise TooLittle(f"{pairs.height} mined pairs; fine-tuning needs at least {c.min_pairs}")
         mined = pairs.height
         repeat = pl.int_range(pl.len()).over("anchor", "positive")
         pairs = pairs.filter(repeat < c.max_repeats)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -24,10 +25,11 @@ from scipy.sparse.linalg import splu
 
 from selflearn import ids
 from selflearn.home import Home
+from selflearn.learners.base import Artifact, Logs
 from selflearn.rewrite import REWRITE_SCHEMA, empty_table, read_global, read_patterns, write_tables
 from selflearn.rewrite.hygiene import Hygiene, violations
 from selflearn.rewrite.patterns import PLACEHOLDER, delexicalise_frame, own_device_word
-from selflearn.signals import NO_RESULT_STATUSES, DefectSignals, LogSource, SignalConfig, text_similarity
+from selflearn.signals import NO_RESULT_STATUSES, SignalConfig, evidence, text_similarity
 from selflearn.text import with_normalized
 
 SOLVE_BATCH = 256  # absorbing states solved per LU back-substitution (bounds memory to T x 256 floats)
@@ -68,18 +70,51 @@ class MiningConfig:
 
 
 @dataclass
-class RewriteTables:
+class RewriteTables(Artifact):
     """The miner's artifact: the global and the personal rewrite tables (``REWRITE_SCHEMA`` columns)."""
 
     global_table: pl.DataFrame = field(default_factory=empty_table)
-    """Rules mined across users and homes (k-anonymous)."""
+    """Rules for everyone: lexical source form -> target."""
     personal_table: pl.DataFrame = field(default_factory=empty_table)
-    """Each user's own rules."""
+    """Each user's own rules (``user_id`` column), saved under ``personal/<user>/``."""
     pattern_table: pl.DataFrame = field(default_factory=empty_table)
-    """Global rules over delexicalised forms."""
+    """Global rules over delexicalised forms (names of a home's entities as placeholders)."""
 
-    def save(self, root: Path) -> list[Path]:
-        return write_tables(root, self.global_table, self.personal_table, self.pattern_table)
+    marker: ClassVar[Path] = Path("rewrites") / "global.parquet"
+    """The file whose presence in an artifact set means this artifact is there (``find``)."""
+
+    def save(self, root: Path) -> None:
+        write_tables(root, self.global_table, self.personal_table, self.pattern_table)
+
+    def apply(self, logs: Logs) -> pl.DataFrame:
+        """Per turn, the rule the tables hold for its heard form (``target``, ``layer``: personal, global or
+        pattern, in the runtime's order, ``probability``; nulls where none); patterns match the form delexicalised
+        with the homes of ``logs`` when it is ``Evidence`` with homes."""
+        ev = evidence(logs)
+        frame = ev.scored.select("turn_id", "user_id", "form")
+        patterns = delexicalise_frame(ev.scored, ev.homes)["form"] if ev.homes else frame["form"]
+        layers = {"personal": (self.personal_table, ["user_id", "form"]), "global": (self.global_table, ["form"]),
+                  "pattern": (self.pattern_table, ["pattern"])}  # fmt: skip
+        hit = frame.with_columns(pattern=patterns)
+        for layer, (table, keys) in layers.items():
+            rules = table.rename({"source": keys[-1]}).select(
+                *keys, **{f"{layer}_target": "target", f"{layer}_p": "probability"}
+            )
+            hit = hit.join(rules.unique(keys, keep="first", maintain_order=True), on=keys, how="left",
+                           maintain_order="left")  # fmt: skip
+        return hit.select(
+            "turn_id",
+            target=pl.coalesce(*(f"{layer}_target" for layer in layers)),
+            layer=pl.coalesce(*(pl.when(pl.col(f"{lay}_target").is_not_null()).then(pl.lit(lay)) for lay in layers)),
+            probability=pl.coalesce(*(f"{layer}_p" for layer in layers)),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "global": self.global_table.height,
+            "personal": self.personal_table.height,
+            "patterns": self.pattern_table.height,
+        }
 
     @classmethod
     def load(cls, root: Path) -> RewriteTables:
@@ -240,13 +275,17 @@ def _mode(column: str) -> pl.Expr:
 class RewriteMiner:
     """``RewriteMiner(config).fit(logs) -> RewriteTables``; ``fit_frame`` for already-scored turns."""
 
+    name: ClassVar[str] = "mining"
+    """The learner's name in ``LearnConfig.learners`` and in the learn report."""
+
     def __init__(self, config: MiningConfig | None = None):
         self.config = config or MiningConfig()
 
-    def fit(
-        self, logs: LogSource, is_rephrase: pl.Series | None = None, *, homes: Sequence[Home] = ()
-    ) -> RewriteTables:
-        return self.fit_frame(DefectSignals(self.config.signals).score(logs), is_rephrase, homes=homes)
+    def fit(self, logs: Logs, is_rephrase: pl.Series | None = None, *, homes: Sequence[Home] = ()) -> RewriteTables:
+        """Mine ``logs`` (``Evidence``: its scored turns, links and homes unless given here)."""
+        ev = evidence(logs, self.config.signals, homes)
+        links = is_rephrase if is_rephrase is not None else ev.links
+        return self.fit_frame(ev.scored, links, homes=homes or ev.homes)
 
     def fit_frame(
         self, scored: pl.DataFrame, is_rephrase: pl.Series | None = None, *, homes: Sequence[Home] = ()

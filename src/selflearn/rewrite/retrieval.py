@@ -21,7 +21,7 @@ import json
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -462,12 +462,19 @@ def history_of(worked: pl.DataFrame, homes: Sequence[Home], config: RetrievalCon
     return history
 
 
-def save_history(root: Path, worked: pl.DataFrame, history: History) -> list[Path]:
-    """Per home what worked without user ids, the global forms, and each user's own texts under
+SUCCESS_KEYS = ("home_id", "match", "text", "intent", "hour")  # ``SUCCESS_TABLE``'s columns, with ``count``
+
+
+def successes(worked: pl.DataFrame) -> pl.DataFrame:
+    """A ``what_worked`` frame per home without user ids: ``SUCCESS_KEYS`` and how often (``count``)."""
+    return worked.group_by(SUCCESS_KEYS).agg(count=pl.len()).sort(SUCCESS_KEYS)
+
+
+def save_history(root: Path, table: pl.DataFrame, history: History) -> list[Path]:
+    """Per home what worked (``successes``), the global forms, and each user's own texts under
     ``personal/<user>/`` (deleted with the user by ``ArtifactStore.forget_user``)."""
     (root / SUCCESS_TABLE).parent.mkdir(parents=True, exist_ok=True)
-    keys = ["home_id", "match", "text", "intent", "hour"]
-    worked.group_by(keys).agg(count=pl.len()).sort(keys).write_parquet(root / SUCCESS_TABLE)
+    table.write_parquet(root / SUCCESS_TABLE)
     matches, texts = [m for m, _ in history.global_forms], [t for _, t in history.global_forms]
     pl.DataFrame({"match": matches, "text": texts}, schema={"match": pl.String, "text": pl.String}).write_parquet(
         root / GLOBAL_FORMS
@@ -661,10 +668,10 @@ def fit_retrieval(
     mining: MiningConfig,
     *,
     seed: int = 0,
-) -> tuple[Callable[[Path], list[Path]], dict[str, float]]:
-    """``learn``'s retrieval part: the logged successes, the global forms and the ranker fitted on mined pairs of
-    the homes with the most of them (without home configurations: the day-0 ranker). Returns the artifact writer
-    and a summary."""
+) -> tuple[Ranker, pl.DataFrame, History, dict[str, float]]:
+    """``learn``'s retrieval part (``learners.what_worked``): the logged successes, the global forms and the ranker
+    fitted on mined pairs of the homes with the most of them (without home configurations: the day-0 ranker).
+    Returns the ranker, ``what_worked``, its ``History`` and a summary."""
     ranker, summary = DAY0, {"fitted": 0.0}
     if not scored.height:
         worked = pl.DataFrame(schema=WORKED_SCHEMA)
@@ -682,9 +689,6 @@ def fit_retrieval(
             retrieval = Retrieval(DAY0, history=history_of(seen, homes, config), config=config)
             ranker, summary = fit_ranker(queries, retrieval, chosen, seed=seed)
 
-    def write(root: Path) -> list[Path]:
-        return [ranker.save(root / RANKER_FILE), *save_history(root, worked, history)]
-
     repairs = int((worked["match"] != worked["text"]).sum()) if worked.height else 0
     summary |= {
         "worked": float(worked.height),
@@ -693,7 +697,7 @@ def fit_retrieval(
         "threshold": ranker.threshold,
         "action_threshold": ranker.action_threshold,
     }
-    return write, summary
+    return ranker, worked, history, summary
 
 
 def held_out(chain: pl.Expr) -> pl.Expr:

@@ -15,15 +15,23 @@ The encoder runs once per distinct text pair (the heads train on cached states),
 from __future__ import annotations
 
 import difflib
+import json
 import os
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 import torch
 from torch import nn
 
+from selflearn.learners.base import Artifact, Logs
+from selflearn.signals import evidence
+
+SPAN_DIR = Path("span")
+HEADS_FILE = "heads.pt"
+META_FILE = "span.json"
 NO_SPAN = 0  # start = end = [CLS]: no repaired span
 
 
@@ -52,6 +60,7 @@ class SpanConfig:
 class _Heads(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
+        self.dim = dim
         self.proj = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.1))
         self.span = nn.Linear(hidden, 2)
         self.cls = nn.Sequential(nn.Linear(2 * hidden + 2, hidden), nn.GELU(), nn.Linear(hidden, 1))
@@ -172,14 +181,65 @@ def weak_labels(scored: pl.DataFrame, config: SpanConfig) -> pl.DataFrame:
     return pl.concat([pos, neg, mixed.select([*cols, "label"])])
 
 
-class SpanModel:
-    """``SpanModel(config).fit(scored)``; ``predict_next(scored)`` per turn; ``spans(firsts, seconds)`` per pair."""
+class SpanLearner:
+    """``SpanLearner(config).fit(logs) -> SpanModel``; ``fit_frame`` for turns the signals already scored."""
+
+    name: ClassVar[str] = "span"
+    """The learner's name in ``LearnConfig.learners`` and in the learn report."""
+
+    def __init__(self, config: SpanConfig | None = None, encoder: PairEncoder | None = None):
+        self.config = config or SpanConfig()
+        self.encoder = encoder
+
+    def fit(self, logs: Logs) -> SpanModel:
+        return self.fit_frame(evidence(logs).scored)
+
+    def fit_frame(self, scored: pl.DataFrame) -> SpanModel:
+        """Train the heads on weak labels from ``scored`` (``DefectSignals.score_frame`` output)."""
+        model = SpanModel(self.config, encoder=self.encoder)
+        model.train(scored)
+        return model
+
+
+class SpanModel(Artifact):
+    """The span learner's artifact: ``predict_next(scored)`` per turn; ``spans(firsts, seconds)`` per pair."""
+
+    marker: ClassVar[Path] = SPAN_DIR / HEADS_FILE
+    """The file whose presence in an artifact set means this artifact is there (``find``)."""
 
     def __init__(self, config: SpanConfig | None = None, encoder: PairEncoder | None = None):
         self.config = config or SpanConfig()
         self._encoder = encoder
         self.heads: _Heads | None = None
         self.train_pairs = 0
+
+    def save(self, root: Path) -> None:
+        """``span/heads.pt`` (the trained heads) and ``span/span.json`` (config, encoder width, pairs)."""
+        if self.heads is None:
+            raise RuntimeError("SpanModel is not fitted")
+        folder = root / SPAN_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.heads.state_dict(), folder / HEADS_FILE)
+        meta = {"config": asdict(self.config), "dim": self.heads.dim, "train_pairs": self.train_pairs}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, root: Path) -> SpanModel:
+        meta = json.loads((root / SPAN_DIR / META_FILE).read_text())
+        model = cls(SpanConfig(**meta["config"]))
+        model.heads = _Heads(int(meta["dim"]), model.config.hidden)
+        model.heads.load_state_dict(torch.load(root / SPAN_DIR / HEADS_FILE, weights_only=True))
+        model.heads.eval()
+        model.train_pairs = int(meta["train_pairs"])
+        return model
+
+    def apply(self, logs: Logs) -> pl.DataFrame:
+        """Per turn: is the user's next turn (within the window) a rephrase of it."""
+        scored = evidence(logs).scored
+        return scored.select("turn_id").with_columns(is_rephrase=self.predict_next(scored))
+
+    def summary(self) -> dict[str, Any]:
+        return {"train_pairs": self.train_pairs}
 
     @property
     def encoder(self) -> PairEncoder:
@@ -207,7 +267,8 @@ class SpanModel:
         )
         return enc, extra, rows
 
-    def fit(self, scored: pl.DataFrame) -> SpanModel:
+    def train(self, scored: pl.DataFrame) -> None:
+        """Fit the heads in place (``SpanLearner.fit_frame`` calls it on a fresh model)."""
         c = self.config
         torch.manual_seed(c.seed)
         labelled = weak_labels(scored, c)
@@ -234,7 +295,6 @@ class SpanModel:
                 loss.backward()
                 opt.step()
         self.heads.eval()
-        return self
 
     @staticmethod
     def _span_targets(enc: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

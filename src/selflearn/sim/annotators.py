@@ -12,9 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from selflearn.schema import FailurePoint
-
-FAILURE_POINTS: tuple[FailurePoint, ...] = ("false_wake", "asr", "nlu", "er", "result", "correct")
+from selflearn.schema import FAILURE_POINTS
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from selflearn.sim.goals import ENTITY_SLOTS, Goal
 _NON_WORD = re.compile(r"[^\w\s]")
 
 
-def _norm(value: Any) -> str:
+def _slot_value(value: Any) -> str:
+    """A slot value for comparison: a whole float as an integer, lowercase words without punctuation (a value, not
+    an utterance: ``text.normalize`` keeps apostrophes)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return " ".join(_NON_WORD.sub(" ", str(value).lower()).split())
@@ -28,7 +30,7 @@ def _norm(value: Any) -> str:
 def slot_matches(actual: Any, expected: str) -> bool:
     if actual is None:
         return False
-    a, e = _norm(actual), _norm(expected)
+    a, e = _slot_value(actual), _slot_value(expected)
     return bool(a) and (a == e or f" {e} " in f" {a} " or f" {a} " in f" {e} ")
 
 

@@ -7,18 +7,22 @@ split over processes by home gives exactly the records of a single-process run, 
 from __future__ import annotations
 
 import gc
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from selflearn.eval import gold as gold_metrics
 from selflearn.home import Home
 from selflearn.pipeline.asr import default_calibration
 from selflearn.pipeline.nlu import prefilter
 from selflearn.schema import Feedback, Gold, Turn, write_parquet
-from selflearn.sim.annotators import FAILURE_POINTS
 from selflearn.sim.simulation import DayLog, SimConfig, Simulation
 from selflearn.text import normalize
+
+if TYPE_CHECKING:
+    from selflearn.store import Store
 
 
 def _some_homes(homes: Sequence[Home], seed: int, config: SimConfig, days: int) -> list[DayLog]:
@@ -79,15 +83,10 @@ def simulate(
 
 def defect_stats(gold: Sequence[Gold]) -> dict[str, float]:
     """Turn defect rate (any failure point but ``correct``), its split by failure point (shares of all turns),
-    and the goal success rate."""
-    n = max(len(gold), 1)
-    fps = Counter(g.failure_point for g in gold)
-    goals = {g.goal_id: g.goal_success for g in gold}
-    stats = {"turns": float(len(gold)), "defect_rate": 1.0 - fps["correct"] / n if gold else 0.0}
-    for fp in FAILURE_POINTS:
-        if fp != "correct":
-            stats[f"defect_rate_by_failure_point.{fp}"] = fps[fp] / n
-    stats["goal_success_rate"] = sum(goals.values()) / max(len(goals), 1)
+    and the goal success rate (``eval.gold``)."""
+    stats = {"turns": float(len(gold)), "defect_rate": gold_metrics.defect_rate(gold)}
+    stats |= {f"defect_rate_by_failure_point.{p}": v for p, v in gold_metrics.failure_points(gold).items()}
+    stats["goal_success_rate"] = gold_metrics.goal_success_rate(gold)
     return stats
 
 
@@ -114,6 +113,23 @@ def wording_stats(turns: Sequence[Turn], gold: Sequence[Gold]) -> dict[str, floa
         "wordings.said_by_le2_people_share": len(rare) / max(len(people), 1),
         "wordings.first_attempts_rare_share": sum(f in rare for f in firsts) / max(len(firsts), 1),
     }
+
+
+def add_log(store: Store, log: DayLog) -> None:
+    """Add one simulated day (turns, gold, feedback) to the log store (gold into its own table)."""
+    store.add(turns=log.turns, gold=log.gold, feedback=log.feedback)
+
+
+def record(logs: Sequence[DayLog], db: Path | None, *, store: bool = True) -> dict[str, float]:
+    """Add the simulated logs to the store at ``db`` (None: the default one) unless not ``store``, and return the
+    gold ``defect_stats`` of them all (``selflearn simulate``)."""
+    if store:
+        from selflearn.store import Store
+
+        with Store(db) as opened:
+            for log in logs:
+                add_log(opened, log)
+    return defect_stats([g for log in logs for g in log.gold])
 
 
 def write_logs(logs: Sequence[DayLog], out: Path) -> dict[str, Path]:

@@ -21,27 +21,17 @@ from dataclasses import replace
 import numpy as np
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
+from selflearn.eval.gold import fpi_reference as reference
 from selflearn.evaluate import EvalConfig, EvalResult, suite
 from selflearn.fpi import FPI_CLASSES, FpiConfig, FpiLearner, RuleFpi
 from selflearn.home import Home, load_home, shipped_homes
 from selflearn.labels.dialogue import dialogue_frame
 from selflearn.schema import Gold
-from selflearn.suites.labels import FULL_DAYS, QUICK_DAYS, SimSplit, annotator, simulate_split
+from selflearn.suites.labels import FULL_DAYS, QUICK_DAYS, SimSplit, simulate_split
 
 logger = logging.getLogger(__name__)
 
 GENERATED_HOMES = (0, 24)  # (quick, full): generated homes simulated beside the shipped ones
-
-
-def reference(gold: Gold, who: str | None = None) -> str:
-    """The FPI label the issue defines, from the simulator's per-turn stage: a turn whose goal was eventually met
-    had its error recovered, so it is ``correct``. ``who`` applies the same rule to an annotator's own labels."""
-    if who is None:
-        return "correct" if gold.goal_success else gold.failure_point
-    success, stage = annotator(gold, who, "goal_success"), annotator(gold, who, "failure_point")
-    if success is None or stage is None:
-        return ""
-    return "correct" if success else str(stage)
 
 
 def classification_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:

@@ -28,6 +28,7 @@ import polars as pl
 from sklearn.metrics import f1_score
 
 from selflearn import progress
+from selflearn.eval.gold import annotator
 from selflearn.evaluate import EvalConfig, EvalResult, suite
 from selflearn.home import Home, load_home, shipped_homes
 from selflearn.schema import Feedback, Gold, Turn
@@ -93,12 +94,6 @@ def simulate_split(
     return split
 
 
-def annotator(gold: Gold, who: str, key: str) -> Any:
-    """A simulated annotator's label for one field (None when the simulator did not annotate it)."""
-    labels = gold.annotator_labels.get(who)
-    return labels.get(key) if isinstance(labels, dict) else None
-
-
 def _slot_set(slots: dict[str, Any] | None) -> set[tuple[str, str]]:
     return {(k, normalize(str(v))) for k, v in (slots or {}).items()}
 
@@ -123,7 +118,7 @@ def continues_goal(turn_ids: Sequence[str], dialogue_ids: Sequence[str], goal_of
 
 
 def score(frame: pl.DataFrame, pred_cont: np.ndarray, gold: dict[str, Gold]) -> dict[str, float]:
-    """Label metrics of ``frame`` (turn_id, dialogue_id, goal_success, intent, slots dict) against gold.
+    """Label metrics of ``frame`` (turn_id, dialogue_id, pred_goal_success, intent, slots dict) against gold.
 
     ``goal_segmentation_f1`` is the F1 of "this turn continues the previous turn's goal" over non-first turns.
     """
@@ -133,7 +128,7 @@ def score(frame: pl.DataFrame, pred_cont: np.ndarray, gold: dict[str, Gold]) -> 
     g_cont = continues_goal(turn_ids, dialogues, {t: g.goal_id for t, g in zip(turn_ids, golds, strict=True)})
     later = np.array([i > 0 and dialogues[i] == dialogues[i - 1] for i in range(len(turn_ids))], dtype=bool)
     g_success = np.array([g.goal_success for g in golds])
-    success = frame["goal_success"].to_numpy().astype(bool)
+    success = frame["pred_goal_success"].to_numpy().astype(bool)
     intents = frame["intent"].to_list()
     return {
         "goal_success_accuracy": float((success == g_success).mean()),
@@ -163,12 +158,12 @@ def annotator_frame(frame: pl.DataFrame, gold: dict[str, Gold], who: str) -> pl.
             {
                 "turn_id": turn_id,
                 "dialogue_id": dialogue_id,
-                "goal_success": bool(g.goal_success if success is None else success),
+                "pred_goal_success": bool(g.goal_success if success is None else success),
                 "intent": annotator(g, who, "intent"),
                 "slots": {},
             }
         )
-    schema = {"turn_id": pl.String, "dialogue_id": pl.String, "goal_success": pl.Boolean, "intent": pl.String,
+    schema = {"turn_id": pl.String, "dialogue_id": pl.String, "pred_goal_success": pl.Boolean, "intent": pl.String,
               "slots": pl.Object}  # fmt: skip
     return pl.DataFrame(rows, schema=schema)
 
@@ -178,7 +173,7 @@ def model_frame(labels: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     frame = labels.select(
         "turn_id",
         "dialogue_id",
-        "goal_success",
+        "pred_goal_success",
         "intent",
         slots=pl.Series([json.loads(s) for s in labels["slots"].to_list()], dtype=pl.Object),
     )
@@ -188,7 +183,7 @@ def model_frame(labels: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
 def operating_curve(labels: pl.DataFrame, gold: dict[str, Gold]) -> dict[str, float]:
     """Precision (goal-success accuracy on labelled turns) and coverage (share labelled) per threshold."""
     truth = np.array([gold[t].goal_success for t in labels["turn_id"].to_list()])
-    pred = labels["goal_success"].to_numpy()
+    pred = labels["pred_goal_success"].to_numpy()
     conf = labels["confidence"].to_numpy()
     out: dict[str, float] = {}
     for t in THRESHOLDS:
@@ -219,7 +214,7 @@ def run(config: EvalConfig) -> EvalResult:
     labelled = labels.filter(pl.col("labelled"))
     truth = np.array([split.gold[t].goal_success for t in labelled["turn_id"].to_list()])
     metrics["precision_at_default"] = (
-        float((labelled["goal_success"].to_numpy() == truth).mean()) if labelled.height else 1.0
+        float((labelled["pred_goal_success"].to_numpy() == truth).mean()) if labelled.height else 1.0
     )
     metrics["coverage_at_default"] = labelled.height / max(1, labels.height)
     metrics["default_threshold"] = model.config.threshold
@@ -272,7 +267,7 @@ def success_on(frame: pl.DataFrame, turn_ids: set[str], gold: dict[str, Gold]) -
     if not rows.height:
         return 1.0
     truth = np.array([gold[t].goal_success for t in rows["turn_id"].to_list()])
-    return float((rows["goal_success"].to_numpy() == truth).mean())
+    return float((rows["pred_goal_success"].to_numpy() == truth).mean())
 
 
 def _weak_frame(logs: LogView, signals: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
@@ -284,7 +279,7 @@ def _weak_frame(logs: LogView, signals: pl.DataFrame) -> tuple[pl.DataFrame, np.
         "turn_id",
         "dialogue_id",
         "defect_evidence",
-        goal_success="w_success",
+        pred_goal_success="w_success",
         intent=pl.coalesce("w_intent", "nlu_intent"),
         slots=pl.Series([json.loads(s or "{}") for s in table["nlu_slots"].to_list()], dtype=pl.Object),
     )

@@ -18,8 +18,9 @@ import polars as pl
 
 from selflearn import evaluate, progress
 from selflearn.artifacts import ArtifactStore
+from selflearn.eval import gold as gold_metrics
 from selflearn.home import Home
-from selflearn.loop import FAILURE_POINTS, eval_world
+from selflearn.loop import eval_world
 from selflearn.rewrite.mining import RewriteTables
 from selflearn.rewrite.online import OnlineConfig, OnlineRewriter
 from selflearn.schema import Feedback, Gold, Turn, to_arrow
@@ -44,7 +45,7 @@ FULL = Plan(homes=128, train_days=10, eval_days=3)
 
 
 def defect_rate(turns: Sequence[Turn], gold: dict[str, Gold]) -> float:
-    return sum(gold[t.turn_id].failure_point in FAILURE_POINTS for t in turns) / max(len(turns), 1)
+    return gold_metrics.defect_rate([gold[t.turn_id] for t in turns])
 
 
 def understood(turn: Turn, gold: Gold) -> bool:
@@ -86,7 +87,7 @@ def rephrase_f1(
     """Rephrase detection on the training logs vs gold links: the span model (weak labels) and the miner's rule,
     scored with the signals suite's ``rephrase_scores``."""
     from selflearn.rewrite.mining import MiningConfig, baseline_rephrase
-    from selflearn.rewrite.span import SpanConfig, SpanModel
+    from selflearn.rewrite.span import SpanConfig, SpanLearner
     from selflearn.signals import DefectSignals
     from selflearn.store import LogView
     from selflearn.suites.signals import rephrase_scores
@@ -95,7 +96,7 @@ def rephrase_f1(
     scored = DefectSignals().score(LogView.from_records(turns, feedback))
     frame = pl.from_arrow(to_arrow(gold, Gold))
     assert isinstance(frame, pl.DataFrame)
-    model = SpanModel(SpanConfig(max_pairs=300 if quick else 3000, seed=seed)).fit(scored)
+    model = SpanLearner(SpanConfig(max_pairs=300 if quick else 3000, seed=seed)).fit_frame(scored)
     return {
         "rephrase_f1_model": rephrase_scores(scored, model.predict_next(scored), frame)["f1"],
         "rephrase_f1_baseline": rephrase_scores(scored, baseline_rephrase(scored, MiningConfig()), frame)["f1"],

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import polars as pl
 
+from selflearn.eval.gold import defect_expr
 from selflearn.evaluate import EvalConfig, EvalResult, suite
 from selflearn.home import load_home
 from selflearn.rewrite.mining import MiningConfig, baseline_rephrase
@@ -42,7 +43,7 @@ def prf(predicted: pl.Series, truth: pl.Series) -> dict[str, float]:
 
 
 def gold_defects(gold: pl.DataFrame) -> pl.DataFrame:
-    return gold.select("turn_id", gold_defect=(pl.col("failure_point") != "correct") & ~pl.col("is_impossible"))
+    return gold.select("turn_id", gold_defect=defect_expr(impossible=False))
 
 
 def rephrase_scores(scored: pl.DataFrame, is_rephrase: pl.Series, gold: pl.DataFrame) -> dict[str, float]:
@@ -62,7 +63,7 @@ def rephrase_scores(scored: pl.DataFrame, is_rephrase: pl.Series, gold: pl.DataF
 
 @suite("signals")
 def run(config: EvalConfig) -> EvalResult:
-    from selflearn.rewrite.span import SpanConfig, SpanModel
+    from selflearn.rewrite.span import SpanConfig, SpanLearner
     from selflearn.sim import generate_homes
     from selflearn.sim.run import simulate
 
@@ -103,7 +104,7 @@ def run(config: EvalConfig) -> EvalResult:
         metrics[f"rephrase_{name}_baseline"] = value
     logger.info("signals: training the span rephrase model on weak labels")
     span = SpanConfig(max_pairs=400, epochs=25, seed=config.seed) if config.quick else SpanConfig(seed=config.seed)
-    model = SpanModel(span).fit(scored)
+    model = SpanLearner(span).fit_frame(scored)
     metrics["span_train_pairs"] = model.train_pairs
     for name, value in rephrase_scores(scored, model.predict_next(scored), gold).items():
         metrics[f"rephrase_{name}_model"] = value

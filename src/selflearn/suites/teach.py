@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from selflearn import evaluate, progress
+from selflearn.eval import gold as gold_metrics
 from selflearn.feedback import FEEDBACK_QUESTION, FeedbackPolicy, FeedbackRewriter, PendingRewrites
 from selflearn.home import Home, Person
 from selflearn.loop import eval_world
@@ -182,7 +183,7 @@ def _request_defect_rate(turns: Sequence[Turn], gold: Sequence[Gold]) -> float:
         if (g := truth.get(t.turn_id)) is not None
         and not (g.true_intent is None and g.failure_point == "correct" and not g.is_impossible)
     ]
-    return sum(g.failure_point != "correct" for g in requests) / max(len(requests), 1)
+    return gold_metrics.defect_rate(requests)
 
 
 def run_days(homes: Sequence[Home], *, days: int, seed: int, teach: bool, focus: str | None = None) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""Evaluation against the simulator's gold (never imported by learners or the runtime)."""
