@@ -32,6 +32,8 @@ from zoneinfo import ZoneInfo
 import jellyfish
 import numpy as np
 import polars as pl
+import yaml
+from hassil.parse_expression import parse_sentence
 from hassil.sample import sample_sentence
 from rapidfuzz import fuzz
 
@@ -57,6 +59,8 @@ FEATURES = ("cosine", "fuzzy", "phonetic", "entity", "conflict", "own", "prior",
 HISTORY = ("own", "prior", "hour", "worked")  # the features logs give (0 on day 0)
 SOURCE = "retrieval"
 SAMPLE_SPAN = 24  # renderings per template that ``canonical_commands`` picks from
+INDIRECT = Path(__file__).resolve().parents[1] / "data" / "retrieval" / "indirect.yaml"
+_SLOT = re.compile(r"\{(\w+)\}")
 _NUMBER = re.compile(r"\b\d+\b")
 _RANGE = re.compile(r"\{\w+\}")  # an unexpanded hassil range slot
 
@@ -109,6 +113,7 @@ class RetrievalConfig:
     k: int = 12  # nearest entries the ranker scores
     per_template: int = 3  # canonical commands sampled per template (before the dry run)
     per_reading: int = 4  # canonical commands kept per reading (intent + slots): wordings, not name combinations
+    per_indirect: int = 6  # renderings sampled per ``indirect.yaml`` pair and name filled in
     low_confidence: float = 0.5  # a reading below this confidence counts as failing (the runtime asks retrieval)
     min_users: int = 5  # global forms: k-anonymity over distinct users ...
     min_homes: int = 5  # ... and distinct homes
@@ -173,6 +178,37 @@ def canonical_commands(home: Home, per_template: int, *, seed: int = 0) -> list[
                 out += rng.sample(texts, min(per_template, len(texts)))
     filled = (_RANGE.sub(lambda _: str(rng.randint(2, 60)), text) for text in out)
     return list(dict.fromkeys(n for text in filled if (n := normalize(text))))
+
+
+@lru_cache(maxsize=1)
+def _indirect_pairs() -> tuple[tuple[str, str], ...]:
+    data = yaml.safe_load(INDIRECT.read_text(encoding="utf-8"))
+    return tuple((str(p["say"]), str(p["means"])) for p in data["pairs"])
+
+
+def indirect_commands(home: Home, per_pair: int, *, seed: int = 0) -> list[tuple[str, str]]:
+    """(match, text) pairs from ``data/retrieval/indirect.yaml``: how people ask for what the templates do not
+    parse, with the home's area and device names filled in; up to ``per_pair`` seeded renderings of each pair and
+    name, normalised. A pair naming a kind of device the home lacks gives nothing."""
+    names: dict[str, list[str]] = {"area": [a.name for a in home.areas]}
+    for device in home.devices:
+        names.setdefault(device.domain, []).append(device.name)
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    for say, means in _indirect_pairs():
+        slots = sorted(set(_SLOT.findall(say + " " + means)))
+        if any(slot not in names for slot in slots):
+            continue
+        fills = [dict(zip(slots, values, strict=True)) for values in itertools.product(*(names[s] for s in slots))]
+        for fill in fills:
+            texts = list(sample_sentence(parse_sentence(_fill(say, fill)), {}, {}, language="en"))
+            text = normalize(_fill(means, fill))
+            out += [(n, text) for t in rng.sample(texts, min(per_pair, len(texts))) if (n := normalize(t))]
+    return list(dict.fromkeys(out))
+
+
+def _fill(template: str, names: dict[str, str]) -> str:
+    return _SLOT.sub(lambda m: names[m.group(1)].lower(), template)
 
 
 def dry_run(home: Home, pairs: Iterable[tuple[str, str]], source: str, per_reading: int | None = None) -> list[Entry]:
@@ -287,14 +323,17 @@ class Retrieval:
         return cls(ranker, history=history, encoder=encoder, config=config, artifact_dir=artifact_dir)
 
     def index(self, home: Home) -> HomeIndex:
-        """The home's index: canonical commands, its logged successes, the global forms (each dry-run once)."""
+        """The home's index: canonical commands, indirect requests, its logged successes, the global forms (each
+        dry-run once)."""
         found = self._indexes.get(home.id)
         if found is None or (found.home is not home and found.home != home):
             texts = [(t, t) for t in canonical_commands(home, self.config.per_template)]
+            indirect = [p for p in indirect_commands(home, self.config.per_indirect) if p not in set(texts)]
             logged = [p for p in self.history.home_texts.get(home.id, {}) if p not in set(texts)]
             pop = [p for p in self.history.global_forms if p not in set(texts) | set(logged)]
             entries = (
                 dry_run(home, texts, "canonical", self.config.per_reading)
+                + dry_run(home, indirect, "canonical")
                 + dry_run(home, logged, "log")
                 + dry_run(home, pop, "global")
             )
