@@ -13,17 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vendor_realphrasing import IN_SCOPE, OUT_OF_SCOPE, entities, text
 
+from selflearn.artifacts import ArtifactStore
 from selflearn.home import load_home
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite.retrieval import Retrieval
-from selflearn.suites.realphrasing import HOME, Row, device_action, right_intent, target
+from selflearn.suites.realphrasing import FULL, HOME, Row, device_action, learned_runtimes, right_intent, target
 
 
 def even_rows(src: Path) -> list[Row]:
@@ -47,15 +50,35 @@ def main() -> None:
         "src", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "slurp"
     )
     parser.add_argument("--artifacts", type=Path)
+    parser.add_argument(
+        "--learned",
+        nargs="*",
+        choices=("templates", "realistic"),
+        default=(),
+        help="also the suite's learned arm (full plan), simulated with each phrasing given; stages are diagnosed "
+        "for the last; rows an index entry of any learned arm matches are skipped in every arm",
+    )
     parser.add_argument("--show", type=int, default=0, help="print this many rows per loss stage")
     args = parser.parse_args()
     home = load_home(HOME)
     retrieval = Retrieval.load(args.artifacts) if args.artifacts else Retrieval()
     arms = {"untrained": Runtime(home), "retrieval": Runtime(home, retriever=retrieval)}
+    rows = even_rows(args.src)
+    seen: set[str] = set()
+    for phrasing in args.learned:
+        work = Path(tempfile.mkdtemp(prefix="realphrasing-dev-"))
+        arms[f"learned_{phrasing}"], _, summary = learned_runtimes(home, replace(FULL, phrasing=phrasing), 0, work)
+        current = ArtifactStore(work / "artifacts").current_dir()
+        assert current is not None
+        retrieval = Retrieval.load(current)
+        matches = {e.match for e in retrieval.index(home).entries if e.source != "canonical"}
+        seen |= matches
+        print(json.dumps({"phrasing": phrasing, "rows_in_index": sum(r.text in matches for r in rows), **summary}))
+    rows = [r for r in rows if r.text not in seen]
+    last = list(arms)[-1]
     endpoint = next((e for e in home.endpoints if e.type == "speaker"), home.endpoints[0])
     user = next((p.id for p in home.people if endpoint.id in p.endpoints), "realphrasing.user")
     now = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
-    rows = even_rows(args.src)
     stages: Counter[str] = Counter()
     shown: dict[str, list[str]] = {}
     right = {a: 0 for a in arms}
@@ -66,7 +89,7 @@ def main() -> None:
         for name, rt in arms.items():
             res[name] = rt.interpret(row.text, user_id=user, endpoint_id=endpoint.id, now=now)
             rt.forget(user)
-        it = res["retrieval"]
+        it = res[last]
         if row.scope == "out":
             for name in arms:
                 false[name] += device_action(res[name])
@@ -78,7 +101,7 @@ def main() -> None:
         ok = {n: right_intent(row, res[n].turn, home) and res[n].status == "success" for n in arms}
         for n in arms:
             right[n] += ok[n]
-        if ok["retrieval"]:
+        if ok[last]:
             stage = "right_nlu" if "retrieval" not in it.stages else "right_retrieval"
         elif "retrieval" not in it.stages:
             stage = "nlu_confident_wrong"

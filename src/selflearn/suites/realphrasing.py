@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from selflearn.loop import progress
 from selflearn.pipeline.runtime import Interpretation, Runtime
 from selflearn.schema import Feedback, Turn
 from selflearn.text import normalize
+
+if TYPE_CHECKING:
+    from selflearn.sim.variation import Phrasing
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "slurp" / "realphrasing_eval.jsonl.gz"
 HOME = EVAL_HOMES_DIR / "willow_house.yaml"
@@ -143,6 +146,7 @@ class Plan:
     homes: int  # generated homes simulated beside the eval home
     days: int  # simulated days learned from
     ranker_homes: int  # homes whose mined pairs fit the ranker (each costs an index build)
+    phrasing: Phrasing = "templates"  # the simulated people's wordings (``realistic``: SLURP's even rows, varied)
 
 
 QUICK = Plan(per_source=40, homes=3, days=3, ranker_homes=1)
@@ -160,11 +164,13 @@ def subsample(rows: Sequence[Row], per_source: int, seed: int) -> list[Row]:
     return out
 
 
-def simulate(homes: Sequence[Home], days: int, seed: int) -> tuple[list[Turn], list[Feedback]]:
+def simulate(
+    homes: Sequence[Home], days: int, seed: int, phrasing: Phrasing = "templates"
+) -> tuple[list[Turn], list[Feedback]]:
     """The learned arm's logs: the simulator as it is, days 1..``days`` (the one place the suite calls it)."""
-    from selflearn.sim import Simulation
+    from selflearn.sim import SimConfig, Simulation
 
-    sim = Simulation(homes, seed=seed)
+    sim = Simulation(homes, seed=seed, config=SimConfig(phrasing=phrasing))
     turns: list[Turn] = []
     feedback: list[Feedback] = []
     for day in range(1, days + 1):
@@ -186,7 +192,7 @@ def learned_runtimes(home: Home, plan: Plan, seed: int, work_dir: Path) -> tuple
     from selflearn.store import LogView
 
     homes = [home, *(h for h in generate_homes(plan.homes, seed) if h.id != home.id)]
-    turns, feedback = simulate(homes, plan.days, seed)
+    turns, feedback = simulate(homes, plan.days, seed, plan.phrasing)
     progress(f"realphrasing: learning from {len(turns)} simulated turns")
     artifacts = ArtifactStore(work_dir / "artifacts")
     config = LearnConfig(retrieval=RetrievalConfig(ranker_homes=plan.ranker_homes))
