@@ -200,16 +200,24 @@ def test_an_update_that_only_abstains_does_not_replace_day0() -> None:
 
 
 def test_an_update_that_ranks_better_replaces_day0_with_its_thresholds() -> None:
-    update = [(0.9, False, 1)] * 30 + [(0.995, True, 1)] * 20 + [(0.6, True, 0)] * 10
-    day0 = [(0.9, False, 0)] * 30 + [(0.97, True, 0)] * 20 + [(0.6, True, 0)] * 10
+    update = [(0.95, False, 1)] * 30 + [(0.995, True, 1)] * 20 + [(0.6, True, 0)] * 10
+    day0 = [(0.95, False, 0)] * 30 + [(0.97, True, 0)] * 20 + [(0.6, True, 0)] * 10
     chosen, value, day0_value = judge(UPDATE, update, day0, 0.05)
-    assert (chosen.threshold, chosen.action_threshold, chosen.weights) == (0.9, 0.99, UPDATE.weights)
+    assert (chosen.threshold, chosen.action_threshold, chosen.weights) == (0.95, 0.99, UPDATE.weights)
     assert value == 50.0 and day0_value == 0.0
 
 
 def test_an_update_that_lowers_the_action_threshold_is_not_published() -> None:
     update = [(0.9, False, 1)] * 30 + [(0.95, True, 1)] * 20
     day0 = [(0.9, False, 0)] * 30 + [(0.95, True, 0)] * 20
+    assert judge(UPDATE, update, day0, 0.05)[0] == DAY0
+
+
+def test_an_update_that_lowers_the_answer_threshold_is_not_published() -> None:
+    """Weights fitted on simulated failures once ranked real requests low and won with an answer threshold of
+    0.62 (real commands 0.725 -> 0.214): neither bar may fall below day-0's."""
+    update = [(0.7, False, 1)] * 30 + [(0.995, True, 1)] * 20
+    day0 = [(0.7, False, 0)] * 30 + [(0.995, True, 0)] * 20
     assert judge(UPDATE, update, day0, 0.05)[0] == DAY0
 
 

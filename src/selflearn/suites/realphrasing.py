@@ -149,8 +149,10 @@ class Plan:
     phrasing: Phrasing = "templates"  # the simulated people's wordings (``realistic``: SLURP's even rows, varied)
 
 
-QUICK = Plan(per_source=40, homes=3, days=3, ranker_homes=1)
-FULL = Plan(per_source=None, homes=39, days=6, ranker_homes=3)
+# The learned arm's people speak like people (``realistic``: SLURP's even rows, varied), so the index learns the
+# repairs of real-like first wordings, not only of ASR-noised canonical commands (docs/rewriting.md).
+QUICK = Plan(per_source=40, homes=3, days=3, ranker_homes=1, phrasing="realistic")
+FULL = Plan(per_source=None, homes=39, days=6, ranker_homes=3, phrasing="realistic")
 
 
 def subsample(rows: Sequence[Row], per_source: int, seed: int) -> list[Row]:
