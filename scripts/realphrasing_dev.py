@@ -25,7 +25,7 @@ from vendor_realphrasing import IN_SCOPE, OUT_OF_SCOPE, entities, text
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import load_home
 from selflearn.pipeline.runtime import Runtime
-from selflearn.rewrite.retrieval import Retrieval
+from selflearn.rewrite.retrieval import Retrieval, RetrievalConfig
 from selflearn.suites.realphrasing import FULL, HOME, Row, device_action, learned_runtimes, right_intent, target
 
 
@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument(
         "src", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "slurp"
     )
-    parser.add_argument("--artifacts", type=Path)
+    parser.add_argument("--artifacts", type=Path, help="an artifact store (its current set's retrieval, no rules)")
+    parser.add_argument("--min-action-repairs", type=int, default=RetrievalConfig().min_action_repairs)
     parser.add_argument(
         "--learned",
         nargs="*",
@@ -61,7 +62,9 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=0, help="print this many rows per loss stage")
     args = parser.parse_args()
     home = load_home(HOME)
-    retrieval = Retrieval.load(args.artifacts) if args.artifacts else Retrieval()
+    config = RetrievalConfig(min_action_repairs=args.min_action_repairs)
+    current = ArtifactStore(args.artifacts).current_dir() if args.artifacts else None
+    retrieval = Retrieval.load(current, config=config) if current else Retrieval(config=config)
     arms = {"untrained": Runtime(home), "retrieval": Runtime(home, retriever=retrieval)}
     rows = even_rows(args.src)
     seen: set[str] = set()

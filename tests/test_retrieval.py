@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +75,16 @@ def test_indirect_requests_fill_the_homes_names_and_skip_missing_kinds(retrieval
     assert indirect and indirect <= set(pairs)  # every one dry-run: its text works in this home
     bare = home.model_copy(update={"devices": [d for d in home.devices if d.domain != "vacuum"]})
     assert not any("vacuum" in t or "roomba" in t for _, t in indirect_commands(bare, 6))
+
+
+def test_a_device_repair_said_once_is_not_indexed(home: Home) -> None:
+    """A one-off failing wording is often the recognizer's garble; as a device action it waits for a second time."""
+    once = ("please set the thursday to am", "please set the thermostat to 21")
+    twice = ("make it toasty in here", "please set the thermostat to 22")
+    answer = ("whats it like out there", "what's the weather like")
+    history = History(home_texts={home.id: Counter({once: 1, twice: 2, answer: 1})})
+    logged = {(e.match, e.text) for e in Retrieval(history=history).index(home).entries if e.source == "log"}
+    assert logged == {twice, answer}
 
 
 def test_index_drops_renderings_that_mean_nothing(retrieval: Retrieval, home: Home) -> None:

@@ -115,6 +115,7 @@ class RetrievalConfig:
     per_reading: int = 4  # canonical commands kept per reading (intent + slots): wordings, not name combinations
     per_indirect: int = 6  # renderings sampled per ``indirect.yaml`` pair and name filled in
     low_confidence: float = 0.5  # a reading below this confidence counts as failing (the runtime asks retrieval)
+    min_action_repairs: int = 2  # a logged repair that acts on a device is indexed once said this often in the home
     min_users: int = 5  # global forms: k-anonymity over distinct users ...
     min_homes: int = 5  # ... and distinct homes
     ranker_queries: int = 400  # mined queries ``fit_ranker`` uses at most ...
@@ -329,16 +330,24 @@ class Retrieval:
         if found is None or (found.home is not home and found.home != home):
             texts = [(t, t) for t in canonical_commands(home, self.config.per_template)]
             indirect = [p for p in indirect_commands(home, self.config.per_indirect) if p not in set(texts)]
-            logged = [p for p in self.history.home_texts.get(home.id, {}) if p not in set(texts)]
+            counts = self.history.home_texts.get(home.id, Counter())
+            logged = [p for p in counts if p not in set(texts)]
             pop = [p for p in self.history.global_forms if p not in set(texts) | set(logged)]
             entries = (
                 dry_run(home, texts, "canonical", self.config.per_reading)
                 + dry_run(home, indirect, "canonical")
-                + dry_run(home, logged, "log")
+                + [e for e in dry_run(home, logged, "log") if self._repeated(e, counts)]
                 + dry_run(home, pop, "global")
             )
             found = self._indexes[home.id] = HomeIndex(home, entries, self.encoder, self.config)
         return found
+
+    def _repeated(self, entry: Entry, counts: Counter[tuple[str, str]]) -> bool:
+        """A repair that acts on a device must have been said ``min_action_repairs`` times: a one-off failing wording
+        is often the recognizer's garble ("please set the thursday to am" -> the thermostat), which then sits next
+        to out-of-scope requests ("do i have anything on this saturday") as a device action."""
+        once = entry.acts and entry.match != entry.text
+        return not once or counts[(entry.match, entry.text)] >= self.config.min_action_repairs
 
     def _user_texts(self, user_id: str) -> set[str]:
         if user_id not in self._users_loaded and self.artifact_dir is not None:
