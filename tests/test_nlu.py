@@ -48,7 +48,7 @@ def test_own_templates_cover_what_ha_lacks() -> None:
 
 
 def test_reading_out_lists_and_mail_is_not_playing_media() -> None:
-    """Reading out mail ("read my emails") is no media request (it played media and counted as a false action); a book still is."""
+    """Reading out mail ("read my emails") is no media request (it played media: a false action); a book still is."""
     for said in ("read my unread emails", "read the list", "read me the news"):
         assert "PlayMedia" not in intents(said)
     book = NLU_MAPLE.parse("read me the book treasure island")
