@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import tempfile
 from collections import Counter
@@ -24,8 +25,10 @@ from vendor_realphrasing import IN_SCOPE, OUT_OF_SCOPE, entities, text
 
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import load_home
+from selflearn.pipeline.asr import AsrConfig, AsrModel
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite.retrieval import Retrieval, RetrievalConfig
+from selflearn.sim.simulation import RECOGNIZER_WORDS
 from selflearn.suites.realphrasing import FULL, HOME, Row, device_action, learned_runtimes, right_intent, target
 
 
@@ -59,6 +62,9 @@ def main() -> None:
         help="also the suite's learned arm (full plan), simulated with each phrasing given; stages are diagnosed "
         "for the last; rows an index entry of any learned arm matches are skipped in every arm",
     )
+    parser.add_argument(
+        "--asr", action="store_true", help="the rows as the simulator's SLURP-calibrated recognizer hears them (rate 1)"
+    )
     parser.add_argument("--show", type=int, default=0, help="print this many rows per loss stage")
     args = parser.parse_args()
     home = load_home(HOME)
@@ -67,6 +73,9 @@ def main() -> None:
     retrieval = Retrieval.load(current, config=config) if current else Retrieval(config=config)
     arms = {"untrained": Runtime(home), "retrieval": Runtime(home, retriever=retrieval)}
     rows = even_rows(args.src)
+    if args.asr:
+        model, rng = AsrModel(AsrConfig(rate=1.0), vocabulary=RECOGNIZER_WORDS), random.Random(0)
+        rows = [replace(r, text=t) for r in rows if (t := model.transcribe(r.text, rng).text)]
     seen: set[str] = set()
     for phrasing in args.learned:
         work = Path(tempfile.mkdtemp(prefix="realphrasing-dev-"))
