@@ -19,6 +19,7 @@ LEARNER_MODULES = sorted(
         *(SRC / "pipeline").glob("*.py"),
         *(SRC / "rewrite").glob("*.py"),
         *(SRC / "labels").glob("*.py"),
+        *(SRC / "learners").glob("*.py"),
         *[SRC / f"{name}.py" for name in ("text", "signals", "learn", "fpi", "teach", "feedback")],
     ]
 )

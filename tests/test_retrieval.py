@@ -13,6 +13,7 @@ import pytest
 
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home, load_home
+from selflearn.learners.retrieval_ranker import choose_thresholds, judge, prior_fit
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite import empty_table
 from selflearn.rewrite.online import OnlineRewriter
@@ -26,11 +27,8 @@ from selflearn.rewrite.retrieval import (
     Ranker,
     Retrieval,
     RetrievalConfig,
-    choose_thresholds,
     global_forms,
     indirect_commands,
-    judge,
-    prior_fit,
 )
 from selflearn.suites.realphrasing import HOME
 

@@ -26,13 +26,14 @@ import polars as pl
 from selflearn.artifacts import ArtifactStore
 from selflearn.errors import Conflict
 from selflearn.home import Home
+from selflearn.learners.retrieval_ranker import fit_retrieval
 from selflearn.pipeline.nlu import clean
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite.controls import Controls
 from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, save_indexes
 from selflearn.rewrite.patterns import delexicalise_frame, slot_names
-from selflearn.rewrite.retrieval import RetrievalConfig, fit_retrieval
+from selflearn.rewrite.retrieval import RetrievalConfig
 from selflearn.schema import Turn
 from selflearn.signals import DefectSignals, LogSource
 

@@ -1,0 +1,1 @@
+"""Learners: what ``selflearn learn`` fits from the logs and publishes as artifacts."""
