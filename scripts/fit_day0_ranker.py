@@ -21,7 +21,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from selflearn.home import load_home
-from selflearn.rewrite.retrieval import DAY0, Retrieval, choose_thresholds
+from selflearn.learners.retrieval_ranker import choose_thresholds
+from selflearn.rewrite.retrieval import DAY0, Retrieval
 from selflearn.suites.realphrasing import HOME, Row, target
 
 WAKE = re.compile(r"^(hey |ok |okay )?(alexa|olly|siri|google|ollie)[, ]+")

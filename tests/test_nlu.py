@@ -47,6 +47,14 @@ def test_own_templates_cover_what_ha_lacks() -> None:
     assert intents("start brewing") == ["StartProgram"]
 
 
+def test_reading_out_lists_and_mail_is_not_playing_media() -> None:
+    """Reading out mail ("read my emails") is no media request (it played media: a false action); a book still is."""
+    for said in ("read my unread emails", "read the list", "read me the news"):
+        assert "PlayMedia" not in intents(said)
+    book = NLU_MAPLE.parse("read me the book treasure island")
+    assert book and book[0].intent == "PlayMedia" and book[0].slots["media_type"] == "audiobook"
+
+
 def test_ranked_hypotheses_with_confidence() -> None:
     hyps = NLU_MAPLE.parse("what is the temperature", area="kitchen")
     assert {h.intent for h in hyps} == {"GetDeviceState", "HassClimateGetTemperature"}

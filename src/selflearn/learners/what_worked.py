@@ -1,6 +1,6 @@
 """The retrieval learner's side of the contract: ``RetrievalLearner.fit(logs) -> RetrievalTables``.
 
-The fitting itself is ``rewrite.retrieval.fit_retrieval`` (what worked, the global forms, the ranker fitted on
+The fitting itself is ``learners.retrieval_ranker.fit_retrieval`` (what worked, the global forms, the ranker fitted on
 mined repairs); this module gives it the learner contract: the artifact holds exactly what the artifact set stores
 (``retrieval/ranker.json``, ``retrieval/successes.parquet``, ``retrieval/global_forms.parquet``,
 ``personal/<user>/retrieval.parquet``), so a set saved, loaded and saved again is the same set.
@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from selflearn.learners.base import Artifact, Logs
+from selflearn.learners.retrieval_ranker import fit_retrieval
 from selflearn.rewrite import PERSONAL_DIR
 from selflearn.rewrite.mining import MiningConfig
 from selflearn.rewrite.retrieval import (
@@ -27,7 +28,6 @@ from selflearn.rewrite.retrieval import (
     History,
     Ranker,
     RetrievalConfig,
-    fit_retrieval,
     save_history,
     successes,
 )

@@ -9,9 +9,9 @@ homes). A failing or low-confidence request is encoded with the shared MiniLM en
 from a faiss index (``online.build_index``), and a logistic ``Ranker`` over cosine, fuzzy and phonetic similarity,
 entity overlap with the home, the speaker's own history, the home's intent prior and time of day scores each. The
 best entry replaces the request only above the ranker's threshold; otherwise the runtime abstains (out-of-scope
-requests must not become device actions). ``DAY0`` is the default; ``fit_ranker`` fits an update of it in
-``selflearn learn`` on mined pairs (failing utterance -> the reading its rephrase got; weak labels only) and
-publishes it only if it beats ``DAY0`` like with like on held-out pairs without lowering the device-action bar.
+requests must not become device actions). ``DAY0`` is the default; ``learners/retrieval_ranker.py`` fits an update
+of it in ``selflearn learn`` on mined pairs (failing utterance -> the reading its rephrase got; weak labels only)
+and publishes it only if it beats ``DAY0`` like with like on held-out pairs without lowering either bar.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +32,8 @@ from zoneinfo import ZoneInfo
 import jellyfish
 import numpy as np
 import polars as pl
+import yaml
+from hassil.parse_expression import parse_sentence
 from hassil.sample import sample_sentence
 from rapidfuzz import fuzz
 
@@ -41,7 +43,6 @@ from selflearn.pipeline.nlu import compiled, home_slot_lists
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite import PERSONAL_DIR, Rewrite
 from selflearn.rewrite.encoder import Encoder, shared_encoder
-from selflearn.rewrite.mining import MiningConfig, chains, linked_requests
 from selflearn.rewrite.online import OnlineConfig, build_index, flips, home_entities
 from selflearn.rewrite.patterns import PLACEHOLDER, Delexicaliser
 from selflearn.text import normalize
@@ -57,6 +58,8 @@ FEATURES = ("cosine", "fuzzy", "phonetic", "entity", "conflict", "own", "prior",
 HISTORY = ("own", "prior", "hour", "worked")  # the features logs give (0 on day 0)
 SOURCE = "retrieval"
 SAMPLE_SPAN = 24  # renderings per template that ``canonical_commands`` picks from
+INDIRECT = Path(__file__).resolve().parents[1] / "data" / "retrieval" / "indirect.yaml"
+_SLOT = re.compile(r"\{(\w+)\}")
 _NUMBER = re.compile(r"\b\d+\b")
 _RANGE = re.compile(r"\{\w+\}")  # an unexpanded hassil range slot
 
@@ -117,8 +120,12 @@ class RetrievalConfig:
     """Canonical commands sampled per template (before the dry run)."""
     per_reading: int = 4
     """Canonical commands kept per reading (intent + slots): wordings, not name combinations."""
+    per_indirect: int = 6
+    """Renderings sampled per ``indirect.yaml`` pair and name filled in."""
     low_confidence: float = 0.5
     """A reading below this confidence counts as failing (the runtime asks retrieval)."""
+    min_action_repairs: int = 2
+    """A logged repair that acts on a device is indexed once said this often in the home."""
     min_users: int = 5
     """Global forms: k-anonymity over distinct users ..."""
     min_homes: int = 5
@@ -199,6 +206,37 @@ def canonical_commands(home: Home, per_template: int, *, seed: int = 0) -> list[
                 out += rng.sample(texts, min(per_template, len(texts)))
     filled = (_RANGE.sub(lambda _: str(rng.randint(2, 60)), text) for text in out)
     return list(dict.fromkeys(n for text in filled if (n := normalize(text))))
+
+
+@lru_cache(maxsize=1)
+def _indirect_pairs() -> tuple[tuple[str, str], ...]:
+    data = yaml.safe_load(INDIRECT.read_text(encoding="utf-8"))
+    return tuple((str(p["say"]), str(p["means"])) for p in data["pairs"])
+
+
+def indirect_commands(home: Home, per_pair: int, *, seed: int = 0) -> list[tuple[str, str]]:
+    """(match, text) pairs from ``data/retrieval/indirect.yaml``: how people ask for what the templates do not
+    parse, with the home's area and device names filled in; up to ``per_pair`` seeded renderings of each pair and
+    name, normalised. A pair naming a kind of device the home lacks gives nothing."""
+    names: dict[str, list[str]] = {"area": [a.name for a in home.areas]}
+    for device in home.devices:
+        names.setdefault(device.domain, []).append(device.name)
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    for say, means in _indirect_pairs():
+        slots = sorted(set(_SLOT.findall(say + " " + means)))
+        if any(slot not in names for slot in slots):
+            continue
+        fills = [dict(zip(slots, values, strict=True)) for values in itertools.product(*(names[s] for s in slots))]
+        for fill in fills:
+            texts = list(sample_sentence(parse_sentence(_fill(say, fill)), {}, {}, language="en"))
+            text = normalize(_fill(means, fill))
+            out += [(n, text) for t in rng.sample(texts, min(per_pair, len(texts))) if (n := normalize(t))]
+    return list(dict.fromkeys(out))
+
+
+def _fill(template: str, names: dict[str, str]) -> str:
+    return _SLOT.sub(lambda m: names[m.group(1)].lower(), template)
 
 
 def dry_run(home: Home, pairs: Iterable[tuple[str, str]], source: str, per_reading: int | None = None) -> list[Entry]:
@@ -317,19 +355,30 @@ class Retrieval:
         return cls(ranker, history=history, encoder=encoder, config=config, artifact_dir=artifact_dir)
 
     def index(self, home: Home) -> HomeIndex:
-        """The home's index: canonical commands, its logged successes, the global forms (each dry-run once)."""
+        """The home's index: canonical commands, indirect requests, its logged successes, the global forms (each
+        dry-run once)."""
         found = self._indexes.get(home.id)
         if found is None or (found.home is not home and found.home != home):
             texts = [(t, t) for t in canonical_commands(home, self.config.per_template)]
-            logged = [p for p in self.history.home_texts.get(home.id, {}) if p not in set(texts)]
+            indirect = [p for p in indirect_commands(home, self.config.per_indirect) if p not in set(texts)]
+            counts = self.history.home_texts.get(home.id, Counter())
+            logged = [p for p in counts if p not in set(texts)]
             pop = [p for p in self.history.global_forms if p not in set(texts) | set(logged)]
             entries = (
                 dry_run(home, texts, "canonical", self.config.per_reading)
-                + dry_run(home, logged, "log")
+                + dry_run(home, indirect, "canonical")
+                + [e for e in dry_run(home, logged, "log") if self._repeated(e, counts)]
                 + dry_run(home, pop, "global")
             )
             found = self._indexes[home.id] = HomeIndex(home, entries, self.encoder, self.config)
         return found
+
+    def _repeated(self, entry: Entry, counts: Counter[tuple[str, str]]) -> bool:
+        """A repair that acts on a device must have been said ``min_action_repairs`` times: a one-off failing wording
+        is often the recognizer's garble ("please set the thursday to am" -> the thermostat), which then sits next
+        to out-of-scope requests ("do i have anything on this saturday") as a device action."""
+        once = entry.acts and entry.match != entry.text
+        return not once or counts[(entry.match, entry.text)] >= self.config.min_action_repairs
 
     def _user_texts(self, user_id: str) -> set[str]:
         if user_id not in self._users_loaded and self.artifact_dir is not None:
@@ -489,217 +538,3 @@ def save_history(root: Path, table: pl.DataFrame, history: History) -> list[Path
         pl.DataFrame({"text": sorted(own)}, schema={"text": pl.String}).write_parquet(path)
         written.append(path)
     return written
-
-
-def mined_queries(scored: pl.DataFrame, links: pl.Series) -> pl.DataFrame:
-    """Weak labels: per failing request of a rephrase chain, the reading the chain ended in (``target``:
-    intent|slots of the success) and its wording (``target_form``), or nulls when the person gave up (nothing
-    should be retrieved for it)."""
-    steps = chains(scored, links).join(scored.select("turn_id", "home_id", "asr_text"), on="turn_id", how="left")
-    return steps.select("turn_id", "user_id", "home_id", "ts", "asr_text", "chain", "target", "target_form")
-
-
-def fit_ranker(
-    queries: pl.DataFrame, retrieval: Retrieval, homes: Sequence[Home], *, seed: int = 0
-) -> tuple[Ranker, dict[str, float]]:
-    """The ranker ``learn`` publishes: an update of the day-0 ranker on the candidates of mined failing requests
-    (label: the candidate has the intent, device and room the person's rephrase got) of 70 % of the chains, fitted
-    by ``prior_fit`` (Gaussian prior centred on the day-0 weights and bias, its strength cross-validated on those
-    chains), so a weight moves only as far as the weak labels give evidence. On the other 30 % the thresholds of
-    the update *and* of the day-0 weights are chosen alike to maximise ``utility`` (a gave-up request's accepted
-    candidate counts as wrong); the update replaces the day-0 ranker only if it gains ``min_gain`` utility per
-    held-out request over the day-0 weights so re-thresholded and its device-action threshold is not below day-0's.
-    Why like with like: a previous rule compared the update's tuned thresholds with day-0's documented ones, and an
-    update that abstained on nearly everything (0.5 against -44.5 on simulated failures) won by its thresholds
-    alone and cut real commands' accuracy from 0.562 to 0.210. Fewer than 20 positive and 20 negative candidates,
-    or fewer than ``min_held_out`` held-out requests, keep the day-0 ranker."""
-    by_home = {h.id: h for h in homes}
-    rows = queries.filter(pl.col("home_id").is_in(list(by_home))).with_columns(held=held_out(pl.col("chain")))
-    if rows.height > retrieval.config.ranker_queries:
-        rows = rows.sample(retrieval.config.ranker_queries, seed=seed)
-    feats: list[tuple[float, ...]] = []
-    labels: list[int] = []
-    acts: list[bool] = []
-    group: list[int] = []
-    held: list[bool] = []
-    for q, r in enumerate(rows.iter_rows(named=True)):
-        ts = r["ts"] if r["ts"].tzinfo else r["ts"].replace(tzinfo=UTC)
-        for s in retrieval.candidates(r["asr_text"] or "", user_id=r["user_id"], home=by_home[r["home_id"]], now=ts):
-            feats.append(s.features)
-            labels.append(int(r["target"] is not None and same_request(s.entry, r["target"])))
-            acts.append(s.entry.acts)
-            group.append(q)
-            held.append(bool(r["held"]))
-    x, y, a, g, h = np.array(feats), np.array(labels), np.array(acts), np.array(group), np.array(held)
-    summary = {"queries": float(rows.height), "candidates": float(len(y)), "positives": float(y.sum())}
-    enough = len(np.unique(g[h])) >= retrieval.config.min_held_out if len(y) else False
-    if not enough or y[~h].sum() < 20 or (1 - y[~h]).sum() < 20:
-        return retrieval.ranker, summary | {"fitted": 0.0}
-    bias, weights, strength = prior_fit(x[~h], y[~h], g[~h], DAY0)
-    fitted = Ranker(weights, bias, 0.5, 0.5, rows.height)
-
-    def tops(ranker: Ranker) -> list[tuple[float, bool, int]]:
-        """Per held-out request: its top candidate's probability, whether it acts, whether it is right."""
-        probs = ranker.probabilities(x[h])
-        out = []
-        for q in np.unique(g[h]):
-            i = int(np.argmax(np.where(g[h] == q, probs, -1.0)))
-            out.append((float(probs[i]), bool(a[h][i]), int(y[h][i])))
-        return out
-
-    chosen, value, day0 = judge(fitted, tops(fitted), tops(DAY0), retrieval.config.min_gain)
-    summary |= {
-        "held_out_utility": value,
-        "held_out_utility_day0": day0,
-        "held_out_utility_day0_documented": utility(tops(DAY0), DAY0.threshold, DAY0.action_threshold),
-        "prior_strength": strength,
-        "weight_shift": float(np.abs(np.subtract(weights, DAY0.weights)).max()),
-    }
-    return chosen, summary | {"fitted": float(chosen is not DAY0)}
-
-
-def judge(
-    fitted: Ranker,
-    fitted_tops: Sequence[tuple[float, bool, int]],
-    day0_tops: Sequence[tuple[float, bool, int]],
-    min_gain: float,
-) -> tuple[Ranker, float, float]:
-    """The ranker to publish and the held-out utilities of the update and of the day-0 weights, from each one's top
-    candidates (probability, acts, right) per held-out request, both re-thresholded by ``choose_thresholds``: the
-    update with its thresholds if it gains ``min_gain`` per request and its action threshold is not below day-0's,
-    else ``DAY0`` as documented (a gain won by thresholds alone is no reason to trust weights)."""
-    threshold, action_threshold, value = choose_thresholds(fitted_tops)
-    *_, day0 = choose_thresholds(day0_tops)
-    wins = value - day0 >= min_gain * len(fitted_tops) and action_threshold >= DAY0.action_threshold
-    return (replace(fitted, threshold=threshold, action_threshold=action_threshold) if wins else DAY0), value, day0
-
-
-PRIOR_STRENGTHS = (0.001, 0.01, 0.1, 1.0, 10.0)  # per-candidate L2 toward day-0 that ``prior_fit`` picks from
-FOLDS = 5  # ``prior_fit``'s cross-validation folds (by request)
-
-
-def prior_fit(
-    x: np.ndarray, y: np.ndarray, groups: np.ndarray, prior: Ranker
-) -> tuple[float, tuple[float, ...], float]:
-    """Bias, weights and prior strength of a logistic ranker fitted as a regularised update of ``prior``: the
-    penalty pulls bias and weights toward ``prior``'s; its strength is the strongest of ``PRIOR_STRENGTHS`` whose
-    held-out log-loss in cross-validation by request is within one standard error of the lowest (the usual
-    one-standard-error rule). Few or noisy weak labels thus leave the prior's weights (fitted on real wordings)
-    where they are; only evidence that holds across folds moves one."""
-    centre = np.array([prior.bias, *prior.weights])
-    fold = groups % FOLDS
-    folds = [f for f in range(FOLDS) if (fold == f).any() and (fold != f).any()]
-
-    def held_losses(strength: float) -> np.ndarray:
-        out = []
-        for f in folds:
-            train, test = fold != f, fold == f
-            theta = _map_logistic(x[train], y[train], centre, strength)
-            z = theta[0] + x[test] @ theta[1:]
-            out.append(float(np.mean(_balance(y[test]) * (np.logaddexp(0.0, z) - y[test] * z))))
-        return np.array(out)
-
-    losses = {s: held_losses(s) for s in PRIOR_STRENGTHS}
-    best = min(losses, key=lambda s: losses[s].mean())
-    bound = losses[best].mean() + losses[best].std(ddof=1) / np.sqrt(len(folds)) if len(folds) > 1 else np.inf
-    strength = max(s for s in PRIOR_STRENGTHS if losses[s].mean() <= bound)
-    theta = _map_logistic(x, y, centre, strength)
-    return float(theta[0]), tuple(float(w) for w in theta[1:]), strength
-
-
-def _balance(y: np.ndarray) -> np.ndarray:
-    """Per-candidate weights that count both classes alike (as the day-0 fit's ``class_weight="balanced"``)."""
-    return np.where(y == 1, len(y) / (2.0 * max(y.sum(), 1)), len(y) / (2.0 * max((1 - y).sum(), 1)))
-
-
-def _map_logistic(x: np.ndarray, y: np.ndarray, centre: np.ndarray, strength: float) -> np.ndarray:
-    """(bias, weights) minimising the classes-balanced mean log-loss + strength/2 · |theta - centre|² (L-BFGS)."""
-    from scipy.optimize import minimize
-
-    balance = _balance(y) / len(y)
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        z = theta[0] + x @ theta[1:]
-        p = 1.0 / (1.0 + np.exp(-z))
-        d = theta - centre
-        value = float(np.sum(balance * (np.logaddexp(0.0, z) - y * z)) + 0.5 * strength * d @ d)
-        grad_z = balance * (p - y)
-        return value, np.concatenate([[grad_z.sum()], x.T @ grad_z]) + strength * d
-
-    return np.asarray(minimize(loss, centre, jac=True, method="L-BFGS-B").x)
-
-
-def same_request(entry: Entry, target: str) -> bool:
-    """The entry's reading has the target reading's intent and names the same device and room where it names one."""
-    intent, _, slots_json = target.partition("|")
-    if entry.intent != intent:
-        return False
-    want = json.loads(slots_json) if slots_json else {}
-    have = json.loads(entry.slots)
-    return all(have.get(k) == want[k] for k in ("name", "area") if k in want)
-
-
-WRONG_COST = 0.5  # the request failed anyway: a wrong answer costs little more than "sorry" ...
-WRONG_ACTION_COST = 3.0  # ... a wrong device action three right ones
-
-
-def utility(tops: Sequence[tuple[float, bool, int]], threshold: float, action_threshold: float) -> float:
-    """Right rewrites minus the cost of wrong ones among the top candidates (probability, acts, right) accepted."""
-    value = 0.0
-    for p, acts, right in tops:
-        if p >= (action_threshold if acts else threshold):
-            value += 1.0 if right else -(WRONG_ACTION_COST if acts else WRONG_COST)
-    return value
-
-
-def choose_thresholds(tops: Sequence[tuple[float, bool, int]]) -> tuple[float, float, float]:
-    """The (threshold, action threshold) in 0.5..0.99 with the highest ``utility`` (ties: the stricter pair)."""
-    grid = [round(0.5 + 0.01 * i, 2) for i in range(50)]
-    best_t = max(reversed(grid), key=lambda t: utility([x for x in tops if not x[1]], t, 1.0))
-    best_a = max(reversed(grid), key=lambda t: utility([x for x in tops if x[1]], 1.0, t))
-    return best_t, best_a, utility(tops, best_t, best_a)
-
-
-def fit_retrieval(
-    scored: pl.DataFrame,
-    links: pl.Series | None,
-    homes: Sequence[Home],
-    config: RetrievalConfig,
-    mining: MiningConfig,
-    *,
-    seed: int = 0,
-) -> tuple[Ranker, pl.DataFrame, History, dict[str, float]]:
-    """``learn``'s retrieval part (``learners.what_worked``): the logged successes, the global forms and the ranker
-    fitted on mined pairs of the homes with the most of them (without home configurations: the day-0 ranker).
-    Returns the ranker, ``what_worked``, its ``History`` and a summary."""
-    ranker, summary = DAY0, {"fitted": 0.0}
-    if not scored.height:
-        worked = pl.DataFrame(schema=WORKED_SCHEMA)
-        history = History()
-    else:
-        frame, links = linked_requests(scored, links, mining)
-        queries = mined_queries(frame, links)
-        worked = what_worked(frame, queries, homes)
-        history = history_of(worked, homes, config)
-        if homes:
-            busiest = queries.group_by("home_id").len().sort("len", "home_id", descending=True)["home_id"].to_list()
-            chosen = [h for h in homes if h.id in set(busiest[: config.ranker_homes])]
-            # the held-out chains' own repairs stay out of the index the ranker is chosen on
-            seen = what_worked(frame, queries.filter(~held_out(pl.col("chain"))), homes)
-            retrieval = Retrieval(DAY0, history=history_of(seen, homes, config), config=config)
-            ranker, summary = fit_ranker(queries, retrieval, chosen, seed=seed)
-
-    repairs = int((worked["match"] != worked["text"]).sum()) if worked.height else 0
-    summary |= {
-        "worked": float(worked.height),
-        "repairs": float(repairs),
-        "global_forms": float(len(history.global_forms)),
-        "threshold": ranker.threshold,
-        "action_threshold": ranker.action_threshold,
-    }
-    return ranker, worked, history, summary
-
-
-def held_out(chain: pl.Expr) -> pl.Expr:
-    """The chains ``fit_ranker`` holds out to choose the ranker and its thresholds (3 in 10, by chain id)."""
-    return chain % 10 < 3

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from selflearn.home import EVAL_HOMES_DIR, Home, load_home
 from selflearn.pipeline.runtime import Interpretation, Runtime
 from selflearn.schema import Feedback, Turn
 from selflearn.text import normalize
+
+if TYPE_CHECKING:
+    from selflearn.sim.variation import Phrasing
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +161,14 @@ class Plan:
     """Simulated days learned from."""
     ranker_homes: int
     """Homes whose mined pairs fit the ranker (each costs an index build)."""
+    phrasing: Phrasing = "templates"
+    """The simulated people's wordings (``realistic``: SLURP's even rows, varied)."""
 
 
-QUICK = Plan(per_source=40, homes=3, days=3, ranker_homes=1)
-FULL = Plan(per_source=None, homes=39, days=6, ranker_homes=3)
+# The learned arm's people speak like people (``realistic``: SLURP's even rows, varied), so the index learns the
+# repairs of real-like first wordings, not only of ASR-noised canonical commands (docs/rewriting.md).
+QUICK = Plan(per_source=40, homes=3, days=3, ranker_homes=1, phrasing="realistic")
+FULL = Plan(per_source=None, homes=39, days=6, ranker_homes=3, phrasing="realistic")
 
 
 def subsample(rows: Sequence[Row], per_source: int, seed: int) -> list[Row]:
@@ -175,11 +182,13 @@ def subsample(rows: Sequence[Row], per_source: int, seed: int) -> list[Row]:
     return out
 
 
-def simulate(homes: Sequence[Home], days: int, seed: int) -> tuple[list[Turn], list[Feedback]]:
+def simulate(
+    homes: Sequence[Home], days: int, seed: int, phrasing: Phrasing = "templates"
+) -> tuple[list[Turn], list[Feedback]]:
     """The learned arm's logs: the simulator as it is, days 1..``days`` (the one place the suite calls it)."""
-    from selflearn.sim import Simulation
+    from selflearn.sim import SimConfig, Simulation
 
-    sim = Simulation(homes, seed=seed)
+    sim = Simulation(homes, seed=seed, config=SimConfig(phrasing=phrasing))
     turns: list[Turn] = []
     feedback: list[Feedback] = []
     for day in progress.track(range(1, days + 1), "realphrasing: simulating days"):
@@ -201,7 +210,7 @@ def learned_runtimes(home: Home, plan: Plan, seed: int, work_dir: Path) -> tuple
     from selflearn.store import LogView
 
     homes = [home, *(h for h in generate_homes(plan.homes, seed) if h.id != home.id)]
-    turns, feedback = simulate(homes, plan.days, seed)
+    turns, feedback = simulate(homes, plan.days, seed, plan.phrasing)
     logger.info(f"realphrasing: learning from {len(turns)} simulated turns")
     artifacts = ArtifactStore(work_dir / "artifacts")
     config = LearnConfig(retrieval=RetrievalConfig(ranker_homes=plan.ranker_homes))
