@@ -156,6 +156,13 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")]
 SeedOption = Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives the same result.")]
+RetrievalOption = Annotated[
+    bool,
+    typer.Option(
+        "--retrieval/--no-retrieval",
+        help="The runtime falls back on retrieval over what works (as interpret and serve do); off to compare.",
+    ),
+]
 PhrasingOption = Annotated[
     Literal["templates", "realistic"],
     typer.Option(
@@ -187,9 +194,12 @@ def eval_(
         Path | None,
         typer.Option("--ha-config", help="peer-ha: import the home from this Home Assistant config directory."),
     ] = None,
+    retrieval: RetrievalOption = True,
+    phrasing: PhrasingOption = "templates",
     as_json: JsonOption = False,
 ) -> None:
-    """Run an eval suite: exactly one JSON object on stdout with --json (the README's numbers come from here)."""
+    """Run an eval suite: exactly one JSON object on stdout with --json (the README's numbers come from here).
+    --no-retrieval and --phrasing apply to the suites that simulate the daily loop (`loop`)."""
     if suite == "list":
         for name in evaluate.available():
             out.print(name)
@@ -198,7 +208,10 @@ def eval_(
         from selflearn.home import load_home
 
         load_home(home)  # a bad or hostile home file: one line before any work, not a traceback mid-suite
-    report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home, ha_config=ha_config))
+    config = evaluate.EvalConfig(
+        seed=seed, quick=quick, home=home, ha_config=ha_config, retrieval=retrieval, phrasing=phrasing
+    )
+    report = evaluate.run(suite, config)
     if as_json:
         print(report.to_json())
         return
@@ -703,6 +716,7 @@ def demo(
         bool, typer.Option("--teach/--no-teach", help="People may also teach and answer feedback questions.")
     ] = True,
     phrasing: PhrasingOption = "templates",
+    retrieval: RetrievalOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Simulate homes for some days; each night learn from the logs so far and swap in the new artifacts. Prints
@@ -736,6 +750,7 @@ def demo(
             sim_config=sim_config,
             on_day=lambda _stats: bar.advance(control_task),
             learning=False,
+            retrieval=retrieval,
         )
         task = bar.add_task("starting", total=days)
 
@@ -743,7 +758,8 @@ def demo(
             bar.advance(task)
             err.print(
                 f"day {stats.day}: {stats.turns:,} turns, defect rate {stats.defect_rate:.1%}, "
-                f"rewritten {stats.rewrite_rate:.1%}, rules {stats.rules_global} global / "
+                f"rewritten {stats.rewrite_rate:.1%} (retrieval {stats.retrieval_rate:.1%}), "
+                f"rules {stats.rules_global} global / "
                 f"{stats.rules_personal} users personal"
             )
 
@@ -757,12 +773,19 @@ def demo(
             on_stage=lambda msg: bar.update(task, description=msg),
             on_log=lambda log: store.add(turns=log.turns, gold=log.gold, feedback=log.feedback),
             teaching=teach,
+            retrieval=retrieval,
         )
     metrics = result.metrics(control.days)
     notes = [
         f"{homes} generated homes, {days} days, seed {seed}. Day 1 runs with nothing learned; each night "
         "selflearn learns from the logs so far (no gold) and swaps in the new artifact set."
-        + (" People may also teach (preferences, names) and answer feedback questions." if teach else ""),
+        + (" People may also teach (preferences, names) and answer feedback questions." if teach else "")
+        + (
+            " Both curves fall back on retrieval over what works (each home's own commands from day 1, what worked "
+            "after each night)."
+            if retrieval
+            else " Without retrieval over what works (--no-retrieval)."
+        ),
         "Defects and failure points come from the simulator's gold and are used for this report only. The dashed "
         "curve replays the same seeded days with nothing learned, so the gap between the curves is the learning.",
     ]
@@ -777,7 +800,15 @@ def demo(
         from dataclasses import asdict
 
         days_out, control_out = [asdict(d) for d in result.days], [asdict(d) for d in control.days]
-        _print_json({"days": days_out, "control": control_out, "metrics": metrics, "report": str(report_path)})
+        _print_json(
+            {
+                "days": days_out,
+                "control": control_out,
+                "metrics": metrics,
+                "retrieval": retrieval,
+                "report": str(report_path),
+            }
+        )
         return
     table = Table(
         title=f"% of turns per day ({homes} homes, seed {seed}; failure points from gold)",

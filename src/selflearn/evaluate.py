@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from selflearn import suites as _suites_pkg
 from selflearn.errors import NotFound
@@ -28,6 +29,8 @@ class EvalConfig:
     home: Path | None = None
     work_dir: Path | None = None
     ha_config: Path | None = None  # a Home Assistant config directory to import the home from (suites that take one)
+    retrieval: bool = True  # the runtime falls back on retrieval over what works (suites that take it: ``loop``)
+    phrasing: Literal["templates", "realistic"] = "templates"  # how simulated people word requests (``loop``)
 
 
 @dataclass
