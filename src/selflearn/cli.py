@@ -473,22 +473,22 @@ def _sizes(value: str) -> list[int]:
 @bench_app.command("rewrite")
 def bench_rewrite(
     sizes: Annotated[str, typer.Option("--sizes", help="Index sizes (forms), comma-separated.")] = "10000,100000",
-    million: Annotated[bool, typer.Option("--million", help="Also 1M forms (~2 GB RAM, ~1 min to build).")] = False,
+    million: Annotated[
+        bool, typer.Option("--million", help="Also 1M forms and 1M retrieval entries (~4 GB RAM, a few min to build).")
+    ] = False,
     queries: Annotated[int, typer.Option("--queries", min=1, help="Timed lookups per kind and size.")] = 300,
     utterances: Annotated[int, typer.Option("--utterances", min=1, help="Utterances for the runtime ratio.")] = 300,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Online rewrite lookup p50/p99 vs index size, and a runtime turn with rewriting vs without (same run)."""
+    """Online rewrite lookup p50/p99 vs index size (mined rules; retrieval over what works: encode + ANN + rank),
+    and a runtime turn with rewriting vs without (same run)."""
+    from selflearn.bench.retrieval import run as run_retrieval
     from selflearn.rewrite.bench import run_bench
 
-    result = run_bench(
-        [*_sizes(sizes), *([1_000_000] if million else [])],
-        queries=queries,
-        utterances=utterances,
-        seed=seed,
-        progress=err.print,
-    )
+    every = [*_sizes(sizes), *([1_000_000] if million else [])]
+    result = run_bench(every, queries=queries, utterances=utterances, seed=seed, progress=err.print)
+    result["retrieval"] = run_retrieval(every, queries=queries, seed=seed, progress=err.print)
     if as_json:
         _print_json(result)
         return
@@ -501,7 +501,15 @@ def bench_rewrite(
     for row in result["lookup"]:
         table.add_row(f"{row['forms']:,}", f"{row['build_seconds']:.1f}", *(f"{row[k]:.3f}" for k in cols))
     out.print(table)
-    out.print({k: v for k, v in result.items() if k != "lookup"})
+    found = Table(title="bench rewrite: retrieval over what works, failing requests (ms)")
+    cols = ("p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms", "encode_p50_ms", "encode_p99_ms")
+    for col in ("entries", "build s", *(c.removesuffix("_ms") for c in cols), "rewritten"):
+        found.add_column(col, justify="right")
+    for row in result["retrieval"]:
+        cells = (f"{row[k]:.3f}" for k in cols)
+        found.add_row(f"{row['entries']:,}", f"{row['build_seconds']:.1f}", *cells, f"{row['accepted_rate']:.2f}")
+    out.print(found)
+    out.print({k: v for k, v in result.items() if k not in ("lookup", "retrieval")})
 
 
 def _iso_time(value: str) -> datetime:

@@ -324,6 +324,10 @@ class Retrieval:
             found = self._indexes[home.id] = HomeIndex(home, entries, self.encoder, self.config, vectors)
         return found
 
+    def use(self, index: HomeIndex) -> None:
+        """Serve its home from a prebuilt index (the bench builds one of generated vectors at 10k-1M entries)."""
+        self._indexes[index.home.id] = index
+
     def _day0(self, home: Home) -> Day0:
         """The cached part of a home's index: its canonical commands that work, encoded."""
         texts = canonical_commands(home, self.config.per_template)
