@@ -1153,6 +1153,14 @@ def simulate(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes (split by home; same records).")] = 1,
     phrasing: PhrasingOption = "templates",
+    retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--retrieval/--no-retrieval",
+            help="Fall back on retrieval over each home's own commands, as interpret does with nothing learned "
+            "(each home's index built once, 10-20 s, then cached).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Simulate people living with the untrained assistant: Parquet logs + gold, added to the store; prints the
@@ -1171,7 +1179,13 @@ def simulate(
     ) as bar:
         task = bar.add_task("simulate", total=len(world) * days)
         logs = simulate(
-            world, days=days, seed=seed, config=config, workers=workers, on_home_day=lambda n: bar.advance(task, n)
+            world,
+            days=days,
+            seed=seed,
+            config=config,
+            workers=workers,
+            on_home_day=lambda n: bar.advance(task, n),
+            retrieval=retrieval,
         )
     paths = write_logs(logs, out_dir)
     (out_dir / "homes").mkdir(exist_ok=True)
@@ -1185,7 +1199,8 @@ def simulate(
     stats = defect_stats(gold)
     if as_json:
         files = {k: str(p) for k, p in paths.items()}
-        _print_json({"homes": len(world), "days": days, "seed": seed, "phrasing": phrasing, **stats, "files": files})
+        summary = {"homes": len(world), "days": days, "seed": seed, "phrasing": phrasing, "retrieval": retrieval}
+        _print_json({**summary, **stats, "files": files})
         return
     from rich.table import Table
 
