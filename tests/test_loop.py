@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from selflearn.artifacts import ArtifactStore
 from selflearn.cli import app
 from selflearn.loop import LoopResult, eval_world, run_loop
+from selflearn.schema import Turn
 from selflearn.store import Store
 
 
@@ -25,7 +26,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoopResult, Artifact
 def test_day_one_runs_on_nothing_learned_then_nights_publish(tiny: tuple[LoopResult, ArtifactStore]) -> None:
     result, artifacts = tiny
     first, second = result.days
-    assert first.artifact_version is None and first.rewrite_rate == 0.0
+    assert first.artifact_version is None and first.rewrite_rate == first.retrieval_rate  # no rules yet
     assert artifacts.current() is not None and second.artifact_version == artifacts.current()
     assert first.turns > 0 and len(result.turns) == len(result.gold) == first.turns + second.turns
 
@@ -38,6 +39,24 @@ def test_metrics_cover_every_day(tiny: tuple[LoopResult, ArtifactStore]) -> None
     assert 0.0 < metrics["defect_rate_day1"] < 1.0
     assert result.rewrite_cpu_ms  # day 2 ran on the first night's artifacts
     assert 0.0 <= metrics["rewrite_cpu_ms_mean"] <= metrics["rewrite_cpu_ms_p99"]
+
+
+def test_retrieval_runs_in_the_loop_deterministically_and_can_be_left_out(
+    tiny: tuple[LoopResult, ArtifactStore], tmp_path: Path
+) -> None:
+    result, _ = tiny
+    retrieved = [t for t in result.turns if t.rewrite_source == "retrieval"]
+    assert retrieved and sum(d.retrieval_rate for d in result.days) > 0
+    homes, _ = eval_world(2, 3, None)
+    again = run_loop(homes, days=1, seed=3, artifacts=ArtifactStore(tmp_path / "again"))
+    day1 = result.turns[: result.day_ends[0]]
+
+    def seen(turns: list[Turn]) -> list[tuple[str, str, str | None, str]]:
+        return [(t.turn_id, t.asr_text, t.rewritten_text, t.result_status) for t in turns]
+
+    assert seen(again.turns) == seen(day1)  # the same seed, the same day (the index read from the cache)
+    off = run_loop(homes, days=1, seed=3, artifacts=ArtifactStore(tmp_path / "off"), retrieval=False)
+    assert off.days[0].retrieval_rate == 0.0 and all(t.rewrite_source != "retrieval" for t in off.turns)
 
 
 def test_eval_world_adds_an_unseen_home_and_focuses_on_it() -> None:

@@ -122,6 +122,15 @@ def test_canonical_wordings_parse(homes: list[Home]) -> None:
     assert len(bad) <= 2, bad
 
 
+def test_simulate_can_fall_back_on_retrieval_as_interpret_does() -> None:
+    home = generate_homes(1, 6)[0]
+    plain = simulate([home], days=1, seed=6)
+    retrieving = simulate([home], days=1, seed=6, retrieval=True)
+    assert all(t.rewrite_source != "retrieval" for t in plain[0].turns)
+    retrieved = [t for t in retrieving[0].turns if t.rewrite_source == "retrieval"]
+    assert retrieved and all(t.rewritten_text for t in retrieved)
+
+
 def test_parallel_run_gives_the_same_records(homes: list[Home]) -> None:
     serial = simulate(homes, days=1, seed=4)
     parallel = simulate(homes, days=1, seed=4, workers=2)

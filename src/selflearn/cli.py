@@ -164,6 +164,13 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout, nothing else.")]
 SeedOption = Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives the same result.")]
+RetrievalOption = Annotated[
+    bool,
+    typer.Option(
+        "--retrieval/--no-retrieval",
+        help="The runtime falls back on retrieval over what works (as interpret and serve do); off to compare.",
+    ),
+]
 PhrasingOption = Annotated[
     Literal["templates", "realistic"],
     typer.Option(
@@ -195,9 +202,12 @@ def eval_(
         Path | None,
         typer.Option("--ha-config", help="peer-ha: import the home from this Home Assistant config directory."),
     ] = None,
+    retrieval: RetrievalOption = True,
+    phrasing: PhrasingOption = "templates",
     as_json: JsonOption = False,
 ) -> None:
-    """Run an eval suite: exactly one JSON object on stdout with --json (the README's numbers come from here)."""
+    """Run an eval suite: exactly one JSON object on stdout with --json (the README's numbers come from here).
+    --no-retrieval and --phrasing apply to the suites that simulate the daily loop (`loop`)."""
     if suite == "list":
         for name in evaluate.available():
             out.print(name)
@@ -206,7 +216,10 @@ def eval_(
         from selflearn.home import load_home
 
         load_home(home)  # a bad or hostile home file: one line before any work, not a traceback mid-suite
-    report = evaluate.run(suite, evaluate.EvalConfig(seed=seed, quick=quick, home=home, ha_config=ha_config))
+    config = evaluate.EvalConfig(
+        seed=seed, quick=quick, home=home, ha_config=ha_config, retrieval=retrieval, phrasing=phrasing
+    )
+    report = evaluate.run(suite, config)
     if as_json:
         print(report.to_json())
         return
@@ -463,21 +476,22 @@ def _sizes(value: str) -> list[int]:
 @bench_app.command("rewrite")
 def bench_rewrite(
     sizes: Annotated[str, typer.Option("--sizes", help="Index sizes (forms), comma-separated.")] = "10000,100000",
-    million: Annotated[bool, typer.Option("--million", help="Also 1M forms (~2 GB RAM, ~1 min to build).")] = False,
+    million: Annotated[
+        bool, typer.Option("--million", help="Also 1M forms and 1M retrieval entries (~4 GB RAM, a few min to build).")
+    ] = False,
     queries: Annotated[int, typer.Option("--queries", min=1, help="Timed lookups per kind and size.")] = 300,
     utterances: Annotated[int, typer.Option("--utterances", min=1, help="Utterances for the runtime ratio.")] = 300,
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Online rewrite lookup p50/p99 vs index size, and a runtime turn with rewriting vs without (same run)."""
+    """Online rewrite lookup p50/p99 vs index size (mined rules; retrieval over what works: encode + ANN + rank),
+    and a runtime turn with rewriting vs without (same run)."""
+    from selflearn.bench.retrieval import run as run_retrieval
     from selflearn.rewrite.bench import run_bench
 
-    result = run_bench(
-        [*_sizes(sizes), *([1_000_000] if million else [])],
-        queries=queries,
-        utterances=utterances,
-        seed=seed,
-    )
+    every = [*_sizes(sizes), *([1_000_000] if million else [])]
+    result = run_bench(every, queries=queries, utterances=utterances, seed=seed)
+    result["retrieval"] = run_retrieval(every, queries=queries, seed=seed)
     if as_json:
         _print_json(result)
         return
@@ -490,7 +504,15 @@ def bench_rewrite(
     for row in result["lookup"]:
         table.add_row(f"{row['forms']:,}", f"{row['build_seconds']:.1f}", *(f"{row[k]:.3f}" for k in cols))
     out.print(table)
-    out.print({k: v for k, v in result.items() if k != "lookup"})
+    found = Table(title="bench rewrite: retrieval over what works, failing requests (ms)")
+    cols = ("p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms", "encode_p50_ms", "encode_p99_ms")
+    for col in ("entries", "build s", *(c.removesuffix("_ms") for c in cols), "rewritten"):
+        found.add_column(col, justify="right")
+    for row in result["retrieval"]:
+        cells = (f"{row[k]:.3f}" for k in cols)
+        found.add_row(f"{row['entries']:,}", f"{row['build_seconds']:.1f}", *cells, f"{row['accepted_rate']:.2f}")
+    out.print(found)
+    out.print({k: v for k, v in result.items() if k not in ("lookup", "retrieval")})
 
 
 def _iso_time(value: str) -> datetime:
@@ -698,6 +720,7 @@ def demo(
         bool, typer.Option("--teach/--no-teach", help="People may also teach and answer feedback questions.")
     ] = True,
     phrasing: PhrasingOption = "templates",
+    retrieval: RetrievalOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Simulate homes for some days; each night learn from the logs so far and swap in the new artifacts. Prints
@@ -730,6 +753,7 @@ def demo(
             sim_config=sim_config,
             on_day=lambda _stats: bar.advance(control_task),
             learning=False,
+            retrieval=retrieval,
         )
         task = bar.add_task("starting", total=days)
 
@@ -737,7 +761,8 @@ def demo(
             bar.advance(task)
             logger.info(
                 f"day {stats.day}: {stats.turns:,} turns, defect rate {stats.defect_rate:.1%}, "
-                f"rewritten {stats.rewrite_rate:.1%}, rules {stats.rules_global} global / "
+                f"rewritten {stats.rewrite_rate:.1%} (retrieval {stats.retrieval_rate:.1%}), "
+                f"rules {stats.rules_global} global / "
                 f"{stats.rules_personal} users personal"
             )
 
@@ -751,12 +776,19 @@ def demo(
             on_stage=lambda msg: bar.update(task, description=msg),
             on_log=partial(add_log, store),
             teaching=teach,
+            retrieval=retrieval,
         )
     metrics = result.metrics(control.days)
     notes = [
         f"{homes} generated homes, {days} days, seed {seed}. Day 1 runs with nothing learned; each night "
         "selflearn learns from the logs so far (no gold) and swaps in the new artifact set."
-        + (" People may also teach (preferences, names) and answer feedback questions." if teach else ""),
+        + (" People may also teach (preferences, names) and answer feedback questions." if teach else "")
+        + (
+            " Both curves fall back on retrieval over what works (each home's own commands from day 1, what worked "
+            "after each night)."
+            if retrieval
+            else " Without retrieval over what works (--no-retrieval)."
+        ),
         "Defects and failure points come from the simulator's gold and are used for this report only. The dashed "
         "curve replays the same seeded days with nothing learned, so the gap between the curves is the learning.",
     ]
@@ -771,7 +803,15 @@ def demo(
         from dataclasses import asdict
 
         days_out, control_out = [asdict(d) for d in result.days], [asdict(d) for d in control.days]
-        _print_json({"days": days_out, "control": control_out, "metrics": metrics, "report": str(report_path)})
+        _print_json(
+            {
+                "days": days_out,
+                "control": control_out,
+                "metrics": metrics,
+                "retrieval": retrieval,
+                "report": str(report_path),
+            }
+        )
         return
     table = Table(
         title=f"% of turns per day ({homes} homes, seed {seed}; failure points from gold)",
@@ -1100,6 +1140,14 @@ def simulate(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes (split by home; same records).")] = 1,
     phrasing: PhrasingOption = "templates",
+    retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--retrieval/--no-retrieval",
+            help="Fall back on retrieval over each home's own commands, as interpret does with nothing learned "
+            "(each home's index built once, 10-20 s, then cached).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Simulate people living with the untrained assistant: Parquet logs + gold, added to the store; prints the
@@ -1113,7 +1161,13 @@ def simulate(
     with progress.bar() as bar:
         task = bar.add_task("simulate", total=len(world) * days)
         logs = simulate(
-            world, days=days, seed=seed, config=config, workers=workers, on_home_day=lambda n: bar.advance(task, n)
+            world,
+            days=days,
+            seed=seed,
+            config=config,
+            workers=workers,
+            on_home_day=lambda n: bar.advance(task, n),
+            retrieval=retrieval,
         )
     paths = write_logs(logs, out_dir)
     (out_dir / "homes").mkdir(exist_ok=True)
@@ -1122,7 +1176,8 @@ def simulate(
     stats = record(logs, db, store=not no_store)
     if as_json:
         files = {k: str(p) for k, p in paths.items()}
-        _print_json({"homes": len(world), "days": days, "seed": seed, "phrasing": phrasing, **stats, "files": files})
+        summary = {"homes": len(world), "days": days, "seed": seed, "phrasing": phrasing, "retrieval": retrieval}
+        _print_json({**summary, **stats, "files": files})
         return
     from rich.table import Table
 

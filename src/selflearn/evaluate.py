@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from selflearn import suites as _suites_pkg
 from selflearn.errors import NotFound
@@ -33,6 +34,10 @@ class EvalConfig:
     """Where the suite writes its stores and artifacts; None: a temporary directory."""
     ha_config: Path | None = None
     """A Home Assistant config directory to import the home from (suites that take one)."""
+    retrieval: bool = True
+    """The runtime falls back on retrieval over what works (suites that take it: ``loop``)."""
+    phrasing: Literal["templates", "realistic"] = "templates"
+    """How simulated people word requests (``loop``)."""
 
 
 @dataclass

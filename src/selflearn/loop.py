@@ -47,7 +47,7 @@ class DayStats:
     goal_success: float
     """Share of the day's goals that ended in success."""
     rewrite_rate: float
-    """Share of turns the online rewriter changed."""
+    """Share of turns the online rewriter changed (rules or retrieval)."""
     rules_global: int
     """Global rewrite rules in force during the day."""
     rules_personal: int
@@ -56,6 +56,8 @@ class DayStats:
     """The artifact set the day ran on (None: nothing learned yet)."""
     seconds: float
     """Wall-clock time to simulate and learn the day, in seconds."""
+    retrieval_rate: float = 0.0
+    """Share of turns retrieval over what works rewrote (a failing request's fallback)."""
 
 
 def day_stats(
@@ -79,6 +81,7 @@ def day_stats(
         by_failure_point=gold_metrics.failure_points(golds),
         goal_success=gold_metrics.goal_success_rate(gold),
         rewrite_rate=sum(t.rewrite_source != "none" for t in turns) / n,
+        retrieval_rate=sum(t.rewrite_source == "retrieval" for t in turns) / n,
         rules_global=rules[0],
         rules_personal=rules[1],
         artifact_version=version,
@@ -154,16 +157,22 @@ def run_loop(
     focus: str | None = None,
     learning: bool = True,
     teaching: bool = False,
+    retrieval: bool = True,
 ) -> LoopResult:
     """Simulate ``days`` days; after each but the last, ``learn`` on every log so far and swap in the result.
 
     Day 1 runs without rewriting whatever ``artifacts`` already holds: the rewriter follows only sets this run
     publishes. Daily stats cover every home, or only the home ``focus`` (an unseen home added to the world).
     ``learning=False`` replays the same seeded days with nothing learned: the control curve. ``teaching=True`` also
-    lets people teach and answer "Did I get that right?" (``Teaching``), as in ``selflearn demo``.
+    lets people teach and answer "Did I get that right?" (``Teaching``), as in ``selflearn demo``. ``retrieval``: the
+    runtime falls back on retrieval over what works, as the CLI and service do: from day 1 over each home's own
+    commands (the day-0 index, ``runtime.index_cache``), after each published night over the set's retrieval tables;
+    ``False`` leaves it out (the comparison).
     ``on_log`` receives each day's ``DayLog`` (e.g. to keep it in a ``Store``); ``on_shadow(night, tables,
     shadow_turns)`` each night's shadow check (``learn``'s ``on_shadow``)."""
     from selflearn.learn import LearnConfig, learn
+    from selflearn.rewrite.retrieval import Retrieval
+    from selflearn.runtime.index_cache import shared_cache
     from selflearn.sim import SimConfig, Simulation
     from selflearn.store import LogView
 
@@ -179,11 +188,16 @@ def run_loop(
             teaching=people.behaviour if people else None,
         )
         rewriter: LiveRewriter | None = None
+        cache = shared_cache()
+        day0 = Retrieval(cache=cache) if retrieval else None
+        fallback = partial(Retrieval.load, cache=cache) if retrieval else None
         result = LoopResult()
         for day in range(1, days + 1):
             start = time.perf_counter()
             stage(f"day {day}/{days}: simulating {len(homes)} homes")
-            log = sim.run_day(day, **(people.day_kwargs(rewriter) if people else {"rewriter": rewriter}))
+            kwargs = people.day_kwargs(rewriter) if people else {"rewriter": rewriter}
+            retriever = rewriter if retrieval and rewriter is not None else day0
+            log = sim.run_day(day, **kwargs, retriever=retriever)
             if on_log:
                 on_log(log)
             result.turns += log.turns
@@ -214,7 +228,7 @@ def run_loop(
                 )
                 if report.published:
                     if rewriter is None:
-                        rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"))
+                        rewriter = LiveRewriter(artifacts, config=online, check_seconds=float("inf"), fallback=fallback)
                     else:
                         rewriter.reload_if_changed()
         result.rewrite_cpu_ms = [1000.0 * s for s in rewriter.cpu_seconds] if rewriter else []

@@ -20,6 +20,7 @@ thread, default optimisation, no padding.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -164,6 +165,7 @@ class Encoder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         graph = str(model) if isinstance(model, Path) else model if model is not None else str(int8_model())
+        self.name = model_name(model)  # what its vectors depend on (keys cached indexes, ``runtime.index_cache``)
         self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
@@ -207,6 +209,14 @@ class Encoder:
         hidden = self._session.run(None, {"input_ids": ids, "attention_mask": ones, "token_type_ids": ones * 0})[0]
         pooled = hidden[0].mean(axis=0)
         return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+
+
+def model_name(model: Path | bytes | None) -> str:
+    """The shipped graph's derivation name, or a digest of another graph's bytes (a fine-tuned encoder)."""
+    if model is None:
+        return Path(INT8_MODEL).stem
+    data = model.read_bytes() if isinstance(model, Path) else model
+    return f"tuned-{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 _SHARED: Encoder | None = None

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -42,9 +42,10 @@ from selflearn.home import Endpoint, Home
 from selflearn.pipeline.nlu import compiled, home_slot_lists
 from selflearn.pipeline.runtime import Runtime
 from selflearn.rewrite import PERSONAL_DIR, Rewrite
-from selflearn.rewrite.encoder import Encoder, shared_encoder
+from selflearn.rewrite.encoder import Encoder, Vectors, shared_encoder
 from selflearn.rewrite.online import OnlineConfig, build_index, flips, home_entities
 from selflearn.rewrite.patterns import PLACEHOLDER, Delexicaliser
+from selflearn.runtime.index_cache import Day0, IndexCache, shared_cache
 from selflearn.text import normalize
 
 if TYPE_CHECKING:
@@ -239,12 +240,15 @@ def _fill(template: str, names: dict[str, str]) -> str:
     return _SLOT.sub(lambda m: names[m.group(1)].lower(), template)
 
 
-def dry_run(home: Home, pairs: Iterable[tuple[str, str]], source: str, per_reading: int | None = None) -> list[Entry]:
+def dry_run(
+    home: Home, pairs: Iterable[tuple[str, str]], source: str, per_reading: int | None = None, *, fresh: bool = False
+) -> list[Entry]:
     """Entries for the (match, text) pairs whose text a throwaway runtime of this home executes successfully (with
-    the reading it gave it), at most ``per_reading`` per reading. Only template matches count (not the loose
-    device-command fallback). Renderings that work but mean nothing are dropped: a free-text slot filled with one
-    of the home's names ("what's the weather like for the bedroom lights"), a device named with another room ("turn
-    the living room lights in the kitchen off")."""
+    the reading it gave it), at most ``per_reading`` per reading; ``fresh``: each pair on its own runtime (the
+    home's configured device states), so an entry does not depend on the pairs before it. Only template matches
+    count (not the loose device-command fallback). Renderings that work but mean nothing are dropped: a free-text
+    slot filled with one of the home's names ("what's the weather like for the bedroom lights"), a device named with
+    another room ("turn the living room lights in the kitchen off")."""
     runtime = Runtime(home)
     endpoint = home.endpoints[0].id
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -254,6 +258,7 @@ def dry_run(home: Home, pairs: Iterable[tuple[str, str]], source: str, per_readi
     kept: Counter[str] = Counter()
     out = []
     for match, text in pairs:
+        runtime = Runtime(home) if fresh else runtime
         interpretation = runtime.interpret(text, user_id="retrieval", endpoint_id=endpoint, now=now)
         turn = interpretation.turn
         if turn.result_status != "success" or not turn.nlu_intent or interpretation.stages["nlu"]["loose"]:
@@ -285,14 +290,22 @@ def _mentions(text: str, name: str) -> bool:
 class HomeIndex:
     """One home's entries and their dense index (cosine = inner product of unit vectors)."""
 
-    def __init__(self, home: Home, entries: Sequence[Entry], encoder: Encoder, config: RetrievalConfig) -> None:
+    def __init__(
+        self,
+        home: Home,
+        entries: Sequence[Entry],
+        encoder: Encoder,
+        config: RetrievalConfig,
+        vectors: Vectors | None = None,
+    ) -> None:
+        """``vectors``: the entries' encodings where known (read from ``runtime.index_cache``), else encoded here."""
         self.home = home
         self.entries = list(entries)
         self.names = home_entities(home, "")
         self.tz = ZoneInfo(home.timezone)
-        self._index: faiss.Index | None = (
-            build_index(encoder.encode([e.match for e in self.entries]), config.online) if self.entries else None
-        )
+        if vectors is None:
+            vectors = encoder.encode([e.match for e in self.entries])
+        self._index: faiss.Index | None = build_index(vectors, config.online) if self.entries else None
 
     def neighbours(self, vector: np.ndarray, k: int) -> list[tuple[Entry, float]]:
         if self._index is None:
@@ -326,18 +339,21 @@ class Retrieval:
         encoder: Encoder | None = None,
         config: RetrievalConfig | None = None,
         artifact_dir: Path | None = None,
+        cache: IndexCache | None = None,
     ) -> None:
+        """``cache``: where the homes' day-0 index parts are kept (default: the data dir's, ``shared_cache``)."""
         self.ranker = ranker
         self.history = history or History()
         self.encoder = encoder or shared_encoder()
         self.config = config or RetrievalConfig()
         self.artifact_dir = artifact_dir
+        self.cache = cache or shared_cache()
         self._indexes: dict[str, HomeIndex] = {}
         self._users_loaded: set[str] = set()
 
     @classmethod
-    def load(cls, artifact_dir: Path, *, encoder: Encoder | None = None, config: RetrievalConfig | None = None
-             ) -> Retrieval:  # fmt: skip
+    def load(cls, artifact_dir: Path, *, encoder: Encoder | None = None, config: RetrievalConfig | None = None,
+             cache: IndexCache | None = None) -> Retrieval:  # fmt: skip
         """The ranker, the homes' successes and the global forms of a published artifact set (day-0 parts where
         the set has none); personal histories are read on a user's first failing request."""
         ranker = Ranker.load(artifact_dir / RANKER_FILE) if (artifact_dir / RANKER_FILE).exists() else DAY0
@@ -352,25 +368,31 @@ class Retrieval:
         if (artifact_dir / GLOBAL_FORMS).exists():
             forms = pl.read_parquet(artifact_dir / GLOBAL_FORMS)
             history.global_forms = list(zip(forms["match"].to_list(), forms["text"].to_list(), strict=True))
-        return cls(ranker, history=history, encoder=encoder, config=config, artifact_dir=artifact_dir)
+        return cls(ranker, history=history, encoder=encoder, config=config, artifact_dir=artifact_dir, cache=cache)
 
     def index(self, home: Home) -> HomeIndex:
-        """The home's index: canonical commands, indirect requests, its logged successes, the global forms (each
-        dry-run once)."""
+        """The home's index: canonical commands and indirect requests (from the cache, ``runtime.index_cache``),
+        its logged successes and the global forms (each pair dry-run on its own, remembered by the cache for later
+        artifact sets)."""
         found = self._indexes.get(home.id)
         if found is None or (found.home is not home and found.home != home):
-            texts = [(t, t) for t in canonical_commands(home, self.config.per_template)]
-            indirect = [p for p in indirect_commands(home, self.config.per_indirect) if p not in set(texts)]
+            settings = {"per_template": self.config.per_template, "per_reading": self.config.per_reading,
+                        "per_indirect": self.config.per_indirect, "span": SAMPLE_SPAN}  # fmt: skip
+            key = self.cache.key(home, self.encoder.name, settings)
+            day0 = self.cache.get(home, key, partial(self._day0, home))
+            texts = {(t, t) for t in day0.texts}
             counts = self.history.home_texts.get(home.id, Counter())
-            logged = [p for p in counts if p not in set(texts)]
-            pop = [p for p in self.history.global_forms if p not in set(texts) | set(logged)]
-            entries = (
-                dry_run(home, texts, "canonical", self.config.per_reading)
-                + dry_run(home, indirect, "canonical")
-                + [e for e in dry_run(home, logged, "log") if self._repeated(e, counts)]
-                + dry_run(home, pop, "global")
-            )
-            found = self._indexes[home.id] = HomeIndex(home, entries, self.encoder, self.config)
+            logged = [p for p in counts if p not in texts]
+            pop = [p for p in self.history.global_forms if p not in texts | set(logged)]
+
+            def tried(source: str, pair: tuple[str, str]) -> list[Entry]:
+                return self.cache.remember((key, source, *pair), partial(dry_run, home, [pair], source, fresh=True))
+
+            entries = [Entry(**{**r, "names": tuple(r["names"])}) for r in day0.rows]
+            entries += [e for pair in logged for e in tried("log", pair) if self._repeated(e, counts)]
+            entries += [e for pair in pop for e in tried("global", pair)]
+            vectors = np.concatenate([day0.vectors, self.encoder.encode([e.match for e in entries[len(day0.rows) :]])])
+            found = self._indexes[home.id] = HomeIndex(home, entries, self.encoder, self.config, vectors)
         return found
 
     def _repeated(self, entry: Entry, counts: Counter[tuple[str, str]]) -> bool:
@@ -379,6 +401,18 @@ class Retrieval:
         to out-of-scope requests ("do i have anything on this saturday") as a device action."""
         once = entry.acts and entry.match != entry.text
         return not once or counts[(entry.match, entry.text)] >= self.config.min_action_repairs
+
+    def use(self, index: HomeIndex) -> None:
+        """Serve its home from a prebuilt index (the bench builds one of generated vectors at 10k-1M entries)."""
+        self._indexes[index.home.id] = index
+
+    def _day0(self, home: Home) -> Day0:
+        """The cached part of a home's index: its canonical commands and indirect requests that work, encoded."""
+        texts = canonical_commands(home, self.config.per_template)
+        canonical = [(t, t) for t in texts]
+        indirect = [p for p in indirect_commands(home, self.config.per_indirect) if p not in set(canonical)]
+        entries = dry_run(home, canonical, "canonical", self.config.per_reading) + dry_run(home, indirect, "canonical")
+        return Day0([asdict(e) for e in entries], self.encoder.encode([e.match for e in entries]), texts)
 
     def _user_texts(self, user_id: str) -> set[str]:
         if user_id not in self._users_loaded and self.artifact_dir is not None:

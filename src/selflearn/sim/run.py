@@ -17,6 +17,7 @@ from selflearn.eval import gold as gold_metrics
 from selflearn.home import Home
 from selflearn.pipeline.asr import default_calibration
 from selflearn.pipeline.nlu import prefilter
+from selflearn.rewrite import Retriever
 from selflearn.schema import Feedback, Gold, Turn, write_parquet
 from selflearn.sim.simulation import DayLog, SimConfig, Simulation
 from selflearn.text import normalize
@@ -25,9 +26,17 @@ if TYPE_CHECKING:
     from selflearn.store import Store
 
 
-def _some_homes(homes: Sequence[Home], seed: int, config: SimConfig, days: int) -> list[DayLog]:
+def _some_homes(homes: Sequence[Home], seed: int, config: SimConfig, days: int, retrieval: bool) -> list[DayLog]:
     sim = Simulation(homes, seed=seed, config=config)
-    return [sim.run_day(d) for d in range(days)]
+    retriever = _day0_retrieval() if retrieval else None
+    return [sim.run_day(d, retriever=retriever) for d in range(days)]
+
+
+def _day0_retrieval() -> Retriever:
+    """Retrieval over each home's own commands with the day-0 ranker: the untrained runtime of ``interpret``."""
+    from selflearn.rewrite.retrieval import Retrieval
+
+    return Retrieval()
 
 
 def simulate(
@@ -38,14 +47,18 @@ def simulate(
     config: SimConfig = SimConfig(),
     workers: int = 1,
     on_home_day: Callable[[int], None] | None = None,
+    retrieval: bool = False,
 ) -> list[DayLog]:
     """One :class:`DayLog` per day for the untrained assistant. ``on_home_day(n)`` reports n finished home-days.
+    ``retrieval``: its runtime falls back on retrieval over each home's own commands (the day-0 index, read from the
+    index cache once built), as ``interpret`` does with nothing learned; the suites leave it out.
     With ``workers`` > 1 the homes are dealt round-robin to that many processes (one simulation each, so the
     per-process start-up is paid once)."""
     if workers <= 1 or len(homes) < 2:
         sim = Simulation(homes, seed=seed, config=config)
         progress = (lambda _h: on_home_day(1)) if on_home_day else None
-        return [sim.run_day(d, on_home=progress) for d in range(days)]
+        retriever = _day0_retrieval() if retrieval else None
+        return [sim.run_day(d, on_home=progress, retriever=retriever) for d in range(days)]
     default_calibration()  # built once here: forked workers inherit it and the compiled, indexed templates
     prefilter()
     chunks = [list(range(i, len(homes), workers)) for i in range(min(workers, len(homes)))]
@@ -54,7 +67,8 @@ def simulate(
     try:
         with ProcessPoolExecutor(max_workers=len(chunks)) as pool:
             futures = {
-                pool.submit(_some_homes, [homes[i] for i in c], seed, config, days): k for k, c in enumerate(chunks)
+                pool.submit(_some_homes, [homes[i] for i in c], seed, config, days, retrieval): k
+                for k, c in enumerate(chunks)
             }
             for fut in as_completed(futures):
                 k = futures[fut]

@@ -24,7 +24,7 @@ from rapidfuzz import fuzz, process
 from selflearn.home import Home, HomeError, Person
 from selflearn.pipeline.asr import FUNCTION_WORDS, AsrConfig, AsrModel, AsrResult
 from selflearn.pipeline.runtime import FeedbackPolicy, Interpretation, Runtime, Teacher
-from selflearn.rewrite import Rewriter
+from selflearn.rewrite import Retriever, Rewriter
 from selflearn.schema import FailurePoint, Feedback, Gold, Preference, Turn
 from selflearn.sim.annotators import AnnotatorNoise, annotate
 from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory
@@ -179,17 +179,24 @@ class Simulation:
         preferences: Preferences | None = None,
         feedback_policy: FeedbackPolicy | None = None,
         teacher: Teacher | None = None,
+        retriever: Retriever | None = None,
         on_home: Callable[[Home], None] | None = None,
     ) -> DayLog:
         """One day in every home: routines, requests, scenes, false wakes, with the given learned components.
+        ``retriever``: the runtime's fallback for failing requests (default: the rewriter's own, if it has one).
         ``on_home`` is called after each home's day (progress bars)."""
         log = DayLog()
         for home in self.homes:
             rng = random.Random(f"day:{self.seed}:{day}:{home.id}")
             runtime = Runtime(
-                home, rewriter=rewriter, preferences=preferences, feedback_policy=feedback_policy, teacher=teacher
+                home,
+                rewriter=rewriter,
+                preferences=preferences,
+                feedback_policy=feedback_policy,
+                teacher=teacher,
+                retriever=retriever,
             )
-            shadow = Runtime(home, rewriter=rewriter, preferences=preferences)
+            shadow = Runtime(home, rewriter=rewriter, preferences=preferences, retriever=retriever)
             ctx = _Day(home, day, rng, runtime, shadow, self.factories[home.id], teacher, log)
             for when, user, kinds, text in self._agenda(ctx):
                 self._episode(ctx, when, user, kinds, text)

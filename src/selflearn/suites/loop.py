@@ -40,6 +40,7 @@ from selflearn.home import Home
 from selflearn.loop import DayStats, LoopResult, eval_world, run_loop
 from selflearn.rewrite.mining import RewriteTables
 from selflearn.schema import Gold
+from selflearn.sim import SimConfig
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
                 focus=focus,
                 learning=learning,
                 teaching=teaching,
+                retrieval=config.retrieval,
+                sim_config=SimConfig(phrasing=config.phrasing),
             )
     control, result, taught = runs["control"], runs["learned"], runs["taught"]
     metrics = result.metrics(control.days)
@@ -81,6 +84,8 @@ def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     for key in ("defect_rate_last", "reduction_vs_control_last", "reduction_vs_control_mean"):
         metrics[f"teaching_{key}"] = with_teaching[key]
     metrics |= {f"rewrite_rate_day{d.day}": d.rewrite_rate for d in result.days}
+    metrics |= {f"retrieval_rate_day{d.day}": d.retrieval_rate for d in result.days}
+    metrics |= {"retrieval": float(config.retrieval), "realistic_phrasing": float(config.phrasing == "realistic")}
     baseline = {k: v for k, v in metrics.items() if k.startswith("control_")}
     logger.info("shadow check vs gold: each night's candidate on the control arm's same day")
     fresh, harmful = [], []

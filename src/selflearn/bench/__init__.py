@@ -1,0 +1,1 @@
+"""Benchmarks: each times one part of selflearn against a baseline measured in the same run."""
