@@ -106,8 +106,11 @@ class SparkMiner:
         try:
             tables = self._fit_forms(requests, hygiene)
             if homes:
-                patterns = delexicalise(requests, homes)
-                tables.pattern_table = fillable(self._fit_forms(patterns, hygiene).global_table)
+                patterns = delexicalise(requests, homes).cache()
+                try:
+                    tables.pattern_table = fillable(self._fit_forms(patterns, hygiene).global_table)
+                finally:
+                    patterns.unpersist()
         finally:
             requests.unpersist()
             scored.unpersist()

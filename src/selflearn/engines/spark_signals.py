@@ -45,7 +45,7 @@ def _similar(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 def with_form(frame: DataFrame, text: str, alias: str) -> DataFrame:
     """``frame`` plus ``alias`` = ``text.normalize_expr(text)``, computed once per distinct text."""
     distinct = frame.select(F.col(text).alias("text")).distinct().where(F.col("text").isNotNull())
-    forms = distinct.mapInArrow(_normalized, "text string, form string")
+    forms = distinct.mapInArrow(_normalized, "text string, form string").localCheckpoint()  # Python runs once
     return frame.join(forms.withColumnsRenamed({"text": text, "form": alias}), on=text, how="left")
 
 
@@ -71,7 +71,7 @@ def with_next_turn(turns: DataFrame, config: SignalConfig) -> DataFrame:
     )
     df = requests.unionByName(df.where(F.col("meta")), allowMissingColumns=True)
     pairs = df.select("form", "next_form").distinct().where(F.col("next_form").isNotNull())
-    pairs = pairs.mapInArrow(_similar, "form string, next_form string, similarity double")
+    pairs = pairs.mapInArrow(_similar, "form string, next_form string, similarity double").localCheckpoint()
     df = df.join(pairs, on=["form", "next_form"], how="left")
     return df.withColumns(
         {
@@ -171,7 +171,8 @@ def delexicalise(requests: DataFrame, homes: Sequence[Home]) -> DataFrame:
         [frame.select("home_id", F.col(c).alias("text")) for c in ("form", "next_form", "_nlu")],
     )
     texts = texts.where(F.col("home_id").isNotNull() & F.col("text").isNotNull()).distinct()
-    lookup = texts.mapInArrow(_delexicalised(homes), "home_id string, text string, pattern string")  # type: ignore[arg-type]
+    schema = "home_id string, text string, pattern string"
+    lookup = texts.mapInArrow(_delexicalised(homes), schema).localCheckpoint()  # type: ignore[arg-type]
     for column in ("form", "next_form", "_nlu"):
         renamed = lookup.withColumnsRenamed({"text": column, "pattern": f"_{column}_pattern"})
         frame = frame.join(renamed, on=["home_id", column], how="left")
