@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from pyspark.sql import SparkSession
 
-pytest.importorskip("pyspark")
-
-from pyspark.sql import SparkSession  # noqa: E402
-
-from selflearn.engines.dataset import FEEDBACK, TURNS, read_table, write_dataset  # noqa: E402
-from selflearn.engines.spark import SparkMiner, absorb, read_logs, session  # noqa: E402
-from selflearn.home import Home  # noqa: E402
-from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables  # noqa: E402
-from selflearn.rewrite.mining import absorb as embedded_absorb  # noqa: E402
-from selflearn.schema import ARROW_SCHEMAS, Feedback, Turn  # noqa: E402
-from selflearn.signals import DefectSignals  # noqa: E402
-from selflearn.store import LogView  # noqa: E402
-from selflearn.synthlogs import SynthConfig, generate  # noqa: E402
+from selflearn.engines.dataset import FEEDBACK, TURNS, read_table, write_dataset
+from selflearn.engines.spark import SparkMiner, absorb, read_logs, session
+from selflearn.home import Home
+from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables
+from selflearn.rewrite.mining import absorb as embedded_absorb
+from selflearn.schema import ARROW_SCHEMAS, Feedback, Turn
+from selflearn.signals import DefectSignals
+from selflearn.store import LogView
+from selflearn.synthlogs import SynthConfig, generate
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +109,37 @@ def test_pattern_table_meta_turns_and_feedback_mine_alike(spark: SparkSession) -
         spark.createDataFrame(logs.turns().to_arrow()), spark.createDataFrame(logs.feedback().to_arrow()), homes=homes
     )
     assert_same_tables(embedded, got)
+
+
+def test_cli_exports_the_store_and_learns_with_spark_as_the_embedded_engine_does(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from selflearn.cli import app
+    from selflearn.store import Store
+
+    turns, _ = generate(6_000, seed=2, config=SynthConfig(n_users=40, days=2))
+    db = tmp_path / "logs.duckdb"
+    with Store(db) as store:
+        store.add(turns=[Turn(**row) for row in turns.to_dicts()])
+    runner = CliRunner()
+    exported = runner.invoke(app, ["export", "--parquet", str(tmp_path / "ds"), "--db", str(db), "--json"])
+    assert exported.exit_code == 0, exported.output
+    reports = {}
+    for engine in ("duckdb", "spark"):
+        args = ["learn", "--engine", engine, "--parquet", str(tmp_path / "ds"), "--no-shadow", "--json"]
+        result = runner.invoke(app, [*args, "--artifacts", str(tmp_path / engine)])
+        assert result.exit_code == 0, result.output
+        reports[engine] = json.loads(result.stdout)
+    keys = ("turns", "defects", "global_rewrites", "personal_rewrites", "global_patterns", "published")
+    assert [reports["spark"][k] for k in keys] == [reports["duckdb"][k] for k in keys]
+    assert reports["spark"]["global_rewrites"] > 0
+    from selflearn.artifacts import ArtifactStore
+
+    roots = [ArtifactStore(tmp_path / e).current_dir() for e in ("duckdb", "spark")]
+    assert all(roots)
+    assert_same_tables(*(RewriteTables.load(r) for r in roots if r is not None))
 
 
 def test_dataset_partitions_by_day_and_home_hash_and_appends(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -30,9 +31,12 @@ if TYPE_CHECKING:
     import uvicorn
 
     from selflearn.home import Endpoint, Home
+    from selflearn.learn import LearnConfig
     from selflearn.pipeline.runtime import Runtime
+    from selflearn.rewrite.mining import RewriteTables
     from selflearn.schema import Preference
     from selflearn.service import Service
+    from selflearn.store import LogView
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -1273,7 +1277,7 @@ def bench_fpi_(
     _bench_table("bench fpi", bench_fpi(dialogues, seed=seed, progress=err.print), as_json)
 
 
-def _bench_table(title: str, result: dict[str, float], as_json: bool) -> None:
+def _bench_table(title: str, result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(result)
         return
@@ -1314,6 +1318,17 @@ def learn_(
     allow_shrink: Annotated[
         bool, typer.Option("--allow-shrink", help="Publish even if the new set drops most of the rules in service.")
     ] = False,
+    engine: Annotated[
+        Literal["duckdb", "spark"],
+        typer.Option("--engine", help="Where the mining runs: embedded (duckdb) or Apache Spark (spark)."),
+    ] = "duckdb",
+    master: Annotated[
+        str, typer.Option("--master", help="Spark master for --engine spark: local[2], spark://host:7077, k8s://...")
+    ] = "local[2]",
+    parquet: Annotated[
+        str | None,
+        typer.Option("--parquet", help="Learn from this Parquet log dataset (selflearn export), not the store."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Learn from the stored logs (signals, rewrite mining, shadow check) and publish one artifact set atomically."""
@@ -1321,13 +1336,8 @@ def learn_(
 
     from selflearn.artifacts import ArtifactStore
     from selflearn.learn import LearnConfig, learn
-    from selflearn.store import Store
 
-    store = Store(db, create=False)
-    try:
-        logs = store.logs()
-    finally:
-        store.close()
+    logs = _learn_logs(db, parquet)
     from selflearn.home import load_home, shipped_homes
 
     config = LearnConfig(
@@ -1339,13 +1349,15 @@ def learn_(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
     ) as bar:
         task = bar.add_task("learning", total=None)
-        report = learn(
-            logs,
-            ArtifactStore(artifacts),
-            config=config,
-            progress=lambda m: bar.update(task, description=m),
-            homes=homes,
-        )
+        with _spark_mining(engine, master, parquet, logs, config, homes) as mine:
+            report = learn(
+                logs,
+                ArtifactStore(artifacts),
+                config=config,
+                progress=lambda m: bar.update(task, description=m),
+                homes=homes,
+                mine=mine,
+            )
     if as_json:
         _print_json(report.to_dict())
     if report.refused is not None:  # the report still says what was learned; exit 1 says nothing was published
@@ -1381,6 +1393,82 @@ def learn_(
     out.print(table)
 
 
+def _learn_logs(db: Path | None, parquet: str | None) -> LogView:
+    """The logs ``learn`` reads on the driver: the store's, or a Parquet log dataset's."""
+    from selflearn.store import LogView, Store
+
+    if parquet is not None:
+        from selflearn.engines.dataset import FEEDBACK, TURNS, read_table
+
+        root = Path(parquet)
+        return LogView(read_table(root, TURNS).to_arrow(), read_table(root, FEEDBACK).to_arrow())
+    store = Store(db, create=False)
+    try:
+        return store.logs()
+    finally:
+        store.close()
+
+
+@contextmanager
+def _spark_mining(
+    engine: str, master: str, parquet: str | None, logs: LogView, config: LearnConfig, homes: Sequence[Home]
+) -> Iterator[Callable[[datetime | None], RewriteTables] | None]:
+    """For ``--engine spark``: a ``mine(before)`` running the Spark miner over the Parquet dataset (the store's
+    logs exported to a scratch one when no --parquet is given). A session already running (a notebook's, a
+    Databricks cluster's) is used and left running; one started here stops afterwards."""
+    if engine != "spark":
+        yield None
+        return
+    import tempfile
+
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from selflearn.engines.dataset import write_dataset
+    from selflearn.engines.spark import SparkMiner, read_logs, session
+
+    with tempfile.TemporaryDirectory(prefix="selflearn-logs-") as scratch:
+        if parquet is None:
+            write_dataset(Path(scratch), logs.turns(), logs.feedback())
+        running = SparkSession.getActiveSession()
+        spark = running or session(master)
+        try:
+            turns, feedback = read_logs(spark, parquet or scratch)
+            miner = SparkMiner(spark, config.mining)
+
+            def mine(before: datetime | None) -> RewriteTables:
+                chosen = turns if before is None else turns.where(F.col("ts") < F.lit(before))
+                return miner.fit(chosen, feedback, homes=homes)
+
+            yield mine
+        finally:
+            if running is None:
+                spark.stop()
+
+
+@app.command("export")
+def export(
+    parquet: Annotated[Path, typer.Option("--parquet", file_okay=False, help="Root of the Parquet log dataset.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the store's logs (turns, feedback; never gold) as a Parquet dataset partitioned by day and home hash,
+    which both engines (and any Spark cluster) read; appends to an existing dataset."""
+    from selflearn.engines.dataset import write_dataset
+    from selflearn.store import Store
+
+    store = Store(db, create=False)
+    try:
+        logs = store.logs()
+        written = write_dataset(parquet, logs.turns(), logs.feedback())
+    finally:
+        store.close()
+    if as_json:
+        _print_json({"root": str(parquet), **written})
+        return
+    err.print(f"wrote {written['turns']:,} turns and {written['feedback']:,} feedback rows under {parquet}")
+
+
 @bench_app.command("learn")
 def bench_learn(
     turns: Annotated[int, typer.Option("--turns", min=1, help="Generated turns to mine.")] = 1_000_000,
@@ -1391,13 +1479,25 @@ def bench_learn(
         int,
         typer.Option("--finetune-pairs", help="Also time fine-tuning the retrieval encoder on this many mined pairs."),
     ] = 0,
+    engine: Annotated[
+        Literal["duckdb", "spark"],
+        typer.Option("--engine", help="spark: mine the same logs with both engines in this run and compare."),
+    ] = "duckdb",
+    master: Annotated[str, typer.Option("--master", help="Spark master for --engine spark.")] = "local[2]",
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Mining throughput (signals + chains + absorbing chain + guardrails) vs a row-by-row Python baseline; with
-    --finetune-pairs also the encoder fine-tuning time (rewrite.finetune)."""
+    --finetune-pairs also the encoder fine-tuning time (rewrite.finetune); with --engine spark the Spark engine
+    against the embedded one on the same Parquet logs (throughput, and whether the tables are equal)."""
     from selflearn.learn_bench import learn_bench
 
+    if engine == "spark":
+        from selflearn.bench.engines import engines_bench
+
+        result = engines_bench(turns, seed=seed, master=master, log=err.print)
+        _bench_table(f"bench learn --engine spark ({turns:,} turns)", result, as_json)
+        return
     _bench_table(
         f"bench learn ({turns:,} turns)",
         learn_bench(turns, seed=seed, baseline_turns=baseline_turns, finetune_pairs=finetune_pairs, log=err.print),

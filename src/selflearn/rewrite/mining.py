@@ -312,7 +312,6 @@ class RewriteMiner:
         "get the oven hot to 190" -> "set a timer for 15 minutes"). Such a weak link (a source nobody's NLU
         understood, a follow-up sharing few of its words) yields to the global rule for the same source when that
         one reaches another intent: the population's repair ("make coffee") is the better evidence."""
-        c = self.config
         tries = ch.group_by("user_id", "form").len("tries")
         own = (
             ch.filter(pl.col("target").is_not_null())

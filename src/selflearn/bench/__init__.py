@@ -1,0 +1,1 @@
+"""Benchmarks (the target home of every ``selflearn bench`` command)."""
