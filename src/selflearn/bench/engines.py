@@ -27,7 +27,7 @@ def same_tables(a: RewriteTables, b: RewriteTables, tolerance: float = 1e-9) -> 
         y = getattr(b, name).sort("user_id", "source", nulls_last=True)
         if not x.drop("probability").equals(y.drop("probability")):
             return False
-        if x.height and float((x["probability"] - y["probability"]).abs().max()) >= tolerance:  # type: ignore[arg-type]
+        if x.height and float((x["probability"] - y["probability"]).abs().max()) >= tolerance:
             return False
     return True
 
