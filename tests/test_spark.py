@@ -111,6 +111,7 @@ def test_pattern_table_meta_turns_and_feedback_mine_alike(spark: SparkSession) -
     assert_same_tables(embedded, got)
 
 
+@pytest.mark.slow
 def test_cli_exports_the_store_and_learns_with_spark_as_the_embedded_engine_does(
     spark: SparkSession, tmp_path: Path
 ) -> None:
