@@ -12,7 +12,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -32,9 +33,12 @@ if TYPE_CHECKING:
     import uvicorn
 
     from selflearn.home import Endpoint, Home
+    from selflearn.learn import LearnConfig
     from selflearn.pipeline.runtime import Runtime
+    from selflearn.rewrite.mining import RewriteTables
     from selflearn.schema import Preference
     from selflearn.service import Service
+    from selflearn.store import LogView
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -1304,7 +1308,7 @@ def bench_fpi_(
     _bench_table("bench fpi", bench_fpi(dialogues, seed=seed), as_json)
 
 
-def _bench_table(title: str, result: dict[str, float], as_json: bool) -> None:
+def _bench_table(title: str, result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(result)
         return
@@ -1345,6 +1349,17 @@ def learn_(
     allow_shrink: Annotated[
         bool, typer.Option("--allow-shrink", help="Publish even if the new set drops most of the rules in service.")
     ] = False,
+    engine: Annotated[
+        Literal["duckdb", "spark"],
+        typer.Option("--engine", help="Where the mining runs: embedded (duckdb) or Apache Spark (spark)."),
+    ] = "duckdb",
+    master: Annotated[
+        str, typer.Option("--master", help="Spark master for --engine spark: local[2], spark://host:7077, k8s://...")
+    ] = "local[2]",
+    parquet: Annotated[
+        str | None,
+        typer.Option("--parquet", help="Learn from this Parquet log dataset (selflearn export), not the store."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Learn from the stored logs (signals, rewrite mining, shadow check) and publish one artifact set atomically."""
@@ -1352,14 +1367,9 @@ def learn_(
 
     from selflearn.artifacts import ArtifactStore
     from selflearn.learn import DEFAULT_LEARNERS, LEARNERS, LearnConfig, learn
-    from selflearn.store import Store
 
     chosen = {*DEFAULT_LEARNERS, *(["span"] * rephrase_model), *(["labels", "fpi"] * labels), *(["encoder"] * encoder)}
-    store = Store(db, create=False)
-    try:
-        logs = store.logs()
-    finally:
-        store.close()
+    logs = _learn_logs(db, parquet)
     from selflearn.home import load_home, shipped_homes
 
     learners = tuple(name for name in LEARNERS if name in chosen)
@@ -1373,7 +1383,8 @@ def learn_(
             logger.info(message)
             bar.update(task, description=message)
 
-        report = learn(logs, ArtifactStore(artifacts), config=config, progress=step, homes=homes)
+        with _spark_mining(engine, master, parquet, logs, config, homes) as mine:
+            report = learn(logs, ArtifactStore(artifacts), config=config, progress=step, homes=homes, mine=mine)
     if as_json:
         _print_json(report.to_dict())
     if report.refused is not None:  # the report still says what was learned; exit 1 says nothing was published
@@ -1409,6 +1420,82 @@ def learn_(
     out.print(table)
 
 
+def _learn_logs(db: Path | None, parquet: str | None) -> LogView:
+    """The logs ``learn`` reads on the driver: the store's, or a Parquet log dataset's."""
+    from selflearn.store import LogView, Store
+
+    if parquet is not None:
+        from selflearn.engines.dataset import FEEDBACK, TURNS, read_table
+
+        root = Path(parquet)
+        return LogView(read_table(root, TURNS).to_arrow(), read_table(root, FEEDBACK).to_arrow())
+    store = Store(db, create=False)
+    try:
+        return store.logs()
+    finally:
+        store.close()
+
+
+@contextmanager
+def _spark_mining(
+    engine: str, master: str, parquet: str | None, logs: LogView, config: LearnConfig, homes: Sequence[Home]
+) -> Iterator[Callable[[datetime | None], RewriteTables] | None]:
+    """For ``--engine spark``: a ``mine(before)`` running the Spark miner over the Parquet dataset (the store's
+    logs exported to a scratch one when no --parquet is given). A session already running (a notebook's, a
+    Databricks cluster's) is used and left running; one started here stops afterwards."""
+    if engine != "spark":
+        yield None
+        return
+    import tempfile
+
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from selflearn.engines.dataset import write_dataset
+    from selflearn.engines.spark import SparkMiner, read_logs, session
+
+    with tempfile.TemporaryDirectory(prefix="selflearn-logs-") as scratch:
+        if parquet is None:
+            write_dataset(Path(scratch), logs.turns(), logs.feedback())
+        running = SparkSession.getActiveSession()
+        spark = running or session(master)
+        try:
+            turns, feedback = read_logs(spark, parquet or scratch)
+            miner = SparkMiner(spark, config.mining)
+
+            def mine(before: datetime | None) -> RewriteTables:
+                chosen = turns if before is None else turns.where(F.col("ts") < F.lit(before))
+                return miner.fit(chosen, feedback, homes=homes)
+
+            yield mine
+        finally:
+            if running is None:
+                spark.stop()
+
+
+@app.command("export")
+def export(
+    parquet: Annotated[Path, typer.Option("--parquet", file_okay=False, help="Root of the Parquet log dataset.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the store's logs (turns, feedback; never gold) as a Parquet dataset partitioned by day and home hash,
+    which both engines (and any Spark cluster) read; appends to an existing dataset."""
+    from selflearn.engines.dataset import write_dataset
+    from selflearn.store import Store
+
+    store = Store(db, create=False)
+    try:
+        logs = store.logs()
+        written = write_dataset(parquet, logs.turns(), logs.feedback())
+    finally:
+        store.close()
+    if as_json:
+        _print_json({"root": str(parquet), **written})
+        return
+    err.print(f"wrote {written['turns']:,} turns and {written['feedback']:,} feedback rows under {parquet}")
+
+
 @bench_app.command("learn")
 def bench_learn(
     turns: Annotated[int, typer.Option("--turns", min=1, help="Generated turns to mine.")] = 1_000_000,
@@ -1419,13 +1506,25 @@ def bench_learn(
         int,
         typer.Option("--finetune-pairs", help="Also time fine-tuning the retrieval encoder on this many mined pairs."),
     ] = 0,
+    engine: Annotated[
+        Literal["duckdb", "spark"],
+        typer.Option("--engine", help="spark: mine the same logs with both engines in this run and compare."),
+    ] = "duckdb",
+    master: Annotated[str, typer.Option("--master", help="Spark master for --engine spark.")] = "local[2]",
     seed: SeedOption = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Mining throughput (signals + chains + absorbing chain + guardrails) vs a row-by-row Python baseline; with
-    --finetune-pairs also the encoder fine-tuning time (rewrite.finetune)."""
+    --finetune-pairs also the encoder fine-tuning time (rewrite.finetune); with --engine spark the Spark engine
+    against the embedded one on the same Parquet logs (throughput, and whether the tables are equal)."""
     from selflearn.learn_bench import learn_bench
 
+    if engine == "spark":
+        from selflearn.bench.engines import engines_bench
+
+        result = engines_bench(turns, seed=seed, master=master, log=err.print)
+        _bench_table(f"bench learn --engine spark ({turns:,} turns)", result, as_json)
+        return
     _bench_table(
         f"bench learn ({turns:,} turns)",
         learn_bench(turns, seed=seed, baseline_turns=baseline_turns, finetune_pairs=finetune_pairs),

@@ -420,14 +420,18 @@ def learn(
     progress: Progress | None = None,
     homes: Sequence[Home] = (),
     on_shadow: Callable[[RewriteTables, pl.DataFrame], None] | None = None,
+    mine: Callable[[datetime | None], RewriteTables] | None = None,
 ) -> LearnReport:
     """Learn from every log in ``logs`` and publish one artifact set (unless the shadow check rejects it).
 
     ``homes`` (the assistant's home configurations, not labels) name the entities that pattern rules abstract
     over and let the shadow check replay the held-out day; without them only lexical rules are mined and the shadow
     falls back to the log-only estimate. ``on_shadow`` receives the candidate tables and ``shadow_turns`` (the
-    ``loop`` suite scores them against gold)."""
+    ``loop`` suite scores them against gold). ``mine(before)`` replaces the embedded miner (the Spark engine: the
+    same tables from the logs before ``before``, or all of them for None); it takes the rule rephrase baseline."""
     cfg = config or LearnConfig()
+    if mine is not None and "span" in cfg.learners:
+        raise LearnError("the span rephrase model runs with the embedded engine only: drop --rephrase-model")
     say = progress or logger.debug
     start = time.perf_counter()
     say("scoring defect signals")
@@ -450,7 +454,8 @@ def learn(
     links = detect(scored)
     if train is not None and cutoff is not None:
         held = scored.filter(pl.col("ts") >= cutoff)
-        candidate = controls.apply(miner.fit_frame(train, detect(train), homes=homes))
+        mined = mine(cutoff) if mine is not None else miner.fit_frame(train, detect(train), homes=homes)
+        candidate = controls.apply(mined)
         say(f"shadow check: replaying {held.height:,} held-out turns")
         repaired = repair_outcomes(scored, homes, links, cfg.mining)
         replayed = shadow_turns(candidate, held, homes, cfg.online, repaired)
@@ -460,7 +465,8 @@ def learn(
             on_shadow(candidate, replayed)
     evidence = Evidence(logs, scored, links, tuple(homes))
     say("mining rewrites")
-    tables = controls.apply(miner.fit(evidence))  # people's disables and pins
+    mined = mine(None) if mine is not None else miner.fit(evidence)
+    tables = controls.apply(mined)  # people's disables and pins
     previous = artifacts.current()
     defects = int(scored["defect"].sum()) if scored.height else 0
     report = LearnReport(

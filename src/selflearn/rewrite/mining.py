@@ -296,13 +296,8 @@ class RewriteMiner:
         hygiene = Hygiene.for_homes(homes)
         tables = self._fit_forms(scored, links, hygiene)
         if homes and scored.height:
-            patterns = self._fit_forms(delexicalise_frame(scored, homes), links, hygiene).global_table
-            said, sent = (pl.col(c).str.extract_all(PLACEHOLDER.pattern) for c in ("source", "target"))
-            # A pattern rule's target uses only placeholders its source fills, or it swaps a person's own word
-            # for a device for that device (filled online only from a home with one device of that domain).
-            own_word = [own_device_word(s, t) is not None for s, t in patterns.select("source", "target").iter_rows()]
-            tables.pattern_table = patterns.filter(
-                (sent.list.set_difference(said).list.len() == 0) | pl.Series(own_word, dtype=pl.Boolean)
+            tables.pattern_table = fillable(
+                self._fit_forms(delexicalise_frame(scored, homes), links, hygiene).global_table
             )
         return tables
 
@@ -325,18 +320,27 @@ class RewriteMiner:
             solved.join(pairs, on=["form", "target"], how="inner").join(form_stats, on="form", how="left"),
             source_intents,
         )
-        wide = pl.col("distinct_homes") >= c.domain_change_homes
-        strong = (
-            (pl.col("distinct_users") >= c.domain_change_users)
-            & (pl.col("probability") >= c.domain_change_probability)
-            & wide
-        )
         candidates = described.filter(
             (pl.col("support") >= c.min_support)
             & (pl.col("distinct_users") >= c.min_users)
             & (pl.col("distinct_homes") >= c.min_homes)
             & (pl.col("probability") >= c.min_probability)
             & (pl.col("defect_rate") >= c.min_source_defect_rate)
+        )
+        global_table = self.guarded(candidates, hygiene)
+        return RewriteTables(
+            global_rows(global_table), personal_rows(self._personal(ch, source_intents, global_table, hygiene))
+        )
+
+    def guarded(self, candidates: pl.DataFrame, hygiene: Hygiene) -> pl.DataFrame:
+        """The global ``candidates`` (past the support, k-anonymity and probability floors) that also pass the domain
+        change, sensitive-target and hygiene guards (per-rule string work; the Spark engine calls it too)."""
+        c = self.config
+        wide = pl.col("distinct_homes") >= c.domain_change_homes
+        strong = (
+            (pl.col("distinct_users") >= c.domain_change_users)
+            & (pl.col("probability") >= c.domain_change_probability)
+            & wide
         )
         # A form no NLU read says nothing about its domain, so "no domain change" proves nothing: a sensitive target
         # (a lock, alarm, cover, the heating) of such a form needs the repairs of more homes than ``min_homes``.
@@ -346,15 +350,7 @@ class RewriteMiner:
         ]
         unread_sensitive = pl.Series(sensitive, dtype=pl.Boolean) & pl.col("source_intent").is_null()
         kept = candidates.filter((~pl.col("domain_change") | strong) & (~unread_sensitive | wide))
-        global_table = self._hygienic(kept, hygiene)
-        # A user id that cannot name a folder (logs stored before ids were checked) gets no personal rules.
-        named = pl.col("user_id").str.contains(ids.PATTERN) & (pl.col("user_id").str.len_chars() <= ids.MAX_LENGTH)
-        return RewriteTables(
-            global_table.select(*_COLUMNS, layer=pl.lit("global"), user_id=pl.lit(None, dtype=pl.String))
-            .sort("source")
-            .cast(REWRITE_SCHEMA),
-            self._personal(ch, source_intents, global_table, hygiene).filter(named).cast(REWRITE_SCHEMA),
-        )
+        return self._hygienic(kept, hygiene)
 
     def _hygienic(self, rules: pl.DataFrame, hygiene: Hygiene) -> pl.DataFrame:
         """``rules`` without those that break hygiene (``rewrite.hygiene``), unless ``config.hygiene`` is off."""
@@ -372,7 +368,6 @@ class RewriteMiner:
         "get the oven hot to 190" -> "set a timer for 15 minutes"). Such a weak link (a source nobody's NLU
         understood, a follow-up sharing few of its words) yields to the global rule for the same source when that
         one reaches another intent: the population's repair ("make coffee") is the better evidence."""
-        c = self.config
         tries = ch.group_by("user_id", "form").len("tries")
         own = (
             ch.filter(pl.col("target").is_not_null())
@@ -382,7 +377,14 @@ class RewriteMiner:
             .with_columns(probability=pl.col("support") / pl.col("tries"), distinct_users=pl.lit(1, dtype=pl.Int64))
         )
         best = _describe(own, source_intents).sort(["support", "target"], descending=[True, False])
-        best = best.unique(["user_id", "source"], keep="first", maintain_order=True)
+        return self.personal_kept(
+            best.unique(["user_id", "source"], keep="first", maintain_order=True), global_table, hygiene
+        )
+
+    def personal_kept(self, best: pl.DataFrame, global_table: pl.DataFrame, hygiene: Hygiene) -> pl.DataFrame:
+        """Of each user's best repair per source (``best``), those past the personal floors, the weak-link overrule
+        and hygiene (per-rule work; the Spark engine calls it too)."""
+        c = self.config
         similarity = text_similarity(best["source"], best["target"])
         best = best.with_columns(weak_link=pl.col("source_intent").is_null() & (similarity < c.similarity_min)).join(
             global_table.select("source", global_intent="target_intent"), on="source", how="left"
@@ -402,6 +404,27 @@ class RewriteMiner:
 
 
 _COLUMNS = ("source", "target", "probability", "support", "distinct_users", "source_intent", "target_intent")
+
+
+def global_rows(global_table: pl.DataFrame) -> pl.DataFrame:
+    """Guarded global rules as published rows (``REWRITE_SCHEMA``), sorted by source."""
+    rows = global_table.select(*_COLUMNS, layer=pl.lit("global"), user_id=pl.lit(None, dtype=pl.String))
+    return rows.sort("source").cast(REWRITE_SCHEMA)
+
+
+def personal_rows(personal: pl.DataFrame) -> pl.DataFrame:
+    """Personal rules as published rows; a user id that cannot name a folder (logs stored before ids were checked)
+    gets none."""
+    named = pl.col("user_id").str.contains(ids.PATTERN) & (pl.col("user_id").str.len_chars() <= ids.MAX_LENGTH)
+    return personal.filter(named).cast(REWRITE_SCHEMA)
+
+
+def fillable(patterns: pl.DataFrame) -> pl.DataFrame:
+    """Pattern rules whose target uses only placeholders its source fills, or that swap a person's own word for a
+    device for that device (filled online only from a home with one device of that domain)."""
+    said, sent = (pl.col(c).str.extract_all(PLACEHOLDER.pattern) for c in ("source", "target"))
+    own_word = [own_device_word(s, t) is not None for s, t in patterns.select("source", "target").iter_rows()]
+    return patterns.filter((sent.list.set_difference(said).list.len() == 0) | pl.Series(own_word, dtype=pl.Boolean))
 
 
 def _describe(rows: pl.DataFrame, source_intents: pl.DataFrame) -> pl.DataFrame:
