@@ -1,4 +1,4 @@
-"""Fit the day-0 retrieval ranker (``selflearn.rewrite.retrieval.DAY0``) on SLURP's EVEN devel rows.
+"""Fit the day-0 retrieval ranker (``selflearn.runtime.retrieval.DAY0``) on SLURP's EVEN devel rows.
 
 Run from the repo root: ``python scripts/fit_day0_ranker.py [SLURP_DIR]``; prints the weights and thresholds that
 ``DAY0`` holds. Only even ``slurp_id`` rows are read (the rows simulated people's wordings may come from; the odd
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from selflearn.eval.suites.realphrasing import HOME, Row, target
 from selflearn.home import load_home
 from selflearn.learners.retrieval_ranker import choose_thresholds
-from selflearn.rewrite.retrieval import DAY0, Retrieval
-from selflearn.suites.realphrasing import HOME, Row, target
+from selflearn.runtime.retrieval import DAY0, Retrieval
 
 WAKE = re.compile(r"^(hey |ok |okay )?(alexa|olly|siri|google|ollie)[, ]+")
 OUT_OF_SCOPE = {"calendar", "email", "qa", "news", "social", "transport", "lists", "cooking", "takeaway",

@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vendor_realphrasing import IN_SCOPE, OUT_OF_SCOPE, entities, text
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.eval.suites.realphrasing import FULL, HOME, Row, device_action, learned_runtimes, right_intent, target
 from selflearn.home import load_home
-from selflearn.pipeline.asr import AsrConfig, AsrModel
-from selflearn.pipeline.runtime import Runtime
-from selflearn.rewrite.retrieval import Retrieval, RetrievalConfig
+from selflearn.runtime.retrieval import Retrieval, RetrievalConfig
+from selflearn.runtime.runtime import Runtime
+from selflearn.sim.asr import AsrConfig, AsrModel
 from selflearn.sim.simulation import RECOGNIZER_WORDS
-from selflearn.suites.realphrasing import FULL, HOME, Row, device_action, learned_runtimes, right_intent, target
 
 
 def even_rows(src: Path) -> list[Row]:

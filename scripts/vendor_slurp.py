@@ -51,8 +51,10 @@ KINDS: dict[str, tuple[str, dict[str, str]]] = {
     "email_sendemail": ("chatter", {}),
     "news_query": ("chatter", {}),
 }
-SKIP_TIME = re.compile(r"\b(tomorrow|tonight|week|weekend|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
-                       r"morning|evening|afternoon|next|later|yesterday|degrees|fahrenheit|celsius|date|day)\b")
+SKIP_TIME = re.compile(
+    r"\b(tomorrow|tonight|week|weekend|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"morning|evening|afternoon|next|later|yesterday|degrees|fahrenheit|celsius|date|day)\b"
+)
 
 
 def template(annotation: str, slots: dict[str, str]) -> str | None:

@@ -1,6 +1,6 @@
 import random
 
-from selflearn.pipeline.asr import AsrConfig, AsrModel, align, confidence_auc, load_pairs
+from selflearn.sim.asr import AsrConfig, AsrModel, align, confidence_auc, load_pairs
 
 
 def test_same_seed_same_recognition() -> None:

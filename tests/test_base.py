@@ -14,16 +14,16 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from selflearn.artifacts import ArtifactStore
-from selflearn.fpi import FpiConfig, FpiLearner, FpiModel
 from selflearn.home import Home, load_home
-from selflearn.labels.learner import LabelModel
-from selflearn.learn import LearnConfig, learn
 from selflearn.learners.base import Artifact, Evidence, Learner, TooLittle, save_set
+from selflearn.learners.fpi import FpiConfig, FpiLearner, FpiModel
+from selflearn.learners.labels.learner import LabelModel
+from selflearn.learners.learn import LearnConfig, learn
+from selflearn.learners.mining import RewriteMiner, RewriteTables
+from selflearn.learners.signals import DefectSignals, Signals, evidence
 from selflearn.learners.what_worked import RetrievalLearner, RetrievalTables
-from selflearn.rewrite.mining import RewriteMiner, RewriteTables
-from selflearn.rewrite.online import OnlineRewriter, save_indexes
-from selflearn.signals import DefectSignals, Signals, evidence
-from selflearn.store import LogView
+from selflearn.runtime.rewriter import OnlineRewriter, save_indexes
+from selflearn.store.logstore import LogView
 
 DATA = Path(__file__).parent / "data"
 OLD_SET = DATA / "artifacts_0befa15"
@@ -56,8 +56,8 @@ def test_find_is_none_for_a_set_without_the_artifact(tmp_path: Path) -> None:
 
 
 def _learners() -> dict[str, Callable[[], Learner[Artifact]]]:
-    from selflearn.labels.learner import LabelLearner
-    from selflearn.rewrite.span import SpanConfig, SpanLearner
+    from selflearn.learners.labels.learner import LabelLearner
+    from selflearn.learners.span import SpanConfig, SpanLearner
     from test_labels import TINY, BagOfWordsEncoder
 
     return {
@@ -120,7 +120,7 @@ def test_learn_publishes_the_union_of_the_configured_learners(logs: LogView, tmp
 
 
 def test_a_learner_with_too_little_is_left_out(tmp_path: Path) -> None:
-    from selflearn.rewrite.finetune import EncoderTuner
+    from selflearn.learners.finetune import EncoderTuner
 
     with pytest.raises(TooLittle, match="mined pairs"):
         EncoderTuner().fit(LogView.from_records([]))

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from selflearn.artifacts import ArtifactStore
-from selflearn.batch import BatchError, parse_lines
-from selflearn.cli import app
-from selflearn.rewrite import REWRITE_SCHEMA, empty_table, write_tables
+from selflearn.cli.batch import BatchError, parse_lines
+from selflearn.cli.main import app
+from selflearn.runtime.rewrites import REWRITE_SCHEMA, empty_table, write_tables
 
 runner = CliRunner()
 WEATHER = "what's the weather in wilkerson"

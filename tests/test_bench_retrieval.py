@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from selflearn.bench.retrieval import bench_retrieval
+from selflearn.eval.suites.realphrasing import HOME
 from selflearn.home import load_home
-from selflearn.rewrite.encoder import shared_encoder
-from selflearn.suites.realphrasing import HOME
+from selflearn.runtime.encoder import shared_encoder
 
 
 def test_rows_time_the_lookup_on_a_flat_and_an_approximate_index(caplog: pytest.LogCaptureFixture) -> None:

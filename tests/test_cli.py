@@ -7,11 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 import selflearn
-from selflearn import logsample
 from selflearn.artifacts import ArtifactStore
-from selflearn.cli import app
+from selflearn.cli.main import app
 from selflearn.home import find_home
-from selflearn.store import Store
+from selflearn.sim import logsample
+from selflearn.store.logstore import Store
 
 runner = CliRunner()
 
@@ -153,7 +153,7 @@ def test_json_stays_one_object_with_logging_and_quiet_silences_stderr() -> None:
     result = runner.invoke(app, args)  # progress is on by default: its log records go to stderr
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == 100  # stdout is exactly one JSON object
-    assert "INFO" in result.stderr and "writing 100 turns" in result.stderr  # a record of selflearn.ingest_bench
+    assert "INFO" in result.stderr and "writing 100 turns" in result.stderr  # a record of selflearn.bench.ingest
     assert "━" not in result.stderr  # stderr is not a terminal here: no bar
     quiet = runner.invoke(app, ["-q", *args])
     assert quiet.exit_code == 0 and json.loads(quiet.stdout)["rows"] == 100 and quiet.stderr == ""

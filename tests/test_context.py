@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from selflearn import evaluate
+from selflearn.eval import harness as evaluate
 from selflearn.home import Home, dump_home, load_home, shipped_homes
-from selflearn.pipeline.runtime import Interpretation, Runtime
-from selflearn.pipeline.scenarios import SCENARIOS, at, cases
+from selflearn.runtime.runtime import Interpretation, Runtime
 from selflearn.schema import Preference
+from selflearn.sim.scenarios import SCENARIOS, at, cases
 
 HOMES = {h.id: h for h in shipped_homes()}
 MAPLE = HOMES["maple_house"]

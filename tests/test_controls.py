@@ -9,14 +9,14 @@ import polars as pl
 import pytest
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.controls import Control, Controls, rule_frame, rule_id
 from selflearn.errors import SelflearnError
 from selflearn.home import SHIPPED_HOMES_DIR, load_home
-from selflearn.learn import learn
-from selflearn.rewrite import read_global, read_personal
-from selflearn.rewrite.controls import Control, Controls, rule_frame, rule_id
-from selflearn.rewrite.mining import RewriteTables
-from selflearn.rewrite.online import LiveRewriter
-from selflearn.store import LogView
+from selflearn.learners.learn import learn
+from selflearn.learners.mining import RewriteTables
+from selflearn.runtime.rewriter import LiveRewriter
+from selflearn.runtime.rewrites import read_global, read_personal
+from selflearn.store.logstore import LogView
 from test_learn import repairs
 
 DAY = 86_400.0

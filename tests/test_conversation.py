@@ -19,7 +19,7 @@ from selflearn.integrations.conversation import (
     household_user,
     with_result,
 )
-from selflearn.pipeline.runtime import Runtime
+from selflearn.runtime.runtime import Runtime
 from selflearn.sim.homes import generate_homes
 
 NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)

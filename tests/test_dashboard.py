@@ -19,16 +19,16 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from selflearn import dashboard
 from selflearn.artifacts import ArtifactStore
-from selflearn.learn import learn
-from selflearn.rewrite.controls import Control, Controls, rule_frame, rule_id
-from selflearn.rewrite.mining import RewriteTables
-from selflearn.service import Service, create_app
+from selflearn.controls import Control, Controls, rule_frame, rule_id
+from selflearn.learners.learn import learn
+from selflearn.learners.mining import RewriteTables
+from selflearn.service import dashboard
+from selflearn.service.app import Service, create_app
+from selflearn.service.tokens import Tokens
 from selflearn.sim import generate_homes
 from selflearn.sim.run import simulate
-from selflearn.store import Store
-from selflearn.tokens import Tokens
+from selflearn.store.logstore import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -296,7 +296,7 @@ def test_each_rule_shows_its_homes_and_shadow_check_sortable_and_filterable(site
 
 def test_a_set_published_before_the_evidence_shows_a_dash(site: dict[str, Any], tmp_path: Path) -> None:
     """An artifact set whose rule tables lack the evidence columns (written before them) still loads and lists."""
-    from selflearn.rewrite import GLOBAL_TABLE, REWRITE_SCHEMA
+    from selflearn.runtime.rewrites import GLOBAL_TABLE, REWRITE_SCHEMA
 
     service = site["service"]
     old = pl.DataFrame(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selflearn.rewrite.encoder import DIM, Encoder, int8_model
+from selflearn.runtime.encoder import DIM, Encoder, int8_model
 
 TEXTS = [
     "turn on the kitten light",

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import selflearn
-from selflearn import logsample
-from selflearn.cli import main
+from selflearn.cli.main import main
 from selflearn.errors import Conflict, NotFound, SelflearnError, UsageError
 from selflearn.home import HomeError
-from selflearn.store import Store, StoreError
+from selflearn.sim import logsample
+from selflearn.store.logstore import Store, StoreError
 
 # (argv with placeholders, expected exit code). Placeholders: {tmp} a scratch folder, {locked} a store another
 # process holds, {busy_port} a port another socket listens on, {db} a fresh store path, {empty_db} a store with no
@@ -203,9 +203,9 @@ def test_enough_bad_invocations_across_every_group() -> None:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    """The installed entry point's path: ``selflearn.cli:app`` called as the console script calls it."""
+    """The installed entry point's path: ``selflearn.cli.main:app`` called as the console script calls it."""
     return subprocess.run(
-        [sys.executable, "-c", "from selflearn.cli import app; app()", *args],
+        [sys.executable, "-c", "from selflearn.cli.main import app; app()", *args],
         capture_output=True,
         text=True,
         timeout=120,

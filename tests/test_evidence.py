@@ -6,15 +6,15 @@ from pathlib import Path
 import polars as pl
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.controls import rule_frame
 from selflearn.home import SHIPPED_HOMES_DIR, load_home
-from selflearn.learn import LearnConfig, learn
 from selflearn.learners.evidence import rule_evidence
-from selflearn.pipeline.runtime import Runtime
-from selflearn.rewrite import GLOBAL_TABLE, REWRITE_SCHEMA, read_global, write_tables
-from selflearn.rewrite.controls import rule_frame
-from selflearn.rewrite.mining import MiningConfig, RewriteTables
-from selflearn.signals import DefectSignals
-from selflearn.store import LogView
+from selflearn.learners.learn import LearnConfig, learn
+from selflearn.learners.mining import MiningConfig, RewriteTables
+from selflearn.learners.signals import DefectSignals
+from selflearn.runtime.rewrites import GLOBAL_TABLE, REWRITE_SCHEMA, read_global, write_tables
+from selflearn.runtime.runtime import Runtime
+from selflearn.store.logstore import LogView
 from test_learn import maple_repairs, maple_turn, repairs
 
 DAY = 86_400.0

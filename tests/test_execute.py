@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from selflearn.home import shipped_homes
-from selflearn.pipeline.context import Candidate
-from selflearn.pipeline.execute import World, execute
-from selflearn.pipeline.resolve import Resolution
+from selflearn.runtime.context import Candidate
+from selflearn.runtime.execute import World, execute
+from selflearn.runtime.resolve import Resolution
 
 HOMES = {h.id: h for h in shipped_homes()}
 MAPLE, FLAT = HOMES["maple_house"], HOMES["city_flat"]

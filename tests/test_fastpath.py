@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from selflearn import fastpath, logsample
 from selflearn.schema import RECORD_TYPES, Feedback, Gold, Turn, to_arrow
+from selflearn.sim import logsample
+from selflearn.store import fastpath
 
 SAMPLE = logsample.generate(40, seed=9)
 BASES = {

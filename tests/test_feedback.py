@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from selflearn.feedback import FeedbackAnswer, FeedbackPolicy, FeedbackRewriter, PendingRewrites, parse_answer
 from selflearn.home import Endpoint, Home, shipped_homes
-from selflearn.rewrite import Rewrite
+from selflearn.runtime.feedback import FeedbackAnswer, FeedbackPolicy, FeedbackRewriter, PendingRewrites, parse_answer
+from selflearn.runtime.rewrites import Rewrite
 
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 

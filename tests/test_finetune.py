@@ -6,9 +6,7 @@ import polars as pl
 import pytest
 
 from selflearn.artifacts import ArtifactStore
-from selflearn.learn import LearnConfig, learn
-from selflearn.rewrite.encoder import Encoder
-from selflearn.rewrite.finetune import (
+from selflearn.learners.finetune import (
     EncoderTuner,
     TuneConfig,
     TunedEncoder,
@@ -17,9 +15,11 @@ from selflearn.rewrite.finetune import (
     mined_pairs,
     retrieval_accuracy,
 )
+from selflearn.learners.learn import LearnConfig, learn
+from selflearn.runtime.encoder import Encoder
 from selflearn.sim import SimConfig, generate_homes
 from selflearn.sim.run import simulate
-from selflearn.store import LogView
+from selflearn.store.logstore import LogView
 
 
 def _logs(homes: int, seed: int, days: int) -> LogView:

@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 
 from selflearn import paths
 from selflearn.artifacts import ArtifactStore
-from selflearn.cli import app
-from selflearn.feedback import PendingRewrites, pending_root
-from selflearn.rewrite import REWRITE_SCHEMA, empty_table, write_tables
+from selflearn.cli.main import app
+from selflearn.runtime.feedback import PendingRewrites, pending_root
+from selflearn.runtime.rewrites import REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.schema import Feedback, Gold, Preference, Turn
-from selflearn.store import Store
+from selflearn.store.logstore import Store
 
 runner = CliRunner()
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)

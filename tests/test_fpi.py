@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selflearn.fpi import (
+from selflearn.learners.fpi import (
     FPI_CLASSES,
     FpiConfig,
     FpiLearner,
@@ -20,9 +20,9 @@ from selflearn.fpi import (
     with_overlap,
     with_slot_evidence,
 )
-from selflearn.labels.dialogue import dialogue_frame
-from selflearn.labels.trace import flatten_trace
-from selflearn.store import LogView
+from selflearn.learners.labels.dialogue import dialogue_frame
+from selflearn.learners.labels.trace import flatten_trace
+from selflearn.store.logstore import LogView
 from synth_dialogues import make_dialogues
 
 CONFIG = FpiConfig(max_iter=40)
@@ -98,7 +98,7 @@ def test_cli_fpi_json_counts_every_turn() -> None:
 
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
+    from selflearn.cli.main import app
 
     result = CliRunner().invoke(app, ["fpi", "--days", "2", "--top", "2", "--json"])
     assert result.exit_code == 0, result.output
@@ -110,7 +110,7 @@ def test_cli_fpi_json_counts_every_turn() -> None:
 def test_wording_evidence_separates_mishearings_recurring_wordings_and_unknown_voices() -> None:
     import polars as pl
 
-    from selflearn.labels.wording import WordingStats, with_wording
+    from selflearn.learners.labels.wording import WordingStats, with_wording
 
     rows = [("turn on the kitchen lights", "ana", True, False)] * 5 + [
         ("warm it up to 18", "ana", False, True),
@@ -134,7 +134,7 @@ def test_wording_evidence_separates_mishearings_recurring_wordings_and_unknown_v
 
 def test_corpus_labelling_functions_name_mishearings_and_false_wakes() -> None:
     from selflearn.home import shipped_homes
-    from selflearn.labels.wording import WordingStats, with_wording
+    from selflearn.learners.labels.wording import WordingStats, with_wording
     from selflearn.sim import Simulation
 
     sim = Simulation(shipped_homes(), seed=5)
@@ -194,7 +194,7 @@ def test_slot_gaps_come_from_rephrases_that_spell_out_a_taste() -> None:
 
 
 def test_result_rules_find_tastes_left_to_the_assistant() -> None:
-    from selflearn.labels.wording import WordingStats, with_wording
+    from selflearn.learners.labels.wording import WordingStats, with_wording
     from selflearn.sim import Simulation, generate_homes
 
     sim = Simulation(generate_homes(8, seed=0), seed=0)
@@ -230,8 +230,8 @@ def test_annotator_model_and_rules_are_scored_against_one_reference() -> None:
     """A recovered turn is ``correct`` for the reference, so it must be for the annotator who saw it recovered too:
     an annotator whose labels equal the simulator's truth agrees perfectly, like a model that predicts the reference.
     Scoring the annotator's raw stage against the reference (the old bug) gives them 2/3 here and the model 1.5x."""
+    from selflearn.eval.suites.fpi import reference, score_systems
     from selflearn.schema import Gold
-    from selflearn.suites.fpi import reference, score_systems
 
     def gold(i: int, stage: str, success: bool, said: tuple[str, bool] | None = None) -> Gold:
         fp, ok = said or (stage, success)
@@ -258,9 +258,9 @@ def test_corpus_labelling_functions_name_questions_and_recurring_mishearings() -
     """A one-off question the assistant cannot answer is not an NLU failure; a not-understood wording that many
     people fail with, within a word of a working command, was misheard; both only from the corpus, never gold.
     "Not a habit of this person's" needs weeks of logs: with 10 days only 4 of 10 such rows were mishearings."""
-    from selflearn.labels.wording import WordingStats, with_wording
+    from selflearn.eval.suites.fpi import reference
+    from selflearn.learners.labels.wording import WordingStats, with_wording
     from selflearn.sim import Simulation, generate_homes
-    from selflearn.suites.fpi import reference
 
     sim = Simulation(generate_homes(8, seed=3), seed=3)
     logs = [sim.run_day(day) for day in range(30)]

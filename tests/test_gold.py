@@ -1,18 +1,18 @@
-"""eval/gold.py: every gold metric once, and the callers (loop, simulator stats, suites) agree on the same turns."""
+"""gold.py: every gold metric once, and the callers (loop, simulator stats, suites) agree on the same turns."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from selflearn.eval import gold as gm
+from selflearn import gold as gm
+from selflearn.eval.suites.rewrite import defect_rate as rewrite_defect_rate
+from selflearn.eval.suites.signals import gold_defects
 from selflearn.home import shipped_homes
-from selflearn.loop import day_stats
 from selflearn.schema import Gold, Turn, to_arrow
 from selflearn.sim import Simulation
+from selflearn.sim.loop import day_stats
 from selflearn.sim.run import defect_stats
-from selflearn.suites.rewrite import defect_rate as rewrite_defect_rate
-from selflearn.suites.signals import gold_defects
 
 
 @pytest.fixture(scope="module")

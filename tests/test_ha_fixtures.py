@@ -8,11 +8,11 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from selflearn import evaluate
-from selflearn.cli import app
+from selflearn.cli.main import app
+from selflearn.eval import harness as evaluate
+from selflearn.eval.suites.peer_ha import TESTS_DIR
 from selflearn.integrations.ha_fixtures import fixture_config, merged, names, padding, write_config_dir
 from selflearn.integrations.ha_import import DOMAINS, read_config_dir, to_home
-from selflearn.suites.peer_ha import TESTS_DIR
 
 FIXTURES = yaml.safe_load((TESTS_DIR / "_fixtures.yaml").read_text(encoding="utf-8"))
 runner = CliRunner()

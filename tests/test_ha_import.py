@@ -17,12 +17,12 @@ import uvicorn
 from fastapi import FastAPI, Header, HTTPException, WebSocket
 from typer.testing import CliRunner
 
-from selflearn.cli import app
+from selflearn.bench.serve import _free_port
+from selflearn.cli.main import app
 from selflearn.home import load_home
 from selflearn.integrations.conversation import ConversationInput, converse
 from selflearn.integrations.ha_import import HaImportError, _ws_lists, fetch, read_config_dir, to_home
-from selflearn.pipeline.runtime import Runtime
-from selflearn.servebench import _free_port
+from selflearn.runtime.runtime import Runtime
 
 runner = CliRunner()
 TOKEN = "test-long-lived-token"

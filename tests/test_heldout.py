@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from selflearn.home import shipped_homes
-from selflearn.pipeline.asr import PAIRS_PATH
 from selflearn.sim import SimConfig, generate_homes
+from selflearn.sim.asr import PAIRS_PATH
 from selflearn.sim.goals import GoalFactory
 from selflearn.sim.heldout import avoid, form_hash, heldout_hashes, is_heldout
 from selflearn.sim.names import CHATTER, IMPOSSIBLE

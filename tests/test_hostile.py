@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from selflearn import fastpath, hostile
-from selflearn.ingest import _validate_line
-from selflearn.labels.trace import flatten_trace
+from selflearn.learners.labels.trace import flatten_trace
 from selflearn.schema import Turn
-from selflearn.store import Store
+from selflearn.sim import hostile
+from selflearn.store import fastpath
+from selflearn.store.ingest import _validate_line
+from selflearn.store.logstore import Store
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from selflearn.home import Area, Device, Endpoint, Home
-from selflearn.rewrite.hygiene import Hygiene
+from selflearn.learners.hygiene import Hygiene
 
 
 @pytest.fixture(scope="module")

@@ -72,20 +72,20 @@ def import_graph() -> nx.DiGraph:
 
 def test_graph_sees_every_module_and_function_level_imports() -> None:
     graph = import_graph()
-    assert "selflearn.cli" in graph and "selflearn.labels.dialogue" in graph
-    assert graph.has_edge("selflearn.cli", "selflearn.store")
-    assert graph.has_edge("selflearn.fpi", "selflearn.labels")  # importing labels.dialogue runs labels/__init__
+    assert "selflearn.cli.main" in graph and "selflearn.learners.labels.dialogue" in graph
+    assert graph.has_edge("selflearn.cli.store", "selflearn.store.logstore")  # a function-level import
+    assert graph.has_edge("selflearn.learners.fpi", "selflearn.learners.labels")  # runs labels/__init__
 
 
 def test_type_checking_imports_do_not_count_but_function_imports_do() -> None:
     tree = ast.parse(
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from selflearn.store import Store\n"
+        "if TYPE_CHECKING:\n    from selflearn.store.logstore import Store\n"
         "def f():\n    from selflearn.home import Home\n"
         "from . import ids\n"
     )
-    found = _imported(tree, "selflearn.feedback", is_package=False)
-    assert "selflearn.store" not in found
+    found = _imported(tree, "selflearn.artifacts", is_package=False)
+    assert "selflearn.store.logstore" not in found
     assert {"selflearn.home", "selflearn.ids"} <= found
 
 
@@ -94,3 +94,26 @@ def test_import_graph_is_acyclic() -> None:
     cycles = list(nx.simple_cycles(graph))
     shortest = min(cycles, key=len, default=None)
     assert shortest is None, f"{len(cycles)} import cycle(s), e.g. {' -> '.join([*shortest, shortest[0]])}"
+
+
+# Packages in data-flow order (scripts/architecture.py); a package imports root modules and the packages before
+# it (or beside it, in the same tuple), never one after it.
+LAYERS = (("store",), ("runtime",), ("teach",), ("learners",), ("sim",), ("integrations", "service"), ("eval",),
+          ("bench",), ("cli",))  # fmt: skip
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) < 3:
+        return None  # a root module or the package itself
+    return next((i for i, layer in enumerate(LAYERS) if parts[1] in layer), None)
+
+
+def test_packages_import_only_downstream_of_the_data_flow() -> None:
+    graph = import_graph()
+    upward = [
+        f"{a} -> {b}"
+        for a, b in graph.edges
+        if (la := _layer(a)) is not None and (lb := _layer(b)) is not None and lb > la
+    ]
+    assert not upward, upward

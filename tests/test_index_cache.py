@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from selflearn.home import Home
-from selflearn.rewrite import retrieval as retrieval_module
-from selflearn.rewrite.encoder import Encoder, shared_encoder
-from selflearn.rewrite.retrieval import Retrieval, RetrievalConfig
+from selflearn.runtime import retrieval as retrieval_module
+from selflearn.runtime.encoder import Encoder, shared_encoder
 from selflearn.runtime.index_cache import Day0, IndexCache
+from selflearn.runtime.retrieval import Retrieval, RetrievalConfig
 from selflearn.sim import generate_homes
 
 CONFIG = RetrievalConfig(per_template=1)  # a smaller day-0 index: the cache does not care how big

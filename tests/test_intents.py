@@ -10,7 +10,7 @@ import yaml
 
 from selflearn.home import find_home
 from selflearn.integrations.intents import NEEDS_INTENT_SCRIPT, HaIntent, to_ha
-from selflearn.pipeline.runtime import Runtime
+from selflearn.runtime.runtime import Runtime
 
 NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
 

@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 import torch
 
-from selflearn.labels.encoder import CachedEncoder
-from selflearn.labels.features import NUMERIC, build_vocab, pad_dialogues, turn_table
-from selflearn.labels.learner import LabelConfig, LabelLearner, LabelModel, Negatives, guess_intents
-from selflearn.labels.model import DialogueLabeler, ModelShape
-from selflearn.store import LogView
+from selflearn.learners.labels.encoder import CachedEncoder
+from selflearn.learners.labels.features import NUMERIC, build_vocab, pad_dialogues, turn_table
+from selflearn.learners.labels.learner import LabelConfig, LabelLearner, LabelModel, Negatives, guess_intents
+from selflearn.learners.labels.model import DialogueLabeler, ModelShape
+from selflearn.store.logstore import LogView
 from synth_dialogues import make_dialogues
 
 
@@ -231,7 +231,7 @@ def test_learn_publishes_label_and_fpi_models(tmp_path: Path) -> None:
     """`selflearn learn --labels` end to end on simulated logs with the real MiniLM encoder."""
     from selflearn.artifacts import ArtifactStore
     from selflearn.home import shipped_homes
-    from selflearn.learn import LearnConfig, learn
+    from selflearn.learners.learn import LearnConfig, learn
     from selflearn.sim import Simulation
 
     sim = Simulation(shipped_homes(), seed=3)
@@ -244,7 +244,7 @@ def test_learn_publishes_label_and_fpi_models(tmp_path: Path) -> None:
     assert report.published and set(report.parts) >= {"labels", "fpi"}
     current = store.current_dir()
     assert current is not None
-    from selflearn.fpi import FpiModel
+    from selflearn.learners.fpi import FpiModel
 
     labels, fpi = LabelModel.find(current), FpiModel.find(current)
     assert labels is not None and fpi is not None

@@ -10,12 +10,12 @@ import pytest
 
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import SHIPPED_HOMES_DIR, load_home, shipped_homes
-from selflearn.learn import LearnConfig, LearnError, learn
-from selflearn.pipeline.runtime import Runtime
-from selflearn.rewrite import read_global, read_personal
-from selflearn.rewrite.mining import MiningConfig
+from selflearn.learners.learn import LearnConfig, LearnError, learn
+from selflearn.learners.mining import MiningConfig
+from selflearn.runtime.rewrites import read_global, read_personal
+from selflearn.runtime.runtime import Runtime
 from selflearn.schema import Feedback, Turn, to_arrow
-from selflearn.store import LogView
+from selflearn.store.logstore import LogView
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
@@ -135,8 +135,8 @@ def test_cli_learn_json_from_the_store(tmp_path: Path) -> None:
 
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
-    from selflearn.store import Store
+    from selflearn.cli.main import app
+    from selflearn.store.logstore import Store
 
     db = tmp_path / "logs.duckdb"
     store = Store(db)
@@ -152,8 +152,8 @@ def test_cli_learn_json_from_the_store(tmp_path: Path) -> None:
 def test_cli_learn_on_an_empty_store_exits_1_and_keeps_the_set_in_service(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
-    from selflearn.store import Store
+    from selflearn.cli.main import app
+    from selflearn.store.logstore import Store
 
     art = ArtifactStore(tmp_path / "art")
     kept = learn(LogView.from_records(repairs(range(6), 0)), art).version
@@ -166,8 +166,8 @@ def test_cli_learn_on_an_empty_store_exits_1_and_keeps_the_set_in_service(tmp_pa
 def test_cli_learn_refuses_to_shrink_the_set_in_service_without_allow_shrink(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
-    from selflearn.store import Store
+    from selflearn.cli.main import app
+    from selflearn.store.logstore import Store
 
     art = ArtifactStore(tmp_path / "art")
     three = [
@@ -186,10 +186,10 @@ def test_cli_learn_refuses_to_shrink_the_set_in_service_without_allow_shrink(tmp
 
 
 def test_python_baseline_counts_the_same_chains() -> None:
-    from selflearn.learn_bench import python_chain_counts
-    from selflearn.rewrite.mining import MiningConfig, baseline_rephrase, chains
-    from selflearn.signals import DefectSignals
-    from selflearn.synthlogs import generate
+    from selflearn.bench.learn import python_chain_counts
+    from selflearn.learners.mining import MiningConfig, baseline_rephrase, chains
+    from selflearn.learners.signals import DefectSignals
+    from selflearn.sim.synthlogs import generate
 
     turns, _ = generate(5000, seed=8)
     slow = python_chain_counts(turns, MiningConfig())
@@ -264,10 +264,10 @@ def test_replay_rejects_a_batch_that_rewrites_working_requests_into_wrong_ones(t
 
 
 def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_as_wanted() -> None:
-    from selflearn.learn import shadow_evaluate
-    from selflearn.rewrite import REWRITE_SCHEMA
-    from selflearn.rewrite.mining import RewriteTables
-    from selflearn.signals import DefectSignals
+    from selflearn.learners.learn import shadow_evaluate
+    from selflearn.learners.mining import RewriteTables
+    from selflearn.learners.signals import DefectSignals
+    from selflearn.runtime.rewrites import REWRITE_SCHEMA
 
     maple = load_home(SHIPPED_HOMES_DIR / "maple_house.yaml")
     runtime = Runtime(maple)
@@ -296,7 +296,7 @@ def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_as_wanted() -> None:
 
 
 def test_shadow_margin_tolerates_a_net_break_or_two_not_more() -> None:
-    from selflearn.learn import LearnConfig, shadow_accepts
+    from selflearn.learners.learn import LearnConfig, shadow_accepts
 
     margin = LearnConfig().shadow_margin
     assert shadow_accepts(10.0, 10.0 + margin, margin) and not shadow_accepts(10.0, 10.5 + margin, margin)
@@ -309,10 +309,10 @@ def test_replay_does_not_count_an_unrepaired_failure_rewritten_into_another_requ
     repairs their failures, so only the other days' repairs say what the form wants (``repair_outcomes``: turning
     something on, by name): the clock is not it, the 20 failures stay unfixed, the 5 breaks stand and the batch is
     rejected (counted as fixes, it would pass); the right rule's 20 fixes are confirmed by the same evidence."""
-    from selflearn.learn import repair_outcomes, shadow_turns, summarise_shadow
-    from selflearn.rewrite import REWRITE_SCHEMA
-    from selflearn.rewrite.mining import RewriteTables
-    from selflearn.signals import DefectSignals
+    from selflearn.learners.learn import repair_outcomes, shadow_turns, summarise_shadow
+    from selflearn.learners.mining import RewriteTables
+    from selflearn.learners.signals import DefectSignals
+    from selflearn.runtime.rewrites import REWRITE_SCHEMA
 
     maple = load_home(SHIPPED_HOMES_DIR / "maple_house.yaml")
     runtime = Runtime(maple)

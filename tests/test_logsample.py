@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selflearn import logsample
 from selflearn.schema import Feedback, Gold, Turn, read_jsonl, read_parquet
+from selflearn.sim import logsample
 
 
 def test_generate_is_deterministic_and_consistent() -> None:

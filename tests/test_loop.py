@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from selflearn.artifacts import ArtifactStore
-from selflearn.cli import app
-from selflearn.loop import LoopResult, eval_world, run_loop
+from selflearn.cli.main import app
 from selflearn.schema import Turn
-from selflearn.store import Store
+from selflearn.sim.loop import LoopResult, eval_world, run_loop
+from selflearn.store.logstore import Store
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_demo_command_writes_report_and_logs(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_loop_and_rewrite_suites_report_their_metrics() -> None:
-    from selflearn import evaluate
+    from selflearn.eval import harness as evaluate
 
     loop = evaluate.run("loop", evaluate.EvalConfig(seed=1, quick=True))
     assert {"defect_rate_day1", "defect_rate_last", "relative_drop", "reduction_vs_control_mean"} <= set(loop.metrics)
@@ -96,9 +96,9 @@ def test_shadow_scores_judge_the_replays_with_gold() -> None:
     The log-only estimate (half a fix on each defect, no breaks) accepts both nights."""
     import polars as pl
 
-    from selflearn.learn import SHADOW_COLUMNS
+    from selflearn.eval.suites.loop import shadow_scores
+    from selflearn.learners.learn import SHADOW_COLUMNS
     from selflearn.schema import Gold
-    from selflearn.suites.loop import shadow_scores
 
     lamp = '{"name": "light.desk"}'
 
@@ -133,9 +133,9 @@ def test_shadow_scores_judge_the_replays_with_gold() -> None:
 def test_shuffled_batch_moves_every_target_to_the_next_rule() -> None:
     import polars as pl
 
-    from selflearn.rewrite import REWRITE_SCHEMA
-    from selflearn.rewrite.mining import RewriteTables
-    from selflearn.suites.loop import shuffled
+    from selflearn.eval.suites.loop import shuffled
+    from selflearn.learners.mining import RewriteTables
+    from selflearn.runtime.rewrites import REWRITE_SCHEMA
 
     rows = [{"source": s, "target": t, "target_intent": i} for s, t, i in [("a", "A", "X"), ("b", "B", "Y")]]
     table = pl.DataFrame(rows).with_columns(

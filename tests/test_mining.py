@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 
 from selflearn.home import Area, Device, Domain, Endpoint, Home
-from selflearn.rewrite import REWRITE_SCHEMA, personal_path, read_global, read_personal
-from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables, absorb, intent_domain
+from selflearn.learners.mining import MiningConfig, RewriteMiner, RewriteTables, absorb, intent_domain
+from selflearn.runtime.rewrites import REWRITE_SCHEMA, personal_path, read_global, read_personal
 from selflearn.schema import Turn
-from selflearn.store import LogView
-from selflearn.synthlogs import commands, generate
+from selflearn.sim.synthlogs import commands, generate
+from selflearn.store.logstore import LogView
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
@@ -228,8 +228,8 @@ def test_pattern_rule_target_only_uses_placeholders_the_source_fills() -> None:
 
 def test_learn_publishes_pattern_rules_and_the_rewriter_fills_in_a_new_homes_room(tmp_path: Path) -> None:
     from selflearn.artifacts import ArtifactStore
-    from selflearn.learn import learn
-    from selflearn.rewrite.online import OnlineRewriter
+    from selflearn.learners.learn import learn
+    from selflearn.runtime.rewriter import OnlineRewriter
 
     users = [f"u{i}" for i in range(7)]
     turns: list[Turn] = []
@@ -263,8 +263,8 @@ def test_a_no_between_failure_and_repair_does_not_break_the_chain() -> None:
 def test_after_no_result_the_next_words_are_a_rephrase_however_different() -> None:
     """After "sorry, I didn't get that", what a user says seconds later is their second try, even in other words;
     after a success, different words are a new request."""
-    from selflearn.rewrite.mining import baseline_rephrase
-    from selflearn.signals import DefectSignals
+    from selflearn.learners.mining import baseline_rephrase
+    from selflearn.learners.signals import DefectSignals
 
     turns: list[Turn] = []
     for u in range(5):

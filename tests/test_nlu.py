@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from selflearn.eval.suites import peer_ha
 from selflearn.home import Device, shipped_homes
-from selflearn.pipeline.nlu import NLU, parse_loose
-from selflearn.suites import peer_ha
+from selflearn.runtime.nlu import NLU, parse_loose
 
 MAPLE = next(h for h in shipped_homes() if h.id == "maple_house")
 NLU_MAPLE = NLU.for_home(MAPLE)
@@ -89,7 +89,7 @@ def test_peer_ha_reads_both_test_layouts_and_passes_a_known_sentence() -> None:
 
 
 def test_parses_are_remembered_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import selflearn.pipeline.nlu as nlu_mod
+    import selflearn.runtime.nlu as nlu_mod
 
     nlu = NLU.for_home(MAPLE)
     first = nlu.parse("turn off the desk lamp", area="office")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from selflearn.home import Area, Device, Endpoint, Home
-from selflearn.rewrite.patterns import Delexicaliser, fill, only_devices, own_device_word, placeholders, typed_names
+from selflearn.runtime.patterns import Delexicaliser, fill, only_devices, own_device_word, placeholders, typed_names
 
 
 def small_home(hid: str, room: str, lamp: str, city: str = "salem") -> Home:

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from selflearn import evaluate
-from selflearn.rewrite.mining import MiningConfig, RewriteMiner
+from selflearn.eval import harness as evaluate
+from selflearn.eval.suites.poison import OLD_GUARDS, OUT_OF_SCOPE, SHAPES, attack_turns, poisoned
+from selflearn.learners.mining import MiningConfig, RewriteMiner
 from selflearn.sim import generate_homes
 from selflearn.sim.run import simulate
-from selflearn.store import LogView
-from selflearn.suites.poison import OLD_GUARDS, OUT_OF_SCOPE, SHAPES, attack_turns, poisoned
+from selflearn.store.logstore import LogView
 
 
 @pytest.fixture(scope="module")

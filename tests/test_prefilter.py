@@ -5,9 +5,9 @@ from typing import Any
 import yaml
 from hassil import RecognizeResult, recognize_all
 
+from selflearn.eval.suites import peer_ha
 from selflearn.home import shipped_homes
-from selflearn.pipeline.nlu import COMPETING, NLU, compiled, prefilter
-from selflearn.suites import peer_ha
+from selflearn.runtime.nlu import COMPETING, NLU, compiled, prefilter
 
 MAPLE = next(h for h in shipped_homes() if h.id == "maple_house")
 UTTERANCES = [

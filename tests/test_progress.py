@@ -11,7 +11,7 @@ from rich.console import Console
 
 import selflearn
 from selflearn import progress
-from selflearn.ingest_bench import ingest_bench
+from selflearn.bench.ingest import ingest_bench
 
 
 def _console(buf: io.StringIO, terminal: bool) -> Console:
@@ -33,7 +33,7 @@ def _restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_a_library_modules_record_reaches_the_rich_handler() -> None:
     buf = io.StringIO()
     progress.configure(progress.NORMAL, console=_console(buf, terminal=False))
-    ingest_bench(50, seed=1)  # logs with logging.getLogger("selflearn.ingest_bench")
+    ingest_bench(50, seed=1)  # logs with logging.getLogger("selflearn.bench.ingest")
     out = buf.getvalue()
     assert "INFO" in out and "writing 50 turns" in out and "ingesting jsonl" in out
     assert "━" not in out  # not a terminal: records only, no bar drawn
@@ -94,6 +94,6 @@ def test_no_print_outside_the_cli_and_none_to_stderr() -> None:
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
         and node.func.id == "print"
-        and (path.name != "cli.py" or any(k.arg == "file" for k in node.keywords))
+        and (path.parent.name != "cli" or any(k.arg == "file" for k in node.keywords))
     ]
     assert not found, f"print( outside the CLI's stdout results (log with logging.getLogger(__name__)): {found}"

@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 
 import selflearn
-from selflearn.home import Home, load_home
-from selflearn.pipeline.runtime import Runtime
-from selflearn.schema import Turn
-from selflearn.suites.realphrasing import (
+from selflearn.eval.suites.realphrasing import (
     DATA,
     HOME,
     MAPPING,
@@ -25,6 +22,9 @@ from selflearn.suites.realphrasing import (
     right_intent,
     subsample,
 )
+from selflearn.home import Home, load_home
+from selflearn.runtime.runtime import Runtime
+from selflearn.schema import Turn
 from selflearn.text import normalize
 
 NOW = datetime(2026, 1, 5, 18, tzinfo=UTC)

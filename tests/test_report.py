@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from selflearn.loop import DayStats, day_stats
-from selflearn.report import write_report
+from selflearn.eval.report import write_report
 from selflearn.schema import Gold, Turn
+from selflearn.sim.loop import DayStats, day_stats
 
 
 def _turn(i: int, rewritten: bool = False) -> Turn:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from selflearn.home import shipped_homes
-from selflearn.pipeline.context import Candidate
-from selflearn.pipeline.resolve import Resolver
+from selflearn.runtime.context import Candidate
+from selflearn.runtime.resolve import Resolver
 
 HOMES = {h.id: h for h in shipped_homes()}
 MAPLE, OAK = HOMES["maple_house"], HOMES["oak_manor"]

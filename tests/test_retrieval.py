@@ -12,12 +12,10 @@ import polars as pl
 import pytest
 
 from selflearn.artifacts import ArtifactStore
+from selflearn.eval.suites.realphrasing import HOME
 from selflearn.home import Home, load_home
 from selflearn.learners.retrieval_ranker import choose_thresholds, judge, prior_fit
-from selflearn.pipeline.runtime import Runtime
-from selflearn.rewrite import empty_table
-from selflearn.rewrite.online import OnlineRewriter
-from selflearn.rewrite.retrieval import (
+from selflearn.runtime.retrieval import (
     DAY0,
     FEATURES,
     GLOBAL_FORMS,
@@ -30,7 +28,9 @@ from selflearn.rewrite.retrieval import (
     global_forms,
     indirect_commands,
 )
-from selflearn.suites.realphrasing import HOME
+from selflearn.runtime.rewriter import OnlineRewriter
+from selflearn.runtime.rewrites import empty_table
+from selflearn.runtime.runtime import Runtime
 
 NOW = datetime(2026, 1, 5, 18, tzinfo=UTC)
 USER = "willow.sam"
@@ -244,9 +244,9 @@ def test_global_forms_need_k_users_and_homes_and_name_nothing(home: Home) -> Non
 @pytest.fixture(scope="module")
 def learned(home: Home, tmp_path_factory: pytest.TempPathFactory) -> tuple[ArtifactStore, dict[str, float]]:
     """Two simulated days of the home, learned from (no gold), published."""
-    from selflearn.learn import learn
+    from selflearn.learners.learn import learn
     from selflearn.sim import Simulation
-    from selflearn.store import LogView
+    from selflearn.store.logstore import LogView
 
     sim = Simulation([home], seed=3)
     logs = [sim.run_day(day) for day in (1, 2)]
@@ -275,7 +275,7 @@ def test_no_eval_text_is_in_the_index(learned: tuple[ArtifactStore, dict[str, fl
     """An eval text (SLURP's odd dev rows, the ASR pairs) reaches no index through the logs: what the simulation
     taught it. A generic command the runtime understands anyway ("start the vacuum") may coincide with one; nothing
     the runtime alone fails on may. (Shipped renderings, ``canonical``, come from templates written beforehand.)"""
-    from selflearn.suites.realphrasing import eval_texts
+    from selflearn.eval.suites.realphrasing import eval_texts
 
     current = learned[0].current_dir()
     assert current is not None

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from selflearn.home import Endpoint, Home, shipped_homes
-from selflearn.pipeline.runtime import Interpretation, Runtime, TeachReply
-from selflearn.rewrite import Rewrite
+from selflearn.runtime.rewrites import Rewrite
+from selflearn.runtime.runtime import Interpretation, Runtime, TeachReply
 from selflearn.schema import Preference, Turn
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -110,7 +110,7 @@ def test_cli_interpret_json_and_unseen_home(tmp_path) -> None:  # type: ignore[n
 
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
+    from selflearn.cli.main import app
     from selflearn.home import dump_home
 
     path = tmp_path / "h.yaml"
@@ -125,7 +125,7 @@ def test_cli_interpret_json_and_unseen_home(tmp_path) -> None:  # type: ignore[n
 
 
 def test_bench_utterances_cover_homes() -> None:
-    from selflearn.pipeline import bench
+    from selflearn.bench import interpret as bench
 
     report = bench.run([maple()], per_intent=1, repeats=1)
     assert report["utterances"] > 40 and report["pipeline_median_ms"] > 0 and report["ratio_median"] > 0
@@ -160,8 +160,8 @@ def test_cli_interpret_uses_the_speakers_taught_preferences() -> None:
 
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
-    from selflearn.store import Store
+    from selflearn.cli.main import app
+    from selflearn.store.logstore import Store
 
     args = ["interpret", "turn on the game", "--device", "ep.living_screen", "--user", "maple.ben", "--json"]
     before = json.loads(CliRunner().invoke(app, args).stdout)["turn"]["nlu_slots"]

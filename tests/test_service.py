@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from selflearn.home import Home, Person, shipped_homes
-from selflearn.rewrite import REWRITE_SCHEMA, empty_table, write_tables
+from selflearn.runtime.rewrites import REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.schema import Turn
-from selflearn.service import MAX_BODY_BYTES, Service, create_app
-from selflearn.tokens import Tokens
+from selflearn.service.app import MAX_BODY_BYTES, Service, create_app
+from selflearn.service.tokens import Tokens
 
 T0 = "2026-11-25T18:00:00Z"
 EARLIEST_EAST = "2000-01-01T00:00:00+13:59"  # 1999 in UTC: outside the records' range (was a 500)
@@ -327,7 +327,7 @@ def test_admin_learn_publishes_and_the_service_picks_it_up(env: dict[str, Any]) 
 def test_a_forget_during_learn_removes_what_that_learn_publishes(
     env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import selflearn.learn
+    import selflearn.learners.learn
 
     started, release = threading.Event(), threading.Event()
     personal = pl.DataFrame(
@@ -341,7 +341,7 @@ def test_a_forget_during_learn_removes_what_that_learn_publishes(
         artifacts.publish(lambda root: write_tables(root, empty_table(), personal) and None, meta={})
         return {}
 
-    monkeypatch.setattr(selflearn.learn, "learn", slow_learn)
+    monkeypatch.setattr(selflearn.learners.learn, "learn", slow_learn)
     say(env, "switch on the cooking light")
     c = env["client"]
     learned = threading.Thread(target=lambda: c.post("/v1/learn", headers=env["admin"]))
@@ -454,7 +454,7 @@ def test_feedback_ids_fit_the_schema_for_the_longest_turn_ids(env: dict[str, Any
 
 def test_an_artifact_set_published_elsewhere_is_picked_up_without_restart(tmp_path: Path) -> None:
     from selflearn.artifacts import ArtifactStore
-    from selflearn.rewrite.online import LiveRewriter
+    from selflearn.runtime.rewriter import LiveRewriter
 
     store = ArtifactStore(tmp_path / "artifacts")
     rewriter = LiveRewriter(store, check_seconds=0.0)

@@ -6,10 +6,10 @@ from typing import Any
 import polars as pl
 import pytest
 
+from selflearn.learners.signals import DefectSignals, SignalConfig
 from selflearn.schema import Feedback, Turn
-from selflearn.signals import DefectSignals, SignalConfig
-from selflearn.store import LogView
-from selflearn.synthlogs import generate
+from selflearn.sim.synthlogs import generate
+from selflearn.store.logstore import LogView
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
@@ -117,7 +117,7 @@ def test_tiny_logs(n: int) -> None:
 
 def test_signals_and_mining_need_no_device_type_asr_confidence_or_latency() -> None:
     """Real use through Home Assistant logs none of the three: every signal and every mined rule stays the same."""
-    from selflearn.rewrite.mining import RewriteMiner
+    from selflearn.learners.mining import RewriteMiner
     from selflearn.schema import ARROW_SCHEMAS
 
     turns, _ = generate(6_000, seed=5)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from selflearn.home import Home, Routine, shipped_homes
-from selflearn.pipeline.nlu import NLU
+from selflearn.runtime.nlu import NLU
 from selflearn.schema import Turn, read_parquet
 from selflearn.sim import DayLog, SimConfig, Simulation, generate_homes
 from selflearn.sim.goals import Goal, GoalFactory
@@ -145,8 +145,8 @@ def test_parallel_run_gives_the_same_records(homes: list[Home]) -> None:
 def test_simulate_command_writes_parquet_and_store(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
-    from selflearn.store import Store
+    from selflearn.cli.main import app
+    from selflearn.store.logstore import Store
 
     db = tmp_path / "logs.duckdb"
     args = ["simulate", "--homes", "2", "--days", "1", "--seed", "3", "--out", str(tmp_path / "o"), "--db", str(db)]
@@ -178,7 +178,7 @@ def test_shipped_home_routines_become_goals_and_unknown_ones_are_skipped() -> No
 
 
 def test_feedback_answers_when_asked(homes: list[Home]) -> None:
-    from selflearn.feedback import FeedbackPolicy
+    from selflearn.runtime.feedback import FeedbackPolicy
 
     config = SimConfig(answer_feedback=1.0, correction=0.5)
     log = Simulation(homes, seed=3, config=config).run_day(0, feedback_policy=FeedbackPolicy(every_turns=1))

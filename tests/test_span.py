@@ -3,9 +3,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from selflearn.rewrite.span import PairEncoder, SpanConfig, SpanLearner, repaired_words, weak_labels
-from selflearn.signals import DefectSignals
-from selflearn.synthlogs import generate
+from selflearn.learners.signals import DefectSignals
+from selflearn.learners.span import PairEncoder, SpanConfig, SpanLearner, repaired_words, weak_labels
+from selflearn.sim.synthlogs import generate
 from selflearn.text import tokens
 
 

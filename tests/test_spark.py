@@ -14,12 +14,12 @@ from pyspark.sql import SparkSession
 from selflearn.engines.dataset import FEEDBACK, TURNS, read_table, write_dataset
 from selflearn.engines.spark import SparkMiner, absorb, read_logs, session
 from selflearn.home import Home
-from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables
-from selflearn.rewrite.mining import absorb as embedded_absorb
+from selflearn.learners.mining import MiningConfig, RewriteMiner, RewriteTables
+from selflearn.learners.mining import absorb as embedded_absorb
+from selflearn.learners.signals import DefectSignals
 from selflearn.schema import ARROW_SCHEMAS, Feedback, Turn
-from selflearn.signals import DefectSignals
-from selflearn.store import LogView
-from selflearn.synthlogs import SynthConfig, generate
+from selflearn.sim.synthlogs import SynthConfig, generate
+from selflearn.store.logstore import LogView
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +117,8 @@ def test_cli_exports_the_store_and_learns_with_spark_as_the_embedded_engine_does
 ) -> None:
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
-    from selflearn.store import Store
+    from selflearn.cli.main import app
+    from selflearn.store.logstore import Store
 
     turns, _ = generate(6_000, seed=2, config=SynthConfig(n_users=40, days=2))
     db = tmp_path / "logs.duckdb"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selflearn.tokens import Tokens, tokens_file
+from selflearn.service.tokens import Tokens, tokens_file
 
 
 def test_create_check_revoke(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ def test_default_file_is_in_the_data_dir(_isolated_data_dir: Path) -> None:
 def test_cli_tokens_and_prefs(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
+    from selflearn.cli.main import app
 
     runner = CliRunner()
     created = runner.invoke(app, ["tokens", "create", "--home", "maple_house", "--json"])

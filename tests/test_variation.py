@@ -91,7 +91,7 @@ def test_styles_bases_and_disfluencies_vary() -> None:
 def test_simulate_command_takes_the_phrasing(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from selflearn.cli import app
+    from selflearn.cli.main import app
 
     said = {}
     for phrasing in ("templates", "realistic"):

@@ -21,9 +21,9 @@ from wyoming.intent import Intent, IntentsStart, IntentsStop, NotRecognized
 
 from selflearn.home import find_home
 from selflearn.integrations.wyoming import RECORDED, RESULT, WyomingAgent, serve
-from selflearn.service import Service
-from selflearn.signals import DefectSignals
-from selflearn.store import Store
+from selflearn.learners.signals import DefectSignals
+from selflearn.service.app import Service
+from selflearn.store.logstore import Store
 
 OVERSIZED_TEXT = json.dumps({"type": "transcript", "data": {"text": "turn on the light " * 60}}).encode() + b"\n"
 SATELLITE = {"conversation_id": "01JD8ZKX1ZQ4G3M6V2N5T7W9YA", "satellite_id": "ep.kitchen_speaker", "device_id": "9f8e"}
@@ -303,7 +303,7 @@ def test_a_client_gone_mid_request_is_a_log_line_and_the_server_keeps_serving(
 
 def test_real_use_feeds_learn_and_the_learned_rewrite_answers_the_next_request(service: Service) -> None:
     """A satellite's household repairs a wording HA's templates lack; after `learn` the wording itself works."""
-    from selflearn.learn import learn
+    from selflearn.learners.learn import learn
 
     agent = WyomingAgent(service, service.runtimes["maple_house"].home)
 
@@ -335,15 +335,15 @@ def test_serve_with_wyoming_learns_from_real_use_while_running(tmp_path: Path) -
 
     import httpx
 
+    from selflearn.bench.serve import _free_port, _wait_ready
     from selflearn.home import SHIPPED_HOMES_DIR
-    from selflearn.servebench import _free_port, _wait_ready
-    from selflearn.tokens import Tokens
+    from selflearn.service.tokens import Tokens
 
     admin, _ = Tokens(tmp_path / "tokens.json").create(home=None, admin=True)
     http_port, wy_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("SELFLEARN_DB", "SELFLEARN_ARTIFACTS")}
     env["SELFLEARN_HOME"] = str(tmp_path)
-    cmd = [sys.executable, "-c", "from selflearn.cli import app; app()", "serve", "--port", str(http_port)]
+    cmd = [sys.executable, "-c", "from selflearn.cli.main import app; app()", "serve", "--port", str(http_port)]
     cmd += ["--home", str(SHIPPED_HOMES_DIR / "maple_house.yaml"), "--wyoming", f"tcp://127.0.0.1:{wy_port}"]
     cmd += ["--db", str(tmp_path / "db.duckdb")]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -63,7 +63,7 @@ class SelflearnService:
         _, stderr = self.proc.communicate(timeout=60)
         assert self.proc.returncode == 0, stderr.decode()
         script = (
-            "import json, sys; from selflearn.store import Store\n"
+            "import json, sys; from selflearn.store.logstore import Store\n"
             "with Store(sys.argv[1]) as s: print(s.logs().turns().sort('ts').write_json())"
         )
         python = SELFLEARN_BIN.parent / "python"

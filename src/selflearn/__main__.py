@@ -2,6 +2,6 @@
 
 import sys
 
-from selflearn.cli import main
+from selflearn.cli.main import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """The project's exception types: what the library raises when a person can fix the cause.
 
-The CLI (``selflearn.cli.main``) and the service map them, once, to a one-line message with an exit code (2: bad
+The CLI (``selflearn.cli.app.main``) and the service map them, once, to a one-line message with an exit code (2: bad
 argument or input, 1: a failure) or an HTTP status, so no caller prints a traceback for a mistake in its input.
 Modules raise a subclass with a message that says what was wrong and where, in one line.
 """

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 
 from selflearn import ids, paths
 from selflearn.artifacts import ArtifactStore
-from selflearn.feedback import PendingRewrites
-from selflearn.rewrite.controls import Controls
-from selflearn.store import Store, gold_path, quarantine_path
+from selflearn.controls import Controls
+from selflearn.runtime.feedback import PendingRewrites
+from selflearn.store.logstore import Store, gold_path, quarantine_path
 
 
 @dataclass

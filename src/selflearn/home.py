@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from selflearn import paths
 from selflearn.errors import UsageError, validation_summary
 from selflearn.ids import Id
 from selflearn.schema import DeviceType
@@ -37,7 +38,7 @@ Domain = Literal[
     "todo",
 ]
 
-SHIPPED_HOMES_DIR = Path(__file__).parent / "data" / "homes"
+SHIPPED_HOMES_DIR = paths.PACKAGE_DATA / "homes"
 # Homes shipped for one eval suite (``willow_house``: realphrasing); kept out of ``shipped_homes``, so adding one
 # does not change what every other suite and bench measures.
 EVAL_HOMES_DIR = SHIPPED_HOMES_DIR / "eval"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"  # shipped with the package: homes, templates, SLURP data
+
 
 def data_dir() -> Path:
     root = os.environ.get("SELFLEARN_HOME")

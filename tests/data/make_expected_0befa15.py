@@ -10,11 +10,11 @@ from pathlib import Path
 
 import polars as pl
 
-from selflearn.fpi import FpiModel
 from selflearn.home import load_home
-from selflearn.labels.learner import LabelModel
-from selflearn.rewrite.online import OnlineRewriter
-from selflearn.store import LogView
+from selflearn.learners.fpi import FpiModel
+from selflearn.learners.labels.learner import LabelModel
+from selflearn.runtime.rewriter import OnlineRewriter
+from selflearn.store.logstore import LogView
 
 DATA = Path(__file__).parent
 SET = DATA / "artifacts_0befa15"

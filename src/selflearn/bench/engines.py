@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from selflearn.engines.dataset import TURNS, read_table, write_dataset
-from selflearn.rewrite.mining import MiningConfig, RewriteMiner, RewriteTables
-from selflearn.signals import DefectSignals
-from selflearn.synthlogs import SynthConfig, generate
+from selflearn.learners.mining import MiningConfig, RewriteMiner, RewriteTables
+from selflearn.learners.signals import DefectSignals
+from selflearn.sim.synthlogs import SynthConfig, generate
 
 
 def same_tables(a: RewriteTables, b: RewriteTables, tolerance: float = 1e-9) -> bool:

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from selflearn.bench.rewrite import misspell, scaled_vectors
 from selflearn.home import Home
-from selflearn.rewrite.bench import misspell, scaled_vectors
-from selflearn.rewrite.encoder import Encoder
-from selflearn.rewrite.retrieval import Entry, HomeIndex, Retrieval
+from selflearn.runtime.encoder import Encoder
+from selflearn.runtime.retrieval import Entry, HomeIndex, Retrieval
 
 logger = logging.getLogger(__name__)
 

@@ -31,16 +31,9 @@ from pyspark.sql import functions as F
 from selflearn.engines.dataset import FEEDBACK, PARTITIONS, TURNS
 from selflearn.engines.spark_signals import by_user, delexicalise, score, with_form
 from selflearn.home import Home
-from selflearn.rewrite.hygiene import Hygiene
-from selflearn.rewrite.mining import (
-    MiningConfig,
-    RewriteMiner,
-    RewriteTables,
-    fillable,
-    global_rows,
-    personal_rows,
-)
-from selflearn.signals import NO_RESULT_STATUSES
+from selflearn.learners.hygiene import Hygiene
+from selflearn.learners.mining import MiningConfig, RewriteMiner, RewriteTables, fillable, global_rows, personal_rows
+from selflearn.learners.signals import NO_RESULT_STATUSES
 
 LEAK = 1e-9  # the embedded solve's give-up leak: I - (1 - LEAK) Q, so a loop of failing forms is absorbed nowhere
 TOLERANCE = 1e-13  # stop squaring when every form's remaining transition mass is below this (probabilities exact

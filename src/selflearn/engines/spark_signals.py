@@ -16,7 +16,7 @@ from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from selflearn.home import Home
-from selflearn.signals import META_STATUSES, NEGATION, NEGATIVE_FEEDBACK, NO_RESULT_STATUSES, SignalConfig
+from selflearn.learners.signals import META_STATUSES, NEGATION, NEGATIVE_FEEDBACK, NO_RESULT_STATUSES, SignalConfig
 
 
 def by_user() -> WindowSpec:
@@ -33,7 +33,7 @@ def _normalized(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 
 def _similar(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    from selflearn.signals import text_similarity
+    from selflearn.learners.signals import text_similarity
 
     schema = pa.schema([("form", pa.string()), ("next_form", pa.string()), ("similarity", pa.float64())])
     for batch in batches:
@@ -145,7 +145,7 @@ def _delexicalised(homes: Sequence[Home]) -> object:
     ``patterns.delexicalise_frame``); homes travel to the executors with it."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from selflearn.rewrite.patterns import Delexicaliser, vocabulary
+        from selflearn.runtime.patterns import Delexicaliser, vocabulary
         from selflearn.text import normalize
 
         by_home = {h.id: Delexicaliser.for_home(h) for h in homes}

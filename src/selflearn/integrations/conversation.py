@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from selflearn import ids
 from selflearn.home import Endpoint, Home
 from selflearn.integrations.intents import HaIntent, to_ha
-from selflearn.pipeline.runtime import Runtime
+from selflearn.runtime.runtime import Runtime
 from selflearn.schema import Turn
 
 MAX_TEXT_CHARS = 1000

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from selflearn.home import Device, Home
-from selflearn.pipeline.context import Candidate
-from selflearn.pipeline.resolve import Resolution
+from selflearn.runtime.context import Candidate
+from selflearn.runtime.resolve import Resolution
 
 # selflearn intents HA has no handler for unless the user adds an ``intent_script`` (when no mapping below applies).
 NEEDS_INTENT_SCRIPT = ("WeatherIn", "WatchGame", "FindRestaurant", "StartProgram", "GetDeviceState")

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from selflearn.controls import rule_frame, rule_id
 from selflearn.home import Home
-from selflearn.rewrite.controls import rule_frame, rule_id
-from selflearn.rewrite.mining import MiningConfig, RewriteTables, chains, linked_requests
-from selflearn.rewrite.patterns import delexicalise_frame
+from selflearn.learners.mining import MiningConfig, RewriteTables, chains, linked_requests
+from selflearn.runtime.patterns import delexicalise_frame
 
 
 def rule_evidence(

@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 
 from selflearn.home import Home
-from selflearn.rewrite.mining import MiningConfig, chains, linked_requests
-from selflearn.rewrite.retrieval import (
+from selflearn.learners.mining import MiningConfig, chains, linked_requests
+from selflearn.runtime.retrieval import (
     DAY0,
     WORKED_SCHEMA,
     Entry,

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 import polars as pl
 
 from selflearn.learners.base import Artifact, Logs
+from selflearn.learners.mining import MiningConfig
 from selflearn.learners.retrieval_ranker import fit_retrieval
-from selflearn.rewrite import PERSONAL_DIR
-from selflearn.rewrite.mining import MiningConfig
-from selflearn.rewrite.retrieval import (
+from selflearn.learners.signals import evidence
+from selflearn.runtime.retrieval import (
     DAY0,
     GLOBAL_FORMS,
     PERSONAL_HISTORY,
@@ -31,7 +31,7 @@ from selflearn.rewrite.retrieval import (
     save_history,
     successes,
 )
-from selflearn.signals import evidence
+from selflearn.runtime.rewrites import PERSONAL_DIR
 from selflearn.text import normalize
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 from functools import cache
-from pathlib import Path
 
+from selflearn import paths
 from selflearn.text import normalize
 
-HELDOUT_PATH = Path(__file__).resolve().parents[1] / "data" / "slurp" / "heldout_forms.txt"
+HELDOUT_PATH = paths.PACKAGE_DATA / "slurp" / "heldout_forms.txt"
 # Ways to say the same thing that no held-out form starts or ends with often; tried in order (no randomness, so a
 # steered wording does not shift the simulation's random stream).
 _VARIANTS = ("{} please", "please {}", "could you {}", "{} now please", "um {} please")

@@ -13,12 +13,12 @@ import json
 import random
 import re
 from functools import cache
-from pathlib import Path
 
+from selflearn import paths
 from selflearn.sim.goals import Goal
 from selflearn.sim.names import CHATTER, IMPOSSIBLE
 
-PHRASINGS_PATH = Path(__file__).resolve().parents[1] / "data" / "slurp" / "phrasings.jsonl"
+PHRASINGS_PATH = paths.PACKAGE_DATA / "slurp" / "phrasings.jsonl"
 _SLOT = re.compile(r"\{(\w+)\}")
 
 CANONICAL: dict[str, tuple[str, ...]] = {

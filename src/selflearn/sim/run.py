@@ -13,17 +13,17 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from selflearn.eval import gold as gold_metrics
+from selflearn import gold as gold_metrics
 from selflearn.home import Home
-from selflearn.pipeline.asr import default_calibration
-from selflearn.pipeline.nlu import prefilter
-from selflearn.rewrite import Retriever
+from selflearn.runtime.nlu import prefilter
+from selflearn.runtime.rewrites import Retriever
 from selflearn.schema import Feedback, Gold, Turn, write_parquet
+from selflearn.sim.asr import default_calibration
 from selflearn.sim.simulation import DayLog, SimConfig, Simulation
 from selflearn.text import normalize
 
 if TYPE_CHECKING:
-    from selflearn.store import Store
+    from selflearn.store.logstore import Store
 
 
 def _some_homes(homes: Sequence[Home], seed: int, config: SimConfig, days: int, retrieval: bool) -> list[DayLog]:
@@ -34,7 +34,7 @@ def _some_homes(homes: Sequence[Home], seed: int, config: SimConfig, days: int, 
 
 def _day0_retrieval() -> Retriever:
     """Retrieval over each home's own commands with the day-0 ranker: the untrained runtime of ``interpret``."""
-    from selflearn.rewrite.retrieval import Retrieval
+    from selflearn.runtime.retrieval import Retrieval
 
     return Retrieval()
 
@@ -97,7 +97,7 @@ def simulate(
 
 def defect_stats(gold: Sequence[Gold]) -> dict[str, float]:
     """Turn defect rate (any failure point but ``correct``), its split by failure point (shares of all turns),
-    and the goal success rate (``eval.gold``)."""
+    and the goal success rate (``selflearn.gold``)."""
     stats = {"turns": float(len(gold)), "defect_rate": gold_metrics.defect_rate(gold)}
     stats |= {f"defect_rate_by_failure_point.{p}": v for p, v in gold_metrics.failure_points(gold).items()}
     stats["goal_success_rate"] = gold_metrics.goal_success_rate(gold)
@@ -138,7 +138,7 @@ def record(logs: Sequence[DayLog], db: Path | None, *, store: bool = True) -> di
     """Add the simulated logs to the store at ``db`` (None: the default one) unless not ``store``, and return the
     gold ``defect_stats`` of them all (``selflearn simulate``)."""
     if store:
-        from selflearn.store import Store
+        from selflearn.store.logstore import Store
 
         with Store(db) as opened:
             for log in logs:

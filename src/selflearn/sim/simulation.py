@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 from rapidfuzz import fuzz, process
 
 from selflearn.home import Home, HomeError, Person
-from selflearn.pipeline.asr import FUNCTION_WORDS, AsrConfig, AsrModel, AsrResult
-from selflearn.pipeline.runtime import FeedbackPolicy, Interpretation, Runtime, Teacher
-from selflearn.rewrite import Retriever, Rewriter
+from selflearn.runtime.rewrites import Retriever, Rewriter
+from selflearn.runtime.runtime import FeedbackPolicy, Interpretation, Runtime, Teacher
 from selflearn.schema import FailurePoint, Feedback, Gold, Preference, Turn
 from selflearn.sim.annotators import AnnotatorNoise, annotate
+from selflearn.sim.asr import FUNCTION_WORDS, AsrConfig, AsrModel, AsrResult
 from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory
 from selflearn.sim.heldout import avoid, is_heldout
 from selflearn.sim.judge import judge, judge_unaddressed

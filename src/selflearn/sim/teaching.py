@@ -23,7 +23,7 @@ from selflearn.sim.goals import Goal
 from selflearn.sim.names import TEAM_SAID
 from selflearn.sim.phrasing import CANONICAL, fits, render
 from selflearn.sim.users import SimUser
-from selflearn.teach import TEACH_OFFER
+from selflearn.teach.teacher import TEACH_OFFER
 from selflearn.text import normalize
 
 TEAM_LESSONS = ("i'm a {team} fan", "i'm a big {team} fan", "my favourite team is the {team}", "i support the {team}")

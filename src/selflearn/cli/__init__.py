@@ -1,0 +1,1 @@
+"""The `selflearn` command line: one thin module per command group."""

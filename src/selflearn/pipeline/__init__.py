@@ -1,1 +1,0 @@
-"""The runtime stages (ASR noise, NLU, context, entity resolution, execution) and the runtime composing them."""

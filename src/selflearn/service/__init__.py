@@ -1,0 +1,1 @@
+"""The FastAPI service: interpret/learn/teach/feedback API, tokens and the dashboard."""

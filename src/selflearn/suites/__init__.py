@@ -1,1 +1,0 @@
-"""Eval suites, one module each; importing a module registers its suite with ``selflearn.evaluate``."""

@@ -1,0 +1,1 @@
+"""Teachable AI: statements people make, the preferences they leave, and the teacher that applies them."""
