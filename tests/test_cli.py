@@ -158,7 +158,7 @@ def test_json_stays_one_object_with_logging_and_quiet_silences_stderr() -> None:
     quiet = runner.invoke(app, ["-q", *args])
     assert quiet.exit_code == 0 and json.loads(quiet.stdout)["rows"] == 100 and quiet.stderr == ""
     verbose = runner.invoke(app, ["--verbose", *args])
-    assert verbose.exit_code == 0 and "ingest_bench.py" in verbose.stderr  # -v: where each record comes from
+    assert verbose.exit_code == 0 and "ingest.py" in verbose.stderr  # -v: where each record comes from
 
 
 def test_homes_list_and_generate(tmp_path: Path) -> None:
