@@ -24,7 +24,8 @@ from selflearn.controls import Control, Controls, rule_frame, rule_id
 from selflearn.learners.learn import learn
 from selflearn.learners.mining import RewriteTables
 from selflearn.service import dashboard
-from selflearn.service.app import Service, create_app
+from selflearn.service.app import create_app
+from selflearn.service.service import Service
 from selflearn.service.tokens import Tokens
 from selflearn.sim import generate_homes
 from selflearn.sim.run import simulate

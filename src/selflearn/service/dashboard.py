@@ -39,7 +39,7 @@ from selflearn.schema import MAX_VALUE_CHARS
 from selflearn.service.tokens import TokenInfo
 
 if TYPE_CHECKING:
-    from selflearn.service.app import Service
+    from selflearn.service.service import Service
 
 ASSETS = paths.PACKAGE_DATA / "dashboard"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
