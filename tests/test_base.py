@@ -23,7 +23,7 @@ from selflearn.learners.mining import RewriteMiner, RewriteTables
 from selflearn.learners.signals import DefectSignals, Signals, evidence
 from selflearn.learners.what_worked import RetrievalLearner, RetrievalTables
 from selflearn.runtime.rewriter import OnlineRewriter, save_indexes
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 DATA = Path(__file__).parent / "data"
 OLD_SET = DATA / "artifacts_0befa15"

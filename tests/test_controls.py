@@ -16,7 +16,7 @@ from selflearn.learners.learn import learn
 from selflearn.learners.mining import RewriteTables
 from selflearn.runtime.rewriter import LiveRewriter
 from selflearn.runtime.rewrites import read_global, read_personal
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 from test_learn import repairs
 
 DAY = 86_400.0

@@ -23,8 +23,10 @@ from selflearn.artifacts import ArtifactStore
 from selflearn.controls import Control, Controls, rule_frame, rule_id
 from selflearn.learners.learn import learn
 from selflearn.learners.mining import RewriteTables
-from selflearn.service import dashboard
-from selflearn.service.app import Service, create_app
+from selflearn.service import pages
+from selflearn.service import snapshot as dashboard_snapshot
+from selflearn.service.app import create_app
+from selflearn.service.service import Service
 from selflearn.service.tokens import Tokens
 from selflearn.sim import generate_homes
 from selflearn.sim.run import simulate
@@ -291,7 +293,7 @@ def test_each_rule_shows_its_homes_and_shadow_check_sortable_and_filterable(site
     assert f'<dd class="homes">{top["distinct_homes"]}</dd>' in first
     broke = set(re.findall(r'data-rule="([0-9a-f]{16})"', client.get("/", params={"shadow": "broke"}).text))
     breaking = set(rules.filter(pl.col("shadow_breaks") > 0)["rule_id"])
-    assert broke <= breaking and len(broke) == min(len(breaking), dashboard.PAGE_SIZE)
+    assert broke <= breaking and len(broke) == min(len(breaking), pages.PAGE_SIZE)
 
 
 def test_a_set_published_before_the_evidence_shows_a_dash(site: dict[str, Any], tmp_path: Path) -> None:
@@ -325,9 +327,9 @@ def test_a_person_forgotten_through_the_api_leaves_the_pages_at_once(
     """``DELETE /v1/users/{id}`` (not the page): their failing forms, example turns and turn count leave the
     dashboard on the next page, while no rebuild of the snapshot can finish."""
     gate = threading.Event()
-    real = dashboard.build_snapshot
+    real = dashboard_snapshot.build_snapshot
 
-    def blocked(*args: Any) -> dashboard.Snapshot:
+    def blocked(*args: Any) -> dashboard_snapshot.Snapshot:
         assert gate.wait(60)
         return real(*args)
 
@@ -340,7 +342,7 @@ def test_a_person_forgotten_through_the_api_leaves_the_pages_at_once(
     forms = alone.filter(pl.col("user") == user)["form"].to_list()
     failures = client.get("/dashboard/failures").text
     assert user in failures and any(f"<q>{f}</q>" in failures for f in forms)
-    monkeypatch.setattr(dashboard, "build_snapshot", blocked)
+    monkeypatch.setattr(dashboard_snapshot, "build_snapshot", blocked)
     try:
         headers = {"Authorization": f"Bearer {site['tokens'][site['mine']]}"}
         assert httpx.delete(f"{site['url']}/v1/users/{user}", headers=headers).status_code == 200
@@ -418,14 +420,14 @@ def test_the_first_pages_answer_at_once_while_one_snapshot_builds(
     says how many turns it is reading, no second build starts, and the real page follows once the build is done."""
     calls: list[int] = []
     gate = threading.Event()
-    real = dashboard.build_snapshot
+    real = dashboard_snapshot.build_snapshot
 
-    def slow(*args: Any) -> dashboard.Snapshot:
+    def slow(*args: Any) -> dashboard_snapshot.Snapshot:
         calls.append(1)
         assert gate.wait(60)
         return real(*args)
 
-    monkeypatch.setattr(dashboard, "build_snapshot", slow)
+    monkeypatch.setattr(dashboard_snapshot, "build_snapshot", slow)
     client = TestClient(create_app(site["service"]))  # a freshly started app over the same store: no snapshot yet
     try:
         assert client.post("/dashboard/login", data={"token": site["tokens"]["admin"]}, follow_redirects=False)
@@ -459,7 +461,7 @@ def test_a_closing_service_stops_a_snapshot_build_before_it_reads_the_store(
     """A build that was flushing when the service closed never touches the closed store, and none starts after."""
     homes = generate_homes(1, 0)
     service = Service(homes, db=tmp_path / "logs.duckdb", artifacts=tmp_path / "a", pending_root=tmp_path)
-    logs = dashboard.Logs(service)
+    logs = dashboard_snapshot.Logs(service)
     errors: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
     flushing, gate = threading.Event(), threading.Event()
@@ -489,19 +491,19 @@ def test_a_person_forgotten_while_a_snapshot_builds_is_not_in_it(
 ) -> None:
     """A build that read the store before a person was forgotten drops them before its snapshot is served."""
     scoring, gate = threading.Event(), threading.Event()
-    real = dashboard.build_snapshot
+    real = dashboard_snapshot.build_snapshot
 
-    def slow(*args: Any) -> dashboard.Snapshot:
+    def slow(*args: Any) -> dashboard_snapshot.Snapshot:
         scoring.set()
         assert gate.wait(60)
         return real(*args)
 
-    monkeypatch.setattr(dashboard, "build_snapshot", slow)
+    monkeypatch.setattr(dashboard_snapshot, "build_snapshot", slow)
     service = site["service"]
     with service.store_lock:
         users = service.store.logs().turns()["user_id"].unique().sort().to_list()
     gone, kept = users[:2]
-    logs = dashboard.Logs(service)
+    logs = dashboard_snapshot.Logs(service)
     logs.start()
     assert scoring.wait(30)
     logs.forget(gone)

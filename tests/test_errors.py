@@ -18,7 +18,8 @@ from selflearn.cli.main import main
 from selflearn.errors import Conflict, NotFound, SelflearnError, UsageError
 from selflearn.home import HomeError
 from selflearn.sim import logsample
-from selflearn.store.logstore import Store, StoreError
+from selflearn.store.connection import StoreError
+from selflearn.store.logstore import Store
 
 # (argv with placeholders, expected exit code). Placeholders: {tmp} a scratch folder, {locked} a store another
 # process holds, {busy_port} a port another socket listens on, {db} a fresh store path, {empty_db} a store with no

@@ -14,7 +14,7 @@ from selflearn.learners.mining import MiningConfig, RewriteTables
 from selflearn.learners.signals import DefectSignals
 from selflearn.runtime.rewrites import GLOBAL_TABLE, REWRITE_SCHEMA, read_global, write_tables
 from selflearn.runtime.runtime import Runtime
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 from test_learn import maple_repairs, maple_turn, repairs
 
 DAY = 86_400.0

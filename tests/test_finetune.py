@@ -19,7 +19,7 @@ from selflearn.learners.learn import LearnConfig, learn
 from selflearn.runtime.encoder import Encoder
 from selflearn.sim import SimConfig, generate_homes
 from selflearn.sim.run import simulate
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 
 def _logs(homes: int, seed: int, days: int) -> LogView:

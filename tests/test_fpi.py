@@ -22,7 +22,7 @@ from selflearn.learners.fpi import (
 )
 from selflearn.learners.labels.dialogue import dialogue_frame
 from selflearn.learners.labels.trace import flatten_trace
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 from synth_dialogues import make_dialogues
 
 CONFIG = FpiConfig(max_iter=40)

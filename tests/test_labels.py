@@ -16,7 +16,7 @@ from selflearn.learners.labels.encoder import CachedEncoder
 from selflearn.learners.labels.features import NUMERIC, build_vocab, pad_dialogues, turn_table
 from selflearn.learners.labels.learner import LabelConfig, LabelLearner, LabelModel, Negatives, guess_intents
 from selflearn.learners.labels.model import DialogueLabeler, ModelShape
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 from synth_dialogues import make_dialogues
 
 

@@ -15,7 +15,7 @@ from selflearn.learners.mining import MiningConfig
 from selflearn.runtime.rewrites import read_global, read_personal
 from selflearn.runtime.runtime import Runtime
 from selflearn.schema import Feedback, Turn, to_arrow
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 

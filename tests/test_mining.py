@@ -11,7 +11,7 @@ from selflearn.learners.mining import MiningConfig, RewriteMiner, RewriteTables,
 from selflearn.runtime.rewrites import REWRITE_SCHEMA, personal_path, read_global, read_personal
 from selflearn.schema import Turn
 from selflearn.sim.synthlogs import commands, generate
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 

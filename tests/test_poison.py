@@ -7,7 +7,7 @@ from selflearn.eval.suites.poison import OLD_GUARDS, OUT_OF_SCOPE, SHAPES, attac
 from selflearn.learners.mining import MiningConfig, RewriteMiner
 from selflearn.sim import generate_homes
 from selflearn.sim.run import simulate
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 
 @pytest.fixture(scope="module")

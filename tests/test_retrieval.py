@@ -246,7 +246,7 @@ def learned(home: Home, tmp_path_factory: pytest.TempPathFactory) -> tuple[Artif
     """Two simulated days of the home, learned from (no gold), published."""
     from selflearn.learners.learn import learn
     from selflearn.sim import Simulation
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 
     sim = Simulation([home], seed=3)
     logs = [sim.run_day(day) for day in (1, 2)]

@@ -18,7 +18,9 @@ from schemathesis import GenerationMode
 from selflearn.home import Home, Person, shipped_homes
 from selflearn.runtime.rewrites import REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.schema import Turn
-from selflearn.service.app import MAX_BODY_BYTES, Service, create_app
+from selflearn.service.app import create_app
+from selflearn.service.middleware import MAX_BODY_BYTES
+from selflearn.service.service import Service
 from selflearn.service.tokens import Tokens
 
 T0 = "2026-11-25T18:00:00Z"

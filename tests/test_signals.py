@@ -9,7 +9,7 @@ import pytest
 from selflearn.learners.signals import DefectSignals, SignalConfig
 from selflearn.schema import Feedback, Turn
 from selflearn.sim.synthlogs import generate
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 

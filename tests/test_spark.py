@@ -19,7 +19,7 @@ from selflearn.learners.mining import absorb as embedded_absorb
 from selflearn.learners.signals import DefectSignals
 from selflearn.schema import ARROW_SCHEMAS, Feedback, Turn
 from selflearn.sim.synthlogs import SynthConfig, generate
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from wyoming.intent import Intent, IntentsStart, IntentsStop, NotRecognized
 from selflearn.home import find_home
 from selflearn.integrations.wyoming import RECORDED, RESULT, WyomingAgent, serve
 from selflearn.learners.signals import DefectSignals
-from selflearn.service.app import Service
+from selflearn.service.service import Service
 from selflearn.store.logstore import Store
 
 OVERSIZED_TEXT = json.dumps({"type": "transcript", "data": {"text": "turn on the light " * 60}}).encode() + b"\n"

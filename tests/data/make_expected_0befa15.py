@@ -14,7 +14,7 @@ from selflearn.home import load_home
 from selflearn.learners.fpi import FpiModel
 from selflearn.learners.labels.learner import LabelModel
 from selflearn.runtime.rewriter import OnlineRewriter
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 DATA = Path(__file__).parent
 SET = DATA / "artifacts_0befa15"

@@ -96,7 +96,8 @@ def run_bench(*, turns: int = 1_000_000, repeats: int = 5, seed: int = 0) -> dic
 
     from selflearn.bench.serve import _free_port, _publish_artifacts
     from selflearn.home import shipped_homes
-    from selflearn.service.app import Service, create_app
+    from selflearn.service.app import create_app
+    from selflearn.service.service import Service
     from selflearn.service.tokens import Tokens
 
     with tempfile.TemporaryDirectory(prefix="selflearn-bench-") as tmp:

@@ -18,7 +18,8 @@ import duckdb
 
 from selflearn.schema import ARROW_SCHEMAS, Turn, to_arrow
 from selflearn.sim import logsample
-from selflearn.store.logstore import Store, table_ddl
+from selflearn.store.logstore import Store
+from selflearn.store.tables import table_ddl
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from selflearn.learners.labels.learner import LabelConfig, LabelLearner, _texts
 from selflearn.learners.signals import DefectSignals
 from selflearn.schema import ARROW_SCHEMAS, Feedback, Turn
 from selflearn.sim.synthlogs import generate
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 logger = logging.getLogger(__name__)
 

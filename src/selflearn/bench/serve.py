@@ -92,7 +92,7 @@ def _publish_artifacts(root: Path, seed: int) -> str:
     from selflearn.artifacts import ArtifactStore
     from selflearn.learners.learn import learn
     from selflearn.sim import logsample
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 
     sample = logsample.generate(3000, seed=seed)
     store = ArtifactStore(root)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from selflearn.home import Home
     from selflearn.learners.learn import LearnConfig
     from selflearn.learners.mining import RewriteTables
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 from selflearn.cli.app import ArtifactsOption, DbOption, JsonOption, SeedOption, _print_json, err, out
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,8 @@ def learn_(
 
 def _learn_logs(db: Path | None, parquet: str | None) -> LogView:
     """The logs ``learn`` reads on the driver: the store's, or a Parquet log dataset's."""
-    from selflearn.store.logstore import LogView, Store
+    from selflearn.store.logstore import Store
+    from selflearn.store.logview import LogView
 
     if parquet is not None:
         from selflearn.engines.dataset import FEEDBACK, TURNS, read_table

@@ -14,7 +14,7 @@ from selflearn.errors import SelflearnError, UsageError
 if TYPE_CHECKING:
     import uvicorn
 
-    from selflearn.service.app import Service
+    from selflearn.service.service import Service
 from selflearn.cli.app import DbOption, err
 
 
@@ -47,7 +47,8 @@ def serve(
     import uvicorn
 
     from selflearn.home import load_home, shipped_homes
-    from selflearn.service.app import Service, create_app
+    from selflearn.service.app import create_app
+    from selflearn.service.service import Service
 
     homes = [load_home(p) for p in home] if home else shipped_homes()
     if wyoming is not None and (len(homes) != 1 or not wyoming.startswith(("tcp://", "unix://"))):
@@ -122,7 +123,7 @@ def wyoming(
 
     from selflearn.home import find_home
     from selflearn.integrations.wyoming import WyomingAgent, serve
-    from selflearn.service.app import Service
+    from selflearn.service.service import Service
 
     if not uri.startswith(("tcp://", "unix://")):
         raise UsageError(f"--uri must be tcp://HOST:PORT or unix://PATH, not {uri!r}")

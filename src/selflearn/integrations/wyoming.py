@@ -41,7 +41,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from selflearn import __version__
 from selflearn.home import Home
 from selflearn.integrations.conversation import LANGUAGES, ConversationInput, ResultReport, converse
-from selflearn.service.app import Service
+from selflearn.service.service import Service
 
 MAX_EVENT_BYTES = 64 * 1024  # header line, data and payload each: far above any transcript (text <= 1,000 chars)
 PROGRAM = "selflearn"

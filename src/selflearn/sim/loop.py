@@ -174,7 +174,7 @@ def run_loop(
     from selflearn.runtime.index_cache import shared_cache
     from selflearn.runtime.retrieval import Retrieval
     from selflearn.sim import SimConfig, Simulation
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 
     stage = on_stage or logger.debug
     config = sim_config or SimConfig()

@@ -13,119 +13,27 @@ where a field became optional), so old files keep working.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
 from selflearn import ids, paths
-from selflearn.errors import NotFound, SelflearnError
-from selflearn.schema import (
-    ARROW_SCHEMAS,
-    RECORD_TYPES,
-    Feedback,
-    Gold,
-    Preference,
-    Turn,
-    canonical_json,
-    to_arrow,
-)
+from selflearn.schema import ARROW_SCHEMAS, RECORD_TYPES, Feedback, Gold, Preference, Turn, canonical_json, to_arrow
+from selflearn.store.connection import NoStore, StoreError, connect, count, locked, to_frame, where_clause
 from selflearn.store.ingest import BATCH_ROWS, KINDS, Kind, discover, read_file
+from selflearn.store.logview import LogView
+from selflearn.store.quarantine import scrub_quarantine
+from selflearn.store.tables import columns, migrate, table_ddl
 
-_KEYS: dict[Kind, tuple[str, ...]] = {
-    "turns": ("turn_id",),
-    "gold": ("turn_id",),
-    "feedback": ("feedback_id",),
-    "preferences": ("user_id", "kind", "key", "scope"),
-}
 MIN_PHRASE_CHARS = 8  # shorter texts ("yes", "stop") are everyone's: a forget does not look for them
-_SQL_TYPES = {
-    pa.string(): "VARCHAR",
-    pa.float64(): "DOUBLE",
-    pa.bool_(): "BOOLEAN",
-    pa.int32(): "INTEGER",
-    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
-}
-
-
-def table_ddl(kind: Kind) -> str:
-    schema = ARROW_SCHEMAS[RECORD_TYPES[kind]]
-    cols = [f'"{f.name}" {_SQL_TYPES[f.type]}{"" if f.nullable else " NOT NULL"}' for f in schema]
-    cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in _KEYS[kind]) + ")")
-    return f"CREATE TABLE IF NOT EXISTS {kind} (" + ", ".join(cols) + ")"
-
-
-def columns(kind: Kind) -> str:
-    """The schema's columns in order: every read and write names them, so a table's physical order never matters."""
-    return ", ".join(f'"{n}"' for n in ARROW_SCHEMAS[RECORD_TYPES[kind]].names)
-
-
-def _sql_literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _migrate(con: duckdb.DuckDBPyConnection, kind: Kind) -> None:
-    """Bring an older file's table to the schema: add columns of new optional fields (with the field default) and
-    drop NOT NULL from columns that became optional (schema 2: the Turn fields Home Assistant cannot supply)."""
-    model = RECORD_TYPES[kind]
-    have = dict(
-        con.execute("SELECT column_name, is_nullable FROM duckdb_columns() WHERE table_name = ?", [kind]).fetchall()
-    )
-    for f in ARROW_SCHEMAS[model]:
-        if f.name in have:
-            if f.nullable and not have[f.name]:
-                con.execute(f'ALTER TABLE {kind} ALTER COLUMN "{f.name}" DROP NOT NULL')
-            continue
-        info = model.model_fields[f.name]
-        if info.is_required():
-            raise StoreError(f"table {kind} lacks required column {f.name!r}; the store predates this schema")
-        default = info.get_default(call_default_factory=True)
-        if f.name in model.json_fields:
-            default = canonical_json(default)
-        clause = "" if default is None else f" DEFAULT {_sql_literal(default)}"
-        con.execute(f'ALTER TABLE {kind} ADD COLUMN "{f.name}" {_SQL_TYPES[f.type]}{clause}')
-
-
-class StoreError(SelflearnError, RuntimeError):
-    """The store cannot be opened (e.g. another process holds it: DuckDB allows one writing process per file)."""
-
-
-class NoStore(NotFound, StoreError):
-    """A reader named a store that does not exist (exit 2, 404): a typo must not become a new, empty store."""
-
-
-def _connect(path: Path | str) -> duckdb.DuckDBPyConnection:
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.IOException as e:
-        held = re.search(r"Conflicting lock is held in .*\(PID (\d+)\)", str(e))
-        if held:
-            raise StoreError(f"cannot open log store {path}: it is in use by another process (pid {held[1]})") from e
-        reason = str(e).removeprefix("IO Error: ").split(". See also")[0]
-        raise StoreError(f"cannot open log store {path}: {reason}") from e
-    con.execute("SET TimeZone='UTC'")
-    return con
-
-
-def _count(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[object] = ()) -> int:
-    """The single number a count/INSERT/DELETE statement returns (fetching it completes the statement)."""
-    rows = con.execute(query, list(params)).fetchall()
-    return int(rows[0][0]) if rows else 0
 
 
 def gold_path(db: Path) -> Path:
@@ -134,27 +42,6 @@ def gold_path(db: Path) -> Path:
 
 def quarantine_path(db: Path) -> Path:
     return db.with_name(db.stem + ".quarantine.jsonl")
-
-
-def _frame(table: pa.Table, kind: Kind) -> pl.DataFrame:
-    schema = ARROW_SCHEMAS[RECORD_TYPES[kind]]
-    frame = pl.from_arrow(table.select(schema.names))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _locked(method: F) -> F:
-    """One operation at a time per object: a DuckDB connection must not be used by two threads at once (service)."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @dataclass
@@ -182,68 +69,6 @@ class IngestReport:
         return asdict(self)
 
 
-class LogView:
-    """What learners read: the ``turns`` and ``feedback`` tables and nothing else (no gold, no files)."""
-
-    def __init__(self, turns: pa.Table, feedback: pa.Table):
-        self._lock = threading.RLock()
-        self._con = duckdb.connect(":memory:")
-        self._con.execute("SET TimeZone='UTC'")
-        tables: dict[Kind, pa.Table] = {"turns": turns, "feedback": feedback}
-        for kind, table in tables.items():  # zero-copy views over the Arrow tables, in the schema's column layout
-            self._con.register(kind, table.select(ARROW_SCHEMAS[RECORD_TYPES[kind]].names))
-        self._con.execute("SET enable_external_access = false")
-        self._con.execute("SET lock_configuration = true")
-
-    @classmethod
-    def from_records(cls, turns: Sequence[Turn], feedback: Sequence[Feedback] = ()) -> LogView:
-        """An in-memory view over records (tests, simulations), the same shape as ``Store.logs()``."""
-        return cls(to_arrow(turns, Turn), to_arrow(feedback, Feedback))
-
-    @_locked
-    def turns(
-        self,
-        *,
-        user_id: str | None = None,
-        home_id: str | None = None,
-        session_id: str | None = None,
-        dialogue_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> pl.DataFrame:
-        """Turns ordered by time; ``since`` inclusive, ``until`` exclusive."""
-        clause, params = _where(
-            [
-                ("user_id = ?", user_id),
-                ("home_id = ?", home_id),
-                ("session_id = ?", session_id),
-                ("dialogue_id = ?", dialogue_id),
-                ("ts >= ?", since),
-                ("ts < ?", until),
-            ]
-        )
-        table = self._con.sql(f"SELECT * FROM turns{clause} ORDER BY ts, turn_id", params=params).to_arrow_table()
-        return _frame(table, "turns")
-
-    @_locked
-    def feedback(self, *, user_id: str | None = None) -> pl.DataFrame:
-        clause, params = ("WHERE user_id = ?", [user_id]) if user_id is not None else ("", [])
-        query = f"SELECT * FROM feedback {clause} ORDER BY ts, feedback_id"
-        table = self._con.sql(query, params=params).to_arrow_table()
-        return _frame(table, "feedback")
-
-    @_locked
-    def sql(self, query: str) -> pl.DataFrame:
-        """Any read query over ``turns`` and ``feedback`` (there is nothing else to read)."""
-        frame = pl.from_arrow(self._con.sql(query).to_arrow_table())
-        assert isinstance(frame, pl.DataFrame)
-        return frame
-
-    @_locked
-    def __len__(self) -> int:
-        return _count(self._con, "SELECT count(*) FROM turns")
-
-
 class Store:
     """An embedded log store (DuckDB file; default under the user data dir, or $SELFLEARN_DB, or ``path``)."""
 
@@ -254,13 +79,13 @@ class Store:
         if not create and not self.path.is_file():
             raise NoStore(f"no store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._main: duckdb.DuckDBPyConnection | None = _connect(self.path)
+        self._main: duckdb.DuckDBPyConnection | None = connect(self.path)
         self._gold: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.RLock()
         main: tuple[Kind, ...] = ("turns", "feedback", "preferences")
         for kind in main:
             self._con.execute(table_ddl(kind))
-            _migrate(self._con, kind)
+            migrate(self._con, kind)
 
     # ------------------------------------------------------------------ connections
 
@@ -272,15 +97,15 @@ class Store:
 
     def _gold_con(self) -> duckdb.DuckDBPyConnection:
         if self._gold is None:
-            self._gold = _connect(gold_path(self.path))
+            self._gold = connect(gold_path(self.path))
             self._gold.execute(table_ddl("gold"))
-            _migrate(self._gold, "gold")
+            migrate(self._gold, "gold")
         return self._gold
 
     def _con_for(self, kind: Kind) -> duckdb.DuckDBPyConnection:
         return self._gold_con() if kind == "gold" else self._con
 
-    @_locked
+    @locked
     def close(self) -> None:
         """Close and drop both connections: a closed Store that something still references (FastAPI caches route
         endpoints, whose closures reach the service and its store) then holds no DuckDB object until exit."""
@@ -304,7 +129,7 @@ class Store:
         con = self._con_for(kind)
         con.register("_incoming", table)
         try:
-            return _count(con, f"INSERT OR IGNORE INTO {kind} ({columns(kind)}) SELECT {columns(kind)} FROM _incoming")
+            return count(con, f"INSERT OR IGNORE INTO {kind} ({columns(kind)}) SELECT {columns(kind)} FROM _incoming")
         finally:
             con.unregister("_incoming")
 
@@ -326,7 +151,7 @@ class Store:
                 raise
         return stored
 
-    @_locked
+    @locked
     def add(self, *, turns: Iterable[Turn] = (), gold: Iterable[Gold] = (), feedback: Iterable[Feedback] = ()) -> None:
         """Store trusted in-process records (simulator, runtime); a record whose id is stored already is skipped."""
         tables: dict[Kind, pa.Table] = {}
@@ -336,7 +161,7 @@ class Store:
                 tables[kind] = to_arrow(recs, model)  # type: ignore[index]
         self._write(tables)
 
-    @_locked
+    @locked
     def ingest(
         self,
         sources: str | Path | Iterable[str | Path],
@@ -386,7 +211,7 @@ class Store:
 
     # ------------------------------------------------------------------ reads
 
-    @_locked
+    @locked
     def turn(self, turn_id: str) -> Turn | None:
         """One stored turn by id (the service checks whose turn it is before taking feedback on it)."""
         rows = (
@@ -396,47 +221,47 @@ class Store:
         )
         return Turn.model_validate(rows[0]) if rows else None
 
-    @_locked
+    @locked
     def set_outcome(self, turn: Turn) -> bool:
         """Overwrite a stored turn's outcome (result_status, response_text, trace) with ``turn``'s: Home Assistant
         reports how carrying the turn out went only after it was logged. False when no such turn is stored."""
         query = "UPDATE turns SET result_status = ?, response_text = ?, trace = ? WHERE turn_id = ? AND home_id = ?"
         params = [turn.result_status, turn.response_text, canonical_json(turn.trace), turn.turn_id, turn.home_id]
-        return _count(self._con, query, params) == 1
+        return count(self._con, query, params) == 1
 
-    @_locked
+    @locked
     def user_rows(self, user_id: str) -> dict[str, int]:
         """Turns, feedback and preferences stored for a user (a forget is verified with it)."""
         return {
-            kind: _count(self._con, f"SELECT count(*) FROM {kind} WHERE user_id = ?", [user_id])
+            kind: count(self._con, f"SELECT count(*) FROM {kind} WHERE user_id = ?", [user_id])
             for kind in ("turns", "feedback", "preferences")
         }
 
-    @_locked
+    @locked
     def logs(self) -> LogView:
         """A snapshot of turns and feedback for learners; gold is not in it and cannot be reached from it."""
         turns = self._con.sql(f"SELECT {columns('turns')} FROM turns").to_arrow_table()
         feedback = self._con.sql(f"SELECT {columns('feedback')} FROM feedback").to_arrow_table()
         return LogView(turns, feedback)
 
-    @_locked
+    @locked
     def gold(self) -> pl.DataFrame:
         """Gold records (evaluation code only; learners must never call this)."""
-        return _frame(
+        return to_frame(
             self._gold_con().sql(f"SELECT {columns('gold')} FROM gold ORDER BY turn_id").to_arrow_table(), "gold"
         )
 
-    @_locked
+    @locked
     def counts(self) -> dict[str, int]:
         """Rows stored per table (the ingest suite checks its report against these)."""
         out: dict[str, int] = {}
         for kind in KINDS:
-            out[kind] = _count(self._con_for(kind), f"SELECT count(*) FROM {kind}")
+            out[kind] = count(self._con_for(kind), f"SELECT count(*) FROM {kind}")
         return out
 
     # ------------------------------------------------------------------ preferences
 
-    @_locked
+    @locked
     def preferences(self, user_id: str) -> list[Preference]:
         rows = self._con.sql(
             f"SELECT {columns('preferences')} FROM preferences WHERE user_id = ? ORDER BY ts, kind, key",
@@ -444,7 +269,7 @@ class Store:
         ).to_arrow_table()
         return [Preference.model_validate(r) for r in rows.to_pylist()]
 
-    @_locked
+    @locked
     def put_preference(self, pref: Preference) -> None:
         """Insert or replace the user's preference with the same (kind, key, scope)."""
         self._con.register("_incoming", to_arrow([pref], Preference))
@@ -454,14 +279,14 @@ class Store:
         finally:
             self._con.unregister("_incoming")
 
-    @_locked
+    @locked
     def delete_preferences(self, user_id: str, *, kind: str | None = None, key: str | None = None) -> int:
-        clause, params = _where([("user_id = ?", user_id), ("kind = ?", kind), ("key = ?", key)])
-        return _count(self._con, f"DELETE FROM preferences{clause}", params)
+        clause, params = where_clause([("user_id = ?", user_id), ("kind = ?", kind), ("key = ?", key)])
+        return count(self._con, f"DELETE FROM preferences{clause}", params)
 
     # ------------------------------------------------------------------ privacy
 
-    @_locked
+    @locked
     def phrases(self, user_id: str, *, min_chars: int = MIN_PHRASE_CHARS) -> set[str]:
         """What the user said or taught (heard and true texts, feedback, preference keys and values: not the
         assistant's rewrites and answers, which are rules' and everyone's words), of at least
@@ -486,7 +311,7 @@ class Store:
         texts = {str(r[0]).strip() for r in [*said, *truth] if r[0] is not None}
         return {t for t in texts if len(t) >= min_chars and len(t.split()) >= 2}
 
-    @_locked
+    @locked
     def shared(self, phrases: Iterable[str], *, besides: str | None = None) -> set[str]:
         """The phrases some stored row (not of user ``besides``) holds anywhere in its text: another user's words.
 
@@ -520,7 +345,7 @@ class Store:
                 con.unregister("_theirs")
         return found
 
-    @_locked
+    @locked
     def forget(
         self, user_id: str, *, quarantine: Path | None = None, phrases: Iterable[str] | None = None
     ) -> dict[str, int]:
@@ -541,29 +366,29 @@ class Store:
         gold = self._gold_con()
         gold.register("_ids", ids_table)
         try:
-            counts = {"gold": _count(gold, "DELETE FROM gold WHERE turn_id IN (SELECT turn_id FROM _ids)")}
+            counts = {"gold": count(gold, "DELETE FROM gold WHERE turn_id IN (SELECT turn_id FROM _ids)")}
         finally:
             gold.unregister("_ids")
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            counts["feedback"] = _count(
+            counts["feedback"] = count(
                 con,
                 "DELETE FROM feedback WHERE user_id = ? OR turn_id IN (SELECT turn_id FROM turns WHERE user_id = ?)",
                 [user_id, user_id],
             )
-            counts["turns"] = _count(con, "DELETE FROM turns WHERE user_id = ?", [user_id])
-            counts["preferences"] = _count(con, "DELETE FROM preferences WHERE user_id = ?", [user_id])
+            counts["turns"] = count(con, "DELETE FROM turns WHERE user_id = ?", [user_id])
+            counts["preferences"] = count(con, "DELETE FROM preferences WHERE user_id = ?", [user_id])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         self.compact()
         files = {quarantine_path(self.path), *([quarantine] if quarantine is not None else [])}
-        counts["quarantine"] = sum(_scrub_quarantine(f, user_id, set(phrases)) for f in files)
+        counts["quarantine"] = sum(scrub_quarantine(f, user_id, set(phrases)) for f in files)
         return counts
 
-    @_locked
+    @locked
     def compact(self) -> None:
         """Rewrite the main and the gold database file from their live rows (``COPY FROM DATABASE`` into a fresh
         file, then an atomic rename), so no deleted value is left in the files' bytes."""
@@ -588,7 +413,7 @@ class Store:
                 os.replace(fresh, path)
                 paths.fsync_dir(path.parent)
             finally:
-                setattr(self, attr, _connect(path))
+                setattr(self, attr, connect(path))
 
 
 def _text_of(kind: Kind) -> str:
@@ -603,59 +428,3 @@ def _re2_literal(text: str) -> str:
         f"\\x{{{ord(c):x}}}" if not c.isprintable() else "\\" + c if c.isascii() and not c.isalnum() and c != " " else c
         for c in text
     )
-
-
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_JSON_PAIR = re.compile(r'("(?:[^"\\]|\\.)*")\s*:\s*("(?:[^"\\]|\\.)*")')
-
-
-def _decoded(literal: str) -> str | None:
-    try:
-        value = json.loads(literal)
-    except ValueError:
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _named_users(raw: str) -> set[str]:
-    """The values of ``user_id`` keys in a raw (possibly broken or JSON-escaped) JSON line, decoded."""
-    named = set()
-    for key, value in _JSON_PAIR.findall(raw):
-        if _decoded(key) == "user_id" and (decoded := _decoded(value)) is not None:
-            named.add(decoded)
-    return named
-
-
-def _scrub_quarantine(path: Path, user_id: str, phrases: set[str]) -> int:
-    """Drop quarantine entries whose raw line names ``user_id`` exactly (escapes decoded), or names no user and holds
-    one of ``phrases``; the file is replaced atomically."""
-    if not path.exists():
-        return 0
-    keep: list[str] = []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    for line in lines:
-        try:
-            raw = str(json.loads(line).get("raw", ""))
-        except (ValueError, AttributeError):
-            raw = line
-        named = _named_users(raw)
-        texts = [t for t in map(_decoded, _JSON_STRING.findall(raw)) if t is not None] + [raw]
-        theirs = user_id in named or (not named and any(p in t for p in phrases for t in texts))
-        if not theirs:
-            keep.append(line)
-    if len(keep) == len(lines):
-        return 0
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return len(lines) - len(keep)
-
-
-def _where(conditions: list[tuple[str, object]]) -> tuple[str, list[object]]:
-    """A parameterised WHERE clause from the conditions whose value is given (None means "any")."""
-    given = [(sql, value) for sql, value in conditions if value is not None]
-    clause = (" WHERE " + " AND ".join(sql for sql, _ in given)) if given else ""
-    return clause, [value for _, value in given]

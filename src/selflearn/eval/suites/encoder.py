@@ -20,7 +20,7 @@ from selflearn.learners.finetune import EncoderTuner, TuneConfig, mined_pairs, r
 from selflearn.runtime.encoder import Encoder
 from selflearn.sim import SimConfig, generate_homes
 from selflearn.sim.run import simulate
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 logger = logging.getLogger(__name__)
 

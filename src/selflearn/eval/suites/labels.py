@@ -32,7 +32,7 @@ from selflearn.eval.harness import EvalConfig, EvalResult, suite
 from selflearn.gold import annotator
 from selflearn.home import Home, load_home, shipped_homes
 from selflearn.schema import Feedback, Gold, Turn
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 from selflearn.text import normalize
 
 logger = logging.getLogger(__name__)

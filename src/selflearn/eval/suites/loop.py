@@ -123,7 +123,7 @@ def shadow_on(
 
     from selflearn.learners.learn import LearnConfig, repair_outcomes, shadow_turns
     from selflearn.learners.signals import DefectSignals
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 
     cfg = LearnConfig()
     turns = control.turns[: control.day_ends[night - 1]]

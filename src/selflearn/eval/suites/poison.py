@@ -29,7 +29,7 @@ from selflearn.learners.mining import MiningConfig, RewriteMiner, RewriteTables
 from selflearn.learners.signals import DefectSignals
 from selflearn.schema import Turn
 from selflearn.sim.loop import eval_world
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 from selflearn.text import normalize
 
 logger = logging.getLogger(__name__)

@@ -208,7 +208,7 @@ def learned_runtimes(home: Home, plan: Plan, seed: int, work_dir: Path) -> tuple
     from selflearn.runtime.retrieval import DAY0, Retrieval, RetrievalConfig
     from selflearn.runtime.rewriter import OnlineRewriter
     from selflearn.sim import generate_homes
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 
     homes = [home, *(h for h in generate_homes(plan.homes, seed) if h.id != home.id)]
     turns, feedback = simulate(homes, plan.days, seed, plan.phrasing)

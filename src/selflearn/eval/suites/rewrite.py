@@ -91,7 +91,7 @@ def rephrase_f1(
     from selflearn.learners.mining import MiningConfig, baseline_rephrase
     from selflearn.learners.signals import DefectSignals
     from selflearn.learners.span import SpanConfig, SpanLearner
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 
     logger.info("rewrite: rephrase detection (span model vs rule)")
     scored = DefectSignals().score(LogView.from_records(turns, feedback))
@@ -108,7 +108,7 @@ def rephrase_f1(
 def run(config: evaluate.EvalConfig) -> evaluate.EvalResult:
     from selflearn.learners.learn import learn
     from selflearn.sim import Simulation
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 
     plan = QUICK if config.quick else FULL
     homes, focus = eval_world(plan.homes, config.seed, config.home)
@@ -179,7 +179,7 @@ def hygiene_violations(
     the same count for the same logs mined without the hygiene guard (the baseline)."""
     from selflearn.learners.hygiene import Hygiene, violations
     from selflearn.learners.mining import MiningConfig, RewriteMiner
-    from selflearn.store.logstore import LogView
+    from selflearn.store.logview import LogView
 
     logger.info("rewrite: rule hygiene of the published rules vs the same logs mined without the guard")
     hygiene = Hygiene.for_homes(homes)

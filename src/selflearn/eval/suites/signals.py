@@ -27,7 +27,7 @@ from selflearn.home import load_home
 from selflearn.learners.mining import MiningConfig, baseline_rephrase
 from selflearn.learners.signals import SIGNAL_COLUMNS, DefectSignals, SignalConfig, SignalWeights
 from selflearn.schema import Gold, to_arrow
-from selflearn.store.logstore import LogView
+from selflearn.store.logview import LogView
 
 logger = logging.getLogger(__name__)
 
