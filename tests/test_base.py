@@ -22,7 +22,8 @@ from selflearn.learners.learn import LearnConfig, learn
 from selflearn.learners.mining import RewriteMiner, RewriteTables
 from selflearn.learners.signals import DefectSignals, Signals, evidence
 from selflearn.learners.what_worked import RetrievalLearner, RetrievalTables
-from selflearn.runtime.rewriter import OnlineRewriter, save_indexes
+from selflearn.runtime.form_index import save_indexes
+from selflearn.runtime.rewriter import OnlineRewriter
 from selflearn.store.logstore import LogView
 
 DATA = Path(__file__).parent / "data"

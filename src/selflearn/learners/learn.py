@@ -34,9 +34,10 @@ from selflearn.learners.mining import MiningConfig, RewriteMiner, RewriteTables,
 from selflearn.learners.signals import DefectSignals
 from selflearn.learners.what_worked import RetrievalLearner
 from selflearn.progress import track
+from selflearn.runtime.form_index import OnlineConfig, save_indexes
 from selflearn.runtime.patterns import delexicalise_frame, slot_names
+from selflearn.runtime.ranker import Rule
 from selflearn.runtime.retrieval import RetrievalConfig
-from selflearn.runtime.rewriter import OnlineConfig, Rule, save_indexes
 from selflearn.runtime.runtime import Runtime
 from selflearn.schema import Turn
 from selflearn.text import normalize
