@@ -16,13 +16,15 @@ from polars.testing import assert_frame_equal
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home, load_home
 from selflearn.learners.base import Artifact, Evidence, Learner, TooLittle, save_set
-from selflearn.learners.fpi import FpiConfig, FpiLearner, FpiModel
+from selflearn.learners.fpi import FpiLearner, FpiModel
+from selflearn.learners.fpi_rules import FpiConfig
 from selflearn.learners.labels.learner import LabelModel
 from selflearn.learners.learn import LearnConfig, learn
 from selflearn.learners.mining import RewriteMiner, RewriteTables
 from selflearn.learners.signals import DefectSignals, Signals, evidence
 from selflearn.learners.what_worked import RetrievalLearner, RetrievalTables
-from selflearn.runtime.rewriter import OnlineRewriter, save_indexes
+from selflearn.runtime.form_index import save_indexes
+from selflearn.runtime.rewriter import OnlineRewriter
 from selflearn.store.logview import LogView
 
 DATA = Path(__file__).parent / "data"

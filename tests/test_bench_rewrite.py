@@ -7,7 +7,8 @@ import random
 import numpy as np
 
 from selflearn.bench.rewrite import ann_recall, misspell, scaled_vectors
-from selflearn.runtime.rewriter import FormIndex, OnlineConfig, Rule
+from selflearn.runtime.form_index import FormIndex, OnlineConfig
+from selflearn.runtime.ranker import Rule
 
 
 def _unit(rows: int, seed: int) -> np.ndarray:

@@ -7,19 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selflearn.learners.fpi import (
-    FPI_CLASSES,
-    FpiConfig,
-    FpiLearner,
-    FpiModel,
-    RuleFpi,
-    SlotGaps,
-    command_lexicon,
-    diff_stage,
-    failure_summary,
-    with_overlap,
-    with_slot_evidence,
-)
+from selflearn.learners.fpi import FPI_CLASSES, FpiLearner, FpiModel, failure_summary
+from selflearn.learners.fpi_features import SlotGaps, command_lexicon, with_overlap, with_slot_evidence
+from selflearn.learners.fpi_rules import FpiConfig, RuleFpi, diff_stage
 from selflearn.learners.labels.dialogue import dialogue_frame
 from selflearn.learners.labels.trace import flatten_trace
 from selflearn.store.logview import LogView

@@ -264,8 +264,8 @@ def test_replay_rejects_a_batch_that_rewrites_working_requests_into_wrong_ones(t
 
 
 def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_as_wanted() -> None:
-    from selflearn.learners.learn import shadow_evaluate
     from selflearn.learners.mining import RewriteTables
+    from selflearn.learners.shadow import shadow_evaluate
     from selflearn.learners.signals import DefectSignals
     from selflearn.runtime.rewrites import REWRITE_SCHEMA
 
@@ -296,7 +296,8 @@ def test_replay_counts_a_fix_only_when_the_rewrite_succeeds_as_wanted() -> None:
 
 
 def test_shadow_margin_tolerates_a_net_break_or_two_not_more() -> None:
-    from selflearn.learners.learn import LearnConfig, shadow_accepts
+    from selflearn.learners.learn import LearnConfig
+    from selflearn.learners.shadow import shadow_accepts
 
     margin = LearnConfig().shadow_margin
     assert shadow_accepts(10.0, 10.0 + margin, margin) and not shadow_accepts(10.0, 10.5 + margin, margin)
@@ -309,8 +310,8 @@ def test_replay_does_not_count_an_unrepaired_failure_rewritten_into_another_requ
     repairs their failures, so only the other days' repairs say what the form wants (``repair_outcomes``: turning
     something on, by name): the clock is not it, the 20 failures stay unfixed, the 5 breaks stand and the batch is
     rejected (counted as fixes, it would pass); the right rule's 20 fixes are confirmed by the same evidence."""
-    from selflearn.learners.learn import repair_outcomes, shadow_turns, summarise_shadow
     from selflearn.learners.mining import RewriteTables
+    from selflearn.learners.shadow import repair_outcomes, shadow_turns, summarise_shadow
     from selflearn.learners.signals import DefectSignals
     from selflearn.runtime.rewrites import REWRITE_SCHEMA
 

@@ -97,7 +97,7 @@ def test_shadow_scores_judge_the_replays_with_gold() -> None:
     import polars as pl
 
     from selflearn.eval.suites.loop import shadow_scores
-    from selflearn.learners.learn import SHADOW_COLUMNS
+    from selflearn.learners.shadow import SHADOW_COLUMNS
     from selflearn.schema import Gold
 
     lamp = '{"name": "light.desk"}'

@@ -10,23 +10,11 @@ import pytest
 
 from selflearn.home import Home, shipped_homes
 from selflearn.runtime.encoder import Encoder
-from selflearn.runtime.rewriter import (
-    FormIndex,
-    OnlineConfig,
-    OnlineRewriter,
-    Ranker,
-    RankWeights,
-    Rule,
-    _mentions,
-    build_index,
-    flips,
-    home_entities,
-    index_path,
-    read_index,
-    save_indexes,
-    transfer,
-)
+from selflearn.runtime.form_index import FormIndex, OnlineConfig, build_index, index_path, read_index, save_indexes
+from selflearn.runtime.ranker import Ranker, RankWeights, Rule, _mentions, home_entities
+from selflearn.runtime.rewriter import OnlineRewriter
 from selflearn.runtime.rewrites import GLOBAL_TABLE, REWRITE_SCHEMA, empty_table, write_tables
+from selflearn.runtime.transfer import flips, transfer
 
 
 def table(rows: list[tuple[str, str, float, int]], layer: str = "global", user_id: str | None = None) -> pl.DataFrame:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import polars as pl
 
-from selflearn.learners.fpi import FpiConfig, FpiLearner, RuleFpi
+from selflearn.learners.fpi import FpiLearner
+from selflearn.learners.fpi_rules import FpiConfig, RuleFpi
 from selflearn.learners.labels.dialogue import dialogue_frame
 from selflearn.learners.labels.encoder import TextEncoder, default_encoder
 from selflearn.learners.labels.features import turn_table

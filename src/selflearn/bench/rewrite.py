@@ -28,7 +28,9 @@ import polars as pl
 
 from selflearn.home import Home
 from selflearn.runtime.encoder import Encoder, Vectors
-from selflearn.runtime.rewriter import FormIndex, OnlineConfig, OnlineRewriter, Rule, save_indexes
+from selflearn.runtime.form_index import FormIndex, OnlineConfig, save_indexes
+from selflearn.runtime.ranker import Rule
+from selflearn.runtime.rewriter import OnlineRewriter
 from selflearn.runtime.rewrites import REWRITE_SCHEMA, empty_table, write_tables
 from selflearn.text import normalize
 

@@ -31,7 +31,8 @@ def rewrite(
     ids.check(user, "user")
     from selflearn.artifacts import ArtifactStore
     from selflearn.home import find_home
-    from selflearn.runtime.rewriter import OnlineConfig, OnlineRewriter
+    from selflearn.runtime.form_index import OnlineConfig
+    from selflearn.runtime.rewriter import OnlineRewriter
 
     the_home = find_home(home)
     current = ArtifactStore(artifacts).current_dir()

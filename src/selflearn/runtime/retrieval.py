@@ -40,12 +40,14 @@ from rapidfuzz import fuzz
 from selflearn import ids, paths
 from selflearn.home import Endpoint, Home
 from selflearn.runtime.encoder import Encoder, Vectors, shared_encoder
+from selflearn.runtime.form_index import OnlineConfig, build_index
 from selflearn.runtime.index_cache import Day0, IndexCache, shared_cache
 from selflearn.runtime.nlu import compiled, home_slot_lists
 from selflearn.runtime.patterns import PLACEHOLDER, Delexicaliser
-from selflearn.runtime.rewriter import OnlineConfig, build_index, flips, home_entities
+from selflearn.runtime.ranker import home_entities
 from selflearn.runtime.rewrites import PERSONAL_DIR, Rewrite
 from selflearn.runtime.runtime import Runtime
+from selflearn.runtime.transfer import flips
 from selflearn.text import normalize
 
 if TYPE_CHECKING:

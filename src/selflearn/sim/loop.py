@@ -15,7 +15,8 @@ from typing import Any
 from selflearn import gold as gold_metrics
 from selflearn.artifacts import ArtifactStore
 from selflearn.home import Home, load_home
-from selflearn.runtime.rewriter import LiveRewriter, OnlineConfig
+from selflearn.runtime.form_index import OnlineConfig
+from selflearn.runtime.rewriter import LiveRewriter
 from selflearn.schema import DEFECT_POINTS, Feedback, Gold, Turn
 
 FAILURE_POINTS = DEFECT_POINTS  # the stages a defect is counted at (gold)

@@ -25,7 +25,8 @@ from selflearn.eval.harness import EvalConfig, EvalResult, suite
 from selflearn.eval.suites.labels import FULL_DAYS, QUICK_DAYS, SimSplit, simulate_split
 from selflearn.gold import fpi_reference as reference
 from selflearn.home import Home, load_home, shipped_homes
-from selflearn.learners.fpi import FPI_CLASSES, FpiConfig, FpiLearner, RuleFpi
+from selflearn.learners.fpi import FPI_CLASSES, FpiLearner
+from selflearn.learners.fpi_rules import FpiConfig, RuleFpi
 from selflearn.learners.labels.dialogue import dialogue_frame
 from selflearn.schema import Gold
 

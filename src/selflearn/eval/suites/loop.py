@@ -121,7 +121,8 @@ def shadow_on(
     logs)."""
     from datetime import timedelta
 
-    from selflearn.learners.learn import LearnConfig, repair_outcomes, shadow_turns
+    from selflearn.learners.learn import LearnConfig
+    from selflearn.learners.shadow import repair_outcomes, shadow_turns
     from selflearn.learners.signals import DefectSignals
     from selflearn.store.logview import LogView
 
@@ -201,7 +202,8 @@ def shadow_scores(
     """The shadow's and the log-only estimate's per-turn calls and nightly decisions against gold (see the module
     docstring). Only replayed turns can change under gold: elsewhere the candidate sends the logged text. Decisions
     follow ``learn.shadow_accepts`` with ``margin`` (default: ``LearnConfig.shadow_margin``)."""
-    from selflearn.learners.learn import LearnConfig, shadow_accepts
+    from selflearn.learners.learn import LearnConfig
+    from selflearn.learners.shadow import shadow_accepts
 
     margin = LearnConfig().shadow_margin if margin is None else margin
     tallies = {"shadow": _Tally(), "log_only": _Tally()}

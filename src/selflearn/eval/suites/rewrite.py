@@ -22,7 +22,8 @@ from selflearn.artifacts import ArtifactStore
 from selflearn.eval import harness as evaluate
 from selflearn.home import Home
 from selflearn.learners.mining import RewriteTables
-from selflearn.runtime.rewriter import OnlineConfig, OnlineRewriter
+from selflearn.runtime.form_index import OnlineConfig
+from selflearn.runtime.rewriter import OnlineRewriter
 from selflearn.schema import Feedback, Gold, Turn, to_arrow
 from selflearn.sim.loop import eval_world
 
