@@ -15,6 +15,7 @@ from selflearn.artifacts import ArtifactStore
 from selflearn.eval.suites.realphrasing import HOME
 from selflearn.home import Home, load_home
 from selflearn.learners.retrieval_ranker import choose_thresholds, judge, prior_fit
+from selflearn.runtime.known_commands import indirect_commands
 from selflearn.runtime.retrieval import (
     DAY0,
     FEATURES,
@@ -26,7 +27,6 @@ from selflearn.runtime.retrieval import (
     Retrieval,
     RetrievalConfig,
     global_forms,
-    indirect_commands,
 )
 from selflearn.runtime.rewriter import OnlineRewriter
 from selflearn.runtime.rewrites import empty_table

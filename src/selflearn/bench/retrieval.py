@@ -24,7 +24,8 @@ import numpy as np
 from selflearn.bench.rewrite import misspell, scaled_vectors
 from selflearn.home import Home
 from selflearn.runtime.encoder import Encoder
-from selflearn.runtime.retrieval import Entry, HomeIndex, Retrieval
+from selflearn.runtime.known_commands import Entry
+from selflearn.runtime.retrieval import HomeIndex, Retrieval
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import polars as pl
 
 from selflearn.home import Home
 from selflearn.learners.mining import MiningConfig, chains, linked_requests
+from selflearn.runtime.known_commands import Entry
 from selflearn.runtime.retrieval import (
     DAY0,
     WORKED_SCHEMA,
-    Entry,
     History,
     Ranker,
     Retrieval,

@@ -41,7 +41,7 @@ class Day0:
     """The cached part of a home's index."""
 
     rows: list[dict[str, Any]]
-    """One JSON object per entry (``rewrite.retrieval.Entry``'s fields)."""
+    """One JSON object per entry (``runtime.known_commands.Entry``'s fields)."""
     vectors: Vectors
     """The entries' encodings, one row each."""
     texts: list[str]
