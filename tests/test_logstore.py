@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from selflearn.schema import ARROW_SCHEMAS, Feedback, Gold, Preference, Turn, to_arrow
 from selflearn.sim import logsample
 from selflearn.store.connection import StoreError
-from selflearn.store.ingest import IngestError, predicate
+from selflearn.store.ingest import IngestError
 from selflearn.store.logstore import Store, gold_path
 from selflearn.store.logview import LogView
+from selflearn.store.table_checks import predicate
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

@@ -18,40 +18,46 @@ import json
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import annotated_types
-import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from selflearn import safejson
 from selflearn.errors import UsageError
-from selflearn.ids import IdFormat
 from selflearn.schema import (
-    ARROW_SCHEMAS,
-    MAX_TEXT_CHARS,
-    MAX_TS,
-    MIN_TS,
     RECORD_TYPES,
     LogRecord,
-    canonical_json,
     to_arrow,
 )
 from selflearn.store import fastpath
+from selflearn.store.table_checks import check_table
 
 Kind = Literal["turns", "gold", "feedback", "preferences"]
+
+
 KINDS: tuple[Kind, ...] = ("turns", "gold", "feedback", "preferences")
+
+
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
 BATCH_ROWS = 50_000
+
+
 MAX_LINE_BYTES = 4 * 1024 * 1024  # no valid record is this long; a longer JSONL line is quarantined unparsed
+
+
 LINE_DEPTH = safejson.MAX_DEPTH + 1  # a record is an object holding JSON values of at most MAX_DEPTH levels
+
+
 RAW_PREVIEW_BYTES = 64 * 1024  # what the quarantine keeps of a line over MAX_LINE_BYTES
+
 
 # Fields only one record kind has: how a row from a file without a kind prefix says what it is.
 _MARKERS: tuple[tuple[str, Kind], ...] = (
@@ -149,9 +155,6 @@ def describe(error: ValidationError) -> str:
         loc = ".".join(str(x) for x in e["loc"])
         parts.append(f"{loc}: {msg}" if loc else msg)  # a record-level check names its field itself
     return "; ".join(parts)
-
-
-# ---------------------------------------------------------------- JSONL
 
 
 def read_jsonl(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
@@ -259,9 +262,6 @@ def _validate_line(raw: bytes, declared: Kind | None) -> tuple[Kind | None, LogR
         return kind, None, describe(e), text
 
 
-# ---------------------------------------------------------------- Parquet
-
-
 def read_parquet(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
     """Validate a Parquet file row group by row group: a vectorised DuckDB check, per-row pydantic for what it rejects.
 
@@ -351,7 +351,7 @@ def _check_batch(batch: Batch, table: pa.Table, kind: Kind | None, line: int) ->
             batch.quarantined.append(Quarantined(source, line + i + 1, _row_json(r), "cannot tell the record kind"))
         return
     model = RECORD_TYPES[kind]
-    valid, rejected = _check_table(table, kind)
+    valid, rejected = check_table(table, kind)
     accepted: list[LogRecord] = []
     for index, row in rejected:
         try:
@@ -377,173 +377,6 @@ def _raw_bytes(row: pa.Table) -> str:
 
 def _row_json(row: dict[str, Any]) -> str:
     return json.dumps(row, default=str, ensure_ascii=False)
-
-
-def _check_table(table: pa.Table, kind: Kind) -> tuple[pa.Table, list[tuple[int, dict[str, Any]]]]:
-    """Split a batch into rows that certainly validate (cast to the schema) and (index, row) pairs to check singly."""
-    model = RECORD_TYPES[kind]
-    schema = ARROW_SCHEMAS[model]
-    conformed = _conform(table, model)
-    if conformed is None:
-        return schema.empty_table(), list(enumerate(table.to_pylist()))
-    columns = [f'"{name}"' for name in model.json_fields]
-    keys = "".join(  # each JSON cell's keys by level, parsed once (and only if it parses: json_keys raises)
-        f", CASE WHEN json_valid({col}) THEN json_keys({col}) END AS _keys{i}"
-        f", CASE WHEN json_valid({col}) THEN json_keys({col}, '$.*') END AS _child_keys{i}"
-        for i, col in enumerate(columns)
-    )
-    flags = "".join(
-        f", ({_plain_json(col)}) IS TRUE AS plain{i}, ({_unique_keys(col, i)}) IS TRUE AS unique{i}"
-        for i, col in enumerate(columns)
-    )
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("SET TimeZone='UTC'")
-        con.register("batch", conformed)
-        query = f"SELECT ({predicate(model)}) IS TRUE AS _ok{flags} FROM (SELECT *{keys} FROM batch)"
-        flags_table = con.sql(query).to_arrow_table()
-    finally:
-        con.close()
-    ok = np.array(flags_table.column("_ok").to_numpy(), dtype=bool)  # writable: JSON cells may still fail
-    conformed = _check_json_cells(conformed, model, ok, flags_table)
-    valid = conformed.filter(pa.array(ok, pa.bool_())).cast(schema)
-    bad_idx = np.flatnonzero(~ok).tolist()
-    rejected = table.take(bad_idx).to_pylist() if bad_idx else []
-    return valid, list(zip(bad_idx, rejected, strict=True))
-
-
-# Cheap sufficient conditions for a JSON object's text to be within ``safejson``'s limits, duplicate keys aside:
-# short enough that no spelling can exceed the size limit, fewer brackets than the depth limit, and no NaN,
-# Infinity, number of 19+ digits or 3-digit exponent, surrogate escape, or space before a key's colon. A text that
-# contains one of those (perhaps only inside a string) is parsed in full instead.
-_PLAIN_RE = r'NaN|Infinity|[0-9]{19}|[eE][+-]?[0-9]{3}|\\u[dD][89a-fA-F]|"\s+:'
-
-
-def _plain_json(col: str) -> str:
-    return (
-        f"length({col}) <= {safejson.MAX_CHARS // fastpath.NUMBER_GROWTH}"
-        f" AND length({col}) - length(replace(replace({col}, '{{', ''), '[', '')) <= {safejson.MAX_DEPTH}"
-        f" AND NOT regexp_matches({col}, '{_PLAIN_RE}')"
-    )
-
-
-def _unique_keys(col: str, i: int) -> str:
-    """No key twice: at most one key (a key ends in ``":``), or objects only at the top level and one level down (as
-    many ``{`` as those objects) with no key twice in any of them. Meant for plain cells; false means "not settled".
-    ``_keys{i}`` and ``_child_keys{i}`` are the cell's ``json_keys`` at ``$`` and ``$.*`` (see ``_check_table``)."""
-    return (
-        f"CASE WHEN length({col}) - length(replace({col}, '\":', '')) <= 2 THEN TRUE"
-        f" ELSE length({col}) - length(replace({col}, '{{', ''))"
-        f" = 1 + len(list_filter(_child_keys{i}, lambda k: len(k) > 0))"
-        f" AND len(_keys{i}) = len(list_distinct(_keys{i}))"
-        f" AND list_bool_and(list_transform(_child_keys{i}, lambda k: len(k) = len(list_distinct(k)))) END"
-    )
-
-
-def _check_json_cells(table: pa.Table, model: type[LogRecord], ok: np.ndarray, flags: pa.Table) -> pa.Table:
-    """Finish the JSON cells of the rows still ``ok`` (DuckDB's ``json_valid`` takes NaN, duplicate keys, any depth).
-
-    Plain cells (``_plain_json``) that DuckDB found free of duplicate keys (``_unique_keys``) are done; other plain
-    cells are checked for a duplicate key in Python; any other cell is parsed by ``safejson`` and stored in canonical
-    spelling. A cell that fails marks its row not ok, so pydantic says why.
-    """
-    for i, name in enumerate(model.json_fields):
-        is_plain = flags.column(f"plain{i}").to_numpy()
-        todo = np.flatnonzero(ok & ~(is_plain & flags.column(f"unique{i}").to_numpy()))
-        if not todo.size:
-            continue
-        cells = table.column(name).to_pylist()
-        for j in todo.tolist():
-            try:
-                if is_plain[j]:
-                    ok[j] = not safejson.has_duplicate_keys(cells[j].encode())
-                else:
-                    cells[j] = safejson.check(safejson.loads(cells[j]))
-            except safejson.JsonLimitError:
-                ok[j] = False
-        field = table.schema.field(name)
-        table = table.set_column(table.schema.get_field_index(name), field, pa.array(cells, pa.string()))
-    return table
-
-
-def _conform(table: pa.Table, model: type[LogRecord]) -> pa.Table | None:
-    """The batch with exactly the schema's columns and types, or None if it needs row-by-row checking.
-
-    A column the file lacks is filled with the field's default when it has one (a file from before an optional
-    field was added); an unknown column, or a type from another family, means row by row.
-    """
-    schema = ARROW_SCHEMAS[model]
-    if not set(table.schema.names) <= set(schema.names):
-        return None
-    columns = []
-    for fld in schema:
-        if fld.name not in table.schema.names:
-            info = model.model_fields[fld.name]
-            if info.is_required():
-                return None
-            default = info.get_default(call_default_factory=True)
-            value = canonical_json(default) if fld.name in model.json_fields else default
-            columns.append(pa.array([value] * table.num_rows, type=fld.type))
-            continue
-        col = table.column(fld.name)
-        src = col.type
-        target = fld.type
-        if src == target:
-            columns.append(col)
-            continue
-        same_family = (
-            (pa.types.is_string(target) and (pa.types.is_large_string(src) or pa.types.is_string_view(src)))
-            or (pa.types.is_integer(target) and pa.types.is_integer(src))
-            or (pa.types.is_floating(target) and pa.types.is_floating(src))
-            or (pa.types.is_timestamp(target) and pa.types.is_timestamp(src) and src.tz is not None)
-        )
-        if not same_family:
-            return None
-        try:
-            columns.append(col.cast(target))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
-    nullable = pa.schema([pa.field(f.name, f.type, True) for f in schema])
-    return pa.Table.from_arrays(columns, schema=nullable)
-
-
-def predicate(model: type[LogRecord]) -> str:
-    """A DuckDB boolean expression true only for rows that pydantic accepts, derived from the model's fields.
-
-    JSON fields are only checked to be JSON objects here; ``_check_json_cells`` finishes them.
-    """
-    checks = []
-    for name, info in model.model_fields.items():
-        col = f'"{name}"'
-        ann = info.annotation
-        optional = fastpath.is_optional(ann)
-        base = fastpath.strip_none(ann)
-        conds: list[str] = []
-        if name in model.json_fields:
-            conds.append(f"json_valid({col}) AND regexp_matches({col}, '^\\s*\\{{')")
-        elif typing.get_origin(base) is Literal:
-            values = ", ".join("'" + str(v).replace("'", "''") + "'" for v in typing.get_args(base))
-            conds.append(f"{col} IN ({values})")
-        elif base is str:
-            conds.append(f"length({col}) <= {MAX_TEXT_CHARS}")
-        elif base is datetime:
-            conds.append(f"{col} >= TIMESTAMPTZ '{MIN_TS.isoformat()}' AND {col} < TIMESTAMPTZ '{MAX_TS.isoformat()}'")
-        elif base is float:
-            conds.append(f"isfinite({col})")
-        for meta in info.metadata:
-            if isinstance(meta, annotated_types.MinLen):
-                conds.append(f"length({col}) >= {meta.min_length}")
-            elif isinstance(meta, annotated_types.MaxLen):
-                conds.append(f"length({col}) <= {meta.max_length}")
-            elif isinstance(meta, annotated_types.Ge):
-                conds.append(f"{col} >= {meta.ge}")
-            elif isinstance(meta, annotated_types.Le):
-                conds.append(f"{col} <= {meta.le}")
-            elif isinstance(meta, IdFormat):
-                conds.append(f"regexp_full_match({col}, '{meta.core}')")
-        body = " AND ".join(conds) if conds else "TRUE"
-        checks.append(f"({col} IS NULL OR ({body}))" if optional else f"({col} IS NOT NULL AND ({body}))")
-    return " AND ".join(checks)
 
 
 def read_file(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Batch]:
