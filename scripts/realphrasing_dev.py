@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument(
         "--asr", action="store_true", help="the rows as the simulator's SLURP-calibrated recognizer hears them (rate 1)"
     )
+    parser.add_argument("--days", type=int, default=FULL.days, help="the learned arm's simulated days")
+    parser.add_argument("--homes", type=int, default=FULL.homes, help="the learned arm's generated homes")
     parser.add_argument("--show", type=int, default=0, help="print this many rows per loss stage")
     args = parser.parse_args()
     home = load_home(HOME)
@@ -79,7 +81,8 @@ def main() -> None:
     seen: set[str] = set()
     for phrasing in args.learned:
         work = Path(tempfile.mkdtemp(prefix="realphrasing-dev-"))
-        arms[f"learned_{phrasing}"], _, summary = learned_runtimes(home, replace(FULL, phrasing=phrasing), 0, work)
+        plan = replace(FULL, phrasing=phrasing, days=args.days, homes=args.homes)
+        arms[f"learned_{phrasing}"], _, summary = learned_runtimes(home, plan, 0, work)
         current = ArtifactStore(work / "artifacts").current_dir()
         assert current is not None
         retrieval = Retrieval.load(current)
