@@ -32,7 +32,15 @@ from selflearn.engines.dataset import FEEDBACK, PARTITIONS, TURNS
 from selflearn.engines.spark_signals import by_user, delexicalise, score, with_form
 from selflearn.home import Home
 from selflearn.learners.hygiene import Hygiene
-from selflearn.learners.mining import MiningConfig, RewriteMiner, RewriteTables, fillable, global_rows, personal_rows
+from selflearn.learners.mining import (
+    INTENT_FAMILIES,
+    MiningConfig,
+    RewriteMiner,
+    RewriteTables,
+    fillable,
+    global_rows,
+    personal_rows,
+)
 from selflearn.learners.signals import NO_RESULT_STATUSES
 
 LEAK = 1e-9  # the embedded solve's give-up leak: I - (1 - LEAK) Q, so a loop of failing forms is absorbed nowhere
@@ -278,17 +286,9 @@ def _mode(frame: DataFrame, keys: list[str], column: str, alias: str) -> DataFra
 
 def intent_domain(intent: Column) -> Column:
     """``mining.intent_domain`` as a Spark expression."""
-    families = [
-        ("device", "Turn|Light|Fan|Cover|Valve|Lock|Vacuum|Mower|Toggle"),
-        ("climate", "Climate|Temperature|Thermostat|Heat"),
-        ("media", "Media|Volume|Music|Play|Radio|Podcast"),
-        ("timer", "Timer|Alarm"),
-        ("list", "List"),
-        ("weather", "Weather"),
-        ("clock", "Time|Date"),
-    ]
-    expr = F.when(intent.rlike(families[0][1]), F.lit(families[0][0]))
-    for name, pattern in families[1:]:
+    (first, first_pattern), *rest = INTENT_FAMILIES
+    expr = F.when(intent.rlike(first_pattern), F.lit(first))
+    for name, pattern in rest:
         expr = expr.when(intent.rlike(pattern), F.lit(name))
     return expr.otherwise(F.lower(intent))
 

@@ -123,20 +123,22 @@ class RewriteTables(Artifact):
         return cls(read_global(root), personal.cast(REWRITE_SCHEMA), read_patterns(root))
 
 
+INTENT_FAMILIES = (
+    ("device", "Turn|Light|Fan|Cover|Valve|Lock|Vacuum|Mower|Toggle"),
+    ("climate", "Climate|Temperature|Thermostat|Heat"),
+    ("media", "Media|Volume|Music|Play|Radio|Podcast"),
+    ("timer", "Timer|Alarm"),
+    ("list", "List"),
+    ("weather", "Weather"),
+    ("clock", "Time|Date"),
+)  # (domain, intent-name pattern), first match wins; both engines read it
+
+
 def intent_domain(intent: pl.Expr) -> pl.Expr:
     """Coarse domain of an NLU intent name (HassTurnOn -> device, HassMediaPause -> media); rewrites that cross
     domains change what the assistant does, not just how it understood, so they need stronger evidence."""
-    families = [
-        ("device", "Turn|Light|Fan|Cover|Valve|Lock|Vacuum|Mower|Toggle"),
-        ("climate", "Climate|Temperature|Thermostat|Heat"),
-        ("media", "Media|Volume|Music|Play|Radio|Podcast"),
-        ("timer", "Timer|Alarm"),
-        ("list", "List"),
-        ("weather", "Weather"),
-        ("clock", "Time|Date"),
-    ]
     expr: pl.Expr = intent.str.to_lowercase()
-    for name, pattern in reversed(families):
+    for name, pattern in reversed(INTENT_FAMILIES):
         expr = pl.when(intent.str.contains(pattern)).then(pl.lit(name)).otherwise(expr)
     return expr
 
