@@ -380,3 +380,15 @@ class GoalFactory:
 
     def chatter(self) -> Goal:
         return Goal("chatter", None, {}, addressed=False)
+
+
+def opposite_kind(kind: str) -> str:
+    """The goal kind that undoes ``kind`` (on <-> off, open <-> close, dim <-> up); any other kind is its own."""
+    swap = {
+        "device_on": "device_off",
+        "lights_on": "lights_off",
+        "cover_open": "cover_close",
+        "lights_dim": "lights_up",
+    }
+    back = {v: k for k, v in swap.items()}
+    return swap.get(kind) or back.get(kind, kind)

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
-
-from rapidfuzz import fuzz, process
 
 from selflearn.home import Home, HomeError, Person
 from selflearn.runtime.rewrites import Retriever, Rewriter
@@ -27,11 +25,12 @@ from selflearn.runtime.runtime import FeedbackPolicy, Interpretation, Runtime, T
 from selflearn.schema import FailurePoint, Feedback, Gold, Preference, Turn
 from selflearn.sim.annotators import AnnotatorNoise, annotate
 from selflearn.sim.asr import FUNCTION_WORDS, AsrConfig, AsrModel, AsrResult
-from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory
+from selflearn.sim.goals import INTENTS, SCENES, Goal, GoalFactory, opposite_kind
 from selflearn.sim.heldout import avoid, is_heldout
 from selflearn.sim.judge import judge, judge_unaddressed
 from selflearn.sim.names import COMMON_NAMES, DEVICE_WORDS, FIRST_NAMES, GENRES
-from selflearn.sim.phrasing import CANONICAL, NEGATIVES, first_wordings, fits, pool, random_draw, render, rephrase
+from selflearn.sim.phrasing import NEGATIVES, random_draw, rephrase
+from selflearn.sim.routines import routine_goal
 from selflearn.sim.users import SimUser, make_user
 from selflearn.sim.variation import Phrasing
 
@@ -269,13 +268,13 @@ class Simulation:
         if kind == "routine" and text is not None:
             key = (ctx.home.id, user.id, area, text)
             if key not in self._routine_goals:
-                self._routine_goals[key] = _routine_goal(ctx.factory, user, area, text)
+                self._routine_goals[key] = routine_goal(ctx.factory, user, area, text)
             return self._routine_goals[key]
         goal = ctx.factory.make(kind, user.person, user.tastes, area, ctx.rng)
         for _ in range(3):  # nobody asks to turn on a light that is already on
             if not goal.effects or not all(ctx.runtime.state.get(d, {}).get(k) == v for d, k, v in goal.effects):
                 break
-            goal = ctx.factory.make(_opposite(kind), user.person, user.tastes, area, ctx.rng)
+            goal = ctx.factory.make(opposite_kind(kind), user.person, user.tastes, area, ctx.rng)
         return goal
 
     def _dialogue(
@@ -487,54 +486,7 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
 
 
-def _opposite(kind: str) -> str:
-    swap = {
-        "device_on": "device_off",
-        "lights_on": "lights_off",
-        "cover_open": "cover_close",
-        "lights_dim": "lights_up",
-    }
-    back = {v: k for k, v in swap.items()}
-    return swap.get(kind) or back.get(kind, kind)
-
-
 def _name_words(goal: Goal, naming: dict[str, str]) -> frozenset[str]:
     """Words of the goal's names (devices, areas, towns, tastes): the ASR treats them as entity names."""
     values = [*goal.words.values(), *naming.values()]
     return frozenset(w for v in values for w in v.split() if w not in FUNCTION_WORDS and not w.isdigit())
-
-
-def _routine_goal(factory: GoalFactory, user: SimUser, area: str, text: str) -> Goal | None:
-    """The goal behind a routine's fixed wording: of many candidate goals, the one whose usual wordings match it
-    best (ties go to the speaker's room). Drawn from a text-seeded generator, so the same routine means the same
-    goal every day."""
-    rng = random.Random(f"routine:{factory.home.id}:{user.id}:{text}")
-    said = text.lower()
-    words = set(said.split()) - {"the", "a", "to", "in", "on", "of"}
-    candidates: dict[str, list[str]] = {}
-    for kind in factory.kinds:
-        if kind != "impossible":
-            wordings = (*first_wordings(kind), *CANONICAL.get(kind, ()), *pool(kind))
-            templates = [t for t in wordings if set(t.split()) & words]  # shares a literal word with the routine
-            if templates:
-                candidates[kind] = templates
-
-    def best_of(kind: str, draws: int) -> tuple[float, Goal] | None:
-        top: tuple[float, Goal] | None = None
-        for _ in range(draws):
-            goal = factory.make(kind, user.person, user.tastes, area, rng)
-            fitting = [render(t, goal) for t in candidates[kind] if fits(t, goal)]
-            nearest = process.extractOne(said, fitting, scorer=fuzz.ratio)
-            score = (nearest[1] if nearest else 0.0) + 2.0 * (goal.slots.get("area") == area)
-            if top is None or score > top[0]:
-                top = (score, goal)
-        return top
-
-    # a few draws per kind to find the likely kinds, then many draws among the three best for the right slots
-    rough = sorted(((best_of(k, 4), k) for k in candidates), key=lambda x: -(x[0][0] if x[0] else 0.0))
-    best: tuple[float, Goal] | None = None
-    for first, kind in rough[:3]:
-        for found in (first, best_of(kind, 25)):
-            if found is not None and (best is None or found[0] > best[0]):
-                best = found
-    return None if best is None else replace(best[1], text=text)
