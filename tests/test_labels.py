@@ -14,8 +14,9 @@ import torch
 
 from selflearn.learners.labels.encoder import CachedEncoder
 from selflearn.learners.labels.features import NUMERIC, build_vocab, pad_dialogues, turn_table
-from selflearn.learners.labels.learner import LabelConfig, LabelLearner, LabelModel, Negatives, guess_intents
+from selflearn.learners.labels.learner import LabelConfig, LabelLearner, LabelModel, guess_intents
 from selflearn.learners.labels.model import DialogueLabeler, ModelShape
+from selflearn.learners.labels.negatives import Negatives
 from selflearn.store.logview import LogView
 from synth_dialogues import make_dialogues
 
