@@ -8,60 +8,24 @@ imports under ``if TYPE_CHECKING:`` do not (they never run). Importing ``a.b.c``
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import networkx as nx
-
-SRC = Path(__file__).resolve().parents[1] / "src"
-PACKAGE = "selflearn"
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(SRC).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _imported(tree: ast.Module, module: str, is_package: bool) -> set[str]:
-    """Names of every module an import statement in ``tree`` names (absolute, relative resolved), minus
-    ``if TYPE_CHECKING:`` bodies."""
-    found: set[str] = set()
-    package = module if is_package else module.rpartition(".")[0]
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return found
+from architecture import (  # scripts/architecture.py: the map is drawn from the same walk
+    LAYERS,
+    SRC,
+    imported,
+    module_name,
+)
 
 
 def import_graph() -> nx.DiGraph:
     """selflearn module -> the selflearn modules importing it runs (including their parent packages)."""
-    files = {_module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
+    files = {module_name(p): p for p in sorted(SRC.rglob("*.py"))}
     graph = nx.DiGraph()
     graph.add_nodes_from(files)
     for module, path in files.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for name in _imported(tree, module, path.name == "__init__.py"):
+        for name in imported(tree, module, path.name == "__init__.py", set(files)):
             parts = name.split(".")
             for i in range(1, len(parts) + 1):  # a.b.c runs a, a.b and a.b.c
                 target = ".".join(parts[:i])
@@ -84,7 +48,9 @@ def test_type_checking_imports_do_not_count_but_function_imports_do() -> None:
         "def f():\n    from selflearn.home import Home\n"
         "from . import ids\n"
     )
-    found = _imported(tree, "selflearn.artifacts", is_package=False)
+    found = imported(
+        tree, "selflearn.artifacts", False, {"selflearn.home", "selflearn.ids", "selflearn.store.logstore"}
+    )
     assert "selflearn.store.logstore" not in found
     assert {"selflearn.home", "selflearn.ids"} <= found
 
@@ -94,12 +60,6 @@ def test_import_graph_is_acyclic() -> None:
     cycles = list(nx.simple_cycles(graph))
     shortest = min(cycles, key=len, default=None)
     assert shortest is None, f"{len(cycles)} import cycle(s), e.g. {' -> '.join([*shortest, shortest[0]])}"
-
-
-# Packages in data-flow order (scripts/architecture.py); a package imports root modules and the packages before
-# it (or beside it, in the same tuple), never one after it.
-LAYERS = (("store",), ("runtime",), ("teach",), ("learners",), ("sim",), ("integrations", "service"), ("eval",),
-          ("bench",), ("cli",))  # fmt: skip
 
 
 def _layer(module: str) -> int | None:
