@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from selflearn.bench.rewrite import misspell, scaled_vectors
+from selflearn.bench.rewrite import misspell, percentiles_ms, scaled_vectors
 from selflearn.home import Home
 from selflearn.runtime.encoder import Encoder
 from selflearn.runtime.known_commands import Entry
@@ -52,11 +52,6 @@ class RetrievalRow:
     """Its 99th percentile."""
     accepted_rate: float
     """Share of queries the ranker rewrote (the rest abstained)."""
-
-
-def _ms(samples: Sequence[float]) -> tuple[float, float]:
-    p50, p99 = np.percentile(np.array(samples) * 1000.0, [50, 99])
-    return float(p50), float(p99)
 
 
 def bench_retrieval(
@@ -106,7 +101,8 @@ def bench_retrieval(
             t0 = time.perf_counter()
             encoder.encode_one(text)
             encode.append(time.perf_counter() - t0)
-        rows.append(RetrievalRow(size, build, *_ms(wall), *_ms(cpu), *_ms(encode), accepted / len(texts)))
+        times = (*percentiles_ms(wall), *percentiles_ms(cpu), *percentiles_ms(encode))
+        rows.append(RetrievalRow(size, build, *times, accepted / len(texts)))
         del retrieval, scaled
     return rows
 

@@ -17,7 +17,7 @@ import logging
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -118,7 +118,8 @@ class LookupRow:
     """99th-percentile thread CPU time of an utterance with no rewrite, in ms."""
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float]:
+def percentiles_ms(samples: Sequence[float]) -> tuple[float, float]:
+    """Median and 99th percentile of ``samples`` (seconds), in ms."""
     p50, p99 = np.percentile(np.array(samples) * 1000.0, [50, 99])
     return float(p50), float(p99)
 
@@ -204,14 +205,14 @@ def bench_lookup(
             LookupRow(
                 size,
                 build,
-                *_percentiles(times["exact"]),
-                *_percentiles(times["near"]),
-                *_percentiles(times["pass"]),
+                *percentiles_ms(times["exact"]),
+                *percentiles_ms(times["near"]),
+                *percentiles_ms(times["pass"]),
                 fired / len(near_q),
                 *recall,
-                _percentiles(cpu["exact"])[1],
-                *_percentiles(cpu["near"]),
-                _percentiles(cpu["pass"])[1],
+                percentiles_ms(cpu["exact"])[1],
+                *percentiles_ms(cpu["near"]),
+                percentiles_ms(cpu["pass"])[1],
             )
         )
         del rewriter, vectors, rules
