@@ -281,7 +281,8 @@ class Retrieval:
             texts = {(t, t) for t in day0.texts}
             counts = self.history.home_texts.get(home.id, Counter())
             logged = [p for p in counts if p not in texts]
-            pop = [p for p in self.history.global_forms if p not in texts | set(logged)]
+            known = texts | set(logged)
+            pop = [p for p in self.history.global_forms if p not in known]
 
             def tried(source: str, pair: tuple[str, str]) -> list[Entry]:
                 return self.cache.remember((key, source, *pair), partial(dry_run, home, [pair], source, fresh=True))
@@ -308,7 +309,8 @@ class Retrieval:
         """The cached part of a home's index: its canonical commands and indirect requests that work, encoded."""
         texts = canonical_commands(home, self.config.per_template)
         canonical = [(t, t) for t in texts]
-        indirect = [p for p in indirect_commands(home, self.config.per_indirect) if p not in set(canonical)]
+        said = set(canonical)
+        indirect = [p for p in indirect_commands(home, self.config.per_indirect) if p not in said]
         entries = dry_run(home, canonical, "canonical", self.config.per_reading) + dry_run(home, indirect, "canonical")
         return Day0([asdict(e) for e in entries], self.encoder.encode([e.match for e in entries]), texts)
 
