@@ -8,7 +8,6 @@ stderr with exit code 2 (bad argument or input) or 1 (a failure), and with ``--j
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -153,9 +152,6 @@ out = Console()
 
 
 err = Console(stderr=True)  # a command's human-readable summary; progress and diagnostics are log records
-
-
-logger = logging.getLogger(__name__)
 
 
 DbOption = Annotated[

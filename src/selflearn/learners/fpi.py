@@ -20,7 +20,6 @@ Two systems, one interface (``predict(frame) -> labels, confidence``):
 from __future__ import annotations
 
 import json
-import logging
 import pickle
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -47,8 +46,6 @@ from selflearn.learners.labels.dialogue import dialogue_frame
 from selflearn.learners.labels.trace import flatten_trace, trace_names
 from selflearn.learners.labels.wording import WordingStats, with_wording
 from selflearn.schema import FAILURE_POINTS
-
-logger = logging.getLogger(__name__)
 
 FPI_CLASSES = FAILURE_POINTS
 UNKNOWN_VOICE = 0.1  # a speaker whose turns almost never work (a television) was not talking to the assistant
